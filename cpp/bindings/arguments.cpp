@@ -1,0 +1,109 @@
+#include "arguments.hpp"
+
+#include <sstream>
+
+namespace bptt::bindings {
+namespace {
+
+constexpr int kNumpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
+
+std::string dims_string(const std::vector<py::ssize_t>& dims) {
+  std::ostringstream out;
+  out << '(';
+  for (size_t i = 0; i < dims.size(); ++i) out << (i ? ", " : "") << dims[i];
+  out << (dims.size() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+py::array contiguous(const py::array& array) {
+  const bool ready = (array.flags() & py::array::c_style) && (array.flags() & kNumpyAligned);
+  if (ready) return array;
+  return py::module_::import("numpy").attr("ascontiguousarray")(array);
+}
+
+}  // namespace
+
+std::string shape_string(const py::array& array) {
+  return dims_string(std::vector<py::ssize_t>(array.shape(), array.shape() + array.ndim()));
+}
+
+void check_shape(const py::array& array, const char* name, std::initializer_list<Axis> axes) {
+  bool ok = array.ndim() == py::ssize_t(axes.size());
+  std::ostringstream symbols, extents;
+  bool all_known = true;
+  py::ssize_t i = 0;
+  for (const Axis& axis : axes) {
+    symbols << (i ? ", " : "") << axis.symbol;
+    if (axis.extent >= 0) extents << (i ? ", " : "") << axis.extent;
+    else all_known = false;
+    if (ok && axis.extent >= 0 && array.shape(i) != axis.extent) ok = false;
+    ++i;
+  }
+  if (ok) return;
+  std::ostringstream message;
+  message << name << ": expected shape (" << symbols.str() << (axes.size() == 1 ? ",)" : ")");
+  if (all_known) message << " = (" << extents.str() << (axes.size() == 1 ? ",)" : ")");
+  message << ", got " << shape_string(array);
+  throw py::value_error(message.str());
+}
+
+const char* dtype_name(DType dtype) { return dtype == DType::float32 ? "float32" : "float64"; }
+
+bool is_integer_array(const py::array& array) {
+  const char kind = array.dtype().kind();
+  return kind == 'i' || kind == 'u';
+}
+
+bool is_float_array(const py::array& array) { return array.dtype().kind() == 'f'; }
+
+py::array as_array(py::handle object, const char* name) {
+  try {
+    return py::module_::import("numpy").attr("asarray")(object);
+  } catch (py::error_already_set&) {
+    throw py::type_error(std::string(name) + ": expected an array, got " +
+                         std::string(py::str(py::type::of(object).attr("__name__"))));
+  }
+}
+
+DType parameter_dtype(const py::array& U) {
+  if (U.dtype().is(py::dtype::of<float>())) return DType::float32;
+  if (U.dtype().is(py::dtype::of<double>())) return DType::float64;
+  throw py::type_error("params['U']: expected dtype float32 or float64, got " +
+                       std::string(py::str(U.dtype())));
+}
+
+py::array float_array(py::handle object, const char* name, DType dtype, const char* like) {
+  py::array array = as_array(object, name);
+  const py::dtype expected = dtype == DType::float32 ? py::dtype::of<float>() : py::dtype::of<double>();
+  if (!array.dtype().is(expected)) {
+    throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dtype) + " " + like +
+                         ", got " + std::string(py::str(array.dtype())));
+  }
+  return contiguous(array);
+}
+
+py::array id_array(const py::array& array, const char* name, const char* what) {
+  if (!is_integer_array(array)) {
+    throw py::type_error(std::string(name) + ": expected " + what + ", got dtype " +
+                         std::string(py::str(array.dtype())));
+  }
+  if (array.dtype().is(py::dtype::of<std::int64_t>())) return contiguous(array);
+  return py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(array);
+}
+
+void check_id_range(const py::array& ids, const char* name, std::int64_t lowest,
+                    std::int64_t upper, const char* bound_symbol) {
+  const auto* values = data<std::int64_t>(ids);
+  const py::ssize_t count = ids.size();
+  const py::ssize_t batch = ids.ndim() >= 2 ? ids.shape(1) : 1;
+  for (py::ssize_t i = 0; i < count; ++i) {
+    if (values[i] >= lowest && values[i] < upper) continue;
+    std::ostringstream message;
+    message << name << ": id " << values[i] << " at (t=" << i / batch << ", b=" << i % batch
+            << ") is out of range: expected " << (lowest < 0 ? "-1 or " : "") << "0 <= id < "
+            << bound_symbol << " = " << upper;
+    throw py::value_error(message.str());
+  }
+}
+
+}  // namespace bptt::bindings

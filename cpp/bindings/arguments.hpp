@@ -1,0 +1,71 @@
+// Turns Python arguments into checked views for the core: dtype, shape, contiguity, value ranges
+// and finiteness, each failure a Python exception naming the argument.
+#pragma once
+
+#include "bptt/types.hpp"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace bptt::bindings {
+
+namespace py = pybind11;
+
+// One expected axis: its symbol in messages and its extent (negative: any extent).
+struct Axis {
+  const char* symbol;
+  py::ssize_t extent;
+};
+
+std::string shape_string(const py::array& array);
+void check_shape(const py::array& array, const char* name, std::initializer_list<Axis> axes);
+
+enum class DType { float32, float64 };
+const char* dtype_name(DType dtype);
+
+// The float dtype of the parameters, from U; a TypeError unless float32 or float64.
+DType parameter_dtype(const py::array& U);
+
+bool is_integer_array(const py::array& array);
+bool is_float_array(const py::array& array);
+
+// A C-contiguous, aligned array of `dtype` (copied only when the layout demands it); a TypeError
+// naming `name` and `what_else` (e.g. "integer token ids") when the dtype differs.
+py::array float_array(py::handle object, const char* name, DType dtype, const char* like);
+// C-contiguous int64 ids from any integer array; a TypeError otherwise.
+py::array id_array(const py::array& array, const char* name, const char* what);
+
+py::array as_array(py::handle object, const char* name);
+
+// Every id in [lowest, upper); otherwise a ValueError naming the first bad id and its (t, b).
+void check_id_range(const py::array& ids, const char* name, std::int64_t lowest,
+                    std::int64_t upper, const char* bound_symbol);
+
+template <class S>
+const S* data(const py::array& array) {
+  return static_cast<const S*>(array.data());
+}
+
+// The name of the first array holding NaN or ±inf, or null; safe without the GIL.
+struct FiniteCheck {
+  const char* name;
+  const void* data;
+  py::ssize_t size;
+};
+template <class S>
+const char* first_non_finite(const std::vector<FiniteCheck>& checks) {
+  for (const auto& check : checks) {
+    if (!check.data || check.size == 0) continue;
+    const Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>> values(
+        static_cast<const S*>(check.data), check.size);
+    if (!values.allFinite()) return check.name;
+  }
+  return nullptr;
+}
+
+}  // namespace bptt::bindings

@@ -1,0 +1,46 @@
+// The softmax head o_t = c + V h_t, ŷ_t = softmax(o_t), L = −Σ_t y_t · log ŷ_t, over the rows of a
+// (steps·batch) × hidden matrix of hidden states.
+#pragma once
+
+#include "bptt/types.hpp"
+
+namespace bptt {
+inline namespace BPTT_ISA_NAMESPACE {
+
+// logits = hidden Vᵀ + c, (rows × output_size).
+template <class S>
+void head_logits(const HeadWeights<S>& weights, ConstMatrixView<S> hidden, MatrixView<S> logits);
+
+// The number of targets that count towards the loss: ids other than -1, or every soft row.
+template <class S>
+Index counted_targets(const Targets<S>& targets, Index rows);
+
+// One fused pass over the rows, in place: logits become dL/do = softmax(o)·Σy − y (divided by the
+// counted targets for Reduction::mean) through a stable log-softmax, without a separate
+// probability tensor. Returns L.
+template <class S>
+double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets, Reduction reduction);
+
+// dV = Σ_t dO_t h_tᵀ and dc = Σ_t dO_t.
+template <class S>
+void head_parameter_gradients(ConstMatrixView<S> hidden, ConstMatrixView<S> d_logits,
+                              const HeadGradients<S>& grads);
+
+// dL/dh_t = Vᵀ dO_t for every row.
+template <class S>
+void head_hidden_gradient(const HeadWeights<S>& weights, ConstMatrixView<S> d_logits,
+                          MatrixView<S> d_hidden);
+
+#define BPTT_DECLARE_SOFTMAX_HEAD(S, EXTERN)                                                    \
+  EXTERN template void head_logits<S>(const HeadWeights<S>&, ConstMatrixView<S>, MatrixView<S>); \
+  EXTERN template Index counted_targets<S>(const Targets<S>&, Index);                           \
+  EXTERN template double softmax_cross_entropy<S>(MatrixView<S>, const Targets<S>&, Reduction); \
+  EXTERN template void head_parameter_gradients<S>(ConstMatrixView<S>, ConstMatrixView<S>,      \
+                                                   const HeadGradients<S>&);                    \
+  EXTERN template void head_hidden_gradient<S>(const HeadWeights<S>&, ConstMatrixView<S>,       \
+                                               MatrixView<S>);
+BPTT_DECLARE_SOFTMAX_HEAD(float, extern)
+BPTT_DECLARE_SOFTMAX_HEAD(double, extern)
+
+}  // namespace BPTT_ISA_NAMESPACE
+}  // namespace bptt

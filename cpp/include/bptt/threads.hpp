@@ -1,0 +1,27 @@
+// The thread budget of the core: Eigen's whole-sequence products and the split per-step products
+// both draw from it.
+#pragma once
+
+#include "bptt/types.hpp"
+
+#include <utility>
+
+namespace bptt {
+inline namespace BPTT_ISA_NAMESPACE {
+
+void set_num_threads(int threads);  // threads >= 1
+int get_num_threads();
+
+// How many threads one per-step product (batch × hidden)·(hidden × hidden) is worth: splitting
+// costs a barrier per step, so small steps stay on one thread.
+int recurrence_threads(Index batch, Index hidden);
+
+// The columns [first, second) of a row of `width` that thread `thread` of `threads` owns, cut at
+// multiples of the SIMD width so that no vector straddles two threads.
+std::pair<Index, Index> column_share(Index width, int thread, int threads);
+
+int this_thread_index();   // inside a parallel region; 0 outside
+int this_region_threads();  // inside a parallel region; 1 outside
+
+}  // namespace BPTT_ISA_NAMESPACE
+}  // namespace bptt

@@ -1,0 +1,76 @@
+#include "bptt/rnn_loss.hpp"
+
+#include "bptt/recurrent_layer.hpp"
+#include "bptt/softmax_head.hpp"
+
+#include <algorithm>
+
+namespace bptt {
+inline namespace BPTT_ISA_NAMESPACE {
+namespace {
+
+// Vᵀ dO is computed for this many rows at a time: enough for an efficient product, small
+// enough that the chunk buffer stays a few per-step vectors rather than a second sequence.
+constexpr Index kUpstreamChunkRows = 512;
+
+Index upstream_chunk_steps(const ProblemSize& size) {
+  const Index steps = (kUpstreamChunkRows + size.batch - 1) / std::max<Index>(1, size.batch);
+  return std::clamp<Index>(steps, 1, std::max<Index>(1, size.steps));
+}
+
+}  // namespace
+
+std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t scalar_bytes) {
+  const Index rows = size.steps * size.batch;
+  const Index hidden_states = (size.steps + 1) * size.batch * size.hidden_size;
+  const Index work = rows * std::max(size.hidden_size, size.output_size);
+  const Index chunk = upstream_chunk_steps(size) * size.batch * size.hidden_size;
+  return std::size_t(hidden_states + work + chunk) * scalar_bytes;
+}
+
+template <class S>
+double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
+                         const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
+                         Activation activation, Reduction reduction,
+                         const LayerGradients<S>& layer_grads, const HeadGradients<S>& head_grads,
+                         S* h_last) {
+  const ProblemSize size{inputs.steps, inputs.batch, layer.input_size, layer.hidden_size,
+                         head.output_size};
+  const Index B = size.batch, H = size.hidden_size, O = size.output_size;
+  const Index N = size.steps * B, width = std::max(H, O);
+
+  // hidden: slot 0 is h_0, slots 1..T are h_1..h_T.
+  Eigen::Matrix<S, Eigen::Dynamic, 1> hidden((size.steps + 1) * B * H);
+  recurrent_forward(layer, inputs, h0, activation, hidden.data());
+  matrix_view(h_last, B, H, H) = matrix_view(hidden.data() + N * H, B, H, H);
+  const ConstMatrixView<S> states = matrix_view(static_cast<const S*>(hidden.data()) + B * H, N, H, H);
+
+  // work holds the logits, then dL/do in place, then dL/da in place, one row per (t, b).
+  Eigen::Matrix<S, Eigen::Dynamic, 1> work(N * width);
+  MatrixView<S> logits = matrix_view(work.data(), N, O, width);
+  head_logits(head, states, logits);
+  const double loss = softmax_cross_entropy(logits, targets, reduction);
+  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work.data()), N, O, width);
+  head_parameter_gradients(states, d_logits, head_grads);
+
+  // dL/dh_t = Vᵀ dO_t, chunk by chunk, each chunk just before the reverse loop reaches it: the
+  // rows of dO it reads are the rows of dL/da the loop is about to write.
+  const Index chunk_steps = upstream_chunk_steps(size);
+  RowMatrix<S> chunk(chunk_steps * B, H);
+  MatrixView<S> d_pre = matrix_view(work.data(), N, H, width);
+  auto fill_upstream = [&](Index t0, Index t1) {
+    const Index rows = (t1 - t0) * B;
+    MatrixView<S> upstream = matrix_view(chunk.data(), rows, H, H);
+    head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * width, rows, O, width), upstream);
+    d_pre.middleRows(t0 * B, rows) = upstream;
+  };
+  detail::recurrent_backward_into(layer, inputs, activation, hidden.data(), states.data(), static_cast<const S*>(nullptr),
+                                  chunk_steps, fill_upstream, work.data(), width, layer_grads);
+  return loss;
+}
+
+BPTT_DECLARE_RNN_LOSS(float, )
+BPTT_DECLARE_RNN_LOSS(double, )
+
+}  // namespace BPTT_ISA_NAMESPACE
+}  // namespace bptt

@@ -1,0 +1,113 @@
+#include "bptt/softmax_head.hpp"
+
+#include "bptt/threads.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace bptt {
+inline namespace BPTT_ISA_NAMESPACE {
+namespace {
+
+// Rows are summed in fixed chunks, whatever the thread count, so the loss is bitwise repeatable.
+constexpr Index kRowsPerChunk = 64;
+// Below this many logits the pass takes microseconds and threads would cost more than they give.
+constexpr Index kMinLogitsToSplit = 1 << 15;
+
+// One row of the fused pass: returns this row's −Σ y log ŷ and leaves (softmax·Σy − y)·scale.
+template <class S, class Row>
+double cross_entropy_row(Row&& o, const Targets<S>& targets, Index r, S scale) {
+  const Index O = o.size();
+  const S max_logit = o.maxCoeff();
+  if (targets.ids) {
+    const Index k = targets.ids[r];
+    const S shifted_target_logit = o(k) - max_logit;
+    o = (o.array() - max_logit).exp();
+    const S norm = o.sum();
+    o *= scale / norm;
+    o(k) -= scale;
+    return std::log(double(norm)) - double(shifted_target_logit);
+  }
+  const ConstRowVectorView<S> y(targets.soft + r * O, O);
+  const S y_total = y.sum();
+  const double y_dot_shifted = double(y.dot((o.array() - max_logit).matrix()));
+  o = (o.array() - max_logit).exp();
+  const S norm = o.sum();
+  o = (o * (y_total / norm) - y) * scale;
+  return double(y_total) * std::log(double(norm)) - y_dot_shifted;
+}
+
+}  // namespace
+
+template <class S>
+void head_logits(const HeadWeights<S>& weights, ConstMatrixView<S> hidden, MatrixView<S> logits) {
+  const Index H = weights.hidden_size, O = weights.output_size;
+  logits.rowwise() = ConstRowVectorView<S>(weights.c, O);
+  logits.noalias() += hidden * matrix_view(weights.V, O, H, H).transpose();
+}
+
+template <class S>
+Index counted_targets(const Targets<S>& targets, Index rows) {
+  if (!targets.ids) return rows;
+  return Index(std::count_if(targets.ids, targets.ids + rows, [](TokenId id) { return id >= 0; }));
+}
+
+template <class S>
+double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets,
+                             Reduction reduction) {
+  const Index N = logits.rows();
+  const Index counted = counted_targets(targets, N);
+  if (counted == 0) {
+    // Nothing counts: L = 0 and every gradient is zero, also for the mean (not 0/0).
+    logits.setZero();
+    return 0.0;
+  }
+  const S scale = reduction == Reduction::mean ? S(1) / S(counted) : S(1);
+  const Index chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+  std::vector<double> chunk_losses(size_t(chunks), 0.0);
+  const int threads = N * logits.cols() >= kMinLogitsToSplit ? get_num_threads() : 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (Index chunk = 0; chunk < chunks; ++chunk) {
+    double loss = 0.0;
+    for (Index r = chunk * kRowsPerChunk; r < std::min(N, (chunk + 1) * kRowsPerChunk); ++r) {
+      auto o = logits.row(r);
+      if (targets.ids && targets.ids[r] < 0) o.setZero();
+      else loss += cross_entropy_row(o, targets, r, scale);
+    }
+    chunk_losses[size_t(chunk)] = loss;
+  }
+  double loss = 0.0;
+  for (const double chunk_loss : chunk_losses) loss += chunk_loss;
+  return reduction == Reduction::mean ? loss / double(counted) : loss;
+}
+
+template <class S>
+void head_parameter_gradients(ConstMatrixView<S> hidden, ConstMatrixView<S> d_logits,
+                              const HeadGradients<S>& grads) {
+  const Index H = hidden.cols(), O = d_logits.cols(), N = hidden.rows();
+  MatrixView<S> dV = matrix_view(grads.V, O, H, H);
+  RowVectorView<S> dc(grads.c, O);
+  if (N == 0) {
+    dV.setZero();
+    dc.setZero();
+    return;
+  }
+  dV.noalias() = d_logits.transpose() * hidden;
+  dc.setZero();
+  for (Index r = 0; r < N; ++r) dc += d_logits.row(r);
+}
+
+template <class S>
+void head_hidden_gradient(const HeadWeights<S>& weights, ConstMatrixView<S> d_logits,
+                          MatrixView<S> d_hidden) {
+  const Index H = weights.hidden_size, O = weights.output_size;
+  if (d_hidden.rows() == 0) return;
+  d_hidden.noalias() = d_logits * matrix_view(weights.V, O, H, H);
+}
+
+BPTT_DECLARE_SOFTMAX_HEAD(float, )
+BPTT_DECLARE_SOFTMAX_HEAD(double, )
+
+}  // namespace BPTT_ISA_NAMESPACE
+}  // namespace bptt

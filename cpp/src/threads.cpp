@@ -1,0 +1,75 @@
+#include "bptt/threads.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace bptt {
+inline namespace BPTT_ISA_NAMESPACE {
+namespace {
+
+int default_threads() {
+#ifdef _OPENMP
+  return std::max(1, omp_get_max_threads());
+#else
+  return std::max(1u, std::thread::hardware_concurrency());
+#endif
+}
+
+std::atomic<int>& thread_budget() {
+  static std::atomic<int> budget{default_threads()};
+  return budget;
+}
+
+// Below this many flops a step finishes in a few microseconds, the cost of one barrier.
+constexpr double kMinStepFlopsToSplit = 2.0e6;
+// Narrower column shares than this make the packed product inefficient.
+constexpr Index kMinColumnsPerThread = 64;
+constexpr Index kColumnAlignment = 16;
+
+}  // namespace
+
+void set_num_threads(int threads) {
+  threads = std::max(1, threads);
+  thread_budget().store(threads);
+  Eigen::setNbThreads(threads);
+}
+
+int get_num_threads() { return thread_budget().load(); }
+
+int recurrence_threads(Index batch, Index hidden) {
+  const double step_flops = 2.0 * double(batch) * double(hidden) * double(hidden);
+  if (step_flops < kMinStepFlopsToSplit) return 1;
+  const Index by_width = std::max<Index>(1, hidden / kMinColumnsPerThread);
+  return int(std::min<Index>(get_num_threads(), by_width));
+}
+
+std::pair<Index, Index> column_share(Index width, int thread, int threads) {
+  const Index blocks = (width + kColumnAlignment - 1) / kColumnAlignment;
+  const Index first = std::min(width, blocks * thread / threads * kColumnAlignment);
+  const Index last = std::min(width, blocks * (thread + 1) / threads * kColumnAlignment);
+  return {first, last};
+}
+
+int this_thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+int this_region_threads() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+}  // namespace BPTT_ISA_NAMESPACE
+}  // namespace bptt

@@ -1,0 +1,195 @@
+// Unit tests of the C++ core alone: gradients against central finite differences in double, the
+// layer and head composed by hand against the fused loss, float against double, empty sequences.
+#include "bptt/cpu_features.hpp"
+#include "bptt/recurrent_layer.hpp"
+#include "bptt/rnn_loss.hpp"
+#include "bptt/softmax_head.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace bptt;
+
+namespace {
+
+int failures = 0;
+
+void expect(bool ok, const std::string& what) {
+  if (!ok) {
+    ++failures;
+    std::printf("FAILED: %s\n", what.c_str());
+  }
+}
+
+template <class S>
+struct Problem {
+  Index T, B, D, H, O;
+  bool tokens, soft_targets;
+  std::vector<S> U, W, b, V, c, x, y, h0;
+  std::vector<TokenId> token_ids, target_ids;
+
+  Problem(Index T_, Index B_, Index D_, Index H_, Index O_, bool tokens_, bool soft_, unsigned seed)
+      : T(T_), B(B_), D(D_), H(H_), O(O_), tokens(tokens_), soft_targets(soft_) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<double> uniform(-0.6, 0.6);
+    auto fill = [&](std::vector<S>& v, Index n) {
+      v.resize(size_t(n));
+      for (auto& e : v) e = S(uniform(rng));
+    };
+    fill(U, H * D); fill(W, H * H); fill(b, H); fill(V, O * H); fill(c, O); fill(h0, B * H);
+    fill(x, T * B * D);
+    y.resize(size_t(T * B * O));
+    for (auto& e : y) e = S(std::abs(uniform(rng)));
+    for (Index i = 0; i < T * B; ++i) {
+      token_ids.push_back(TokenId(rng() % D));
+      target_ids.push_back(i % 3 == 1 ? -1 : TokenId(rng() % O));  // some steps carry no loss
+    }
+  }
+  LayerWeights<S> layer() const { return {U.data(), W.data(), b.data(), D, H}; }
+  HeadWeights<S> head() const { return {V.data(), c.data(), H, O}; }
+  SequenceInput<S> inputs() const {
+    SequenceInput<S> in{T, B};
+    if (tokens) in.tokens = token_ids.data();
+    else in.dense = x.data();
+    return in;
+  }
+  Targets<S> targets() const {
+    Targets<S> t;
+    if (soft_targets) t.soft = y.data();
+    else t.ids = target_ids.data();
+    return t;
+  }
+};
+
+template <class S>
+struct Gradients {
+  std::vector<S> U, W, b, V, c, h0, x, h_last;
+  double loss = 0;
+};
+
+template <class S>
+Gradients<S> run(const Problem<S>& p, Activation activation, Reduction reduction = Reduction::sum) {
+  Gradients<S> g;
+  g.U.resize(size_t(p.H * p.D)); g.W.resize(size_t(p.H * p.H)); g.b.resize(size_t(p.H));
+  g.V.resize(size_t(p.O * p.H)); g.c.resize(size_t(p.O)); g.h0.resize(size_t(p.B * p.H));
+  g.x.resize(size_t(p.T * p.B * p.D)); g.h_last.resize(size_t(p.B * p.H));
+  LayerGradients<S> lg{g.U.data(), g.W.data(), g.b.data(), g.h0.data(), p.tokens ? nullptr : g.x.data()};
+  g.loss = rnn_loss_and_grad(p.layer(), p.head(), p.inputs(), p.targets(), p.h0.data(), activation,
+                             reduction, lg, HeadGradients<S>{g.V.data(), g.c.data()}, g.h_last.data());
+  return g;
+}
+
+// Central differences have error ~ eps·|L|/step + step²·|L'''|; 1e-5 relative is far above both.
+void check_against_finite_differences(Activation activation, bool tokens, bool soft) {
+  Problem<double> p(4, 2, 3, 5, 4, tokens, soft, 7u + unsigned(activation) * 4 + tokens * 2 + soft);
+  const Gradients<double> g = run(p, activation);
+  const double step = 1e-6;
+  auto check = [&](std::vector<double>& param, const std::vector<double>& grad, const char* name) {
+    for (size_t i = 0; i < param.size(); ++i) {
+      const double saved = param[i];
+      param[i] = saved + step;
+      const double up = run(p, activation).loss;
+      param[i] = saved - step;
+      const double down = run(p, activation).loss;
+      param[i] = saved;
+      const double numeric = (up - down) / (2 * step);
+      const double tolerance = 1e-5 * std::max(1.0, std::abs(numeric));
+      if (std::abs(numeric - grad[i]) > tolerance) {
+        expect(false, std::string("d") + name + "[" + std::to_string(i) + "] activation " +
+                          std::to_string(int(activation)) + " tokens " + std::to_string(tokens) +
+                          " soft " + std::to_string(soft) + ": analytic " + std::to_string(grad[i]) +
+                          ", numeric " + std::to_string(numeric));
+        return;
+      }
+    }
+  };
+  check(p.U, g.U, "U"); check(p.W, g.W, "W"); check(p.b, g.b, "b"); check(p.V, g.V, "V");
+  check(p.c, g.c, "c"); check(p.h0, g.h0, "h0");
+  if (!tokens) check(p.x, g.x, "x");
+}
+
+// The layer and the head called separately, as other front ends will, give the fused result.
+void check_composition_matches_fused() {
+  Problem<double> p(6, 3, 4, 7, 5, false, false, 99u);
+  const Gradients<double> fused = run(p, Activation::tanh);
+  const Index N = p.T * p.B;
+  std::vector<double> hidden(size_t((p.T + 1) * p.B * p.H));
+  recurrent_forward(p.layer(), p.inputs(), p.h0.data(), Activation::tanh, hidden.data());
+  std::vector<double> logits(size_t(N * p.O)), dV(size_t(p.O * p.H)), dc(size_t(p.O)),
+      d_hidden(size_t(N * p.H));
+  const auto states = matrix_view(static_cast<const double*>(hidden.data()) + p.B * p.H, N, p.H, p.H);
+  auto logits_view = matrix_view(logits.data(), N, p.O, p.O);
+  head_logits(p.head(), states, logits_view);
+  const double loss = softmax_cross_entropy(logits_view, p.targets(), Reduction::sum);
+  const auto d_logits = matrix_view(static_cast<const double*>(logits.data()), N, p.O, p.O);
+  head_parameter_gradients(states, d_logits, HeadGradients<double>{dV.data(), dc.data()});
+  head_hidden_gradient(p.head(), d_logits, matrix_view(d_hidden.data(), N, p.H, p.H));
+  Gradients<double> g;
+  g.U.resize(fused.U.size()); g.W.resize(fused.W.size()); g.b.resize(fused.b.size());
+  g.h0.resize(fused.h0.size()); g.x.resize(fused.x.size());
+  recurrent_backward(p.layer(), p.inputs(), Activation::tanh, p.h0.data(),
+                     hidden.data() + p.B * p.H, d_hidden.data(), static_cast<const double*>(nullptr),
+                     LayerGradients<double>{g.U.data(), g.W.data(), g.b.data(), g.h0.data(), g.x.data()});
+  auto close = [](const std::vector<double>& a, const std::vector<double>& b) {
+    for (size_t i = 0; i < a.size(); ++i)
+      if (std::abs(a[i] - b[i]) > 1e-12 * std::max(1.0, std::abs(b[i]))) return false;
+    return true;
+  };
+  expect(std::abs(loss - fused.loss) <= 1e-12 * std::abs(loss), "composed loss equals fused loss");
+  expect(close(dV, fused.V) && close(dc, fused.c), "composed head gradients equal fused ones");
+  expect(close(g.U, fused.U) && close(g.W, fused.W) && close(g.b, fused.b) &&
+             close(g.h0, fused.h0) && close(g.x, fused.x),
+         "composed layer gradients equal fused ones");
+}
+
+// float agrees with double to a few hundred float ulps on a small, well-conditioned problem.
+void check_float_matches_double() {
+  Problem<double> pd(20, 4, 6, 16, 9, false, false, 5u);
+  Problem<float> pf(20, 4, 6, 16, 9, false, false, 5u);
+  const auto gd = run(pd, Activation::sigmoid);
+  const auto gf = run(pf, Activation::sigmoid);
+  double worst = 0;
+  for (size_t i = 0; i < gd.W.size(); ++i)
+    worst = std::max(worst, std::abs(double(gf.W[i]) - gd.W[i]) / std::max(1.0, std::abs(gd.W[i])));
+  expect(worst < 300 * 1.2e-7, "float dW within 300 ulps of double, got " + std::to_string(worst));
+  expect(std::abs(gf.loss - gd.loss) < 1e-5 * std::abs(gd.loss), "float loss matches double");
+}
+
+void check_empty_sequence_gives_zero() {
+  Problem<double> p(0, 3, 4, 5, 6, false, false, 3u);
+  const auto g = run(p, Activation::relu);
+  bool zero = g.loss == 0.0;
+  for (double v : g.U) zero = zero && v == 0.0;
+  for (double v : g.h0) zero = zero && v == 0.0;
+  expect(zero, "T = 0 gives zero loss and zero gradients");
+  bool h_last_is_h0 = true;
+  for (size_t i = 0; i < g.h_last.size(); ++i) h_last_is_h0 = h_last_is_h0 && g.h_last[i] == p.h0[i];
+  expect(h_last_is_h0, "T = 0 gives h_last = h0");
+}
+
+void check_mean_is_sum_over_count() {
+  Problem<double> p(5, 3, 4, 5, 6, true, false, 11u);
+  const auto sum = run(p, Activation::tanh, Reduction::sum);
+  const auto mean = run(p, Activation::tanh, Reduction::mean);
+  const double counted = double(counted_targets(p.targets(), p.T * p.B));
+  expect(std::abs(mean.loss - sum.loss / counted) < 1e-12, "mean loss is sum / counted targets");
+  expect(std::abs(mean.W[3] - sum.W[3] / counted) < 1e-12, "mean gradient is sum / counted targets");
+}
+
+}  // namespace
+
+int main() {
+  for (Activation activation : {Activation::tanh, Activation::sigmoid, Activation::relu, Activation::identity})
+    for (bool tokens : {false, true})
+      for (bool soft : {false, true}) check_against_finite_differences(activation, tokens, soft);
+  check_composition_matches_fused();
+  check_float_matches_double();
+  check_empty_sequence_gives_zero();
+  check_mean_is_sum_over_count();
+  expect(!supported_instruction_sets().empty(), "the baseline instruction set is always supported");
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,98 @@
+"""The public functions: NumPy arrays in, NumPy arrays out, the work done by the compiled core."""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from bptt import _core
+from bptt.reference import ForwardResult, LossAndGrad
+
+PARAM_NAMES = ("U", "W", "b", "V", "c")
+
+
+def _unpack(params) -> tuple:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params: expected a dict with keys U, W, b, V, c, got {type(params).__name__}")
+    if len(params) != len(PARAM_NAMES) or any(name not in params for name in PARAM_NAMES):
+        missing = [name for name in PARAM_NAMES if name not in params]
+        extra = [repr(name) for name in params if name not in PARAM_NAMES]
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else []
+        )
+        raise ValueError(f"params: expected exactly the keys U, W, b, V, c; {'; '.join(problems)}")
+    return tuple(params[name] for name in PARAM_NAMES)
+
+
+def _is_unbatched(inputs: np.ndarray) -> bool:
+    """(T, D) float vectors or (T,) token ids: one sequence without a batch axis."""
+    return inputs.ndim == (1 if inputs.dtype.kind in "iu" else 2)
+
+
+def loss_and_grad(
+    params: Mapping[str, np.ndarray],
+    inputs,
+    targets,
+    *,
+    h0=None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+    check_finite: bool = True,
+) -> LossAndGrad:
+    """L = -Σ_t y_t · log softmax(c + V h_t) and its exact gradients by BPTT.
+
+    inputs: float (T, B, D) or integer token ids (T, B); targets: class ids (T, B), -1 meaning no
+    loss at that step, or float soft targets (T, B, O). Unbatched (T, D) / (T,) inputs give
+    unbatched results. Returns (loss, grads {U, W, b, V, c, h0, and x for float inputs}, h_last).
+    """
+    U, W, b, V, c = _unpack(params)
+    inputs = np.asarray(inputs)
+    if not _is_unbatched(inputs):
+        return LossAndGrad(
+            *_core.loss_and_grad(
+                U, W, b, V, c, inputs, targets, h0, activation, reduction, check_finite
+            )
+        )
+    targets = np.asarray(targets)[:, None] if np.ndim(targets) else targets
+    h0 = None if h0 is None else np.asarray(h0)[None]
+    loss, grads, h_last = _core.loss_and_grad(
+        U, W, b, V, c, inputs[:, None], targets, h0, activation, reduction, check_finite
+    )
+    grads["h0"] = grads["h0"][0]
+    if "x" in grads:
+        grads["x"] = grads["x"][:, 0]
+    return LossAndGrad(loss, grads, h_last[0])
+
+
+def forward(
+    params: Mapping[str, np.ndarray],
+    inputs,
+    *,
+    h0=None,
+    activation: str = "tanh",
+    check_finite: bool = True,
+) -> ForwardResult:
+    """Hidden states (T, B, H), logits (T, B, O) and the last state h_T (B, H)."""
+    U, W, b, V, c = _unpack(params)
+    inputs = np.asarray(inputs)
+    unbatched = _is_unbatched(inputs)
+    if unbatched:
+        inputs = inputs[:, None]
+        h0 = None if h0 is None else np.asarray(h0)[None]
+    # states[0] is h0 and states[1:] the hidden states h_1..h_T, one buffer without copies.
+    states = _core.layer_forward(U, W, b, inputs, h0, activation, check_finite)
+    hidden = states[1:]
+    logits = _core.head_logits(V, c, hidden, check_finite)
+    if unbatched:
+        return ForwardResult(hidden[:, 0], logits[:, 0], states[-1, 0])
+    return ForwardResult(hidden, logits, states[-1])
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the core's products (default: the OpenMP default, usually every core)."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return _core.get_num_threads()

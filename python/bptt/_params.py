@@ -1,0 +1,37 @@
+"""Initial parameters of the RNN with softmax head."""
+
+import numbers
+
+import numpy as np
+
+
+def _check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def init_params(
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    *,
+    dtype=np.float32,
+    seed: int | None = None,
+) -> dict[str, np.ndarray]:
+    """U (H, D), W (H, H), b (H,), V (O, H), c (O,), drawn as torch.nn.RNN and torch.nn.Linear
+    draw theirs: uniform in ±1/sqrt(H), H being the fan-in of every one of these maps but U's,
+    whose scale follows the hidden layer it feeds, as in torch.nn.RNN."""
+    D = _check_size("input_size", input_size)
+    H = _check_size("hidden_size", hidden_size)
+    O = _check_size("output_size", output_size)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(H)
+    shapes = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+    return {
+        name: rng.uniform(-bound, bound, size=shape).astype(dtype)
+        for name, shape in shapes.items()
+    }
