@@ -7,10 +7,13 @@ from bptt import check
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bptt", description="Back-propagation through time on a fast core.")
+    parser = argparse.ArgumentParser(
+        prog="bptt", description="Back-propagation through time on a fast core."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser(
-        "check", help="check the core's gradients against the NumPy oracle and finite differences, and time both"
+        "check",
+        help="check the core's gradients against the NumPy oracle and finite differences, and time both",
     )
     check.add_arguments(check_parser)
     args = parser.parse_args(argv)

@@ -12,7 +12,9 @@ PARAM_NAMES = ("U", "W", "b", "V", "c")
 
 def _unpack(params) -> tuple:
     if not isinstance(params, Mapping):
-        raise TypeError(f"params: expected a dict with keys U, W, b, V, c, got {type(params).__name__}")
+        raise TypeError(
+            f"params: expected a dict with keys U, W, b, V, c, got {type(params).__name__}"
+        )
     if len(params) != len(PARAM_NAMES) or any(name not in params for name in PARAM_NAMES):
         missing = [name for name in PARAM_NAMES if name not in params]
         extra = [repr(name) for name in params if name not in PARAM_NAMES]

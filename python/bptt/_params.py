@@ -32,6 +32,5 @@ def init_params(
     bound = 1.0 / np.sqrt(H)
     shapes = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
     return {
-        name: rng.uniform(-bound, bound, size=shape).astype(dtype)
-        for name, shape in shapes.items()
+        name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()
     }

@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", "-H", type=int, default=256, help="hidden size H")
     parser.add_argument("--output", "-O", type=int, default=128, help="output size O")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--activation", default="tanh",
-                        choices=["tanh", "sigmoid", "relu", "identity"])
+    parser.add_argument(
+        "--activation", default="tanh", choices=["tanh", "sigmoid", "relu", "identity"]
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed calls of the core")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -46,7 +47,9 @@ def _median_ms(call, repeats: int) -> float:
 
 
 def _relative_error(value, truth) -> float:
-    return float(np.max(np.abs(value - truth), initial=0.0) / max(np.max(np.abs(truth), initial=0.0), 1.0))
+    return float(
+        np.max(np.abs(value - truth), initial=0.0) / max(np.max(np.abs(truth), initial=0.0), 1.0)
+    )
 
 
 def check_against_oracle(args) -> bool:
@@ -55,8 +58,13 @@ def check_against_oracle(args) -> bool:
     params, inputs, targets, h0 = _problem(args, dtype)
     core = _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation)
     as64 = {name: value.astype(np.float64) for name, value in params.items()}
-    truth = reference.loss_and_grad(as64, inputs.astype(np.float64), targets,
-                                    h0=h0.astype(np.float64), activation=args.activation)
+    truth = reference.loss_and_grad(
+        as64,
+        inputs.astype(np.float64),
+        targets,
+        h0=h0.astype(np.float64),
+        activation=args.activation,
+    )
     # Rounding errors of sums of n terms grow like sqrt(n)·eps; the longest chains here are the
     # T-step recurrence and the (T·B)-row gradient sums.
     eps = np.finfo(dtype).eps
@@ -64,8 +72,10 @@ def check_against_oracle(args) -> bool:
     print(f"core ({args.dtype}) against the NumPy oracle (float64), tolerance {tolerance:.1e}:")
     ok = True
     rows = [("loss", abs(core.loss - truth.loss) / max(abs(truth.loss), 1.0))]
-    rows += [(f"d{name}", _relative_error(core.grads[name], truth.grads[name]))
-             for name in GRADIENT_NAMES]
+    rows += [
+        (f"d{name}", _relative_error(core.grads[name], truth.grads[name]))
+        for name in GRADIENT_NAMES
+    ]
     for name, error in rows:
         passed = error <= tolerance
         ok &= passed
@@ -80,16 +90,24 @@ def check_against_finite_differences(args, coordinates_per_gradient: int = 3) ->
 
     def loss() -> float:
         model = {name: variables[name] for name in _api.PARAM_NAMES}
-        return _api.loss_and_grad(model, variables["x"], targets, h0=variables["h0"],
-                                  activation=args.activation, check_finite=False).loss
+        return _api.loss_and_grad(
+            model,
+            variables["x"],
+            targets,
+            h0=variables["h0"],
+            activation=args.activation,
+            check_finite=False,
+        ).loss
 
     grads = _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation).grads
     rng = np.random.default_rng(args.seed + 1)
     step = 1e-6
     # Central differences err by ~eps·|L|/step (rounding) + step²·|L'''| (truncation).
     tolerance = 100 * (np.finfo(np.float64).eps * max(abs(loss()), 1.0) / step + step**2)
-    print(f"core (float64) against central finite differences, step {step:g}, "
-          f"tolerance {tolerance:.1e}:")
+    print(
+        f"core (float64) against central finite differences, step {step:g}, "
+        f"tolerance {tolerance:.1e}:"
+    )
     ok = True
     for name in GRADIENT_NAMES:
         array = variables[name]
@@ -105,30 +123,39 @@ def check_against_finite_differences(args, coordinates_per_gradient: int = 3) ->
             worst = max(worst, abs((up - down) / (2 * step) - grads[name][index]))
         passed = worst <= tolerance
         ok &= passed
-        print(f"  {'d' + name:>5}  max |analytic - numeric| = {worst:.2e}  "
-              f"{'ok' if passed else 'FAILED'}")
+        print(
+            f"  {'d' + name:>5}  max |analytic - numeric| = {worst:.2e}  "
+            f"{'ok' if passed else 'FAILED'}"
+        )
     return ok
 
 
 def report_timings(args) -> None:
     params, inputs, targets, h0 = _problem(args, np.dtype(args.dtype))
-    core_ms = _median_ms(lambda: _api.loss_and_grad(params, inputs, targets, h0=h0,
-                                                    activation=args.activation), args.repeats)
-    oracle_ms = _median_ms(lambda: reference.loss_and_grad(params, inputs, targets, h0=h0,
-                                                           activation=args.activation),
-                           max(3, args.repeats // 3))
-    print(f"timings, loss and all gradients, {args.dtype}, {_api.get_num_threads()} thread(s), "
-          "median:")
+    core_ms = _median_ms(
+        lambda: _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation),
+        args.repeats,
+    )
+    oracle_ms = _median_ms(
+        lambda: reference.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation),
+        max(3, args.repeats // 3),
+    )
+    print(
+        f"timings, loss and all gradients, {args.dtype}, {_api.get_num_threads()} thread(s), "
+        "median:"
+    )
     print(f"  core    {core_ms:9.2f} ms")
     print(f"  oracle  {oracle_ms:9.2f} ms   (core is {oracle_ms / core_ms:.1f}x faster)")
 
 
 def run(args) -> int:
     info = build_info()
-    print(f"bptt check: T={args.steps} B={args.batch} D={args.input} H={args.hidden} "
-          f"O={args.output}, {args.activation}; kernels {info['instruction_set']} "
-          f"(available: {', '.join(info['available_instruction_sets'])}), "
-          f"Eigen {info['eigen_version']}, {info['compiler']}")
+    print(
+        f"bptt check: T={args.steps} B={args.batch} D={args.input} H={args.hidden} "
+        f"O={args.output}, {args.activation}; kernels {info['instruction_set']} "
+        f"(available: {', '.join(info['available_instruction_sets'])}), "
+        f"Eigen {info['eigen_version']}, {info['compiler']}"
+    )
     ok = check_against_oracle(args)
     ok &= check_against_finite_differences(args)
     report_timings(args)
