@@ -179,9 +179,18 @@ void add_check(std::vector<FiniteCheck>& checks, const char* name, const py::obj
   checks.push_back({name, a.data(), a.size()});
 }
 
-void raise_non_finite(const char* name) {
-  if (name) {
-    throw py::value_error(std::string(name) +
+// Checks finiteness (when asked) and then computes, both without the GIL; raises afterwards.
+template <class S, class Compute>
+void compute_without_gil(const std::vector<FiniteCheck>& checks, bool check_finite,
+                         Compute&& compute) {
+  const char* non_finite = nullptr;
+  {
+    py::gil_scoped_release release;
+    if (check_finite) non_finite = first_non_finite<S>(checks);
+    if (!non_finite) compute();
+  }
+  if (non_finite) {
+    throw py::value_error(std::string(non_finite) +
                           ": expected finite values, found NaN or infinity "
                           "(pass check_finite=False to skip this check)");
   }
@@ -232,17 +241,13 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
   if (!inputs.tokens) layer_grads.inputs = mutable_data<S>(dx);
   const HeadGradients<S> head_grads{mutable_data<S>(dV), mutable_data<S>(dc)};
 
-  const char* non_finite = nullptr;
   double loss = 0.0;
-  {
-    py::gil_scoped_release release;
-    if (check_finite) non_finite = first_non_finite<S>(checks);
-    if (!non_finite) {
-      loss = rnn_loss_and_grad(layer_view, head_view, input_view, target_view, optional_data<S>(h0),
-                               activation, reduction, layer_grads, head_grads, mutable_data<S>(h_last));
-    }
-  }
-  raise_non_finite(non_finite);
+  const S* h0_data = optional_data<S>(h0);
+  S* h_last_data = mutable_data<S>(h_last);
+  compute_without_gil<S>(checks, check_finite, [&] {
+    loss = rnn_loss_and_grad(layer_view, head_view, input_view, target_view, h0_data, activation,
+                             reduction, layer_grads, head_grads, h_last_data);
+  });
   py::dict grads("U"_a = dU, "W"_a = dW, "b"_a = db, "V"_a = dV, "c"_a = dc, "h0"_a = dh0);
   if (!inputs.tokens) grads["x"] = dx;
   return py::make_tuple(loss, grads, h_last);
@@ -283,14 +288,11 @@ py::array layer_forward_typed(const Layer& layer, const Inputs& inputs, const py
   add_check(checks, "h0", h0);
   const LayerWeights<S> weights = layer_weights<S>(layer);
   const SequenceInput<S> input_view = sequence_input<S>(inputs);
-  const char* non_finite = nullptr;
-  {
-    py::gil_scoped_release release;
-    if (check_finite) non_finite = first_non_finite<S>(checks);
-    if (!non_finite)
-      recurrent_forward(weights, input_view, optional_data<S>(h0), activation, mutable_data<S>(hidden));
-  }
-  raise_non_finite(non_finite);
+  const S* h0_data = optional_data<S>(h0);
+  S* hidden_data = mutable_data<S>(hidden);
+  compute_without_gil<S>(checks, check_finite, [&] {
+    recurrent_forward(weights, input_view, h0_data, activation, hidden_data);
+  });
   return std::move(hidden);
 }
 
@@ -328,16 +330,14 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
   LayerGradients<S> grads{mutable_data<S>(dU), mutable_data<S>(dW), mutable_data<S>(db),
                           mutable_data<S>(dh0)};
   if (!inputs.tokens) grads.inputs = mutable_data<S>(dx);
-  const char* non_finite = nullptr;
-  {
-    py::gil_scoped_release release;
-    if (check_finite) non_finite = first_non_finite<S>(checks);
-    if (!non_finite) {
-      recurrent_backward(weights, input_view, activation, optional_data<S>(h0), data<S>(hidden),
-                         optional_data<S>(d_hidden), optional_data<S>(d_h_last), grads);
-    }
-  }
-  raise_non_finite(non_finite);
+  const S* h0_data = optional_data<S>(h0);
+  const S* hidden_data = data<S>(hidden);
+  const S* d_hidden_data = optional_data<S>(d_hidden);
+  const S* d_h_last_data = optional_data<S>(d_h_last);
+  compute_without_gil<S>(checks, check_finite, [&] {
+    recurrent_backward(weights, input_view, activation, h0_data, hidden_data, d_hidden_data,
+                       d_h_last_data, grads);
+  });
   py::dict result("U"_a = dU, "W"_a = dW, "b"_a = db, "h0"_a = dh0);
   if (!inputs.tokens) result["x"] = dx;
   return result;
@@ -402,17 +402,13 @@ py::array head_logits_typed(const HeadCall& call, bool check_finite) {
   std::vector<FiniteCheck> checks{{"params['V']", call.head.V.data(), call.head.V.size()},
                                   {"params['c']", call.head.c.data(), call.head.c.size()},
                                   {"hidden", call.hidden.data(), call.hidden.size()}};
-  const char* non_finite = nullptr;
-  {
-    py::gil_scoped_release release;
-    if (check_finite) non_finite = first_non_finite<S>(checks);
-    if (!non_finite) {
-      head_logits(head_weights<S>(call.head, call.shape_only),
-                  matrix_view(data<S>(call.hidden), T * B, H, H),
-                  matrix_view(mutable_data<S>(logits), T * B, O, O));
-    }
-  }
-  raise_non_finite(non_finite);
+  const HeadWeights<S> weights = head_weights<S>(call.head, call.shape_only);
+  const S* hidden_data = data<S>(call.hidden);
+  S* logits_data = mutable_data<S>(logits);
+  compute_without_gil<S>(checks, check_finite, [&] {
+    head_logits(weights, matrix_view(hidden_data, T * B, H, H),
+                matrix_view(logits_data, T * B, O, O));
+  });
   return std::move(logits);
 }
 
@@ -439,23 +435,17 @@ py::tuple head_loss_and_grad_typed(const HeadCall& call, const TargetArray& targ
   const HeadWeights<S> weights = head_weights<S>(call.head, call.shape_only);
   const HeadGradients<S> grads{mutable_data<S>(dV), mutable_data<S>(dc)};
   S* d_hidden_data = mutable_data<S>(d_hidden);
-  const char* non_finite = nullptr;
+  const ConstMatrixView<S> hidden = matrix_view(data<S>(call.hidden), N, H, H);
   double loss = 0.0;
-  {
-    py::gil_scoped_release release;
-    if (check_finite) non_finite = first_non_finite<S>(checks);
-    if (!non_finite) {
-      RowMatrix<S> d_logits(N, O);
-      const ConstMatrixView<S> hidden = matrix_view(data<S>(call.hidden), N, H, H);
-      MatrixView<S> d_logits_view = matrix_view(d_logits.data(), N, O, O);
-      head_logits(weights, hidden, d_logits_view);
-      loss = softmax_cross_entropy(d_logits_view, target_view, reduction);
-      const ConstMatrixView<S> d_logits_const = matrix_view(static_cast<const S*>(d_logits.data()), N, O, O);
-      head_parameter_gradients(hidden, d_logits_const, grads);
-      head_hidden_gradient(weights, d_logits_const, matrix_view(d_hidden_data, N, H, H));
-    }
-  }
-  raise_non_finite(non_finite);
+  compute_without_gil<S>(checks, check_finite, [&] {
+    RowMatrix<S> d_logits(N, O);
+    MatrixView<S> d_logits_view = matrix_view(d_logits.data(), N, O, O);
+    head_logits(weights, hidden, d_logits_view);
+    loss = softmax_cross_entropy(d_logits_view, target_view, reduction);
+    const ConstMatrixView<S> d_logits_const = matrix_view(static_cast<const S*>(d_logits.data()), N, O, O);
+    head_parameter_gradients(hidden, d_logits_const, grads);
+    head_hidden_gradient(weights, d_logits_const, matrix_view(d_hidden_data, N, H, H));
+  });
   return py::make_tuple(loss, py::dict("V"_a = dV, "c"_a = dc), d_hidden);
 }
 
