@@ -1,0 +1,628 @@
+"""Every bad argument is a ValueError or TypeError (or a MemoryError) whose message names the
+argument, and never a crash: for the public functions and for the private core pieces."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import _core
+
+T, B, D, H, O = 3, 2, 4, 5, 6
+PARAM_NAMES = ("U", "W", "b", "V", "c")
+PARAM_SHAPES = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+
+
+def valid(dtype=np.float32):
+    """A valid problem: params, float inputs, integer targets, h0, all of `dtype`."""
+    rng = np.random.default_rng(0)
+    return {
+        "params": bptt.init_params(D, H, O, dtype=dtype, seed=0),
+        "inputs": rng.standard_normal((T, B, D)).astype(dtype),
+        "targets": rng.integers(0, O, (T, B)),
+        "h0": rng.uniform(-1, 1, (B, H)).astype(dtype),
+    }
+
+
+def call(dtype=np.float32, options=None, **changes):
+    """loss_and_grad on the valid problem with some of its arguments replaced."""
+    args = {**valid(dtype), **changes}
+    return bptt.loss_and_grad(
+        args["params"], args["inputs"], args["targets"], h0=args["h0"], **(options or {})
+    )
+
+
+def call_forward(dtype=np.float32, options=None, **changes):
+    args = {**valid(dtype), **changes}
+    return bptt.forward(args["params"], args["inputs"], h0=args["h0"], **(options or {}))
+
+
+def params_with(name, value, dtype=np.float32):
+    params = dict(valid(dtype)["params"])
+    params[name] = value
+    return params
+
+
+def with_nan(array, value=np.nan):
+    array = array.copy()
+    array.flat[array.size // 2] = value
+    return array
+
+
+def quoted(name):
+    """The regular expression for params['name']."""
+    return rf"params\['{name}'\]"
+
+
+# ---------------------------------------------------------------------------------------------
+# params: the mapping itself.
+
+
+@pytest.mark.parametrize("params", [None, [1, 2], (np.zeros(2),) * 5, "UWbVc"])
+def test_params_that_are_not_a_mapping_are_a_type_error(params):
+    with pytest.raises(TypeError, match="params"):
+        call(params=params)
+    with pytest.raises(TypeError, match="params"):
+        call_forward(params=params)
+
+
+@pytest.mark.parametrize("name", PARAM_NAMES)
+def test_params_missing_a_key_are_a_value_error_naming_the_key(name):
+    params = {k: v for k, v in valid()["params"].items() if k != name}
+
+    with pytest.raises(ValueError, match=rf"params.*missing {name}"):
+        call(params=params)
+    with pytest.raises(ValueError, match=rf"params.*missing {name}"):
+        call_forward(params=params)
+
+
+def test_params_with_an_extra_key_are_a_value_error_naming_the_key():
+    params = {**valid()["params"], "Z": np.zeros((H, H), np.float32)}
+
+    with pytest.raises(ValueError, match=r"params.*unexpected 'Z'"):
+        call(params=params)
+
+
+# ---------------------------------------------------------------------------------------------
+# params: shapes and dtypes.
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("W", (H, H + 1)), ("W", (H + 1, H + 1)), ("b", (H + 1,)), ("V", (O, H + 1)), ("c", (O + 1,))],
+)
+def test_param_of_the_wrong_shape_is_a_value_error_naming_it(name, shape):
+    params = params_with(name, np.zeros(shape, np.float32))
+
+    with pytest.raises(ValueError, match=quoted(name)):
+        call(params=params)
+
+
+def test_U_with_another_hidden_size_than_W_is_a_value_error_naming_one_of_them():
+    # U defines H and D, so its disagreement with W may be reported on either side
+    params = params_with("U", np.zeros((H + 1, D), np.float32))
+
+    with pytest.raises(ValueError, match=r"params\['[UW]'\]"):
+        call(params=params)
+
+
+@pytest.mark.parametrize("name", PARAM_NAMES)
+def test_param_with_an_extra_axis_is_a_value_error_naming_it(name):
+    params = params_with(name, np.zeros((1, *PARAM_SHAPES[name]), np.float32))
+
+    with pytest.raises(ValueError, match=quoted(name)):
+        call(params=params)
+    with pytest.raises(ValueError, match=quoted(name)):
+        call_forward(params=params)
+
+
+@pytest.mark.parametrize("name", ["U", "V"])
+def test_matrix_param_given_as_a_vector_is_a_value_error_naming_it(name):
+    params = params_with(name, np.zeros(PARAM_SHAPES[name][0], np.float32))
+
+    with pytest.raises(ValueError, match=quoted(name)):
+        call(params=params)
+
+
+@pytest.mark.parametrize("bad_dtype", [np.int64, np.float16, np.complex64])
+@pytest.mark.parametrize("name", PARAM_NAMES)
+def test_param_of_a_non_float32_or_float64_dtype_is_a_type_error_naming_it(name, bad_dtype):
+    params = params_with(name, np.zeros(PARAM_SHAPES[name], bad_dtype))
+
+    with pytest.raises(TypeError, match=quoted(name)):
+        call(params=params)
+
+
+@pytest.mark.parametrize("name", ["W", "b", "V", "c"])
+def test_param_of_float64_among_float32_params_is_a_type_error_naming_it(name):
+    params = params_with(name, np.zeros(PARAM_SHAPES[name], np.float64))
+
+    with pytest.raises(TypeError, match=rf"{quoted(name)}.*float32.*float64"):
+        call(params=params)
+
+
+def test_U_of_float64_among_float32_params_is_a_type_error_naming_a_param():
+    # U sets the dtype, so the first param unlike it is the one named
+    params = params_with("U", np.zeros((H, D), np.float64))
+
+    with pytest.raises(TypeError, match=r"params\['W'\].*float64.*float32"):
+        call(params=params)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs.
+
+
+@pytest.mark.parametrize(
+    ("param_dtype", "input_dtype"), [(np.float32, np.float64), (np.float64, np.float32)]
+)
+def test_float_inputs_of_another_float_dtype_than_the_params_are_a_type_error(
+    param_dtype, input_dtype
+):
+    inputs = np.zeros((T, B, D), input_dtype)
+
+    with pytest.raises(TypeError, match=r"inputs.*float"):
+        call(param_dtype, inputs=inputs)
+    with pytest.raises(TypeError, match=r"inputs.*float"):
+        call_forward(param_dtype, inputs=inputs)
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        np.zeros((T, B, D), bool),
+        np.zeros((T, B), bool),
+        np.zeros((T, B, D), np.complex64),
+        np.full((T, B), "a"),
+        np.array([[None] * B] * T, dtype=object),
+    ],
+    ids=["bool", "bool-ids", "complex", "str", "object"],
+)
+def test_inputs_that_are_neither_float_nor_integer_are_a_type_error(inputs):
+    with pytest.raises(TypeError, match="inputs"):
+        call(inputs=inputs)
+
+
+def test_float_inputs_with_the_wrong_input_size_are_a_value_error_naming_inputs():
+    with pytest.raises(ValueError, match="inputs"):
+        call(inputs=np.zeros((T, B, D + 1), np.float32))
+
+
+def test_float_inputs_with_the_wrong_input_size_say_which_size_was_expected():
+    with pytest.raises(ValueError, match=rf"inputs.*D = {D}"):
+        call(inputs=np.zeros((T, B, D + 1), np.float32))
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        np.zeros((T, B, D, 1), np.float32),
+        np.zeros((T,), np.float32),
+        np.zeros((), np.float32),
+        np.zeros((T, B, 1), np.int64),
+        np.zeros((T, B, D, 1), np.int64),
+    ],
+    ids=["float-4d", "float-1d", "float-0d", "ids-3d", "ids-4d"],
+)
+def test_inputs_with_the_wrong_number_of_axes_are_a_value_error(inputs):
+    with pytest.raises(ValueError, match="inputs"):
+        call(inputs=inputs)
+    with pytest.raises(ValueError, match="inputs"):
+        call_forward(inputs=inputs)
+
+
+@pytest.mark.parametrize("bad_id", [D, -1, 2**40])
+def test_token_id_outside_zero_to_d_is_a_value_error_naming_inputs(bad_id):
+    inputs = np.zeros((T, B), np.int64)
+    inputs[1, 1] = bad_id
+
+    with pytest.raises(ValueError, match=rf"inputs.*{bad_id}.*out of range"):
+        call(inputs=inputs)
+    with pytest.raises(ValueError, match=rf"inputs.*{bad_id}.*out of range"):
+        call_forward(inputs=inputs)
+
+
+def test_unsigned_token_ids_too_large_for_int64_are_a_value_error_naming_inputs():
+    inputs = np.full((T, B), 2**63 + 5, np.uint64)
+
+    with pytest.raises(ValueError, match="inputs"):
+        call(inputs=inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# targets.
+
+
+@pytest.mark.parametrize(
+    "shape", [(T + 1, B), (T, B + 1), (T,), (T, B, 1), ()], ids=["T", "B", "1d", "3d", "0d"]
+)
+def test_integer_targets_of_the_wrong_shape_are_a_value_error_naming_targets(shape):
+    with pytest.raises(ValueError, match="targets"):
+        call(targets=np.zeros(shape, np.int64))
+
+
+@pytest.mark.parametrize("bad_id", [O, -2, O + 100])
+def test_target_id_outside_minus_one_to_o_is_a_value_error_naming_targets(bad_id):
+    targets = np.zeros((T, B), np.int64)
+    targets[2, 0] = bad_id
+
+    with pytest.raises(ValueError, match=rf"targets.*{bad_id}.*out of range"):
+        call(targets=targets)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(T, B, O + 1), (T + 1, B, O), (T, B + 1, O), (T, B, O, 1)],
+    ids=["O", "T", "B", "4d"],
+)
+def test_soft_targets_of_the_wrong_shape_are_a_value_error_naming_targets(shape):
+    with pytest.raises(ValueError, match="targets"):
+        call(targets=np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("bad_dtype", [np.float64, np.float16, bool, np.complex64])
+def test_soft_targets_of_another_dtype_than_the_params_are_a_type_error(bad_dtype):
+    with pytest.raises(TypeError, match="targets"):
+        call(targets=np.zeros((T, B, O), bad_dtype))
+
+
+def test_missing_targets_are_a_type_error_naming_targets():
+    with pytest.raises(TypeError, match="targets"):
+        call(targets=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# h0.
+
+
+@pytest.mark.parametrize(
+    "shape", [(B, H + 1), (B + 1, H), (H,), (1, B, H)], ids=["H", "B", "1d", "3d"]
+)
+def test_h0_of_the_wrong_shape_is_a_value_error_naming_h0(shape):
+    h0 = np.zeros(shape, np.float32)
+
+    with pytest.raises(ValueError, match="h0"):
+        call(h0=h0)
+    with pytest.raises(ValueError, match="h0"):
+        call_forward(h0=h0)
+
+
+@pytest.mark.parametrize("bad_dtype", [np.float64, np.int64, np.float16])
+def test_h0_of_another_dtype_than_the_params_is_a_type_error_naming_h0(bad_dtype):
+    h0 = np.zeros((B, H), bad_dtype)
+
+    with pytest.raises(TypeError, match="h0"):
+        call(h0=h0)
+    with pytest.raises(TypeError, match="h0"):
+        call_forward(h0=h0)
+
+
+def test_batched_h0_with_unbatched_inputs_is_a_value_error_naming_h0():
+    with pytest.raises(ValueError, match="h0"):
+        bptt.loss_and_grad(
+            valid()["params"],
+            np.zeros(T, np.int64),
+            np.zeros(T, np.int64),
+            h0=np.zeros((B, H), np.float32),
+        )
+
+
+def test_batched_targets_with_unbatched_inputs_are_a_value_error_naming_targets():
+    with pytest.raises(ValueError, match="targets"):
+        bptt.loss_and_grad(valid()["params"], np.zeros(T, np.int64), np.zeros((T, B), np.int64))
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-finite values.
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", PARAM_NAMES)
+def test_non_finite_param_is_a_value_error_naming_it(name, dtype, value):
+    params = dict(valid(dtype)["params"])
+    params[name] = with_nan(params[name], value)
+
+    with pytest.raises(ValueError, match=rf"{quoted(name)}.*finite"):
+        call(dtype, params=params)
+    with pytest.raises(ValueError, match=rf"{quoted(name)}.*finite"):
+        call_forward(dtype, params=params)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["inputs", "targets", "h0"])
+def test_non_finite_array_argument_is_a_value_error_naming_it(name, dtype, value):
+    args = valid(dtype)
+    if name == "targets":
+        args["targets"] = np.full((T, B, O), 1.0 / O, dtype)  # soft targets can hold a NaN
+    args[name] = with_nan(args[name], value)
+
+    with pytest.raises(ValueError, match=rf"{name}.*finite"):
+        call(dtype, **args)
+    if name != "targets":
+        with pytest.raises(ValueError, match=rf"{name}.*finite"):
+            call_forward(dtype, inputs=args["inputs"], h0=args["h0"])
+
+
+def test_nan_in_inputs_without_the_finite_check_gives_a_nan_loss_and_no_error():
+    inputs = with_nan(valid()["inputs"])
+
+    result = call(inputs=inputs, options={"check_finite": False})
+    out = call_forward(inputs=inputs, options={"check_finite": False})
+
+    assert np.isnan(result.loss)
+    assert np.isnan(out.hidden).any()
+
+
+# ---------------------------------------------------------------------------------------------
+# activation and reduction.
+
+
+@pytest.mark.parametrize("activation", ["softplus", "Tanh", "", "tanh "])
+def test_unknown_activation_is_a_value_error_naming_activation(activation):
+    with pytest.raises(ValueError, match="activation"):
+        call(options={"activation": activation})
+    with pytest.raises(ValueError, match="activation"):
+        call_forward(options={"activation": activation})
+
+
+@pytest.mark.parametrize("reduction", ["max", "Mean", "", "none"])
+def test_unknown_reduction_is_a_value_error_naming_reduction(reduction):
+    with pytest.raises(ValueError, match="reduction"):
+        call(options={"reduction": reduction})
+
+
+# ---------------------------------------------------------------------------------------------
+# set_num_threads and init_params.
+
+
+@pytest.mark.parametrize("n", [0, -1, "2", 1.5, True, None], ids=repr)
+def test_set_num_threads_with_anything_but_a_positive_integer_is_a_value_error(n):
+    original = bptt.get_num_threads()
+    try:
+        with pytest.raises(ValueError, match=r"^n: "):
+            bptt.set_num_threads(n)
+        assert bptt.get_num_threads() == original
+    finally:
+        bptt.set_num_threads(original)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "name"),
+    [
+        ((0, H, O), "input_size"),
+        ((D, 0, O), "hidden_size"),
+        ((D, H, 0), "output_size"),
+        ((-1, H, O), "input_size"),
+        ((D, -3, O), "hidden_size"),
+        ((D, H, 2.0), "output_size"),
+        ((True, H, O), "input_size"),
+    ],
+)
+def test_init_params_with_a_size_below_one_or_not_an_integer_is_a_value_error(sizes, name):
+    with pytest.raises(ValueError, match=name):
+        bptt.init_params(*sizes)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.complex128, np.longdouble])
+def test_init_params_with_a_dtype_other_than_float32_or_float64_is_a_type_error(dtype):
+    if np.dtype(dtype) == np.float64:
+        pytest.skip("long double is double on this platform")
+    with pytest.raises(TypeError, match="dtype"):
+        bptt.init_params(D, H, O, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Allocations larger than the machine.
+
+
+def physical_memory_bytes():
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def too_large_problem():
+    """One step of a wide batch over O = 65536 classes, H = 1: small inputs (about 2% of the
+    machine's memory) whose logits alone need four times its memory."""
+    classes = 2**16
+    batch = int(np.ceil(4 * physical_memory_bytes() / (classes * 4)))
+    params = bptt.init_params(1, 1, classes, seed=0)
+    ids = np.zeros((1, batch), np.int64)
+    return params, ids
+
+
+def test_loss_and_grad_needing_more_memory_than_the_machine_is_a_memory_error():
+    params, ids = too_large_problem()
+
+    with pytest.raises(MemoryError, match="GB"):
+        bptt.loss_and_grad(params, ids, ids)
+
+
+def test_forward_needing_more_memory_than_the_machine_is_a_memory_error():
+    params, ids = too_large_problem()
+
+    with pytest.raises(MemoryError, match="GB"):
+        bptt.forward(params, ids)
+
+
+def test_core_head_needing_more_memory_than_the_machine_is_a_memory_error():
+    params, ids = too_large_problem()
+    hidden = np.zeros((*ids.shape, 1), np.float32)
+
+    with pytest.raises(MemoryError):
+        _core.head_logits(params["V"], params["c"], hidden)
+    with pytest.raises(MemoryError):
+        _core.head_loss_and_grad(params["V"], params["c"], hidden, ids)
+
+
+# Broadcast views cost no memory, but the core needs contiguous int64 ids; 10^15 elements are
+# more than any address space holds, so the conversion must fail whatever the overcommit policy.
+# Run in a child process, so that a crash fails this test rather than ending the session.
+HUGE_VIEW_CASES = {
+    "int64-token-inputs": "bptt.loss_and_grad(params, huge(np.int64), small)",
+    "int32-token-inputs": "bptt.loss_and_grad(params, huge(np.int32), small)",
+    "int32-token-inputs-forward": "bptt.forward(params, huge(np.int32))",
+    "int32-target-ids": "bptt.loss_and_grad(params, small, huge(np.int32))",
+    "float32-inputs": "bptt.loss_and_grad(params, huge(np.float32)[..., None], small)",
+}
+
+
+@pytest.mark.parametrize("case", HUGE_VIEW_CASES)
+def test_broadcast_views_too_large_to_convert_are_an_error_and_not_a_crash(case):
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        import bptt
+        params = bptt.init_params(1, 4, 3, seed=0)
+        small = np.zeros((2, 3), np.int64)
+        def huge(dtype):
+            return np.broadcast_to(dtype(0), (10**8, 10**7))
+        try:
+            {HUGE_VIEW_CASES[case]}
+        except (MemoryError, ValueError) as error:
+            print(type(error).__name__)
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert child.returncode == 0, f"exit status {child.returncode}: {child.stderr[-2000:]}"
+    assert child.stdout.strip() in ("MemoryError", "ValueError")
+
+
+# ---------------------------------------------------------------------------------------------
+# The private core pieces: bad shapes raise, they never crash.
+
+
+def layer_args(dtype=np.float32):
+    args = valid(dtype)
+    U, W, b = (args["params"][k] for k in ("U", "W", "b"))
+    hidden = _core.layer_forward(U, W, b, args["inputs"], args["h0"])[1:]
+    return U, W, b, args["inputs"], hidden, args["h0"]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(T - 1, B, H), (T + 1, B, H), (T, B, H + 1), (T, B + 1, H), (B, H)],
+    ids=["T-1", "T+1 (the states with h0)", "H", "B", "2d"],
+)
+def test_core_layer_backward_with_hidden_of_the_wrong_shape_is_a_value_error(shape):
+    U, W, b, inputs, _, h0 = layer_args()
+
+    with pytest.raises(ValueError, match="hidden"):
+        _core.layer_backward(U, W, b, inputs, np.zeros(shape, np.float32), h0)
+
+
+@pytest.mark.parametrize(
+    "shape", [(T, B, H + 1), (T + 1, B, H), (T, B), (B, H)], ids=["H", "T", "2d", "d_h_last"]
+)
+def test_core_layer_backward_with_d_hidden_of_the_wrong_shape_is_a_value_error(shape):
+    U, W, b, inputs, hidden, h0 = layer_args()
+
+    with pytest.raises(ValueError, match="d_hidden"):
+        _core.layer_backward(U, W, b, inputs, hidden, h0, d_hidden=np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize(
+    "shape", [(B, H + 1), (B + 1, H), (H,), (T, B, H)], ids=["H", "B", "1d", "d_hidden"]
+)
+def test_core_layer_backward_with_d_h_last_of_the_wrong_shape_is_a_value_error(shape):
+    U, W, b, inputs, hidden, h0 = layer_args()
+
+    with pytest.raises(ValueError, match="d_h_last"):
+        _core.layer_backward(U, W, b, inputs, hidden, h0, d_h_last=np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("name", ["hidden", "d_hidden", "d_h_last"])
+def test_core_layer_backward_with_an_array_of_another_dtype_is_a_type_error(name):
+    U, W, b, inputs, hidden, h0 = layer_args()
+    arrays = {"hidden": hidden, "d_hidden": np.zeros_like(hidden), "d_h_last": np.zeros_like(h0)}
+    arrays[name] = arrays[name].astype(np.float64)
+
+    with pytest.raises(TypeError, match=name):
+        _core.layer_backward(U, W, b, inputs, h0=h0, **arrays)
+
+
+@pytest.mark.parametrize("name", ["hidden", "d_hidden", "d_h_last"])
+def test_core_layer_backward_with_a_non_finite_array_is_a_value_error_naming_it(name):
+    U, W, b, inputs, hidden, h0 = layer_args()
+    arrays = {"hidden": hidden, "d_hidden": np.zeros_like(hidden), "d_h_last": np.zeros_like(h0)}
+    arrays[name] = with_nan(arrays[name])
+
+    with pytest.raises(ValueError, match=rf"{name}.*finite"):
+        _core.layer_backward(U, W, b, inputs, h0=h0, **arrays)
+
+
+def test_core_layer_forward_with_inputs_of_the_wrong_size_is_a_value_error():
+    U, W, b, _, _, h0 = layer_args()
+
+    with pytest.raises(ValueError, match="inputs"):
+        _core.layer_forward(U, W, b, np.zeros((T, B, D + 1), np.float32), h0)
+
+
+@pytest.mark.parametrize(
+    ("change", "name", "error"),
+    [
+        ({"hidden": np.zeros((T, B, H + 1), np.float32)}, "hidden", ValueError),
+        ({"hidden": np.zeros((T, H), np.float32)}, "hidden", ValueError),
+        ({"hidden": np.zeros((T, B, H), np.float64)}, "hidden", TypeError),
+        ({"targets": np.zeros((T, B + 1), np.int64)}, "targets", ValueError),
+        ({"targets": np.zeros((T, B, O + 1), np.float32)}, "targets", ValueError),
+        ({"targets": np.full((T, B), O)}, "targets", ValueError),
+        ({"c": np.zeros(O + 1, np.float32)}, r"params\['c'\]", ValueError),
+        ({"V": np.zeros(O, np.float32)}, r"params\['V'\]", ValueError),
+        ({"V": np.zeros((O, H), np.float64)}, r"params\['c'\]", TypeError),
+        ({"V": np.zeros((O, H), np.int64)}, r"params\['V'\]", TypeError),
+        ({"reduction": "max"}, "reduction", ValueError),
+    ],
+    ids=[
+        "hidden-H",
+        "hidden-2d",
+        "hidden-dtype",
+        "targets-B",
+        "soft-targets-O",
+        "target-id-O",
+        "c-O",
+        "V-1d",
+        "V-float64-c-float32",
+        "V-integer",
+        "reduction",
+    ],
+)
+def test_core_head_loss_and_grad_with_a_bad_argument_raises_naming_it(change, name, error):
+    args = valid()
+    _, _, _, _, hidden, _ = layer_args()
+    call_args = {
+        "V": args["params"]["V"],
+        "c": args["params"]["c"],
+        "hidden": hidden,
+        "targets": args["targets"],
+        "reduction": "sum",
+        **change,
+    }
+
+    with pytest.raises(error, match=name):
+        _core.head_loss_and_grad(**call_args)
+
+
+@pytest.mark.parametrize(
+    ("change", "name", "error"),
+    [
+        ({"hidden": np.zeros((T, B, H + 1), np.float32)}, "hidden", ValueError),
+        ({"hidden": np.zeros((T, B, H), np.float64)}, "hidden", TypeError),
+        ({"V": np.zeros((O, H), np.int64)}, r"params\['V'\]", TypeError),
+    ],
+    ids=["H", "dtype", "integer V"],
+)
+def test_core_head_logits_with_a_bad_argument_raises_naming_it(change, name, error):
+    args = valid()
+    _, _, _, _, hidden, _ = layer_args()
+    call_args = {"V": args["params"]["V"], "c": args["params"]["c"], "hidden": hidden, **change}
+
+    with pytest.raises(error, match=name):
+        _core.head_logits(**call_args)
