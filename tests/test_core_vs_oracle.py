@@ -12,8 +12,6 @@ the largest entry of sum_t |da_t| |h_{t-1}|^T, which, unlike the max-abs of dW i
 meaningful when the sum cancels.
 """
 
-import contextlib
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -23,14 +21,6 @@ from hypothesis import strategies as st
 
 import bptt
 from bptt import _core, reference
-
-# On a failure, hypothesis's pytest plugin imports this module to suggest a patch; its import of
-# libcst can warn (mypy_extensions' TypedDict DeprecationWarning), which filterwarnings=error
-# turns into an INTERNALERROR that ends the whole session. Importing it here, quietly, first
-# lets a failing example be reported as an ordinary failure.
-with warnings.catch_warnings(), contextlib.suppress(ImportError):
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import hypothesis.extra._patching  # noqa: F401
 
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "identity"]
 PARAM_NAMES = ("U", "W", "b", "V", "c")

@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+
 from bptt import reference
 
 T, B, D, H, O = 4, 2, 3, 5, 4  # tiny, so that every gradient entry can be checked

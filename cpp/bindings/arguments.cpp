@@ -5,6 +5,8 @@
 namespace bptt::bindings {
 namespace {
 
+using namespace pybind11::literals;
+
 constexpr int kNumpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
 
 std::string dims_string(const std::vector<py::ssize_t>& dims) {
@@ -29,20 +31,29 @@ std::string shape_string(const py::array& array) {
 
 void check_shape(const py::array& array, const char* name, std::initializer_list<Axis> axes) {
   bool ok = array.ndim() == py::ssize_t(axes.size());
-  std::ostringstream symbols, extents;
-  bool all_known = true;
   py::ssize_t i = 0;
   for (const Axis& axis : axes) {
-    symbols << (i ? ", " : "") << axis.symbol;
-    if (axis.extent >= 0) extents << (i ? ", " : "") << axis.extent;
-    else all_known = false;
     if (ok && axis.extent >= 0 && array.shape(i) != axis.extent) ok = false;
     ++i;
   }
   if (ok) return;
+  // "(H, H) = (5, 5)" when every extent is known, "(T, B, D) with D = 4" when some are.
+  std::ostringstream symbols, extents, known;
+  bool all_known = true;
+  i = 0;
+  for (const Axis& axis : axes) {
+    symbols << (i ? ", " : "") << axis.symbol;
+    extents << (i ? ", " : "") << axis.extent;
+    all_known = all_known && axis.extent >= 0;
+    if (axis.extent >= 0 && known.str().find(std::string(axis.symbol) + " =") == std::string::npos)
+      known << (known.tellp() > 0 ? ", " : "") << axis.symbol << " = " << axis.extent;
+    ++i;
+  }
+  const char* close = axes.size() == 1 ? ",)" : ")";
   std::ostringstream message;
-  message << name << ": expected shape (" << symbols.str() << (axes.size() == 1 ? ",)" : ")");
-  if (all_known) message << " = (" << extents.str() << (axes.size() == 1 ? ",)" : ")");
+  message << name << ": expected shape (" << symbols.str() << close;
+  if (all_known) message << " = (" << extents.str() << close;
+  else if (known.tellp() > 0) message << " with " << known.str();
   message << ", got " << shape_string(array);
   throw py::value_error(message.str());
 }
@@ -56,6 +67,14 @@ bool is_integer_array(const py::array& array) {
 
 bool is_float_array(const py::array& array) { return array.dtype().kind() == 'f'; }
 
+std::string string_argument(py::handle object, const char* name) {
+  if (!py::isinstance<py::str>(object)) {
+    throw py::type_error(std::string(name) + ": expected a string, got " +
+                         std::string(py::str(py::type::of(object).attr("__name__"))));
+  }
+  return object.cast<std::string>();
+}
+
 py::array as_array(py::handle object, const char* name) {
   try {
     return py::module_::import("numpy").attr("asarray")(object);
@@ -65,21 +84,23 @@ py::array as_array(py::handle object, const char* name) {
   }
 }
 
-DType parameter_dtype(const py::array& U) {
-  if (U.dtype().is(py::dtype::of<float>())) return DType::float32;
-  if (U.dtype().is(py::dtype::of<double>())) return DType::float64;
-  throw py::type_error("params['U']: expected dtype float32 or float64, got " +
-                       std::string(py::str(U.dtype())));
+DType parameter_dtype(const py::array& array, const char* name) {
+  if (array.dtype().kind() == 'f' && array.dtype().itemsize() == 4) return DType::float32;
+  if (array.dtype().kind() == 'f' && array.dtype().itemsize() == 8) return DType::float64;
+  throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " +
+                       std::string(py::str(array.dtype())));
 }
 
 py::array float_array(py::handle object, const char* name, DType dtype, const char* like) {
   py::array array = as_array(object, name);
   const py::dtype expected = dtype == DType::float32 ? py::dtype::of<float>() : py::dtype::of<double>();
-  if (!array.dtype().is(expected)) {
-    throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dtype) + " " + like +
-                         ", got " + std::string(py::str(array.dtype())));
+  if (array.dtype().is(expected)) return contiguous(array);
+  if (array.dtype().kind() == 'f' && array.dtype().itemsize() == expected.itemsize()) {
+    // The same numbers in the other byte order.
+    return py::module_::import("numpy").attr("ascontiguousarray")(array, "dtype"_a = expected);
   }
-  return contiguous(array);
+  throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dtype) + " " + like +
+                       ", got " + std::string(py::str(array.dtype())));
 }
 
 py::array id_array(const py::array& array, const char* name, const char* what) {
@@ -88,7 +109,7 @@ py::array id_array(const py::array& array, const char* name, const char* what) {
                          std::string(py::str(array.dtype())));
   }
   if (array.dtype().is(py::dtype::of<std::int64_t>())) return contiguous(array);
-  return py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(array);
+  return py::module_::import("numpy").attr("ascontiguousarray")(array, "dtype"_a = "int64");
 }
 
 void check_id_range(const py::array& ids, const char* name, std::int64_t lowest,

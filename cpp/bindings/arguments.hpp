@@ -28,14 +28,18 @@ void check_shape(const py::array& array, const char* name, std::initializer_list
 enum class DType { float32, float64 };
 const char* dtype_name(DType dtype);
 
-// The float dtype of the parameters, from U; a TypeError unless float32 or float64.
-DType parameter_dtype(const py::array& U);
+// The float dtype that the parameter `name` sets for the call; a TypeError unless float32 or
+// float64.
+DType parameter_dtype(const py::array& array, const char* name);
+
+// A string argument such as activation or reduction; a TypeError naming it otherwise.
+std::string string_argument(py::handle object, const char* name);
 
 bool is_integer_array(const py::array& array);
 bool is_float_array(const py::array& array);
 
-// A C-contiguous, aligned array of `dtype` (copied only when the layout demands it); a TypeError
-// naming `name` and `what_else` (e.g. "integer token ids") when the dtype differs.
+// A C-contiguous, aligned, native-byte-order array of `dtype` (copied only when the layout
+// demands it); a TypeError naming `name` and what was expected (`like`) when the dtype differs.
 py::array float_array(py::handle object, const char* name, DType dtype, const char* like);
 // C-contiguous int64 ids from any integer array; a TypeError otherwise.
 py::array id_array(const py::array& array, const char* name, const char* what);

@@ -43,7 +43,7 @@ struct TargetArray {
 
 Layer check_layer(py::handle U_object, py::handle W_object, py::handle b_object) {
   py::array U = as_array(U_object, "params['U']");
-  const DType dtype = parameter_dtype(U);
+  const DType dtype = parameter_dtype(U, "params['U']");
   U = float_array(U, "params['U']", dtype, "");
   if (U.ndim() != 2 || U.shape(0) < 1 || U.shape(1) < 1) {
     throw py::value_error("params['U']: expected a 2-d array of shape (H, D) with H, D >= 1, got " +
@@ -117,7 +117,8 @@ TargetArray check_targets(py::handle object, const Layer& layer, const Head& hea
   return {array, false};
 }
 
-Activation parse_activation_argument(const std::string& name) {
+Activation parse_activation_argument(py::handle object) {
+  const std::string name = string_argument(object, "activation");
   Activation activation;
   if (!parse_activation(name, activation)) {
     throw py::value_error("activation: expected 'tanh', 'sigmoid', 'relu' or 'identity', got '" +
@@ -126,7 +127,8 @@ Activation parse_activation_argument(const std::string& name) {
   return activation;
 }
 
-Reduction parse_reduction_argument(const std::string& name) {
+Reduction parse_reduction_argument(py::handle object) {
+  const std::string name = string_argument(object, "reduction");
   if (name == "sum") return Reduction::sum;
   if (name == "mean") return Reduction::mean;
   throw py::value_error("reduction: expected 'sum' or 'mean', got '" + name + "'");
@@ -196,9 +198,23 @@ void compute_without_gil(const std::vector<FiniteCheck>& checks, bool check_fini
   }
 }
 
+// A new C-ordered array whose data starts on a 64-byte boundary: Eigen's vectorised loops split
+// a row into a scalar head and packets by its address, and a fixed split is what makes two calls
+// bitwise equal (and the same whether the core writes into its own buffers or into these).
 template <class S>
 py::array_t<S> new_array(std::initializer_list<py::ssize_t> shape) {
-  return py::array_t<S>(std::vector<py::ssize_t>(shape));
+  constexpr py::ssize_t kAlignment = 64;
+  std::vector<py::ssize_t> strides(shape.size());
+  py::ssize_t stride = sizeof(S);
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= shape.begin()[i];
+  }
+  py::array_t<std::uint8_t> storage(stride + kAlignment);
+  std::uint8_t* raw = storage.mutable_data();
+  const auto misalignment = py::ssize_t(reinterpret_cast<std::uintptr_t>(raw) % kAlignment);
+  S* data = reinterpret_cast<S*>(raw + (kAlignment - misalignment) % kAlignment);
+  return py::array_t<S>(std::vector<py::ssize_t>(shape), strides, data, storage);
 }
 
 double bytes_of(std::initializer_list<double> counts, std::size_t scalar_bytes) {
@@ -255,7 +271,7 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
 
 py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, py::handle c,
                         py::handle inputs, py::handle targets, py::handle h0,
-                        const std::string& activation, const std::string& reduction,
+                        py::handle activation, py::handle reduction,
                         bool check_finite) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Reduction parsed_reduction = parse_reduction_argument(reduction);
@@ -297,7 +313,7 @@ py::array layer_forward_typed(const Layer& layer, const Inputs& inputs, const py
 }
 
 py::array layer_forward(py::handle U, py::handle W, py::handle b, py::handle inputs,
-                        py::handle h0, const std::string& activation, bool check_finite) {
+                        py::handle h0, py::handle activation, bool check_finite) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Layer layer = check_layer(U, W, b);
   const Inputs checked_inputs = check_inputs(inputs, layer);
@@ -345,7 +361,7 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
 
 py::dict layer_backward(py::handle U, py::handle W, py::handle b, py::handle inputs,
                         py::handle hidden, py::handle h0, py::handle d_hidden,
-                        py::handle d_h_last, const std::string& activation, bool check_finite) {
+                        py::handle d_h_last, py::handle activation, bool check_finite) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Layer layer = check_layer(U, W, b);
   const Inputs checked_inputs = check_inputs(inputs, layer);
@@ -381,7 +397,7 @@ struct HeadCall {
 
 HeadCall check_head_call(py::handle V_object, py::handle c_object, py::handle hidden_object) {
   py::array V = as_array(V_object, "params['V']");
-  const DType dtype = parameter_dtype(V);
+  const DType dtype = parameter_dtype(V, "params['V']");
   if (V.ndim() != 2 || V.shape(0) < 1 || V.shape(1) < 1) {
     throw py::value_error("params['V']: expected a 2-d array of shape (O, H) with O, H >= 1, got " +
                           shape_string(V));
@@ -450,7 +466,7 @@ py::tuple head_loss_and_grad_typed(const HeadCall& call, const TargetArray& targ
 }
 
 py::tuple head_loss_and_grad(py::handle V, py::handle c, py::handle hidden, py::handle targets,
-                             const std::string& reduction, bool check_finite) {
+                             py::handle reduction, bool check_finite) {
   const Reduction parsed_reduction = parse_reduction_argument(reduction);
   const HeadCall call = check_head_call(V, c, hidden);
   const TargetArray checked_targets = check_targets(targets, call.shape_only, call.head,

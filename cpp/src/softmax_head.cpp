@@ -10,7 +10,8 @@ namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 namespace {
 
-// Rows are summed in fixed chunks, whatever the thread count, so the loss is bitwise repeatable.
+// Rows are summed in fixed chunks, whatever the thread count, so that the loss is bitwise
+// repeatable.
 constexpr Index kRowsPerChunk = 64;
 // Below this many logits the pass takes microseconds and threads would cost more than they give.
 constexpr Index kMinLogitsToSplit = 1 << 15;
@@ -30,12 +31,17 @@ double cross_entropy_row(Row&& o, const Targets<S>& targets, Index r, S scale) {
     return std::log(double(norm)) - double(shifted_target_logit);
   }
   const ConstRowVectorView<S> y(targets.soft + r * O, O);
-  const S y_total = y.sum();
-  const double y_dot_shifted = double(y.dot((o.array() - max_logit).matrix()));
+  // Plain loops: Eigen would split the caller's rows by their address and sum in an order that
+  // changes with it; these sums are the same wherever the targets live.
+  double y_total = 0.0, y_dot_shifted = 0.0;
+  for (Index k = 0; k < O; ++k) {
+    y_total += double(y(k));
+    y_dot_shifted += double(y(k)) * double(o(k) - max_logit);
+  }
   o = (o.array() - max_logit).exp();
   const S norm = o.sum();
-  o = (o * (y_total / norm) - y) * scale;
-  return double(y_total) * std::log(double(norm)) - y_dot_shifted;
+  o = (o * (S(y_total) / norm) - y) * scale;
+  return y_total * std::log(double(norm)) - y_dot_shifted;
 }
 
 }  // namespace

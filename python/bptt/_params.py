@@ -25,7 +25,10 @@ def init_params(
     D = _check_size("input_size", input_size)
     H = _check_size("hidden_size", hidden_size)
     O = _check_size("output_size", output_size)
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
     rng = np.random.default_rng(seed)
