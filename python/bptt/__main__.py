@@ -1,16 +1,31 @@
-"""The `bptt` command line: `bptt check` (also `python -m bptt check`)."""
+"""The `bptt` command line (also `python -m bptt`): `bptt train` and `bptt sample`, a
+character-level language model on the core, and `bptt check`, the core against the oracle."""
 
 import argparse
 import sys
 
-from bptt import check
+from bptt import check, cli
+from bptt.errors import UsageError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad options are one line on stderr and exit status 2, like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="bptt", description="Back-propagation through time on a fast core."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    train_parser = commands.add_parser(
+        "train", help="train a character-level language model (default: on Python's stdlib)"
+    )
+    cli.add_train_arguments(train_parser)
+    sample_parser = commands.add_parser("sample", help="generate text from a bptt train run")
+    cli.add_sample_arguments(sample_parser)
     check_parser = commands.add_parser(
         "check",
         help="check the core's gradients against the NumPy oracle and finite differences, and time both",
@@ -19,7 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return check.run(args)
-    return 2
+    run = cli.run_train if args.command == "train" else cli.run_sample
+    try:
+        return run(args)
+    except UsageError as error:
+        print(f"bptt {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bptt {args.command}: interrupted", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

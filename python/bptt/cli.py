@@ -1,0 +1,164 @@
+"""The command lines of `bptt train` and `bptt sample`: options in, a run or a sample out."""
+
+import argparse
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from bptt import _api, sampling, training
+from bptt.errors import UsageError
+from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+
+EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = training.TrainConfig()
+    # every setting defaults to None here, so that a resume can tell which ones were given
+    parser.add_argument(
+        "--text",
+        metavar="FILE",
+        help="a UTF-8 text (default: the Python standard library's "
+        "own *.py sources, read from this interpreter's installation)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        help="where checkpoint, metrics.csv and plot go (default: runs/<time>)",
+    )
+    parser.add_argument(
+        "--resume", metavar="DIR", type=Path, help="continue the run in DIR, with its own settings"
+    )
+    parser.add_argument("--hidden", type=int, help=f"hidden units (default {defaults.hidden})")
+    parser.add_argument(
+        "--seq-len", type=int, help=f"characters per stream and step (default {defaults.seq_len})"
+    )
+    parser.add_argument("--batch", type=int, help=f"parallel streams (default {defaults.batch})")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--steps", type=int, help="stop when the run has taken this many steps in all"
+    )
+    budget.add_argument(
+        "--minutes",
+        type=float,
+        help="stop after this many minutes "
+        f"(default {training.DEFAULT_MINUTES:g} when --steps is not given)",
+    )
+    parser.add_argument(
+        "--optimizer", choices=list(OPTIMIZERS), help=f"(default {defaults.optimizer})"
+    )
+    rates = ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LEARNING_RATES.items())
+    parser.add_argument("--lr", type=float, help=f"learning rate (default: {rates})")
+    parser.add_argument(
+        "--clip", type=float, help=f"largest global gradient norm (default {defaults.clip:g})"
+    )
+    parser.add_argument(
+        "--activation", choices=training.ACTIVATIONS, help=f"(default {defaults.activation})"
+    )
+    parser.add_argument("--dtype", choices=training.DTYPES, help=f"(default {defaults.dtype})")
+    parser.add_argument(
+        "--seed", type=int, help=f"for the initial weights and samples (default {defaults.seed})"
+    )
+    parser.add_argument("--threads", type=int, help="threads of the core (default: all cores)")
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        metavar="STEPS",
+        help=f"validate and print a sample (default {defaults.eval_every})",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help=f"(default {defaults.checkpoint_every})",
+    )
+    parser.add_argument(
+        "--log-every",
+        type=int,
+        metavar="STEPS",
+        help=f"rows of metrics.csv (default {defaults.log_every})",
+    )
+    parser.add_argument(
+        "--validation-chars",
+        type=int,
+        metavar="N",
+        help=f"held-out characters scored at each validation (default {defaults.validation_chars})",
+    )
+    parser.add_argument(
+        "--sample-chars",
+        type=int,
+        metavar="N",
+        help=f"length of the printed samples (default {defaults.sample_chars})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no samples")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"--threads: expected an integer >= 1, got {threads}")
+    _api.set_num_threads(threads)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    names = {field.name for field in fields(training.TrainConfig)} - {"text"}
+    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    budget = training.Budget(args.steps, args.minutes).check()
+    _set_threads(args.threads)
+    show = not args.quiet
+    if args.resume is not None:
+        if args.out is not None and args.out != args.resume:
+            raise UsageError("--out: a resumed run stays in its own directory (--resume DIR)")
+        outcome = training.resume(
+            args.resume, budget, text=args.text, settings=settings, show_progress=show
+        )
+    else:
+        config = training.TrainConfig(
+            **settings, **({} if args.text is None else {"text": args.text})
+        )
+        out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+        outcome = training.train(config, out, budget, show_progress=show)
+    return 0 if outcome.finished else EXIT_INTERRUPTED
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="DIR", type=Path, help="a bptt train run directory")
+    parser.add_argument("--length", type=int, default=500, help="characters (default 500)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="below 1: safer choices, above 1: wilder (default 0.8)",
+    )
+    parser.add_argument("--prime", default="", help="text to start from (default: a newline)")
+    parser.add_argument(
+        "--seed", type=int, help="the same seed gives the same text (default: a fresh one)"
+    )
+    parser.add_argument("--threads", type=int, help="threads of the core (default: all cores)")
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    if args.length < 0:
+        raise UsageError(f"--length: expected an integer >= 0, got {args.length}")
+    if not (np.isfinite(args.temperature) and args.temperature > 0):
+        raise UsageError(f"--temperature: expected a finite number > 0, got {args.temperature}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed: expected an integer >= 0, got {args.seed}")
+    _set_threads(args.threads)
+    params, vocabulary, activation = training.load_model(args.run_dir)
+    sampling.check_prime(args.prime, vocabulary)
+    text = sampling.generate(
+        params,
+        vocabulary,
+        args.length,
+        np.random.default_rng(args.seed),
+        temperature=args.temperature,
+        prime=args.prime,
+        activation=activation,
+    )
+    print(args.prime + text)
+    return 0

@@ -1,0 +1,159 @@
+"""Adam, Adagrad and SGD with momentum, with torch.optim's update formulas (operation for
+operation, so that float64 runs agree to rounding), and clipping by the global gradient norm as
+torch.nn.utils.clip_grad_norm_. Updates are in place on preallocated buffers: no array is
+allocated per step.
+
+Hyperparameters are torch's defaults, but for the learning rates (`DEFAULT_LEARNING_RATES`) and
+SGD's momentum (0.9 instead of 0: the command offers "SGD with momentum")."""
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from bptt.errors import UsageError
+
+DEFAULT_LEARNING_RATES = {"adam": 2e-3, "adagrad": 5e-2, "sgd": 0.1}
+
+
+class Optimizer:
+    """Updates the arrays of `params` in place from gradients of the same names."""
+
+    name = ""
+    state_names: tuple[str, ...] = ()  # one array per parameter for each of these
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float):
+        self.params = params
+        self.lr = lr
+        self.step_count = 0
+        self.state = {
+            (state, name): np.zeros_like(value)
+            for state in self.state_names
+            for name, value in params.items()
+        }
+        self._scratch = {name: np.empty_like(value) for name, value in params.items()}
+        self._scratch2 = {name: np.empty_like(value) for name, value in params.items()}
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+        self.step_count += 1
+        for name, param in self.params.items():
+            self._update(name, param, grads[name])
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The state as named arrays, e.g. 'adam.exp_avg.W', for a checkpoint."""
+        return {f"{self.name}.{state}.{name}": value for (state, name), value in self.state.items()}
+
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray], step_count: int) -> None:
+        for (state, name), value in self.state.items():
+            value[...] = arrays[f"{self.name}.{state}.{name}"]
+        self.step_count = step_count
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam: m ← lerp(m, g, 1-β1); v ← β2·v + (1-β2)·g²;
+    p ← p - (lr / (1-β1^t)) · m / (√v / √(1-β2^t) + ε)."""
+
+    name = "adam"
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+
+    def _update(self, name, param, grad):
+        exp_avg, exp_avg_sq = self.state["exp_avg", name], self.state["exp_avg_sq", name]
+        scratch, scratch2 = self._scratch[name], self._scratch2[name]
+        # torch's lerp for a weight below 0.5: m + w·(g - m)
+        np.subtract(grad, exp_avg, out=scratch)
+        scratch *= 1 - self.beta1
+        exp_avg += scratch
+        # torch's addcmul: v·β2 + ((1-β2)·g)·g
+        exp_avg_sq *= self.beta2
+        np.multiply(grad, 1 - self.beta2, out=scratch)
+        scratch *= grad
+        exp_avg_sq += scratch
+        bias_correction1 = 1 - self.beta1**self.step_count
+        bias_correction2 = 1 - self.beta2**self.step_count
+        step_size = self.lr / bias_correction1
+        bias_correction2_sqrt = bias_correction2**0.5
+        np.sqrt(exp_avg_sq, out=scratch2)
+        scratch2 /= bias_correction2_sqrt
+        scratch2 += self.eps
+        # torch's addcdiv: p + (value·m) / denom
+        np.multiply(exp_avg, -step_size, out=scratch)
+        scratch /= scratch2
+        param += scratch
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad (no lr decay, zero initial accumulator): s ← s + g²;
+    p ← p - lr · g / (√s + ε)."""
+
+    name = "adagrad"
+    state_names = ("sum",)
+
+    def __init__(self, params, lr, eps=1e-10):
+        super().__init__(params, lr)
+        self.eps = eps
+
+    def _update(self, name, param, grad):
+        state_sum = self.state["sum", name]
+        scratch, scratch2 = self._scratch[name], self._scratch2[name]
+        np.multiply(grad, grad, out=scratch)
+        state_sum += scratch
+        np.sqrt(state_sum, out=scratch2)
+        scratch2 += self.eps
+        np.multiply(grad, -self.lr, out=scratch)
+        scratch /= scratch2
+        param += scratch
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD with momentum μ (no dampening, not Nesterov): b ← g at the first step, then
+    b ← μ·b + g; p ← p - lr·b."""
+
+    name = "sgd"
+    state_names = ("momentum_buffer",)
+
+    default_momentum = 0.9
+
+    def __init__(self, params, lr, momentum=default_momentum):
+        super().__init__(params, lr)
+        self.momentum = momentum
+
+    def _update(self, name, param, grad):
+        buffer = self.state["momentum_buffer", name]
+        if self.step_count == 1:
+            buffer[...] = grad
+        else:
+            buffer *= self.momentum
+            buffer += grad
+        scratch = self._scratch[name]
+        np.multiply(buffer, -self.lr, out=scratch)
+        param += scratch
+
+
+OPTIMIZERS = {optimizer.name: optimizer for optimizer in (Adam, Adagrad, SGD)}
+
+
+def make_optimizer(name: str, params: Mapping[str, np.ndarray], lr: float | None) -> Optimizer:
+    if name not in OPTIMIZERS:
+        raise UsageError(f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name](params, DEFAULT_LEARNING_RATES[name] if lr is None else lr)
+
+
+def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
+    """Scale the gradients in place so that their global L2 norm is at most max_norm, as
+    torch.nn.utils.clip_grad_norm_ does (factor max_norm / (norm + 1e-6), capped at 1); returns
+    the norm before clipping."""
+    norms = [math.sqrt(float(np.dot(grad.ravel(), grad.ravel()))) for grad in grads.values()]
+    total_norm = math.sqrt(sum(norm * norm for norm in norms))
+    clip_coef = max_norm / (total_norm + 1e-6)
+    if clip_coef < 1.0:  # torch multiplies by min(coef, 1); a factor of 1 changes nothing
+        for grad in grads.values():
+            grad *= clip_coef
+    return total_norm

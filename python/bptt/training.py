@@ -1,0 +1,542 @@
+"""`bptt train`: a character-level language model trained on the core by truncated BPTT.
+
+One step: the next chunk of every stream (`corpus.Streams`), the mean cross-entropy per character
+and its exact gradients from the core (h0 = the previous step's h_last), clipping by the global
+norm, one optimizer update. Around the steps: a progress bar, validation and samples every so
+often, metrics.csv, atomic checkpoints, and a plot at the end.
+"""
+
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from bptt import _api, _params, checkpoint, metrics, sampling
+from bptt.corpus import STDLIB, Corpus, Streams, Vocabulary, read_text, shortest_text_length
+from bptt.errors import UsageError
+from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS, clip_grad_norm, make_optimizer
+
+PARAM_NAMES = _api.PARAM_NAMES
+ACTIVATIONS = ("tanh", "sigmoid", "relu")
+DTYPES = ("float32", "float64")
+DEFAULT_MINUTES = 5.0
+VALIDATION_CHUNK = 500  # time steps a forward call takes when scoring the validation text
+
+
+class TrainingDiverged(UsageError):
+    """The loss or the gradient norm stopped being finite: usually a learning rate too large."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run's parameters; a checkpoint keeps it, a resume reuses it."""
+
+    text: str = STDLIB  # a UTF-8 file, or STDLIB: the standard library's sources
+    hidden: int = 256
+    seq_len: int = 100
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
+    clip: float = 5.0  # the largest global gradient norm
+    activation: str = "tanh"
+    dtype: str = "float32"
+    seed: int = 0  # draws the initial weights and the printed samples
+    eval_every: int = 200  # steps between validations (with a printed sample)
+    checkpoint_every: int = 200  # steps between checkpoints
+    log_every: int = 10  # steps between rows of metrics.csv
+    validation_chars: int = 100_000  # the first this many held-out characters are scored
+    sample_chars: int = 200
+
+    def check(self) -> "TrainConfig":
+        """UsageError naming the first invalid setting, as its command-line option."""
+        positive_ints = (
+            "hidden",
+            "seq_len",
+            "batch",
+            "eval_every",
+            "checkpoint_every",
+            "log_every",
+            "validation_chars",
+        )
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{option(name)}: expected an integer >= 1, got {value!r}")
+        if (
+            isinstance(self.sample_chars, bool)
+            or not isinstance(self.sample_chars, int)
+            or (self.sample_chars < 0)
+        ):
+            raise UsageError(f"--sample-chars: expected an integer >= 0, got {self.sample_chars!r}")
+        for name in ("lr", "clip"):
+            value = getattr(self, name)
+            if value is None and name == "lr":
+                continue
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise UsageError(f"{option(name)}: expected a finite number > 0, got {value!r}")
+        for name, allowed in (
+            ("optimizer", tuple(OPTIMIZERS)),
+            ("activation", ACTIVATIONS),
+            ("dtype", DTYPES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise UsageError(
+                    f"{option(name)}: expected one of {', '.join(allowed)}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise UsageError(f"--seed: expected an integer >= 0, got {self.seed!r}")
+        return self
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LEARNING_RATES[self.optimizer] if self.lr is None else self.lr
+
+
+def option(name: str) -> str:
+    """The command-line option of a TrainConfig field."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When this invocation stops: when the run has taken `steps` steps in all (counting those
+    before a resume), or after `minutes` of this invocation, whichever comes first."""
+
+    steps: int | None = None
+    minutes: float | None = None
+
+    def check(self) -> "Budget":
+        if self.steps is not None and (
+            isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
+        ):
+            raise UsageError(f"--steps: expected an integer >= 1, got {self.steps!r}")
+        if self.minutes is not None and (
+            not isinstance(self.minutes, int | float)
+            or not math.isfinite(self.minutes)
+            or self.minutes <= 0
+        ):
+            raise UsageError(f"--minutes: expected a finite number > 0, got {self.minutes!r}")
+        return self
+
+    def or_default(self) -> "Budget":
+        if self.steps is None and self.minutes is None:
+            return Budget(minutes=DEFAULT_MINUTES)
+        return self
+
+
+class Trainer:
+    """The state of a run (parameters, optimizer, stream position and hidden states, step count,
+    sample RNG) and its training step. `loss_and_grad` is the core's; the benchmark swaps in the
+    NumPy oracle to time the same loop around it."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        corpus: Corpus,
+        params: dict[str, np.ndarray],
+        loss_and_grad: Callable = _api.loss_and_grad,
+    ):
+        self.config = config
+        self.corpus = corpus
+        self.streams = Streams(corpus.train_ids, config.batch, config.seq_len)
+        self.params = params
+        self.optimizer = make_optimizer(config.optimizer, params, config.lr)
+        self.hidden = np.zeros((config.batch, config.hidden), config.dtype)
+        self.position = 0  # where every stream's next chunk starts
+        self.step_count = 0
+        self.rng = np.random.default_rng(config.seed)
+        self.elapsed_seconds = 0.0  # wall time of the run's earlier invocations
+        self.budget = Budget()  # the last invocation's, which a resume without one reuses
+        self.loss_and_grad = loss_and_grad
+
+    @classmethod
+    def start(cls, config: TrainConfig, **options) -> "Trainer":
+        """A new run: the text read and checked, the weights drawn from config.seed."""
+        config.check()
+        corpus = corpus_for(config)
+        size = len(corpus.vocabulary)
+        params = _params.init_params(
+            size, config.hidden, size, dtype=np.dtype(config.dtype), seed=config.seed
+        )
+        return cls(config, corpus, params, **options)
+
+    def step(self) -> float:
+        """One step of truncated BPTT; returns the chunk's mean cross-entropy in nats."""
+        inputs, targets = self.streams.chunk(self.position)
+        result = self.loss_and_grad(
+            self.params,
+            inputs,
+            targets,
+            h0=self.hidden,
+            activation=self.config.activation,
+            reduction="mean",
+        )
+        grads = {name: result.grads[name] for name in PARAM_NAMES}
+        norm = clip_grad_norm(grads, self.config.clip)
+        if not (math.isfinite(result.loss) and math.isfinite(norm)):
+            raise TrainingDiverged(
+                f"training diverged at step {self.step_count + 1}: the loss or the gradient "
+                "is not finite; try a smaller --lr (the last checkpoint is unchanged)"
+            )
+        self.optimizer.step(grads)
+        self.position = self.streams.next_position(self.position)
+        # at a new epoch every stream starts again from its beginning: no state to carry
+        self.hidden = result.h_last if self.position else np.zeros_like(self.hidden)
+        self.step_count += 1
+        return result.loss
+
+    def validation_bpc(self) -> float:
+        """Bits per character on the first `validation_chars` held-out characters, read as
+        parallel streams with the state carried across chunks."""
+        ids = self.corpus.validation_ids[: self.config.validation_chars + 1]
+        batch = min(self.config.batch, len(ids) - 1)
+        streams = Streams(ids, batch, min(VALIDATION_CHUNK, (len(ids) - 1) // batch))
+        state, position, nats = None, 0, 0.0
+        while True:
+            inputs, targets = streams.chunk(position)
+            out = _api.forward(self.params, inputs, h0=state, activation=self.config.activation)
+            logits = out.logits
+            # -log softmax(o)_y = logsumexp(o) - o_y, with the max subtracted for stability
+            top = logits.max(axis=-1, keepdims=True)
+            log_sum = np.log(np.exp(logits - top).sum(axis=-1, keepdims=True)) + top
+            picked = np.take_along_axis(logits, targets[..., None], axis=-1)
+            nats += float(np.sum(log_sum - picked, dtype=np.float64))
+            state, position = out.h_last, streams.next_position(position)
+            if position == 0:
+                break
+        return nats / (streams.length * streams.batch) / math.log(2)
+
+    def sample(self, length: int) -> str:
+        return sampling.generate(
+            self.params,
+            self.corpus.vocabulary,
+            length,
+            self.rng,
+            activation=self.config.activation,
+        )
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save(self, run_dir: Path, elapsed_seconds: float) -> Path:
+        arrays = {f"params.{name}": value for name, value in self.params.items()}
+        arrays.update(self.optimizer.state_arrays())
+        arrays["hidden"] = self.hidden
+        metadata = {
+            "config": asdict(self.config),
+            "vocabulary": self.corpus.vocabulary.characters,
+            "text_fingerprint": self.corpus.fingerprint,
+            "step": self.step_count,
+            "position": self.position,
+            "optimizer_steps": self.optimizer.step_count,
+            "rng_state": self.rng.bit_generator.state,
+            "elapsed_seconds": elapsed_seconds,
+            "budget": asdict(self.budget),
+        }
+        return checkpoint.save(run_dir, arrays, metadata)
+
+    @classmethod
+    def resume(
+        cls, run_dir: Path, text: str | None = None, settings: dict | None = None, **options
+    ) -> "Trainer":
+        """The run saved in run_dir, on its own text (or `text`, which must be the same); the
+        `settings` given again (as TrainConfig fields) must be the run's own."""
+        arrays, metadata = checkpoint.load(run_dir)
+        path = checkpoint.checkpoint_path(run_dir)
+        config = config_of(metadata, path)
+        for name, value in (settings or {}).items():
+            if getattr(config, name) != value:
+                raise UsageError(
+                    f"{option(name)} {value}: the run in {run_dir} has {getattr(config, name)}, "
+                    "and a resumed run keeps its settings (leave the option out, or start a new "
+                    "run with --out)"
+                )
+        if text is not None:
+            config = TrainConfig(**{**asdict(config), "text": text})
+        corpus = corpus_for(config)
+        check_same_text(metadata, corpus, config, path)
+        size, dtype = len(corpus.vocabulary), np.dtype(config.dtype)
+        shapes = param_shapes(size, config.hidden, size)
+        params = {
+            name: checkpoint.require(arrays, f"params.{name}", shape, dtype, path).copy()
+            for name, shape in shapes.items()
+        }
+        trainer = cls(config, corpus, params, **options)
+        try:
+            for name, value in trainer.optimizer.state_arrays().items():
+                checkpoint.require(arrays, name, value.shape, dtype, path)
+            trainer.optimizer.load_state_arrays(arrays, int(metadata["optimizer_steps"]))
+            trainer.hidden[...] = checkpoint.require(
+                arrays, "hidden", trainer.hidden.shape, dtype, path
+            )
+            trainer.step_count = int(metadata["step"])
+            trainer.position = int(metadata["position"])
+            trainer.rng.bit_generator.state = metadata["rng_state"]
+            trainer.elapsed_seconds = float(metadata["elapsed_seconds"])
+            trainer.budget = Budget(**metadata["budget"]).check()
+        except (KeyError, TypeError, ValueError, UsageError) as error:
+            raise UsageError(f"{path}: corrupt checkpoint ({error})") from None
+        if not (
+            0 <= trainer.position < trainer.streams.length
+            and trainer.position % config.seq_len == 0
+            and trainer.step_count >= 0
+        ):
+            raise UsageError(f"{path}: corrupt checkpoint (stream position {trainer.position})")
+        return trainer
+
+
+def load_model(run_dir) -> tuple[dict[str, np.ndarray], Vocabulary, str]:
+    """The parameters, vocabulary and activation saved in run_dir, for sampling."""
+    arrays, metadata = checkpoint.load(run_dir)
+    path = checkpoint.checkpoint_path(run_dir)
+    config = config_of(metadata, path)
+    characters = metadata.get("vocabulary")
+    if not isinstance(characters, str) or not characters or len(set(characters)) != len(characters):
+        raise UsageError(f"{path}: corrupt checkpoint (no valid vocabulary)")
+    shapes = param_shapes(len(characters), config.hidden, len(characters))
+    params = {
+        name: checkpoint.require(arrays, f"params.{name}", shape, config.dtype, path)
+        for name, shape in shapes.items()
+    }
+    return params, Vocabulary(characters), config.activation
+
+
+def param_shapes(input_size: int, hidden_size: int, output_size: int) -> dict[str, tuple]:
+    return {
+        "U": (hidden_size, input_size),
+        "W": (hidden_size, hidden_size),
+        "b": (hidden_size,),
+        "V": (output_size, hidden_size),
+        "c": (output_size,),
+    }
+
+
+def corpus_for(config: TrainConfig) -> Corpus:
+    """The config's text as a corpus, checked to be long enough for one step and validation."""
+    text = read_text(config.text)
+    needed = shortest_text_length(config.batch, config.seq_len)
+    if len(text) < needed:
+        source = "the default corpus" if config.text == STDLIB else f"--text {config.text}"
+        raise UsageError(
+            f"{source}: {len(text)} characters are too few for one step of --batch "
+            f"{config.batch} streams of --seq-len {config.seq_len}; it needs at least {needed} "
+            "(5% of them held out for validation)"
+        )
+    return Corpus.of_text(text)
+
+
+def config_of(metadata: dict, path: Path) -> TrainConfig:
+    stored = metadata.get("config")
+    names = {field.name for field in fields(TrainConfig)}
+    if not isinstance(stored, dict) or set(stored) != names:
+        raise UsageError(f"{path}: corrupt checkpoint (its settings are missing or unknown)")
+    try:
+        return TrainConfig(**stored).check()
+    except UsageError as error:
+        raise UsageError(f"{path}: corrupt checkpoint ({error})") from None
+
+
+def check_same_text(metadata: dict, corpus: Corpus, config: TrainConfig, path: Path) -> None:
+    vocabulary = metadata.get("vocabulary")
+    source = "the default corpus" if config.text == STDLIB else f"--text {config.text}"
+    if vocabulary != corpus.vocabulary.characters:
+        size = len(vocabulary) if isinstance(vocabulary, str) else "?"
+        raise UsageError(
+            f"{path}: the checkpoint's vocabulary ({size} characters) is not that of "
+            f"{source} ({len(corpus.vocabulary)} characters)"
+        )
+    if metadata.get("text_fingerprint") != corpus.fingerprint:
+        raise UsageError(
+            f"{path}: the checkpoint was trained on another text than {source} "
+            "(same vocabulary, different contents)"
+        )
+
+
+# -- the run: steps, progress, metrics, checkpoints ------------------------------------------
+
+
+class _StopOnInterrupt:
+    """Ctrl-C asks the loop to stop after the current step, so that the state saved is always
+    the state after a whole step; a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C is not ours to handle
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _progress_bar(budget: Budget, trainer: Trainer, show: bool):
+    from tqdm.auto import tqdm
+
+    # steps decide the end: a bar of steps; minutes decide it: a bar of seconds
+    if budget.steps is not None:
+        total, initial, unit = budget.steps, min(trainer.step_count, budget.steps), "step"
+    else:
+        total, initial, unit = round(budget.minutes * 60), 0, "s"
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit=unit,
+        disable=not show,
+        dynamic_ncols=True,
+        bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
+    )
+
+
+class Outcome(NamedTuple):
+    trainer: Trainer
+    finished: bool  # False: stopped by Ctrl-C
+
+
+def run(
+    trainer: Trainer,
+    run_dir: Path,
+    budget: Budget,
+    *,
+    resumed: bool = False,
+    show_progress: bool = True,
+) -> Outcome:
+    """Train until the budget is spent or Ctrl-C. Checkpoints every `checkpoint_every` steps and
+    at the end, validates every `eval_every` steps and at the end (not after Ctrl-C)."""
+    config = trainer.config
+    trainer.budget = budget = budget.or_default()
+    log = metrics.MetricsLog(run_dir, resume_step=trainer.step_count if resumed else None)
+    write = _writer(show_progress)
+    start = time.perf_counter()
+
+    def elapsed() -> float:
+        return trainer.elapsed_seconds + time.perf_counter() - start
+
+    def out_of_budget() -> bool:
+        if budget.steps is not None and trainer.step_count >= budget.steps:
+            return True
+        return budget.minutes is not None and time.perf_counter() - start >= budget.minutes * 60
+
+    interval_nats, interval_steps, interval_chars, interval_seconds = 0.0, 0, 0, 0.0
+    last_validation = None
+    bar = _progress_bar(budget, trainer, show_progress)
+    try:
+        with _StopOnInterrupt() as interrupt:
+            while not out_of_budget() and not interrupt.requested:
+                chars = trainer.streams.chunk(trainer.position)[0].size
+                step_start = time.perf_counter()
+                interval_nats += trainer.step()
+                interval_seconds += time.perf_counter() - step_start
+                interval_steps += 1
+                interval_chars += chars
+                step = trainer.step_count
+                validation = None
+                if step % config.eval_every == 0:
+                    validation = last_validation = trainer.validation_bpc()
+                    _report_validation(write, trainer, validation)
+                if step % config.log_every == 0 or validation is not None:
+                    train_bpc = interval_nats / interval_steps / math.log(2)
+                    chars_per_s = interval_chars / interval_seconds
+                    log.write(step, elapsed(), train_bpc, validation, chars_per_s)
+                    bar.set_postfix_str(
+                        f"step {step}, train {train_bpc:.3f} bpc, {chars_per_s:,.0f} chars/s",
+                        refresh=False,
+                    )
+                    interval_nats, interval_steps, interval_chars, interval_seconds = 0, 0, 0, 0
+                if step % config.checkpoint_every == 0:
+                    trainer.save(run_dir, elapsed())
+                bar.update(
+                    1
+                    if budget.steps is not None
+                    else min(time.perf_counter() - start, bar.total) - bar.n
+                )
+            finished = not interrupt.requested
+    finally:
+        bar.close()
+    # the checkpoint first: the final validation's sample must not advance the saved RNG
+    path = trainer.save(run_dir, elapsed())
+    if finished and (last_validation is None or trainer.step_count % config.eval_every):
+        last_validation = trainer.validation_bpc()
+        _report_validation(write, trainer, last_validation)
+        log.write(trainer.step_count, elapsed(), None, last_validation, None)
+    log.close()
+    plot = metrics.plot(run_dir)
+    if show_progress:
+        what = "finished" if finished else "stopped by Ctrl-C"
+        write(
+            f"{what} at step {trainer.step_count}"
+            + ("" if last_validation is None else f", validation {last_validation:.3f} bpc")
+            + f"; checkpoint {path}, metrics {log.path}"
+            + (f", plot {plot}" if plot else ", no plot (matplotlib is not installed)")
+        )
+        if not finished:
+            write(f"continue with: bptt train --resume {run_dir}")
+    return Outcome(trainer, finished)
+
+
+def _writer(show: bool) -> Callable[[str], None]:
+    if not show:
+        return lambda text: None
+    from tqdm.auto import tqdm
+
+    return lambda text: tqdm.write(text, file=sys.stdout)
+
+
+def _report_validation(write, trainer: Trainer, validation_bpc: float) -> None:
+    if trainer.config.sample_chars == 0:
+        write(f"step {trainer.step_count}: validation {validation_bpc:.3f} bpc")
+        return
+    sample = trainer.sample(trainer.config.sample_chars)
+    write(
+        f"---- step {trainer.step_count}: validation {validation_bpc:.3f} bpc; sample: ----\n"
+        f"{sample}\n----"
+    )
+
+
+def train(
+    config: TrainConfig, run_dir, budget: Budget = Budget(), *, show_progress: bool = True
+) -> Outcome:
+    """A new run in run_dir, which must hold no checkpoint yet."""
+    run_dir = Path(run_dir)
+    budget.check()
+    if checkpoint.checkpoint_path(run_dir).exists():
+        raise UsageError(
+            f"--out {run_dir}: holds a checkpoint already; continue it with --resume {run_dir} "
+            "or choose another --out"
+        )
+    trainer = Trainer.start(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run(trainer, run_dir, budget, show_progress=show_progress)
+
+
+def resume(
+    run_dir,
+    budget: Budget = Budget(),
+    *,
+    text: str | None = None,
+    settings: dict | None = None,
+    show_progress: bool = True,
+) -> Outcome:
+    """Continue the run in run_dir, by default with the budget it was last given (--steps: up to
+    the same total; --minutes: as many minutes again)."""
+    run_dir = Path(run_dir)
+    budget.check()
+    trainer = Trainer.resume(run_dir, text, settings)
+    if budget.steps is None and budget.minutes is None:
+        budget = trainer.budget
+    return run(trainer, run_dir, budget, resumed=True, show_progress=show_progress)
