@@ -1,0 +1,123 @@
+"""Stopping and resuming a run changes nothing: N steps, a stop and N more give bitwise the same
+state as 2N steps in one go; Ctrl-C leaves a checkpoint that resumes."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import checkpoint, training
+
+TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # the core is bitwise repeatable for a fixed thread count; one is fastest at these sizes
+    threads = bptt.get_num_threads()
+    bptt.set_num_threads(1)
+    yield
+    bptt.set_num_threads(threads)
+
+
+@pytest.fixture
+def config(tmp_path):
+    text_file = tmp_path / "text.txt"
+    text_file.write_text(TEXT)
+    # 38 steps an epoch: a run of 60 steps crosses an epoch's end
+    return training.TrainConfig(
+        text=str(text_file), hidden=16, seq_len=10, batch=3, eval_every=20, checkpoint_every=20
+    )
+
+
+def state_of(trainer: training.Trainer) -> dict[str, np.ndarray]:
+    """Every array a later step depends on."""
+    return {**trainer.params, **trainer.optimizer.state_arrays(), "hidden": trainer.hidden}
+
+
+def assert_same_state(resumed: training.Trainer, one_go: training.Trainer):
+    assert resumed.step_count == one_go.step_count
+    assert resumed.position == one_go.position
+    assert resumed.rng.bit_generator.state == one_go.rng.bit_generator.state
+    expected = state_of(one_go)
+    for name, value in state_of(resumed).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)  # bitwise
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
+def test_n_steps_then_a_resume_to_2n_equal_2n_steps_in_one_go(tmp_path, config, optimizer):
+    config = training.TrainConfig(**{**config.__dict__, "optimizer": optimizer})
+    one_go = training.train(
+        config, tmp_path / "one", training.Budget(steps=60), show_progress=False
+    )
+    training.train(config, tmp_path / "two", training.Budget(steps=30), show_progress=False)
+    resumed = training.resume(tmp_path / "two", training.Budget(steps=60), show_progress=False)
+    assert_same_state(resumed.trainer, one_go.trainer)
+
+
+def test_a_resume_without_a_budget_finishes_the_one_the_run_was_given(tmp_path, config):
+    # no samples: the stepping by hand below draws none at its validation steps either
+    config = training.TrainConfig(**{**config.__dict__, "sample_chars": 0})
+    one_go = training.train(
+        config, tmp_path / "one", training.Budget(steps=60), show_progress=False
+    )
+    # a run of 60 steps stopped after 30, as Ctrl-C would leave it
+    stopped = training.Trainer.start(config)
+    stopped.budget = training.Budget(steps=60)
+    for _ in range(30):
+        stopped.step()
+    (tmp_path / "two").mkdir()
+    stopped.save(tmp_path / "two", elapsed_seconds=0.0)
+    resumed = training.resume(tmp_path / "two", show_progress=False)
+    assert_same_state(resumed.trainer, one_go.trainer)
+
+
+def test_a_resumed_run_logs_each_step_once_in_order(tmp_path, config):
+    training.train(config, tmp_path / "run", training.Budget(steps=30), show_progress=False)
+    training.resume(tmp_path / "run", training.Budget(steps=60), show_progress=False)
+    with open(tmp_path / "run" / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    train_steps = [int(row["step"]) for row in rows if row["train_bpc"]]
+    assert train_steps == list(range(10, 61, 10))
+
+
+def test_a_new_run_refuses_a_directory_with_a_checkpoint_and_leaves_it_as_it_was(tmp_path, config):
+    training.train(config, tmp_path / "run", training.Budget(steps=5), show_progress=False)
+    before = checkpoint.checkpoint_path(tmp_path / "run").read_bytes()
+    with pytest.raises(bptt.errors.UsageError, match="holds a checkpoint already"):
+        training.train(config, tmp_path / "run", training.Budget(steps=5), show_progress=False)
+    assert checkpoint.checkpoint_path(tmp_path / "run").read_bytes() == before
+
+
+def test_ctrl_c_stops_after_a_whole_step_and_leaves_a_checkpoint_that_resumes(tmp_path, config):
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "bptt", "train", "--text", config.text, "--out", str(run_dir),
+        "--hidden", "16", "--seq-len", "10", "--batch", "3", "--steps", "100000000",
+        "--checkpoint-every", "100000000", "--log-every", "1", "--threads", "1",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until it trains (a first metrics row), then interrupt it as Ctrl-C does
+    metrics = run_dir / "metrics.csv"
+    deadline = time.monotonic() + 30
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 2):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no training step within 30 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "stopped by Ctrl-C" in stdout
+    assert f"bptt train --resume {run_dir}" in stdout
+    # the checkpoint was written by the Ctrl-C alone (checkpoints every 10^8 steps), and resumes
+    trainer = training.Trainer.resume(run_dir)
+    assert trainer.step_count >= 2
+    assert not list(run_dir.glob(".*.tmp")), os.listdir(run_dir)
