@@ -399,7 +399,7 @@ def _progress_bar(budget: Budget, trainer: Trainer, show: bool):
         unit=unit,
         disable=not show,
         dynamic_ncols=True,
-        bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
+        bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
     )
 
 
@@ -432,6 +432,8 @@ def run(
             return True
         return budget.minutes is not None and time.perf_counter() - start >= budget.minutes * 60
 
+    if show_progress:
+        write(_describe(trainer, run_dir, resumed))
     interval_nats, interval_steps, interval_chars, interval_seconds = 0.0, 0, 0, 0.0
     last_validation = None
     bar = _progress_bar(budget, trainer, show_progress)
@@ -487,6 +489,19 @@ def run(
         if not finished:
             write(f"continue with: bptt train --resume {run_dir}")
     return Outcome(trainer, finished)
+
+
+def _describe(trainer: Trainer, run_dir: Path, resumed: bool) -> str:
+    config, corpus = trainer.config, trainer.corpus
+    source = "the standard library's sources" if config.text == STDLIB else config.text
+    return (
+        f"bptt train: {source}: {len(corpus.train_ids):,} characters to train on, "
+        f"{len(corpus.validation_ids):,} held out, {len(corpus.vocabulary)} in the vocabulary\n"
+        f"  {config.hidden} hidden units ({config.activation}), --batch {config.batch} x "
+        f"--seq-len {config.seq_len}, {config.optimizer} lr {config.learning_rate:g}, clip "
+        f"{config.clip:g}, {config.dtype}, {_api.get_num_threads()} thread(s)\n"
+        + (f"  resuming {run_dir} at step {trainer.step_count}" if resumed else f"  into {run_dir}")
+    )
 
 
 def _writer(show: bool) -> Callable[[str], None]:
