@@ -1,0 +1,133 @@
+"""Training throughput of `bptt train`: characters per second of the whole step (data, core,
+clipping, optimizer), against peers measured in the same process, alternating step for step so
+that a busy machine slows both alike.
+
+- default settings (hidden 256, seq-len 100, batch 32, Adam, float32): bptt against the same
+  loop in PyTorch eager (`bptt.torch_loop`) with the same number of threads; target >= 2x.
+- min-char-rnn settings (hidden 100, seq-len 25, batch 1, Adagrad): bptt against the same
+  training loop with the NumPy oracle's gradients (min-char-rnn's way); target >= 50x.
+
+    python bench/train_throughput.py [--text FILE] [--threads N] [--repeats N]
+
+Medians and ratios; `--breakdown` adds where a bptt step spends its time."""
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import bptt
+from bptt import corpus, optimizers, training
+
+DEFAULT = {"hidden": 256, "seq_len": 100, "batch": 32, "optimizer": "adam"}
+MIN_CHAR_RNN = {"hidden": 100, "seq_len": 25, "batch": 1, "optimizer": "adagrad"}
+
+
+def median_seconds_alternating(steps: dict[str, Callable], repeats: int) -> dict[str, float]:
+    """The median time of each step function, calling them in turn `repeats` times."""
+    for step in steps.values():  # warm-up: first touches, thread start-up, lazy imports
+        step()
+        step()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def trainer(text_corpus, settings, **options) -> training.Trainer:
+    config = training.TrainConfig(**settings)
+    size = len(text_corpus.vocabulary)
+    params = bptt.init_params(size, config.hidden, size, seed=config.seed)
+    return training.Trainer(config, text_corpus, params, **options)
+
+
+def report(title: str, settings: dict, medians: dict[str, float], peer: str, target: float):
+    chars = settings["seq_len"] * settings["batch"]
+    print(f"\n{title}: " + ", ".join(f"{key} {value}" for key, value in settings.items()))
+    for name, seconds in medians.items():
+        print(f"  {name:<22} {1e3 * seconds:9.3f} ms/step  {chars / seconds:12,.0f} chars/s")
+    ratio = medians[peer] / medians["bptt"]
+    verdict = "met" if ratio >= target else "NOT met"
+    print(f"  bptt / {peer}: {ratio:.2f}x (target >= {target:g}x: {verdict})")
+    return ratio
+
+
+def default_settings(text_corpus, repeats: int) -> float:
+    import torch
+
+    from bptt.torch_loop import TorchLoop
+
+    torch.set_num_threads(bptt.get_num_threads())
+    ours = trainer(text_corpus, DEFAULT)
+    config = ours.config
+    peer = TorchLoop(
+        ours.params,
+        corpus.Streams(text_corpus.train_ids, config.batch, config.seq_len),
+        optimizer=config.optimizer,
+        lr=config.learning_rate,
+        clip=config.clip,
+    )
+    medians = median_seconds_alternating({"bptt": ours.step, "pytorch": peer.step}, repeats)
+    return report("default settings", DEFAULT, medians, "pytorch", 2)
+
+
+def min_char_rnn_settings(text_corpus, repeats: int) -> float:
+    ours = trainer(text_corpus, MIN_CHAR_RNN)
+    oracle = trainer(text_corpus, MIN_CHAR_RNN, loss_and_grad=bptt.reference.loss_and_grad)
+    medians = median_seconds_alternating({"bptt": ours.step, "numpy oracle": oracle.step}, repeats)
+    return report("min-char-rnn settings", MIN_CHAR_RNN, medians, "numpy oracle", 50)
+
+
+def breakdown(text_corpus, settings: dict, repeats: int) -> None:
+    """Median time of each part of a bptt step, timed one part at a time."""
+    ours = trainer(text_corpus, settings)
+    inputs, targets = ours.streams.chunk(0)
+    result = bptt.loss_and_grad(ours.params, inputs, targets, h0=ours.hidden, reduction="mean")
+    grads = {name: result.grads[name].copy() for name in training.PARAM_NAMES}
+    parts = {
+        "whole step": ours.step,
+        "data (chunk views)": lambda: ours.streams.chunk(0),
+        "core loss_and_grad": lambda: bptt.loss_and_grad(
+            ours.params, inputs, targets, h0=ours.hidden, reduction="mean"
+        ),
+        "clip_grad_norm": lambda: optimizers.clip_grad_norm(grads, 1e30),
+        "optimizer update": lambda: ours.optimizer.step(grads),
+    }
+    medians = median_seconds_alternating(parts, repeats)
+    print(f"  where a bptt step's time goes ({settings['optimizer']}):")
+    for name, seconds in medians.items():
+        share = seconds / medians["whole step"]
+        print(f"    {name:<20} {1e6 * seconds:10.1f} us  {share:6.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text", help="a UTF-8 file (default: the standard library's sources)")
+    parser.add_argument("--threads", type=int, help="threads for bptt and PyTorch (default: all)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed steps at default settings")
+    parser.add_argument("--breakdown", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        bptt.set_num_threads(args.threads)
+    text_corpus = corpus.Corpus.of_text(corpus.read_text(args.text or corpus.STDLIB))
+    info = bptt.build_info()
+    print(
+        f"bptt {bptt.__version__}, kernels {info['instruction_set']}, "
+        f"{bptt.get_num_threads()} thread(s); {len(text_corpus.train_ids):,} characters, "
+        f"vocabulary {len(text_corpus.vocabulary)}"
+    )
+    default_settings(text_corpus, args.repeats)
+    if args.breakdown:
+        breakdown(text_corpus, DEFAULT, args.repeats)
+    # a min-char-rnn step is about 100x shorter: more of them for a steady median
+    min_char_rnn_settings(text_corpus, 10 * args.repeats)
+    if args.breakdown:
+        breakdown(text_corpus, MIN_CHAR_RNN, 10 * args.repeats)
+
+
+if __name__ == "__main__":
+    main()
