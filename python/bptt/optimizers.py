@@ -1,7 +1,7 @@
 """Adam, Adagrad and SGD with momentum, with torch.optim's update formulas (operation for
 operation, so that float64 runs agree to rounding), and clipping by the global gradient norm as
-torch.nn.utils.clip_grad_norm_. Updates are in place on preallocated buffers: no array is
-allocated per step.
+torch.nn.utils.clip_grad_norm_. They work on all the parameters at once, as one vector
+(`ParameterVector`), in place on preallocated buffers: no array is allocated per step.
 
 Hyperparameters are torch's defaults, but for the learning rates (`DEFAULT_LEARNING_RATES`) and
 SGD's momentum (0.9 instead of 0: the command offers "SGD with momentum")."""
@@ -12,49 +12,49 @@ from collections.abc import Mapping
 import numpy as np
 
 from bptt.errors import UsageError
+from bptt.parameter_vector import ParameterVector
 
 DEFAULT_LEARNING_RATES = {"adam": 2e-3, "adagrad": 5e-2, "sgd": 0.1}
 
 
 class Optimizer:
-    """Updates the arrays of `params` in place from gradients of the same names."""
+    """Updates params.vector in place from a gradient vector of the same layout."""
 
     name = ""
-    state_names: tuple[str, ...] = ()  # one array per parameter for each of these
+    state_names: tuple[str, ...] = ()  # one vector like the parameters' for each of these
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float):
+    def __init__(self, params: ParameterVector, lr: float):
         self.params = params
         self.lr = lr
         self.step_count = 0
-        self.state = {
-            (state, name): np.zeros_like(value)
-            for state in self.state_names
-            for name, value in params.items()
-        }
-        self._scratch = {name: np.empty_like(value) for name, value in params.items()}
-        self._scratch2 = {name: np.empty_like(value) for name, value in params.items()}
+        self.state = {state: np.zeros_like(params.vector) for state in self.state_names}
+        self._scratch = np.empty_like(params.vector)
+        self._scratch2 = np.empty_like(params.vector)
 
-    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+    def step(self, grad: np.ndarray) -> None:
         self.step_count += 1
-        for name, param in self.params.items():
-            self._update(name, param, grads[name])
+        self._update(self.params.vector, grad)
 
-    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+    def _update(self, param: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The state as named arrays, e.g. 'adam.exp_avg.W', for a checkpoint."""
-        return {f"{self.name}.{state}.{name}": value for (state, name), value in self.state.items()}
+        """The state as named arrays (views), e.g. 'adam.exp_avg.W', for a checkpoint."""
+        return {
+            f"{self.name}.{state}.{name}": view
+            for state, vector in self.state.items()
+            for name, view in self.params.views(vector).items()
+        }
 
     def load_state_arrays(self, arrays: Mapping[str, np.ndarray], step_count: int) -> None:
-        for (state, name), value in self.state.items():
-            value[...] = arrays[f"{self.name}.{state}.{name}"]
+        for name, view in self.state_arrays().items():
+            view[...] = arrays[name]
         self.step_count = step_count
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam: m ← lerp(m, g, 1-β1); v ← β2·v + (1-β2)·g²;
-    p ← p - (lr / (1-β1^t)) · m / (√v / √(1-β2^t) + ε)."""
+    """torch.optim.Adam: m <- lerp(m, g, 1-β1); v <- β2·v + (1-β2)·g²;
+    p <- p - (lr / (1-β1^t)) · m / (√v / √(1-β2^t) + ε)."""
 
     name = "adam"
     state_names = ("exp_avg", "exp_avg_sq")
@@ -64,9 +64,9 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = betas
         self.eps = eps
 
-    def _update(self, name, param, grad):
-        exp_avg, exp_avg_sq = self.state["exp_avg", name], self.state["exp_avg_sq", name]
-        scratch, scratch2 = self._scratch[name], self._scratch2[name]
+    def _update(self, param, grad):
+        exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+        scratch, scratch2 = self._scratch, self._scratch2
         # torch's lerp for a weight below 0.5: m + w·(g - m)
         np.subtract(grad, exp_avg, out=scratch)
         scratch *= 1 - self.beta1
@@ -90,8 +90,8 @@ class Adam(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """torch.optim.Adagrad (no lr decay, zero initial accumulator): s ← s + g²;
-    p ← p - lr · g / (√s + ε)."""
+    """torch.optim.Adagrad (no lr decay, zero initial accumulator): s <- s + g²;
+    p <- p - lr · g / (√s + ε)."""
 
     name = "adagrad"
     state_names = ("sum",)
@@ -100,9 +100,8 @@ class Adagrad(Optimizer):
         super().__init__(params, lr)
         self.eps = eps
 
-    def _update(self, name, param, grad):
-        state_sum = self.state["sum", name]
-        scratch, scratch2 = self._scratch[name], self._scratch2[name]
+    def _update(self, param, grad):
+        state_sum, scratch, scratch2 = self.state["sum"], self._scratch, self._scratch2
         np.multiply(grad, grad, out=scratch)
         state_sum += scratch
         np.sqrt(state_sum, out=scratch2)
@@ -113,47 +112,43 @@ class Adagrad(Optimizer):
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD with momentum μ (no dampening, not Nesterov): b ← g at the first step, then
-    b ← μ·b + g; p ← p - lr·b."""
+    """torch.optim.SGD with momentum μ (no dampening, not Nesterov): b <- g at the first step,
+    then b <- μ·b + g; p <- p - lr·b."""
 
     name = "sgd"
     state_names = ("momentum_buffer",)
-
     default_momentum = 0.9
 
     def __init__(self, params, lr, momentum=default_momentum):
         super().__init__(params, lr)
         self.momentum = momentum
 
-    def _update(self, name, param, grad):
-        buffer = self.state["momentum_buffer", name]
+    def _update(self, param, grad):
+        buffer = self.state["momentum_buffer"]
         if self.step_count == 1:
             buffer[...] = grad
         else:
             buffer *= self.momentum
             buffer += grad
-        scratch = self._scratch[name]
-        np.multiply(buffer, -self.lr, out=scratch)
-        param += scratch
+        np.multiply(buffer, -self.lr, out=self._scratch)
+        param += self._scratch
 
 
 OPTIMIZERS = {optimizer.name: optimizer for optimizer in (Adam, Adagrad, SGD)}
 
 
-def make_optimizer(name: str, params: Mapping[str, np.ndarray], lr: float | None) -> Optimizer:
+def make_optimizer(name: str, params: ParameterVector, lr: float | None) -> Optimizer:
     if name not in OPTIMIZERS:
         raise UsageError(f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name](params, DEFAULT_LEARNING_RATES[name] if lr is None else lr)
 
 
-def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
-    """Scale the gradients in place so that their global L2 norm is at most max_norm, as
-    torch.nn.utils.clip_grad_norm_ does (factor max_norm / (norm + 1e-6), capped at 1); returns
-    the norm before clipping."""
-    norms = [math.sqrt(float(np.dot(grad.ravel(), grad.ravel()))) for grad in grads.values()]
-    total_norm = math.sqrt(sum(norm * norm for norm in norms))
+def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
+    """Scale the gradient vector in place so that its L2 norm is at most max_norm, as
+    torch.nn.utils.clip_grad_norm_ does over all the parameters' gradients (factor
+    max_norm / (norm + 1e-6), capped at 1); returns the norm before clipping."""
+    total_norm = math.sqrt(float(np.dot(grad, grad)))
     clip_coef = max_norm / (total_norm + 1e-6)
     if clip_coef < 1.0:  # torch multiplies by min(coef, 1); a factor of 1 changes nothing
-        for grad in grads.values():
-            grad *= clip_coef
+        grad *= clip_coef
     return total_norm

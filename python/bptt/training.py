@@ -21,6 +21,7 @@ from bptt import _api, _params, checkpoint, metrics, sampling
 from bptt.corpus import STDLIB, Corpus, Streams, Vocabulary, read_text, shortest_text_length
 from bptt.errors import UsageError
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS, clip_grad_norm, make_optimizer
+from bptt.parameter_vector import ParameterVector
 
 PARAM_NAMES = _api.PARAM_NAMES
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
@@ -146,8 +147,11 @@ class Trainer:
         self.config = config
         self.corpus = corpus
         self.streams = Streams(corpus.train_ids, config.batch, config.seq_len)
-        self.params = params
-        self.optimizer = make_optimizer(config.optimizer, params, config.lr)
+        # the parameters live in one vector (self.params are views), updated in a few calls
+        self.parameters = ParameterVector({name: params[name] for name in PARAM_NAMES})
+        self.params = self.parameters.arrays
+        self.optimizer = make_optimizer(config.optimizer, self.parameters, config.lr)
+        self._grad = np.empty_like(self.parameters.vector)
         self.hidden = np.zeros((config.batch, config.hidden), config.dtype)
         self.position = 0  # where every stream's next chunk starts
         self.step_count = 0
@@ -178,14 +182,14 @@ class Trainer:
             activation=self.config.activation,
             reduction="mean",
         )
-        grads = {name: result.grads[name] for name in PARAM_NAMES}
-        norm = clip_grad_norm(grads, self.config.clip)
+        grad = self.parameters.gather(result.grads, out=self._grad)
+        norm = clip_grad_norm(grad, self.config.clip)
         if not (math.isfinite(result.loss) and math.isfinite(norm)):
             raise TrainingDiverged(
                 f"training diverged at step {self.step_count + 1}: the loss or the gradient "
                 "is not finite; try a smaller --lr (the last checkpoint is unchanged)"
             )
-        self.optimizer.step(grads)
+        self.optimizer.step(grad)
         self.position = self.streams.next_position(self.position)
         # at a new epoch every stream starts again from its beginning: no state to carry
         self.hidden = result.h_last if self.position else np.zeros_like(self.hidden)
@@ -264,7 +268,7 @@ class Trainer:
         size, dtype = len(corpus.vocabulary), np.dtype(config.dtype)
         shapes = param_shapes(size, config.hidden, size)
         params = {
-            name: checkpoint.require(arrays, f"params.{name}", shape, dtype, path).copy()
+            name: checkpoint.require(arrays, f"params.{name}", shape, dtype, path)
             for name, shape in shapes.items()
         }
         trainer = cls(config, corpus, params, **options)
