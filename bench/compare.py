@@ -698,30 +698,53 @@ def plot(report: dict, path: Path) -> str | None:
     return None
 
 
+def peer_ratios(cell: dict) -> dict:
+    """Each timed peer's median ÷ bptt's median."""
+    bptt_ms = cell["bptt"]["median_ms"]
+    return {
+        name: entry["median_ms"] / bptt_ms
+        for name, entry in cell["peers"].items()
+        if entry.get("status") == "ok" and "median_ms" in entry
+    }
+
+
 def compare_text(report: dict, previous_path: Path) -> str:
+    """The change of every ratio against a previous run: per peer, so that a peer missing from one
+    run does not pass for a change of bptt's speed."""
     path = previous_path / "results.json" if previous_path.is_dir() else previous_path
     previous = json.loads(path.read_text())
     old_runs = {run["threads"]: run for run in previous["runs"]}
+    names = [p for p in peers.PEERS if any(p in run["peers"] for run in report["runs"])]
+    labels = [peers.load(name).NAME for name in names]
     lines = [
-        f"Against {path} ({previous.get('timestamp')}):",
+        (
+            f"Against {path} ({previous.get('timestamp')}): peer's median ÷ bptt's median, "
+            "before → now (change)"
+        ),
         "",
-        "| threads | problem | bptt ms before → now | ratio before → now | change |",
-        "|---|---|---|---|---|",
+        "| threads | problem | bptt ms before → now | " + " | ".join(labels) + " |",
+        "|---|---|---|" + "---|" * len(labels),
     ]
     for run in report["runs"]:
-        old = old_runs.get(run["threads"])
-        for name, cell in run["cells"].items():
-            old_cell = (old or {}).get("cells", {}).get(name)
+        old = old_runs.get(run["threads"], {})
+        for problem, cell in run["cells"].items():
+            old_cell = old.get("cells", {}).get(problem)
             if old_cell is None:
                 continue
-            before, now = old_cell.get("ratio"), cell["ratio"]
-            change = f"{now / before:.2f}×" if before and now else "—"
-            lines.append(
-                f"| {run['threads']} | {name} | {fmt_ms(old_cell['bptt']['median_ms'])} → "
-                f"{fmt_ms(cell['bptt']['median_ms'])} | "
-                f"{'—' if before is None else f'{before:.2f}'} → "
-                f"{'—' if now is None else f'{now:.2f}'} | {change} |"
-            )
+            before, now = peer_ratios(old_cell), peer_ratios(cell)
+            row = [
+                str(run["threads"]),
+                problem,
+                f"{fmt_ms(old_cell['bptt']['median_ms'])} → {fmt_ms(cell['bptt']['median_ms'])}",
+            ]
+            for name in names:
+                if name in before and name in now:
+                    row.append(
+                        f"{before[name]:.2f} → {now[name]:.2f} ({now[name] / before[name]:.2f}×)"
+                    )
+                else:
+                    row.append("—")
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
