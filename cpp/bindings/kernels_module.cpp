@@ -34,6 +34,8 @@ struct Inputs {
   py::array array;
   bool tokens;
   py::ssize_t steps, batch;
+  py::object lengths = py::none();  // int64 (batch,) or None
+  bool reverse = false;
 };
 
 struct TargetArray {
@@ -90,6 +92,23 @@ Inputs check_inputs(py::handle object, const Layer& layer) {
   }
   check_shape(array, "inputs", {{"T", -1}, {"B", -1}, {"D", layer.input_size}});
   return {array, false, array.shape(0), array.shape(1)};
+}
+
+// Per-sequence lengths (each in [0, T]) and the direction of the recurrence.
+void check_sequence_layout(Inputs& inputs, py::handle lengths, bool reverse) {
+  inputs.reverse = reverse;
+  if (lengths.is_none()) return;
+  py::array array = id_array(as_array(lengths, "lengths"), "lengths", "integer lengths");
+  check_shape(array, "lengths", {{"B", inputs.batch}});
+  const auto* values = data<std::int64_t>(array);
+  for (py::ssize_t b = 0; b < inputs.batch; ++b) {
+    if (values[b] < 0 || values[b] > inputs.steps) {
+      throw py::value_error("lengths: length " + std::to_string(values[b]) + " of sequence b=" +
+                            std::to_string(b) + " is out of range: expected 0 <= length <= T = " +
+                            std::to_string(inputs.steps));
+    }
+  }
+  inputs.lengths = std::move(array);
 }
 
 py::object check_state(py::handle object, const char* name, const Layer& layer, py::ssize_t batch) {
@@ -157,9 +176,13 @@ HeadWeights<S> head_weights(const Head& head, const Layer& layer) {
 
 template <class S>
 SequenceInput<S> sequence_input(const Inputs& inputs) {
+  static_assert(sizeof(Index) == sizeof(std::int64_t), "lengths are passed as int64");
   SequenceInput<S> view{inputs.steps, inputs.batch};
   if (inputs.tokens) view.tokens = data<TokenId>(inputs.array);
   else view.dense = data<S>(inputs.array);
+  if (!inputs.lengths.is_none())
+    view.lengths = reinterpret_cast<const Index*>(data<std::int64_t>(py::reinterpret_borrow<py::array>(inputs.lengths)));
+  view.reverse = inputs.reverse;
   return view;
 }
 
@@ -313,10 +336,12 @@ py::array layer_forward_typed(const Layer& layer, const Inputs& inputs, const py
 }
 
 py::array layer_forward(py::handle U, py::handle W, py::handle b, py::handle inputs,
-                        py::handle h0, py::handle activation, bool check_finite) {
+                        py::handle h0, py::handle activation, py::handle lengths, bool reverse,
+                        bool check_finite) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Layer layer = check_layer(U, W, b);
-  const Inputs checked_inputs = check_inputs(inputs, layer);
+  Inputs checked_inputs = check_inputs(inputs, layer);
+  check_sequence_layout(checked_inputs, lengths, reverse);
   const py::object checked_h0 = check_state(h0, "h0", layer, checked_inputs.batch);
   if (layer.dtype == DType::float32)
     return layer_forward_typed<float>(layer, checked_inputs, checked_h0, parsed_activation, check_finite);
@@ -361,10 +386,12 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
 
 py::dict layer_backward(py::handle U, py::handle W, py::handle b, py::handle inputs,
                         py::handle hidden, py::handle h0, py::handle d_hidden,
-                        py::handle d_h_last, py::handle activation, bool check_finite) {
+                        py::handle d_h_last, py::handle activation, py::handle lengths,
+                        bool reverse, bool check_finite) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Layer layer = check_layer(U, W, b);
-  const Inputs checked_inputs = check_inputs(inputs, layer);
+  Inputs checked_inputs = check_inputs(inputs, layer);
+  check_sequence_layout(checked_inputs, lengths, reverse);
   const py::ssize_t T = checked_inputs.steps, B = checked_inputs.batch, H = layer.hidden_size;
   py::array checked_hidden = float_array(hidden, "hidden", layer.dtype, "like the params");
   check_shape(checked_hidden, "hidden", {{"T", T}, {"B", B}, {"H", H}});
@@ -510,12 +537,16 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
         "check_finite"_a = true,
         "L and its gradients for the RNN with softmax head; returns (loss, grads, h_last).");
   m.def("layer_forward", &layer_forward, "U"_a, "W"_a, "b"_a, "inputs"_a, "h0"_a = none,
-        "activation"_a = "tanh", "check_finite"_a = true,
-        "Hidden states (T + 1, B, H) of the recurrent layer, slot 0 holding h0.");
+        "activation"_a = "tanh", "lengths"_a = none, "reverse"_a = false,
+        "check_finite"_a = true,
+        "States (T + 1, B, H) of the recurrent layer: h0 in slot 0 and h_t in slot t + 1 "
+        "(reverse: h_t in slot t and h0 in slot T). With lengths (B,), a padded position keeps "
+        "the previous state.");
   m.def("layer_backward", &layer_backward, "U"_a, "W"_a, "b"_a, "inputs"_a, "hidden"_a,
         "h0"_a = none, "d_hidden"_a = none, "d_h_last"_a = none, "activation"_a = "tanh",
-        "check_finite"_a = true,
-        "Gradients of U, W, b, h0 (and x for float inputs) given dL/dh_t (T, B, H) and dL/dh_T.");
+        "lengths"_a = none, "reverse"_a = false, "check_finite"_a = true,
+        "Gradients of U, W, b, h0 (and x for float inputs) given the hidden states by time "
+        "(T, B, H), dL/dh_t (T, B, H; ignored at padded positions) and dL/dh_T (B, H).");
   m.def("head_logits", &head_logits_entry, "V"_a, "c"_a, "hidden"_a, "check_finite"_a = true,
         "Logits c + V h_t for hidden states (T, B, H).");
   m.def("head_loss_and_grad", &head_loss_and_grad, "V"_a, "c"_a, "hidden"_a, "targets"_a,

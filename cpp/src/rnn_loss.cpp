@@ -39,19 +39,25 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   const Index B = size.batch, H = size.hidden_size, O = size.output_size;
   const Index N = size.steps * B, width = std::max(H, O);
 
-  // hidden: slot 0 is h_0, slots 1..T are h_1..h_T.
-  Eigen::Matrix<S, Eigen::Dynamic, 1> hidden((size.steps + 1) * B * H);
-  recurrent_forward(layer, inputs, h0, activation, hidden.data());
-  matrix_view(h_last, B, H, H) = matrix_view(hidden.data() + N * H, B, H, H);
-  const ConstMatrixView<S> states = matrix_view(static_cast<const S*>(hidden.data()) + B * H, N, H, H);
+  // states: h0 and the hidden states, one slot each (see recurrent_layer.hpp).
+  const TimeOrder order{size.steps, inputs.reverse};
+  Eigen::Matrix<S, Eigen::Dynamic, 1> states((size.steps + 1) * B * H);
+  recurrent_forward(layer, inputs, h0, activation, states.data());
+  const S* initial = states.data() + order.initial_slot() * B * H;
+  const S* hidden = states.data() + order.first_state_slot() * B * H;
+  const Index final_slot =
+      size.steps == 0 ? order.initial_slot() : order.state_slot(order.time_of(size.steps - 1));
+  matrix_view(h_last, B, H, H) =
+      matrix_view(static_cast<const S*>(states.data()) + final_slot * B * H, B, H, H);
+  const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
 
   // work holds the logits, then dL/do in place, then dL/da in place, one row per (t, b).
   Eigen::Matrix<S, Eigen::Dynamic, 1> work(N * width);
   MatrixView<S> logits = matrix_view(work.data(), N, O, width);
-  head_logits(head, states, logits);
+  head_logits(head, hidden_states, logits);
   const double loss = softmax_cross_entropy(logits, targets, reduction);
   const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work.data()), N, O, width);
-  head_parameter_gradients(states, d_logits, head_grads);
+  head_parameter_gradients(hidden_states, d_logits, head_grads);
 
   // dL/dh_t = Vᵀ dO_t, chunk by chunk, each chunk just before the reverse loop reaches it: the
   // rows of dO it reads are the rows of dL/da the loop is about to write.
@@ -64,8 +70,9 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
     head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * width, rows, O, width), upstream);
     d_pre.middleRows(t0 * B, rows) = upstream;
   };
-  detail::recurrent_backward_into(layer, inputs, activation, hidden.data(), states.data(), static_cast<const S*>(nullptr),
-                                  chunk_steps, fill_upstream, work.data(), width, layer_grads);
+  detail::recurrent_backward_into(layer, inputs, activation, initial, hidden,
+                                  static_cast<const S*>(nullptr), chunk_steps, fill_upstream,
+                                  work.data(), width, layer_grads);
   return loss;
 }
 

@@ -31,6 +31,9 @@ struct Problem {
   std::vector<S> U, W, b, V, c, x, y, h0;
   std::vector<TokenId> token_ids, target_ids;
 
+  bool reverse = false;
+  std::vector<Index> lengths;  // empty: every sequence is full
+
   Problem(Index T_, Index B_, Index D_, Index H_, Index O_, bool tokens_, bool soft_, unsigned seed)
       : T(T_), B(B_), D(D_), H(H_), O(O_), tokens(tokens_), soft_targets(soft_) {
     std::mt19937 rng(seed);
@@ -50,8 +53,18 @@ struct Problem {
   }
   LayerWeights<S> layer() const { return {U.data(), W.data(), b.data(), D, H}; }
   HeadWeights<S> head() const { return {V.data(), c.data(), H, O}; }
+  // Sequences of lengths T, 1, 0, T, ...: padded positions carry no loss.
+  void use_lengths() {
+    lengths.resize(size_t(B));
+    for (Index b = 0; b < B; ++b) lengths[size_t(b)] = b % 3 == 0 ? T : b % 3 == 1 ? 1 : 0;
+    for (Index t = 0; t < T; ++t)
+      for (Index b = 0; b < B; ++b)
+        if (t >= lengths[size_t(b)]) target_ids[size_t(t * B + b)] = -1;
+  }
   SequenceInput<S> inputs() const {
     SequenceInput<S> in{T, B};
+    in.reverse = reverse;
+    if (!lengths.empty()) in.lengths = lengths.data();
     if (tokens) in.tokens = token_ids.data();
     else in.dense = x.data();
     return in;
@@ -83,8 +96,12 @@ Gradients<S> run(const Problem<S>& p, Activation activation, Reduction reduction
 }
 
 // Central differences have error ~ eps·|L|/step + step²·|L'''|; 1e-5 relative is far above both.
-void check_against_finite_differences(Activation activation, bool tokens, bool soft) {
-  Problem<double> p(4, 2, 3, 5, 4, tokens, soft, 7u + unsigned(activation) * 4 + tokens * 2 + soft);
+void check_against_finite_differences(Activation activation, bool tokens, bool soft,
+                                      bool reverse = false, bool with_lengths = false) {
+  Problem<double> p(4, with_lengths ? 5 : 2, 3, 5, 4, tokens, soft,
+                    7u + unsigned(activation) * 4 + tokens * 2 + soft);
+  p.reverse = reverse;
+  if (with_lengths) p.use_lengths();
   const Gradients<double> g = run(p, activation);
   const double step = 1e-6;
   auto check = [&](std::vector<double>& param, const std::vector<double>& grad, const char* name) {
@@ -100,7 +117,8 @@ void check_against_finite_differences(Activation activation, bool tokens, bool s
       if (std::abs(numeric - grad[i]) > tolerance) {
         expect(false, std::string("d") + name + "[" + std::to_string(i) + "] activation " +
                           std::to_string(int(activation)) + " tokens " + std::to_string(tokens) +
-                          " soft " + std::to_string(soft) + ": analytic " + std::to_string(grad[i]) +
+                          " soft " + std::to_string(soft) + " reverse " + std::to_string(reverse) +
+                          " lengths " + std::to_string(with_lengths) + ": analytic " + std::to_string(grad[i]) +
                           ", numeric " + std::to_string(numeric));
         return;
       }
@@ -109,6 +127,64 @@ void check_against_finite_differences(Activation activation, bool tokens, bool s
   check(p.U, g.U, "U"); check(p.W, g.W, "W"); check(p.b, g.b, "b"); check(p.V, g.V, "V");
   check(p.c, g.c, "c"); check(p.h0, g.h0, "h0");
   if (!tokens) check(p.x, g.x, "x");
+}
+
+// The layer alone, driven by an upstream gradient D_t on every state and G on the carried state:
+// L = Σ_t D_t · h_t + G · h_T, where padded positions have no state (D there must be ignored)
+// and h_T of a sequence is its last real state.
+void check_layer_backward_against_finite_differences(bool reverse, bool with_lengths) {
+  Problem<double> p(5, 4, 3, 6, 2, false, false, 41u + reverse * 2 + with_lengths);
+  p.reverse = reverse;
+  if (with_lengths) p.use_lengths();
+  const Index T = p.T, B = p.B, H = p.H, N = T * B;
+  std::vector<double> D(size_t(N * H)), G(size_t(B * H));
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  for (auto& e : D) e = uniform(rng);
+  for (auto& e : G) e = uniform(rng);
+  const TimeOrder order{T, reverse};
+  auto loss = [&]() {
+    std::vector<double> states(size_t((T + 1) * B * H));
+    recurrent_forward(p.layer(), p.inputs(), p.h0.data(), Activation::sigmoid, states.data());
+    const double* hidden = states.data() + order.first_state_slot() * B * H;
+    const double* h_last = states.data() + (reverse ? 0 : T) * B * H;
+    double L = 0;
+    for (Index t = 0; t < T; ++t)
+      for (Index b = 0; b < B; ++b)
+        if (p.lengths.empty() || t < p.lengths[size_t(b)])
+          for (Index j = 0; j < H; ++j) L += D[size_t((t * B + b) * H + j)] * hidden[(t * B + b) * H + j];
+    for (Index i = 0; i < B * H; ++i) L += G[size_t(i)] * h_last[i];
+    return L;
+  };
+  std::vector<double> states(size_t((T + 1) * B * H));
+  recurrent_forward(p.layer(), p.inputs(), p.h0.data(), Activation::sigmoid, states.data());
+  Gradients<double> g;
+  g.U.resize(p.U.size()); g.W.resize(p.W.size()); g.b.resize(p.b.size()); g.h0.resize(p.h0.size());
+  g.x.resize(p.x.size());
+  recurrent_backward(p.layer(), p.inputs(), Activation::sigmoid, p.h0.data(),
+                     static_cast<const double*>(states.data()) + order.first_state_slot() * B * H,
+                     D.data(), G.data(),
+                     LayerGradients<double>{g.U.data(), g.W.data(), g.b.data(), g.h0.data(), g.x.data()});
+  const double step = 1e-6;
+  auto check = [&](std::vector<double>& param, const std::vector<double>& grad, const char* name) {
+    for (size_t i = 0; i < param.size(); ++i) {
+      const double saved = param[i];
+      param[i] = saved + step;
+      const double up = loss();
+      param[i] = saved - step;
+      const double down = loss();
+      param[i] = saved;
+      const double numeric = (up - down) / (2 * step);
+      if (std::abs(numeric - grad[i]) > 1e-5 * std::max(1.0, std::abs(numeric))) {
+        expect(false, std::string("layer d") + name + "[" + std::to_string(i) + "] reverse " +
+                          std::to_string(reverse) + " lengths " + std::to_string(with_lengths) +
+                          ": analytic " + std::to_string(grad[i]) + ", numeric " + std::to_string(numeric));
+        return;
+      }
+    }
+  };
+  check(p.U, g.U, "U"); check(p.W, g.W, "W"); check(p.b, g.b, "b"); check(p.h0, g.h0, "h0");
+  check(p.x, g.x, "x");
 }
 
 // The layer and the head called separately, as other front ends will, give the fused result.
@@ -185,6 +261,13 @@ int main() {
   for (Activation activation : {Activation::tanh, Activation::sigmoid, Activation::relu, Activation::identity})
     for (bool tokens : {false, true})
       for (bool soft : {false, true}) check_against_finite_differences(activation, tokens, soft);
+  // Reversed time and per-sequence lengths, alone and together (lengths need integer targets).
+  for (bool reverse : {false, true})
+    for (bool with_lengths : {false, true})
+      check_against_finite_differences(Activation::tanh, false, !with_lengths, reverse, with_lengths);
+  for (bool reverse : {false, true})
+    for (bool with_lengths : {false, true})
+      check_layer_backward_against_finite_differences(reverse, with_lengths);
   check_composition_matches_fused();
   check_float_matches_double();
   check_empty_sequence_gives_zero();

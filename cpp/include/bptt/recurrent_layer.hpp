@@ -1,9 +1,10 @@
 // The recurrent layer a_t = b + W h_{t-1} + U x_t, h_t = σ(a_t): forward over a whole sequence,
 // and backward from any upstream gradient on the hidden states.
 //
-// Storage: the hidden states of one call live in one contiguous time-major buffer
-// (steps + 1, batch, hidden), slot 0 holding h_0, so every step reads and writes contiguous rows
-// and every whole-sequence product sees one (steps·batch) × hidden matrix.
+// Storage: the hidden states of one call live in one contiguous time-major buffer of
+// steps + 1 slots of (batch, hidden): h_t of time t in slot t + 1 and h0 in slot 0 (reverse:
+// h_t in slot t and h0 in slot steps), so every step reads and writes contiguous rows and every
+// whole-sequence product sees one (steps·batch) × hidden matrix.
 #pragma once
 
 #include "bptt/activation.hpp"
@@ -16,20 +17,42 @@
 namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 
-// hidden: (steps + 1)·batch·hidden_size; slot 0 receives h0 (zeros when h0 is null).
+// states: (steps + 1)·batch·hidden_size slots as above; the initial slot receives h0 (zeros
+// when h0 is null), the others the hidden states.
 template <class S>
 void recurrent_forward(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
-                       const S* h0, Activation activation, S* hidden);
+                       const S* h0, Activation activation, S* states);
 
 // Gradients of the layer given dL/dh_t for every step (d_hidden, (steps, batch, hidden); null
 // means zero) and dL/dh_T for the carried state (d_h_last, (batch, hidden); null means zero).
-// h0 null means the zero initial state; hidden holds h_1..h_T, (steps, batch, hidden).
+// h0 null means the zero initial state; hidden holds the hidden states by time,
+// (steps, batch, hidden).
 template <class S>
 void recurrent_backward(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                         Activation activation, const S* h0, const S* hidden, const S* d_hidden,
                         const S* d_h_last, const LayerGradients<S>& grads);
 
+// Where each time step's state lives in the (steps + 1)-slot buffer, and in which order the
+// recurrence visits the steps.
+struct TimeOrder {
+  Index steps;
+  bool reverse;
+
+  Index time_of(Index k) const { return reverse ? steps - 1 - k : k; }  // the k-th step run
+  Index state_slot(Index t) const { return reverse ? t : t + 1; }
+  Index previous_slot(Index t) const { return reverse ? t + 1 : t; }
+  Index initial_slot() const { return reverse ? steps : 0; }
+  Index first_state_slot() const { return reverse ? 0 : 1; }  // of the steps' block of slots
+};
+
 namespace detail {
+
+inline TimeOrder time_order(Index steps, bool reverse) { return TimeOrder{steps, reverse}; }
+
+// Padded positions: time t of sequence b is padding when t >= lengths[b].
+inline bool is_padding(const Index* lengths, Index t, Index b) {
+  return lengths && t >= lengths[b];
+}
 
 // a_t = b + U x_t for all steps at once: one GEMM for dense inputs, a row gather for tokens.
 template <class S>
@@ -48,55 +71,74 @@ void project_inputs(const LayerWeights<S>& weights, const SequenceInput<S>& inpu
   }
 }
 
-// The step loop of the forward pass: h_t = σ(pre_t + W h_{t-1}), in place in slot t.
+// The step loop of the forward pass: h_t = σ(pre_t + W h_prev), in place in h_t's slot; a
+// padded position keeps the previous state.
 template <class S>
-void forward_recurrence(const S* W, Index steps, Index batch, Index hidden_size,
-                        Activation activation, S* hidden) {
-  const Index B = batch, H = hidden_size;
+void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
+                        Activation activation, S* states) {
+  const Index B = inputs.batch, H = hidden_size;
+  const TimeOrder order = time_order(inputs.steps, inputs.reverse);
   const int threads = recurrence_threads(B, H);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const auto [first, last] = column_share(H, this_thread_index(), this_region_threads());
-    // W h_{t-1} in row form is h_{t-1}·Wᵀ; Wᵀ is W's buffer read column-major.
+    // W h_prev in row form is h_prev·Wᵀ; Wᵀ is W's buffer read column-major.
     StepProduct<S, Eigen::ColMajor> product(B, last - first, H);
-    for (Index t = 1; t <= steps; ++t) {
-      const S* h_prev = hidden + (t - 1) * B * H;
-      S* h = hidden + t * B * H;
+    for (Index k = 0; k < inputs.steps; ++k) {
+      const Index t = order.time_of(k);
+      const S* h_prev = states + order.previous_slot(t) * B * H;
+      S* h = states + order.state_slot(t) * B * H;
       product.accumulate(h_prev, H, W + first * H, H, h + first, H);
       apply_activation(activation, matrix_view(h + first, B, last - first, H));
+      for (Index b = 0; b < B; ++b) {
+        if (is_padding(inputs.lengths, t, b))
+          std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);
+      }
 #pragma omp barrier
     }
   }
 }
 
-// The step loop of the backward pass, in place in d_pre (rows t·batch .. of step t):
-// da_t = (upstream_t + Wᵀ da_{t+1}) ⊙ σ'(a_t), where upstream_t (dL/dh_t from outside the
-// layer, dL/dh_T added at the last step) is written into d_pre by fill_upstream(t0, t1) for the
-// steps [t0, t1) just before they are needed, chunk by chunk from the end.
+// The step loop of the backward pass, in place in d_pre (rows t·batch .. of time t):
+// da_t = (upstream_t + Wᵀ da_next) ⊙ σ'(a_t), where upstream_t is dL/dh_t from outside the
+// layer, plus dL/dh_T at each sequence's last step, and da is zero at padded positions. The
+// upstream gradients are written into d_pre by fill_upstream(t0, t1) for the times [t0, t1)
+// just before the loop needs them, chunk by chunk in the loop's order.
 template <class S, class FillUpstream>
-void backward_recurrence(const S* W, Index steps, Index batch, Index hidden_size,
-                         Activation activation, const S* hidden, const S* d_h_last,
-                         Index chunk_steps, FillUpstream&& fill_upstream, S* d_pre,
-                         Index d_pre_stride) {
-  const Index B = batch, H = hidden_size, ld = d_pre_stride;
+void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
+                         Activation activation, const S* hidden, const S* d_h_last, Index chunk_steps, FillUpstream&& fill_upstream,
+                         S* d_pre, Index d_pre_stride) {
+  const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre_stride;
+  const TimeOrder order = time_order(T, inputs.reverse);
   const int threads = recurrence_threads(B, H);
-  for (Index chunk_end = steps; chunk_end > 0; chunk_end -= chunk_steps) {
+  // The steps are visited last-run first: k = T - 1 down to 0, in chunks.
+  for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
     const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
-    fill_upstream(chunk_begin, chunk_end);
+    const Index t0 = std::min(order.time_of(chunk_begin), order.time_of(chunk_end - 1));
+    fill_upstream(t0, t0 + (chunk_end - chunk_begin));
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
       const auto [first, last] = column_share(H, this_thread_index(), this_region_threads());
       StepProduct<S, Eigen::RowMajor> product(B, last - first, H);
-      for (Index t = chunk_end - 1; t >= chunk_begin; --t) {
+      for (Index k = chunk_end - 1; k >= chunk_begin; --k) {
+        const Index t = order.time_of(k);
         S* da = d_pre + t * B * ld;
         auto da_share = matrix_view(da + first, B, last - first, ld);
-        if (t + 1 < steps) {
-          product.accumulate(da + B * ld, ld, W + first, H, da + first, ld);
-        } else if (d_h_last) {
-          da_share += matrix_view(d_h_last + first, B, last - first, H);
+        if (k + 1 < T) {
+          const S* da_next = d_pre + order.time_of(k + 1) * B * ld;
+          product.accumulate(da_next, ld, W + first, H, da + first, ld);
         }
-        multiply_by_activation_derivative(activation, da_share,
-                                          matrix_view(hidden + t * B * H + first, B, last - first, H));
+        for (Index b = 0; b < B; ++b) {
+          const Index length = inputs.lengths ? inputs.lengths[b] : T;
+          const Index last_time = inputs.reverse ? 0 : length - 1;
+          if (t >= length) {
+            da_share.row(b).setZero();
+          } else if (d_h_last && t == last_time) {
+            da_share.row(b) += matrix_view(d_h_last + b * H + first, 1, last - first, H);
+          }
+        }
+        multiply_by_activation_derivative(
+            activation, da_share, matrix_view(hidden + t * B * H + first, B, last - first, H));
 #pragma omp barrier
       }
     }
@@ -104,12 +146,13 @@ void backward_recurrence(const S* W, Index steps, Index batch, Index hidden_size
 }
 
 // dW, dU, db, dh0 and dx from the pre-activation gradients da (steps·batch rows of d_pre).
+// h0 null means the zero initial state; hidden holds the states by time.
 template <class S>
 void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                          const S* h0, const S* hidden, const S* d_h_last,
                          ConstMatrixView<S> d_pre, const LayerGradients<S>& grads) {
   const Index D = weights.input_size, H = weights.hidden_size;
-  const Index B = inputs.batch, N = inputs.steps * inputs.batch;
+  const Index B = inputs.batch, T = inputs.steps, N = T * B;
   MatrixView<S> dU = matrix_view(grads.U, H, D, D);
   MatrixView<S> dW = matrix_view(grads.W, H, H, H);
   RowVectorView<S> db(grads.b, H);
@@ -124,15 +167,36 @@ void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>&
     return;
   }
   const ConstMatrixView<S> W = matrix_view(weights.W, H, H, H);
-  // dh0 = Wᵀ da_1
-  dh0.noalias() = d_pre.topRows(B) * W;
-  // dW = Σ_t da_t h_{t-1}ᵀ: one product over all steps·batch rows when h_0 sits just before h_1.
-  const ConstMatrixView<S> previous = matrix_view(hidden, N - B, H, H);
-  if (h0 && h0 + B * H == hidden) {
-    dW.noalias() = d_pre.transpose() * matrix_view(h0, N, H, H);
+  // dh0 = Wᵀ da at each sequence's first step; an empty sequence passes dL/dh_T straight on.
+  const Index first_time = inputs.reverse ? T - 1 : 0;
+  if (!inputs.lengths || !inputs.reverse) {
+    dh0.noalias() = d_pre.middleRows(first_time * B, B) * W;
+  }
+  if (inputs.lengths) {
+    for (Index b = 0; b < B; ++b) {
+      const Index length = inputs.lengths[b];
+      if (length == 0) {
+        if (d_h_last) dh0.row(b) = matrix_view(d_h_last + b * H, 1, H, H);
+        else dh0.row(b).setZero();
+      } else if (inputs.reverse) {
+        dh0.row(b).noalias() = d_pre.row((length - 1) * B + b) * W;
+      }
+    }
+  }
+  // dW = Σ_t da_t h_prevᵀ: one product over all steps·batch rows when h0 sits next to the
+  // states in the order the rows of da need them.
+  const Index rows_from_states = N - B;
+  const Index h0_rows = inputs.reverse ? rows_from_states : 0;      // where h0's block sits
+  const Index state_rows = inputs.reverse ? 0 : B;                   // where the states' block sits
+  const S* previous_states = inputs.reverse ? hidden + B * H : hidden;
+  const bool h0_adjacent =
+      h0 && (inputs.reverse ? hidden + N * H == h0 : h0 + B * H == hidden);
+  if (h0_adjacent) {
+    dW.noalias() = d_pre.transpose() * matrix_view(inputs.reverse ? hidden + B * H : h0, N, H, H);
   } else {
-    dW.noalias() = d_pre.bottomRows(N - B).transpose() * previous;
-    if (h0) dW.noalias() += d_pre.topRows(B).transpose() * matrix_view(h0, B, H, H);
+    dW.noalias() = d_pre.middleRows(state_rows, rows_from_states).transpose() *
+                   matrix_view(previous_states, rows_from_states, H, H);
+    if (h0) dW.noalias() += d_pre.middleRows(h0_rows, B).transpose() * matrix_view(h0, B, H, H);
   }
   // db = Σ_t da_t
   db.setZero();
@@ -160,8 +224,8 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
                              S* d_pre, Index d_pre_stride, const LayerGradients<S>& grads) {
   const Index H = weights.hidden_size, N = inputs.steps * inputs.batch;
   if (N > 0) {
-    backward_recurrence(weights.W, inputs.steps, inputs.batch, H, activation, hidden, d_h_last,
-                        chunk_steps, fill_upstream, d_pre, d_pre_stride);
+    backward_recurrence(weights.W, inputs, H, activation, hidden, d_h_last, chunk_steps,
+                        fill_upstream, d_pre, d_pre_stride);
   }
   parameter_gradients(weights, inputs, h0, hidden, d_h_last,
                       matrix_view(static_cast<const S*>(d_pre), N, H, d_pre_stride), grads);
@@ -171,14 +235,16 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
 
 template <class S>
 void recurrent_forward(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
-                       const S* h0, Activation activation, S* hidden) {
+                       const S* h0, Activation activation, S* states) {
   const Index B = inputs.batch, H = weights.hidden_size, N = inputs.steps * inputs.batch;
-  MatrixView<S> initial = matrix_view(hidden, B, H, H);
+  const TimeOrder order = detail::time_order(inputs.steps, inputs.reverse);
+  MatrixView<S> initial = matrix_view(states + order.initial_slot() * B * H, B, H, H);
   if (h0) initial = matrix_view(h0, B, H, H);
   else initial.setZero();
   if (N == 0) return;
-  detail::project_inputs(weights, inputs, matrix_view(hidden + B * H, N, H, H));
-  detail::forward_recurrence(weights.W, inputs.steps, B, H, activation, hidden);
+  detail::project_inputs(weights, inputs,
+                         matrix_view(states + order.first_state_slot() * B * H, N, H, H));
+  detail::forward_recurrence(weights.W, inputs, H, activation, states);
 }
 
 template <class S>

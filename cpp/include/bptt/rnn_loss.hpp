@@ -18,7 +18,8 @@ struct ProblemSize {
 std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t scalar_bytes);
 
 // Returns L; writes every gradient and h_last (batch × hidden, the state after the last step).
-// h0 null means the zero initial state.
+// h0 null means the zero initial state. With inputs.lengths, the targets at padded positions
+// must be -1 (no loss), or L would count predictions that have no input.
 template <class S>
 double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
                          const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,

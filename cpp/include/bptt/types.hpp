@@ -66,12 +66,18 @@ struct HeadWeights {
 };
 
 // A batch of sequences, time-major: either dense vectors x_t or token ids meaning one-hot x_t.
+// With lengths, sequence b has lengths[b] <= steps steps; its later positions are padding that
+// is never read: its state stays as it was (h_T of the sequence is its last real state) and
+// gradients at padded positions are ignored. With reverse, the recurrence runs from the last
+// step of each sequence to the first, as the backward half of a bidirectional RNN does.
 template <class S>
 struct SequenceInput {
   Index steps;
   Index batch;
   const S* dense = nullptr;         // (steps, batch, input_size)
   const TokenId* tokens = nullptr;  // (steps, batch), each in [0, input_size)
+  const Index* lengths = nullptr;   // (batch), each in [0, steps]; null: every sequence is full
+  bool reverse = false;
 };
 
 // Per-step targets: class ids (-1 = no loss at that step) or soft target vectors y_t.
