@@ -81,9 +81,11 @@ def forward(
         inputs = inputs[:, None]
         h0 = None if h0 is None else np.asarray(h0)[None]
     # states[0] is h0 and states[1:] the hidden states h_1..h_T, one buffer without copies.
-    states = _core.layer_forward(U, W, b, inputs, h0, activation, check_finite)
+    states = _core.layer_forward(
+        U, W, b, inputs, h0, activation=activation, check_finite=check_finite
+    )
     hidden = states[1:]
-    logits = _core.head_logits(V, c, hidden, check_finite)
+    logits = _core.head_logits(V, c, hidden, check_finite=check_finite)
     if unbatched:
         return ForwardResult(hidden[:, 0], logits[:, 0], states[-1, 0])
     return ForwardResult(hidden, logits, states[-1])
