@@ -7,9 +7,9 @@ thread count, forward+backward (the loss and every gradient).
     python bench/compare.py --sizes large --threads 2 --peers torch,jax
     python bench/compare.py --compare bench/results/latest.json
 
-One child process per thread count does all the timing (XLA fixes its thread count when jax is
-imported, so each count needs its own process); one more fresh child per implementation and size
-measures peak memory. Each child times every implementation in interleaved rounds, so that noise
+One child process per thread count does all the timing (XLA fixes its thread count when its
+client is created, so each count needs its own process); one more fresh child per implementation
+and size measures peak memory. Each child times every implementation in interleaved rounds, so that noise
 on this shared machine falls on all of them alike; the medians and the ratios are what to read.
 Before timing, every peer's loss must agree with bptt's on the same data and weights (relative
 1e-4, float32), and its gradients within GRAD_TOLERANCE; a peer that does not is reported, not timed.
@@ -55,8 +55,10 @@ LIMIT = "limit"  # the GEMM limit's key, beside the peers'
 # every peer; at the large size also 80% of the GEMM limit.
 TARGET_RATIOS = {"charrnn": 4.0, "small": 2.5, "medium": 2.0, "large": 1.25, "long": 2.0}
 TARGET_LIMIT_FRACTION = {"large": 0.8}
-# XLA's CPU client sizes its thread pool from this when jax is imported. Only --flags count: a
-# bare word there is read as the name of a flag file (and fails alone), so none is passed.
+# XLA's documented switch to one thread, set for the 1-thread child. jax 0.10 still gives its pool
+# one thread per core with it, so peers/jax_scan.set_threads also creates the client while the
+# process may use one CPU (the pool's size is recorded). Only --flags go there: a bare word is
+# read as the name of a flag file.
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
 OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MEMORY_METHOD = (
@@ -179,6 +181,18 @@ class OtherLoad:
         self.steal_cpus = (steal - steal0) / wall
 
 
+def wait_until_quiet(limit_s: float, threshold: float = 0.25) -> float:
+    """Wait (at most limit_s) until other processes keep less than `threshold` CPUs busy over one
+    second; the seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit_s:
+        with OtherLoad() as load:
+            time.sleep(1.0)
+        if load.others_cpus < threshold:
+            break
+    return round(time.perf_counter() - start, 1)
+
+
 def relative_errors(loss, grads, ref_loss, ref_grads) -> tuple[float, dict]:
     loss_error = abs(loss - ref_loss) / max(abs(ref_loss), 1e-30)
     grad_errors = {}
@@ -261,6 +275,8 @@ def run_child(args) -> None:
             share = 1.0 / len(products)
             for index, product in enumerate(products):
                 cells[f"{LIMIT}:{index}"] = (gemm_limit.product_call(product), share, index == 0)
+        if args.wait_quiet:
+            record["waited_s"] = wait_until_quiet(args.wait_quiet)
         with OtherLoad() as load:
             timings = measure(
                 cells,
@@ -605,6 +621,14 @@ def report_markdown(report: dict) -> str:
     )
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     build = machine["bptt_build_info"]
+    xla_threads = (
+        ", ".join(
+            f"{plural(run['threads'], 'thread')}: {run['peers']['jax']['versions']['xla_pool_threads']}"
+            for run in report["runs"]
+            if run["peers"].get("jax", {}).get("available")
+        )
+        or "jax not run"
+    )
     tuning = ", ".join(machine["openblas_tuning_set"]) or "neither"
     load_start, load_end = (
         " ".join(f"{v:.2f}" for v in machine.get(key) or ())
@@ -638,7 +662,9 @@ def report_markdown(report: dict) -> str:
             "products timed alone with NumPy's BLAS at the same thread count (per-step products "
             "times T); limit ÷ bptt is the fraction of it bptt reaches. Ratio: the best peer's "
             f"median ÷ bptt's median (above 1: bptt faster). {TOKENS_NOTE}. JAX's thread count: "
-            f'XLA_FLAGS="{XLA_ONE_THREAD}" for 1 thread, XLA\'s default (every core) otherwise.'
+            "XLA's pool is created while the process may run on n CPUs only (XLA sizes it from "
+            f'them), and XLA_FLAGS="{XLA_ONE_THREAD}" at 1 thread, which alone leaves jax 0.10 '
+            f"a pool thread per core; pool threads seen: {xla_threads}."
         ),
         "",
     ]
@@ -779,6 +805,14 @@ def parse_args(argv=None):
         default=0.1,
         help="seconds to sleep before switching library (default 0.1)",
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each size, wait up to this long for other processes to leave the CPUs idle "
+        "(a shared machine); default 0",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument("--no-plot", action="store_true", help="no PNG chart")
     parser.add_argument("--no-save", action="store_true", help="print only, write no files")
@@ -844,6 +878,8 @@ def child_arguments(args) -> list[str]:
         str(args.rounds),
         "--settle",
         str(args.settle),
+        "--wait-quiet",
+        str(args.wait_quiet),
         *(["--quick"] if args.quick else []),
     ]
 

@@ -2,9 +2,12 @@
 scan as one product (for token ids, a row gather of Uᵀ: the embedding-equivalent, whose gradient
 XLA computes as a scatter-add), the output product and log-softmax over the whole sequence.
 
-XLA's CPU thread count is fixed when jax is imported: compare.py's child sets XLA_FLAGS for it."""
+XLA's CPU thread count is fixed when its client is created: see set_threads."""
 
+import contextlib
 import importlib.util
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -21,11 +24,42 @@ def versions() -> dict:
     import jax
     import jaxlib
 
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "xla_pool_threads": xla_pool_threads(),
+    }
 
 
 def set_threads(n: int) -> None:
-    """Nothing to do at run time: XLA_FLAGS, read at import, decides (see compare.py)."""
+    """XLA sizes its intra-op thread pool from the CPUs the process may run on when the CPU client
+    is created (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false alone still leaves jax 0.10 one
+    pool thread per core): so create the client while this thread may run on n CPUs only, then
+    give every thread created meanwhile all the CPUs back. A no-op once jax has its client."""
+    import jax
+
+    cpus = os.sched_getaffinity(0)
+    if n >= len(cpus):
+        jax.devices()
+        return
+    before = set(os.listdir("/proc/self/task"))
+    os.sched_setaffinity(0, sorted(cpus)[:n])
+    try:
+        jax.devices()  # creates the CPU client and its thread pool
+    finally:
+        created = set(os.listdir("/proc/self/task")) - before
+        for tid in [0, *map(int, created)]:
+            with contextlib.suppress(OSError):  # a thread that has ended meanwhile
+                os.sched_setaffinity(tid, cpus)
+
+
+def xla_pool_threads() -> int:
+    """Threads of XLA's intra-op pool (named tf_XLAEigen) in this process."""
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            count += Path(f"/proc/self/task/{tid}/comm").read_text().startswith("tf_XLAEigen")
+    return count
 
 
 def _loss(U, W, b, V, c, h0, inputs, targets, tokens):
