@@ -683,6 +683,7 @@ def plot(report: dict, path: Path) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return "matplotlib is not installed: no chart"
     runs = report["runs"]
@@ -712,7 +713,8 @@ def plot(report: dict, path: Path) -> str | None:
                 label="target (best peer)",
             )
         ax.axhline(1.0, color="grey", linewidth=1)
-        ax.set_yscale("log")
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
         ax.set_xticks(np.arange(len(problems)), problems, rotation=30, ha="right")
         ax.set_ylabel("peer's median ÷ bptt's median (above 1: bptt faster)")
         ax.set_title(plural(run["threads"], "thread"))
