@@ -1,0 +1,127 @@
+"""bptt.torch.RNN: torch.nn.RNN with each layer's recurrence computed by bptt's core."""
+
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from bptt.torch.recurrent_layer import recurrent_layer
+from bptt.torch.tensors import check_float_cpu
+
+ACTIVATIONS = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
+
+
+class RNN(torch.nn.RNN):
+    """A drop-in torch.nn.RNN: the same constructor, parameter names, shapes and initialization
+    (it is a subclass, so `load_state_dict` from an nn.RNN works both ways), the same call
+    `forward(input, hx=None) -> (output, h_n)` with batched, unbatched or PackedSequence input,
+    and the same outputs and gradients; each (layer, direction) is one autograd operation on
+    bptt's core. float32 or float64 CPU tensors only.
+
+    batch_first inputs are transposed to time-major with one copy, as the core reads (T, B, D).
+    """
+
+    def forward(self, input, hx=None):
+        self._check_weights()
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        check_float_cpu(input, "input")
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"RNN: Expected input to be 2D or 3D, got {input.dim()}D tensor instead"
+            )
+        batched = input.dim() == 3
+        batch_dim = 0 if self.batch_first else 1
+        if not batched:
+            input = input.unsqueeze(batch_dim)
+            if hx is not None:
+                if hx.dim() != 2:
+                    raise RuntimeError(
+                        f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D "
+                        "tensor"
+                    )
+                hx = hx.unsqueeze(1)
+        elif hx is not None and hx.dim() != 3:
+            raise RuntimeError(
+                f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor"
+            )
+        self._check_state(input, hx, batch_sizes=None)
+        time_major = input.transpose(0, 1).contiguous() if self.batch_first else input
+        output, h_n = self._run_layers(time_major, hx, lengths=None)
+        if self.batch_first:
+            output = output.transpose(0, 1)
+        if not batched:
+            return output.squeeze(batch_dim), h_n.squeeze(1)
+        return output, h_n
+
+    def _forward_packed(self, packed: PackedSequence, hx):
+        """Padded and per-sequence lengths for the core, in the caller's batch order (that of hx
+        and h_n); the output is packed again like the input, as nn.RNN returns it."""
+        check_float_cpu(packed.data, "input.data")
+        if hx is not None:
+            self._check_state(
+                packed.data,
+                self.permute_hidden(hx, packed.sorted_indices),
+                batch_sizes=packed.batch_sizes,
+            )
+        else:
+            self.check_input(packed.data, packed.batch_sizes)
+        padded, lengths = pad_packed_sequence(packed)
+        output, h_n = self._run_layers(padded, hx, lengths=lengths.numpy())
+        if packed.sorted_indices is not None:
+            output = output.index_select(1, packed.sorted_indices)
+            lengths = lengths.index_select(0, packed.sorted_indices)
+        data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+        return (
+            PackedSequence(
+                data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+            ),
+            h_n,
+        )
+
+    def _run_layers(self, inputs, hx, lengths):
+        """The stack over time-major inputs (T, B, D): output (T, B, directions·H) and h_n
+        (layers·directions, B, H), layer-major as nn.RNN orders it."""
+        directions = 2 if self.bidirectional else 1
+        activation = ACTIVATIONS[self.mode]
+        layer_input, last_states = inputs, []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                suffix = f"_l{layer}{'_reverse' if direction else ''}"
+                weight_ih = getattr(self, f"weight_ih{suffix}")
+                # The two biases are one in the maths; autograd gives both their gradient.
+                bias = (
+                    getattr(self, f"bias_ih{suffix}") + getattr(self, f"bias_hh{suffix}")
+                    if self.bias
+                    else weight_ih.new_zeros(self.hidden_size)
+                )
+                hidden, h_last = recurrent_layer(
+                    layer_input,
+                    None if hx is None else hx[layer * directions + direction],
+                    weight_ih,
+                    getattr(self, f"weight_hh{suffix}"),
+                    bias,
+                    activation=activation,
+                    lengths=lengths,
+                    reverse=bool(direction),
+                )
+                outputs.append(hidden)
+                last_states.append(h_last)
+            layer_output = outputs[0] if directions == 1 else torch.cat(outputs, dim=2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_output = F.dropout(layer_output, self.dropout, training=True)
+            layer_input = layer_output
+        return layer_input, torch.stack(last_states)
+
+    def _check_weights(self) -> None:
+        dtype = self._flat_weights[0].dtype
+        for name, weight in zip(self._flat_weights_names, self._flat_weights, strict=True):
+            check_float_cpu(weight, name, dtype)
+
+    def _check_state(self, input, hx, batch_sizes) -> None:
+        """nn.RNN's own checks of input and hx (shapes, input dtype), then hx's device and dtype."""
+        if hx is None:
+            self.check_input(input, batch_sizes)
+            return
+        self.check_forward_args(input, hx, batch_sizes)
+        check_float_cpu(hx, "hx", self._flat_weights[0].dtype)

@@ -1,0 +1,104 @@
+"""The note's whole loss, L = -Σ_t y_t · log softmax(c + V σ(b + W h_{t-1} + U x_t)), as one
+torch autograd operation: the core computes L and every gradient in one call in forward, and
+backward only scales them by the upstream gradient."""
+
+# ruff: noqa: RUF002
+
+from collections.abc import Mapping
+
+import torch
+
+from bptt import _core
+from bptt.torch.tensors import as_array, as_tensor, check_float_cpu
+
+PARAM_NAMES = ("U", "W", "b", "V", "c")
+
+
+class RNNSoftmaxLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, U, W, b, V, c, inputs, targets, h0, activation, reduction):
+        float_inputs = inputs.is_floating_point()
+        loss, grads, h_last = _core.loss_and_grad(
+            *(as_array(param) for param in (U, W, b, V, c)),
+            as_array(inputs),
+            as_array(targets),
+            None if h0 is None else as_array(h0),
+            activation,
+            reduction,
+            False,  # check_finite: NaNs propagate, as through torch's own operations
+        )
+        ctx.grads = [as_tensor(grads[name]) for name in PARAM_NAMES]
+        ctx.grads += [as_tensor(grads["x"]) if float_inputs else None, as_tensor(grads["h0"])]
+        h_last = torch.from_numpy(h_last)
+        # Truncated BPTT carries h_last into the next chunk without a gradient through it.
+        ctx.mark_non_differentiable(h_last)
+        return torch.tensor(loss, dtype=U.dtype), h_last
+
+    @staticmethod
+    def backward(ctx, d_loss, _d_h_last):
+        # Out of place: with retain_graph, backward may run again on the same stored gradients.
+        scaled = [
+            None if grad is None or not needed else grad * d_loss
+            for grad, needed in zip(
+                ctx.grads, (*ctx.needs_input_grad[:6], ctx.needs_input_grad[7]), strict=True
+            )
+        ]
+        return (*scaled[:6], None, scaled[6], None, None)
+
+
+def rnn_softmax_loss(
+    params: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    h0: torch.Tensor | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+    return_h_last: bool = False,
+):
+    """bptt.loss_and_grad's loss as a differentiable torch scalar, in one core call.
+
+    params: tensors U (H, D), W (H, H), b (H,), V (O, H), c (O,), float32 or float64 on the CPU
+    (`bptt.init_params` arrays through `torch.from_numpy`, or nn.Parameters). inputs: float
+    (T, B, D) or integer token ids (T, B); targets: class ids (T, B), -1 meaning no loss at that
+    step, or soft targets (T, B, O) (no gradient flows to them); h0: (B, H) or None (zeros).
+    Unbatched (T, D) / (T,) inputs take (T,) / (T, O) targets and an (H,) h0. Gradients reach U,
+    W, b, V, c, float inputs and h0. With return_h_last, returns (loss, h_last), h_last the last
+    state without a gradient (for truncated BPTT)."""
+    if not isinstance(params, Mapping) or set(params) != set(PARAM_NAMES):
+        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+        raise ValueError(f"params: expected a dict with exactly the keys U, W, b, V, c, got {got}")
+    U = params["U"]
+    check_float_cpu(U, "params['U']")
+    for name in PARAM_NAMES[1:]:
+        check_float_cpu(params[name], f"params['{name}']", U.dtype)
+    _check_data(inputs, "inputs", U.dtype)
+    _check_data(targets, "targets", U.dtype)
+    if targets.is_floating_point() and targets.requires_grad:
+        raise ValueError("targets: soft targets get no gradient; pass targets.detach()")
+    if h0 is not None:
+        check_float_cpu(h0, "h0", U.dtype)
+    unbatched = inputs.dim() == (2 if inputs.is_floating_point() else 1)
+    if unbatched:
+        inputs, targets = inputs.unsqueeze(1), targets.unsqueeze(1)
+        h0 = None if h0 is None else h0.unsqueeze(0)
+    loss, h_last = RNNSoftmaxLoss.apply(
+        *(params[name] for name in PARAM_NAMES), inputs, targets, h0, activation, reduction
+    )
+    if not return_h_last:
+        return loss
+    return loss, (h_last.squeeze(0) if unbatched else h_last)
+
+
+def _check_data(tensor, name: str, dtype: torch.dtype) -> None:
+    """Integer ids, or floats of the params' dtype, on the CPU."""
+    if isinstance(tensor, torch.Tensor) and not tensor.is_floating_point():
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise TypeError(f"{name}: expected integer ids or floats, got {tensor.dtype}")
+        if tensor.device.type != "cpu":
+            raise TypeError(
+                f"{name}: expected a CPU tensor (bptt's core runs on the CPU), got one on "
+                f"{tensor.device}"
+            )
+        return
+    check_float_cpu(tensor, name, dtype)
