@@ -5,6 +5,8 @@
 forwards (or backwards in time) over time-major inputs (T, B, D), optionally with per-sequence
 lengths, and its exact gradients by BPTT."""
 
+# ruff: noqa: RUF002
+
 import numpy as np
 import torch
 
