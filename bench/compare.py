@@ -409,6 +409,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def source_state() -> dict:
+    """The repository's commit and whether the core's sources differ from it (the installed build
+    is whatever was last built from the working tree)."""
+
+    def git(*args):
+        completed = subprocess.run(
+            ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True, check=False
+        )
+        return completed.stdout.strip() if completed.returncode == 0 else None
+
+    with contextlib.suppress(OSError):
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", "cpp", "CMakeLists.txt", "python/bptt")
+        return {"commit": commit, "core_sources_changed": bool(changed) if commit else None}
+    return {"commit": None, "core_sources_changed": None}
+
+
 def machine_description() -> dict:
     import bptt
 
@@ -425,6 +442,7 @@ def machine_description() -> dict:
             for name in ("bptt", "numpy", "torch", "jax", "jaxlib", "threadpoolctl", "matplotlib")
         },
         "bptt_build_info": bptt.build_info(),
+        "bptt_source": source_state(),
         "numpy_blas": blas_info(),
         "env": {
             name: os.environ.get(name)
@@ -621,6 +639,7 @@ def report_markdown(report: dict) -> str:
     )
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     build = machine["bptt_build_info"]
+    source = machine.get("bptt_source", {})
     xla_threads = (
         ", ".join(
             f"{plural(run['threads'], 'thread')}: {run['peers']['jax']['versions']['xla_pool_threads']}"
@@ -642,6 +661,8 @@ def report_markdown(report: dict) -> str:
             f"{machine['platform']}; Python {machine['python']}"
         ),
         f"- Versions: {versions}",
+        f"- Source: commit {source.get('commit')}"
+        + (", core sources changed since" if source.get("core_sources_changed") else ""),
         (
             f"- bptt kernel: {build.get('instruction_set')} ({build.get('compiler')}, Eigen "
             f"{build.get('eigen_version')}, OpenMP {build.get('openmp')})"
