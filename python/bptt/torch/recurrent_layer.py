@@ -83,8 +83,17 @@ def recurrent_layer(
     lengths: np.ndarray | None = None,
     reverse: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The hidden states by time (T, B, H), a view of the core's buffer, and h_n (B, H)."""
+    """The hidden states by time (T, B, H), a view of the core's buffer, and h_n (B, H). With
+    lengths (B,), the hidden states at padded positions (t >= lengths[b]) are zeros, as in
+    torch's padded outputs."""
     states, h_last = RecurrentLayer.apply(
         inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse
     )
-    return (states[:-1] if reverse else states[1:]), h_last
+    hidden = states[:-1] if reverse else states[1:]
+    if lengths is None:
+        return hidden, h_last
+    # The core carries the last state through the padding; zeros keep the maths of the
+    # output (and its gradient, which the core ignores there) consistent.
+    steps = torch.arange(hidden.shape[0]).unsqueeze(1)
+    real = (steps < torch.from_numpy(np.asarray(lengths))).unsqueeze(2)
+    return hidden * real.to(hidden.dtype), h_last

@@ -1,0 +1,124 @@
+"""bptt.torch.RNN as a drop-in torch.nn.RNN beyond the numbers: its construction, parameters,
+state dict, dropout, in-place use of its outputs, and its errors."""
+
+import re
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import bptt.torch
+
+SHAPES = {"input_size": 3, "hidden_size": 4}
+CONFIGS = [
+    {"num_layers": 1},
+    {"num_layers": 2, "bidirectional": True},
+    {"num_layers": 3, "bias": False, "nonlinearity": "relu"},
+]
+# float64 results of the same products in another order: a few ulps of values of size 1.
+TOLERANCE = 1e-13
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_fresh_module_has_nn_rnns_parameters_and_initial_values(config):
+    torch.manual_seed(0)
+    reference = torch.nn.RNN(**SHAPES, **config)
+    torch.manual_seed(0)
+    ours = bptt.torch.RNN(**SHAPES, **config)
+    expected = dict(reference.named_parameters())
+    got = dict(ours.named_parameters())
+    assert list(got) == list(expected)
+    for name, value in expected.items():
+        assert torch.equal(got[name], value), name
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_state_dicts_load_both_ways_between_it_and_nn_rnn(config):
+    reference = torch.nn.RNN(**SHAPES, **config)
+    ours = bptt.torch.RNN(**SHAPES, **config)
+    ours.load_state_dict(reference.state_dict())
+    inputs = torch.randn(5, 2, 3)
+    torch.testing.assert_close(ours(inputs), reference(inputs))
+
+    moved = bptt.torch.RNN(**SHAPES, **config)
+    reference.load_state_dict(moved.state_dict())
+    torch.testing.assert_close(moved(inputs), reference(inputs))
+
+
+def test_dropout_between_layers_draws_nn_rnns_masks_in_training_and_none_in_eval():
+    config = {"num_layers": 3, "dropout": 0.5, "dtype": torch.float64}
+    reference = torch.nn.RNN(**SHAPES, **config)
+    ours = bptt.torch.RNN(**SHAPES, **config)
+    ours.load_state_dict(reference.state_dict())
+    inputs = torch.randn(6, 2, 3, dtype=torch.float64)
+    torch.manual_seed(1)
+    expected = reference(inputs)
+    torch.manual_seed(1)
+    got = ours(inputs)
+    torch.testing.assert_close(got, expected, rtol=0, atol=TOLERANCE)
+
+    reference.eval()
+    ours.eval()
+    torch.testing.assert_close(ours(inputs), reference(inputs), rtol=0, atol=TOLERANCE)
+    assert not torch.allclose(ours(inputs)[0], got[0]), "eval mode drops nothing"
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_the_output_may_be_changed_in_place_before_backward(batch_first):
+    rnn = bptt.torch.RNN(**SHAPES, batch_first=batch_first)
+    output, h_n = rnn(torch.randn(5, 2, 3))
+    output.mul_(2)
+    h_n.mul_(2)
+    (output.sum() + h_n.sum()).backward()
+    assert rnn.weight_hh_l0.grad is not None
+
+
+def test_non_finite_inputs_propagate_like_torchs_instead_of_raising():
+    rnn = bptt.torch.RNN(**SHAPES)
+    inputs = torch.randn(4, 2, 3)
+    inputs[1, 0, 0] = float("nan")
+    output, _ = rnn(inputs)
+    assert output[1:, 0].isnan().all()
+    assert not output[:, 1].isnan().any()
+
+
+@pytest.mark.parametrize(
+    ("device", "dtype"),
+    [("meta", torch.float32), ("cpu", torch.float16), ("cpu", torch.int64)],
+)
+def test_inputs_off_the_cpu_or_of_another_type_are_refused_naming_input(device, dtype):
+    rnn = bptt.torch.RNN(**SHAPES)
+    inputs = torch.zeros(5, 2, 3, device=device, dtype=dtype)
+    with pytest.raises(TypeError, match=r"^input: expected"):
+        rnn(inputs)
+
+
+def test_half_precision_weights_are_refused_naming_the_weight():
+    rnn = bptt.torch.RNN(**SHAPES).half()
+    with pytest.raises(TypeError, match=r"^weight_ih_l0: expected dtype"):
+        rnn(torch.zeros(5, 2, 3, dtype=torch.float16))
+
+
+def test_hx_of_another_dtype_than_the_weights_is_refused_naming_hx():
+    rnn = bptt.torch.RNN(**SHAPES)
+    with pytest.raises(TypeError, match=r"^hx: expected dtype torch.float32"):
+        rnn(torch.zeros(5, 2, 3), torch.zeros(1, 2, 4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "hx"),
+    [
+        (torch.zeros(5, 2, 3, dtype=torch.float64), None),  # input dtype unlike the weights'
+        (torch.zeros(5, 2, 7), None),  # input size
+        (torch.zeros(5, 2, 3), torch.zeros(1, 3, 4)),  # batch of hx
+        (torch.zeros(5, 2, 3), torch.zeros(2, 4)),  # 2-d hx for batched input
+        (torch.zeros(5, 3), torch.zeros(1, 2, 4)),  # 3-d hx for unbatched input
+        (torch.zeros(1, 5, 2, 3), None),  # 4-d input
+    ],
+    ids=["dtype", "input-size", "hx-batch", "hx-2d", "hx-3d", "input-4d"],
+)
+def test_shape_and_dtype_mismatches_raise_what_nn_rnn_raises(inputs, hx):
+    with pytest.raises((ValueError, RuntimeError)) as expected:
+        torch.nn.RNN(**SHAPES)(inputs, hx)
+    with pytest.raises(expected.type, match=f"^{re.escape(str(expected.value))}$"):
+        bptt.torch.RNN(**SHAPES)(inputs, hx)
