@@ -272,13 +272,12 @@ class Trainer:
             for name, shape in shapes.items()
         }
         trainer = cls(config, corpus, params, **options)
+        for name, value in trainer.optimizer.state_arrays().items():
+            checkpoint.require(arrays, name, value.shape, dtype, path)
+        hidden = checkpoint.require(arrays, "hidden", trainer.hidden.shape, dtype, path)
         try:
-            for name, value in trainer.optimizer.state_arrays().items():
-                checkpoint.require(arrays, name, value.shape, dtype, path)
             trainer.optimizer.load_state_arrays(arrays, int(metadata["optimizer_steps"]))
-            trainer.hidden[...] = checkpoint.require(
-                arrays, "hidden", trainer.hidden.shape, dtype, path
-            )
+            trainer.hidden[...] = hidden
             trainer.step_count = int(metadata["step"])
             trainer.position = int(metadata["position"])
             trainer.rng.bit_generator.state = metadata["rng_state"]
