@@ -1,0 +1,156 @@
+"""bptt.torch.rnn_softmax_loss, the note's whole loss as one torch autograd operation, against
+the same model written in plain torch operations and differentiated by torch's autograd."""
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import torch.nn.functional as F
+
+from bptt.torch import rnn_softmax_loss
+
+T, B, D, H, O = 7, 3, 5, 6, 4
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+# Sums of at most T·B·max(D, H, O) ≈ 100 products in another order than torch's, relative to
+# values of size 1: 64·eps·sqrt(T) as in the layer's parity tests.
+TOLERANCE = {torch.float32: 64 * 1.2e-7 * math.sqrt(T), torch.float64: 64 * 2.3e-16 * math.sqrt(T)}
+
+
+def plain_torch_loss(params, inputs, targets, h0, activation, reduction):
+    """a_t = b + W h_{t-1} + U x_t, h_t = act(a_t), o_t = c + V h_t, L = cross-entropy(o_t, y_t)."""
+    U, W, b, V, c = (params[name] for name in "UWbVc")
+    if not inputs.is_floating_point():
+        inputs = F.one_hot(inputs, D).to(U.dtype)
+    h = torch.zeros(inputs.shape[1], H, dtype=U.dtype) if h0 is None else h0
+    logits = []
+    for x in inputs:
+        h = ACTIVATIONS[activation](b + h @ W.T + x @ U.T)
+        logits.append(h @ V.T + c)
+    logits = torch.stack(logits).reshape(-1, O)
+    if targets.is_floating_point():
+        loss = -(targets.reshape(-1, O) * F.log_softmax(logits, dim=1)).sum()
+        return loss / (T * B) if reduction == "mean" else loss
+    return F.cross_entropy(logits, targets.reshape(-1), ignore_index=-1, reduction=reduction)
+
+
+def make_problem(dtype, token_inputs, soft_targets, with_h0, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+
+    def leaf(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, generator=generator, dtype=dtype)).requires_grad_()
+
+    params = {
+        "U": leaf(H, D, scale=0.4),
+        "W": leaf(H, H, scale=0.4),
+        "b": leaf(H, scale=0.1),
+        "V": leaf(O, H, scale=0.4),
+        "c": leaf(O, scale=0.1),
+    }
+    inputs = torch.randint(0, D, (T, B), generator=generator) if token_inputs else leaf(T, B, D)
+    if soft_targets:
+        targets = torch.softmax(torch.randn(T, B, O, generator=generator, dtype=dtype), dim=2)
+    else:
+        targets = torch.randint(-1, O, (T, B), generator=generator)  # -1: no loss there
+    h0 = leaf(B, H) if with_h0 else None
+    return params, inputs, targets, h0
+
+
+def gradients(loss, params, inputs, h0):
+    leaves = [*params.values()]
+    leaves += [inputs] if inputs.is_floating_point() else []
+    leaves += [h0] if h0 is not None else []
+    return torch.autograd.grad(loss, leaves)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("token_inputs", [False, True], ids=["float-inputs", "token-ids"])
+@pytest.mark.parametrize("soft_targets", [False, True], ids=["class-ids", "soft-targets"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_loss_and_every_gradient_equal_plain_torch_autograd(
+    dtype, token_inputs, soft_targets, reduction
+):
+    params, inputs, targets, h0 = make_problem(dtype, token_inputs, soft_targets, with_h0=True)
+    expected = plain_torch_loss(params, inputs, targets, h0, "tanh", reduction)
+    got = rnn_softmax_loss(params, inputs, targets, h0=h0, reduction=reduction)
+    assert got.dtype == dtype
+    assert got.shape == ()
+    tolerance = TOLERANCE[dtype]
+    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
+    for ours, theirs in zip(
+        gradients(got, params, inputs, h0), gradients(expected, params, inputs, h0), strict=True
+    ):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_other_activations_and_no_h0_equal_plain_torch_autograd(activation):
+    params, inputs, targets, _ = make_problem(torch.float64, False, False, with_h0=False)
+    expected = plain_torch_loss(params, inputs, targets, None, activation, "sum")
+    got = rnn_softmax_loss(params, inputs, targets, activation=activation)
+    tolerance = TOLERANCE[torch.float64]
+    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
+    for ours, theirs in zip(
+        gradients(got, params, inputs, None), gradients(expected, params, inputs, None), strict=True
+    ):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=tolerance)
+
+
+def test_backward_scales_the_gradients_by_the_upstream_gradient():
+    params, inputs, targets, h0 = make_problem(torch.float64, False, False, with_h0=True)
+    once = gradients(rnn_softmax_loss(params, inputs, targets, h0=h0), params, inputs, h0)
+    scaled = gradients(-2.5 * rnn_softmax_loss(params, inputs, targets, h0=h0), params, inputs, h0)
+    for single, scaled_one in zip(once, scaled, strict=True):
+        torch.testing.assert_close(scaled_one, -2.5 * single, rtol=1e-15, atol=0)
+
+
+def test_a_retained_graph_gives_the_same_gradients_on_every_backward():
+    params, inputs, targets, h0 = make_problem(torch.float64, False, False, with_h0=True)
+    loss = rnn_softmax_loss(params, inputs, targets, h0=h0)
+    once = torch.autograd.grad(loss, list(params.values()), retain_graph=True)
+    scaled = 3 * loss
+    scaled.backward(retain_graph=True)
+    scaled.backward()
+    for param, single in zip(params.values(), once, strict=True):
+        torch.testing.assert_close(param.grad, 6 * single, rtol=1e-15, atol=0)
+
+
+def test_h_last_is_the_last_hidden_state_without_a_gradient():
+    params, inputs, targets, h0 = make_problem(torch.float64, False, False, with_h0=True)
+    _, h_last = rnn_softmax_loss(params, inputs, targets, h0=h0, return_h_last=True)
+    h = h0
+    with torch.no_grad():
+        for x in inputs:
+            h = torch.tanh(params["b"] + h @ params["W"].T + x @ params["U"].T)
+    torch.testing.assert_close(h_last, h, rtol=0, atol=1e-14)
+    assert not h_last.requires_grad
+
+
+def test_an_unbatched_sequence_equals_a_batch_of_one():
+    params, inputs, targets, h0 = make_problem(torch.float64, True, False, with_h0=True)
+    batch = rnn_softmax_loss(params, inputs[:, :1], targets[:, :1], h0=h0[:1], return_h_last=True)
+    alone = rnn_softmax_loss(params, inputs[:, 0], targets[:, 0], h0=h0[0], return_h_last=True)
+    torch.testing.assert_close(alone[0], batch[0], rtol=0, atol=0)
+    torch.testing.assert_close(alone[1], batch[1][0], rtol=0, atol=0)
+
+
+def test_params_without_exactly_U_W_b_V_c_are_refused():
+    params, inputs, targets, _ = make_problem(torch.float32, True, False, with_h0=False)
+    del params["c"]
+    with pytest.raises(ValueError, match=r"^params: expected a dict with exactly the keys"):
+        rnn_softmax_loss(params, inputs, targets)
+
+
+def test_params_off_the_cpu_or_of_mixed_dtypes_are_refused_naming_the_param():
+    params, inputs, targets, _ = make_problem(torch.float32, True, False, with_h0=False)
+    with pytest.raises(TypeError, match=r"^params\['V'\]: expected a CPU tensor"):
+        rnn_softmax_loss(params | {"V": torch.zeros(O, H, device="meta")}, inputs, targets)
+    with pytest.raises(TypeError, match=r"^params\['W'\]: expected dtype torch.float32"):
+        rnn_softmax_loss(params | {"W": torch.zeros(H, H, dtype=torch.float64)}, inputs, targets)
+
+
+def test_soft_targets_that_require_a_gradient_are_refused():
+    params, inputs, targets, _ = make_problem(torch.float32, True, True, with_h0=False)
+    with pytest.raises(ValueError, match=r"^targets: soft targets get no gradient"):
+        rnn_softmax_loss(params, inputs, targets.requires_grad_())
