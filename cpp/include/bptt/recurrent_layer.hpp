@@ -82,13 +82,13 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const auto [first, last] = column_share(H, this_thread_index(), this_region_threads());
-    // W h_prev in row form is h_prev·Wᵀ; Wᵀ is W's buffer read column-major.
-    StepProduct<S, Eigen::ColMajor> product(B, last - first, H);
+    // W h_prev in row form is h_prev·Wᵀ.
+    StepProduct<S> product(W, H, WeightUse::transposed, first, last - first, B, H);
     for (Index k = 0; k < inputs.steps; ++k) {
       const Index t = order.time_of(k);
       const S* h_prev = states + order.previous_slot(t) * B * H;
       S* h = states + order.state_slot(t) * B * H;
-      product.accumulate(h_prev, H, W + first * H, H, h + first, H);
+      product.accumulate(h_prev, H, h + first, H);
       apply_activation(activation, matrix_view(h + first, B, last - first, H));
       for (Index b = 0; b < B; ++b) {
         if (is_padding(inputs.lengths, t, b))
@@ -119,14 +119,15 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
       const auto [first, last] = column_share(H, this_thread_index(), this_region_threads());
-      StepProduct<S, Eigen::RowMajor> product(B, last - first, H);
+      // Wᵀ da_next in row form is da_next·W.
+      StepProduct<S> product(W, H, WeightUse::as_is, first, last - first, B, H);
       for (Index k = chunk_end - 1; k >= chunk_begin; --k) {
         const Index t = order.time_of(k);
         S* da = d_pre + t * B * ld;
         auto da_share = matrix_view(da + first, B, last - first, ld);
         if (k + 1 < T) {
           const S* da_next = d_pre + order.time_of(k + 1) * B * ld;
-          product.accumulate(da_next, ld, W + first, H, da + first, ld);
+          product.accumulate(da_next, ld, da + first, ld);
         }
         for (Index b = 0; b < B; ++b) {
           const Index length = inputs.lengths ? inputs.lengths[b] : T;

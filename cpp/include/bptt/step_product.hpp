@@ -1,36 +1,98 @@
-// C += A·B for the small per-step products of the recurrence, with Eigen's packing buffers
-// allocated once before the step loop instead of once per product.
+// C += A·Wᵀ or C += A·W for the per-step products of the recurrence, where A (batch × hidden)
+// changes every step and W (hidden × hidden) never does: W is packed for Eigen's GEMM kernel once,
+// before the step loop, instead of once per step. With a small batch, packing W every step would
+// cost as much as the product itself.
 #pragma once
 
 #include "bptt/types.hpp"
 
+#include <algorithm>
+#include <vector>
+
 namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 
-// A is row-major (rows × depth); B is (depth × cols) stored in `RhsOrder`; C is row-major.
-// Uses Eigen 3.4's internal GEMM entry point, the one its own products call, because the public
-// expression API offers no way to keep the blocking workspace across calls.
-template <class S, int RhsOrder>
+enum class WeightUse { transposed, as_is };  // C += A·Wᵀ (forward) or C += A·W (backward)
+
+// Uses Eigen 3.4's internal packing routines and GEBP kernel, the ones its own GEMM calls, since
+// the public API cannot keep one operand packed across products. Works column-major: Cᵀ (cols ×
+// rows) += op(W)ᵀ (cols × depth) · Aᵀ (depth × rows), so W is the packed left-hand side.
+template <class S>
 class StepProduct {
  public:
-  StepProduct(Index rows, Index cols, Index depth)
-      : rows_(rows), cols_(cols), depth_(depth), blocking_(rows, cols, depth, 1, true) {
-    blocking_.allocateAll();
+  // The columns [first, first + cols) of C, from a W of size depth × depth (row-major, W_stride).
+  StepProduct(const S* W, Index W_stride, WeightUse use, Index first, Index cols, Index rows,
+              Index depth)
+      : rows_(rows), cols_(cols), depth_(depth) {
+    if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
+    kc_ = depth_;
+    mc_ = cols_;
+    Index nc = rows_;
+    Eigen::internal::computeProductBlockingSizes<S, S>(kc_, mc_, nc, Index(1));
+    // Every (mc × kc) panel of op(W)ᵀ, packed once, each starting on a vector boundary.
+    for (Index i2 = 0; i2 < cols_; i2 += mc_)
+      for (Index k2 = 0; k2 < depth_; k2 += kc_) {
+        panel_offsets_.push_back(packed_size_);
+        packed_size_ += round_up(std::min(mc_, cols_ - i2) * std::min(kc_, depth_ - k2));
+      }
+    packed_weights_.resize(packed_size_);
+    rhs_block_.resize(round_up(kc_ * std::max<Index>(rows_, Traits::nr)));
+    if (use == WeightUse::transposed) pack<Eigen::RowMajor>(W + first * W_stride, W_stride);
+    else pack<Eigen::ColMajor>(W + first, W_stride);
   }
 
-  void accumulate(const S* a, Index a_stride, const S* b, Index b_stride, S* c, Index c_stride) {
+  // C (rows × cols, row stride C_stride) += A (rows × depth, row stride A_stride) · op(W).
+  void accumulate(const S* A, Index A_stride, S* C, Index C_stride) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
-    Gemm::run(rows_, cols_, depth_, a, a_stride, b, b_stride, c, 1, c_stride, S(1), blocking_,
-              nullptr);
+    const RhsMapper A_transposed(A, A_stride);
+    const ResMapper C_transposed(C, C_stride);
+    Eigen::internal::gemm_pack_rhs<S, Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+    Eigen::internal::gebp_kernel<S, S, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
+    const Index k_panels = (depth_ + kc_ - 1) / kc_;
+    for (Index k2 = 0, k = 0; k2 < depth_; k2 += kc_, ++k) {
+      const Index actual_kc = std::min(kc_, depth_ - k2);
+      pack_rhs(rhs_block_.data(), A_transposed.getSubMapper(k2, 0), actual_kc, rows_);
+      for (Index i2 = 0, i = 0; i2 < cols_; i2 += mc_, ++i) {
+        const Index actual_mc = std::min(mc_, cols_ - i2);
+        gebp(C_transposed.getSubMapper(i2, 0), packed_weights_.data() + panel_offsets_[size_t(i * k_panels + k)],
+             rhs_block_.data(), actual_mc, actual_kc, rows_, S(1));
+      }
+    }
   }
 
  private:
-  using Gemm = Eigen::internal::general_matrix_matrix_product<
-      Index, S, Eigen::RowMajor, false, S, RhsOrder, false, Eigen::RowMajor, 1>;
-  using Blocking = Eigen::internal::gemm_blocking_space<Eigen::RowMajor, S, S, Eigen::Dynamic,
-                                                        Eigen::Dynamic, Eigen::Dynamic>;
+  using Traits = Eigen::internal::gebp_traits<S, S>;
+  using RhsMapper = Eigen::internal::const_blas_data_mapper<S, Index, Eigen::ColMajor>;
+  using ResMapper = Eigen::internal::blas_data_mapper<S, Index, Eigen::ColMajor>;
+  using Buffer = Eigen::Matrix<S, Eigen::Dynamic, 1>;  // aligned, as the kernel's loads need
+
+  static Index round_up(Index n) {
+    constexpr Index kVector = 64 / Index(sizeof(S));
+    return (n + kVector - 1) / kVector * kVector;
+  }
+
+  // op(W)ᵀ restricted to this product's columns, read in `Order` from `weights`.
+  template <int Order>
+  void pack(const S* weights, Index stride) {
+    using LhsMapper = Eigen::internal::const_blas_data_mapper<S, Index, Order>;
+    Eigen::internal::gemm_pack_lhs<S, Index, LhsMapper, Traits::mr, Traits::LhsProgress,
+                                   typename Traits::LhsPacket4Packing, Order>
+        pack_lhs;
+    const LhsMapper lhs(weights, stride);
+    size_t panel = 0;
+    for (Index i2 = 0; i2 < cols_; i2 += mc_)
+      for (Index k2 = 0; k2 < depth_; k2 += kc_) {
+        pack_lhs(packed_weights_.data() + panel_offsets_[panel++], lhs.getSubMapper(i2, k2),
+                 std::min(kc_, depth_ - k2), std::min(mc_, cols_ - i2));
+      }
+  }
+
   Index rows_, cols_, depth_;
-  Blocking blocking_;
+  Index kc_ = 0, mc_ = 0;
+  Index packed_size_ = 0;
+  std::vector<Index> panel_offsets_;
+  Buffer packed_weights_;
+  Buffer rhs_block_;
 };
 
 }  // namespace BPTT_ISA_NAMESPACE
