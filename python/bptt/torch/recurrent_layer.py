@@ -15,10 +15,9 @@ from bptt.torch.tensors import as_array, as_tensor
 
 
 class RecurrentLayer(torch.autograd.Function):
-    """Returns every state (T + 1, B, H), in the core's layout (forward: h0 in slot 0, h_t in
-    slot t + 1; reverse: h_t in slot t, h0 in slot T), and a copy of h_n. The whole buffer is
-    the output, so that callers slice it with ordinary autograd views; h_n is a separate output
-    because, with lengths, it is not the state at step T of every sequence."""
+    """Returns the hidden states by time (T, B, H), a view of the core's buffer of states (T +
+    1, B, H) without h0, and a copy of h_n: a separate output because, with lengths, it is not
+    the state at step T of every sequence."""
 
     @staticmethod
     def forward(ctx, inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse):
@@ -34,25 +33,25 @@ class RecurrentLayer(torch.autograd.Function):
             check_finite=False,
         )
         states = torch.from_numpy(states)
+        hidden = states[:-1] if reverse else states[1:]
         h_last = (states[0] if reverse else states[-1]).clone()
-        ctx.save_for_backward(inputs, h0, weight_ih, weight_hh, bias, states)
+        ctx.save_for_backward(inputs, h0, weight_ih, weight_hh, bias, hidden)
         ctx.activation, ctx.lengths, ctx.reverse = activation, lengths, reverse
-        # No upstream gradient for states or h_n is passed to the core as None, not as zeros.
+        # No upstream gradient for hidden or h_n is passed to the core as None, not as zeros.
         ctx.set_materialize_grads(False)
-        return states, h_last
+        return hidden, h_last
 
     @staticmethod
-    def backward(ctx, d_states, d_h_last):
-        inputs, h0, weight_ih, weight_hh, bias, states = ctx.saved_tensors
-        by_time = slice(0, -1) if ctx.reverse else slice(1, None)
+    def backward(ctx, d_hidden, d_h_last):
+        inputs, h0, weight_ih, weight_hh, bias, hidden = ctx.saved_tensors
         grads = _core.layer_backward(
             as_array(weight_ih),
             as_array(weight_hh),
             as_array(bias),
             as_array(inputs),
-            as_array(states[by_time]),
+            as_array(hidden),
             h0=None if h0 is None else as_array(h0),
-            d_hidden=None if d_states is None else as_array(d_states[by_time]),
+            d_hidden=None if d_hidden is None else as_array(d_hidden),
             d_h_last=None if d_h_last is None else as_array(d_h_last),
             activation=ctx.activation,
             lengths=ctx.lengths,
@@ -86,10 +85,9 @@ def recurrent_layer(
     """The hidden states by time (T, B, H), a view of the core's buffer, and h_n (B, H). With
     lengths (B,), the hidden states at padded positions (t >= lengths[b]) are zeros, as in
     torch's padded outputs."""
-    states, h_last = RecurrentLayer.apply(
+    hidden, h_last = RecurrentLayer.apply(
         inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse
     )
-    hidden = states[:-1] if reverse else states[1:]
     if lengths is None:
         return hidden, h_last
     # The core carries the last state through the padding; zeros keep the maths of the
