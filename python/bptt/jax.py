@@ -59,11 +59,6 @@ def _initial_state(h0, inputs, U):
     return jnp.zeros((jnp.shape(inputs)[1], jnp.shape(U)[0]), jnp.result_type(U))
 
 
-def _float_cotangent(array, grad):
-    """The gradient for float arrays; None (a zero cotangent) for integer ids."""
-    return grad if jnp.issubdtype(jnp.result_type(array), jnp.floating) else None
-
-
 def _shape_of(array):
     return jax.ShapeDtypeStruct(jnp.shape(array), jnp.result_type(array))
 
