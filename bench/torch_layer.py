@@ -1,21 +1,23 @@
 """bptt.torch.RNN as a drop-in for torch.nn.RNN: the time of a training step (forward and
 backward) of RNN + nn.Linear + cross-entropy with either layer, at the standard sizes, 1 and 2
-layers, float32, with the same thread count for torch and bptt's core, in the same process and
-alternating step for step so that a busy machine slows both alike.
+layers, float32, with the same thread count for torch and bptt's core, in one process.
 
     python bench/torch_layer.py [--sizes medium,long] [--layers 1,2] [--threads 1,2]
                                 [--repeats 15] [--budget SECONDS]
 
-Prints a Markdown table of medians and ratios (nn.RNN ÷ bptt.torch.RNN, above 1: bptt is faster);
-targets: >= 2x at medium, >= 1x everywhere. Measures; asserts nothing."""
+Each round times one step of each model back to back (in alternating order), so that a busy
+machine slows both alike; the ratio is the median over rounds of nn.RNN's time ÷ bptt's (above
+1: bptt is faster), the times are medians. `load` is the machine's 1-minute load average, which
+on a shared machine says how far the absolute times can be trusted. Targets: >= 2x at medium,
+>= 1x everywhere. Measures; asserts nothing."""
 
 import argparse
+import os
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from train_throughput import median_seconds_alternating
 
 import bptt
 import bptt.torch
@@ -23,6 +25,7 @@ import bptt.torch
 from problems import STANDARD_SIZES
 
 TARGETS = {"medium": 2.0}  # and 1.0 everywhere else: never slower
+MODELS = {"nn.RNN": torch.nn.RNN, "bptt.torch.RNN": bptt.torch.RNN}
 
 
 class TrainingStep:
@@ -61,25 +64,32 @@ def shared_state(size: str, layers: int) -> dict:
     }
 
 
-def measure(size: str, layers: int, repeats: int, budget: float) -> dict:
-    state = shared_state(size, layers)
-    steps = {
-        "nn.RNN": TrainingStep(torch.nn.RNN, state, layers),
-        "bptt.torch.RNN": TrainingStep(bptt.torch.RNN, state, layers),
-    }
+def seconds(step) -> float:
     start = time.perf_counter()
-    for step in steps.values():
-        step()
-    # as many repeats as fit the budget (at least 5): the large sizes take a second a step
-    first = time.perf_counter() - start
-    repeats = max(5, min(repeats, int(budget / max(first, 1e-9))))
-    reference, ours = steps["nn.RNN"].loss.item(), steps["bptt.torch.RNN"].loss.item()
-    if abs(ours - reference) > 1e-4 * abs(reference):
-        raise RuntimeError(
-            f"{size}, {layers} layer(s): loss {ours} differs from nn.RNN's {reference}"
-        )
-    medians = median_seconds_alternating(steps, repeats)
-    return {"medians": medians, "repeats": repeats}
+    step()
+    return time.perf_counter() - start
+
+
+def measure(size: str, layers: int, repeats: int, budget: float) -> dict:
+    """Median times and the median per-round ratio nn.RNN ÷ bptt.torch.RNN."""
+    state = shared_state(size, layers)
+    reference, ours = (TrainingStep(model, state, layers) for model in MODELS.values())
+    # warm-up, and as many rounds as fit the budget (at least 5): a large step takes a second
+    first = seconds(reference) + seconds(ours)
+    seconds(reference), seconds(ours)
+    rounds = max(5, min(repeats, int(budget / max(first, 1e-9))))
+    if abs(ours.loss.item() - reference.loss.item()) > 1e-4 * abs(reference.loss.item()):
+        raise RuntimeError(f"{size}, {layers} layer(s): the two models' losses differ")
+    times = np.empty((rounds, 2))
+    for index in range(rounds):
+        order = (0, 1) if index % 2 == 0 else (1, 0)
+        for column in order:
+            times[index, column] = seconds((reference, ours)[column])
+    return {
+        "medians": dict(zip(MODELS, np.median(times, axis=0), strict=True)),
+        "ratio": float(np.median(times[:, 0] / times[:, 1])),
+        "rounds": rounds,
+    }
 
 
 def main() -> None:
@@ -87,36 +97,36 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(STANDARD_SIZES))
     parser.add_argument("--layers", default="1,2")
     parser.add_argument("--threads", default="1,2", help="thread counts, each for both libraries")
-    parser.add_argument("--repeats", type=int, default=15, help="timed steps each, at most")
+    parser.add_argument("--repeats", type=int, default=15, help="rounds per row, at most")
     parser.add_argument("--budget", type=float, default=20, help="seconds of timing per row, about")
     args = parser.parse_args()
     info = bptt.build_info()
     print(
-        f"bptt {bptt.__version__} (kernels {info['instruction_set']}), torch {torch.__version__}; "
-        "float32; training step = forward + backward of RNN + nn.Linear + cross-entropy\n"
+        f"bptt {bptt.__version__} (kernels {info['instruction_set']}), torch {torch.__version__}, "
+        f"{os.cpu_count()} CPUs; float32; a training step = forward + backward of RNN + "
+        "nn.Linear + cross-entropy\n"
     )
     print(
-        "| size (T, B, D, H, O) | layers | threads | nn.RNN ms | bptt.torch.RNN ms | ratio | target |"
+        "| size (T, B, D, H, O) | layers | threads | nn.RNN ms | bptt.torch.RNN ms | ratio | "
+        "target | rounds | load |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for threads in (int(n) for n in args.threads.split(",")):
         torch.set_num_threads(threads)
         bptt.set_num_threads(threads)
         for size in args.sizes.split(","):
             for layers in (int(n) for n in args.layers.split(",")):
                 result = measure(size, layers, args.repeats, args.budget)
-                medians = result["medians"]
-                ratio = medians["nn.RNN"] / medians["bptt.torch.RNN"]
+                medians, ratio = result["medians"], result["ratio"]
                 target = TARGETS.get(size, 1.0)
                 verdict = f">= {target:g}x {'met' if ratio >= target else 'NOT met'}"
                 print(
                     f"| {size} {STANDARD_SIZES[size]} | {layers} | {threads} | "
                     f"{1e3 * medians['nn.RNN']:.2f} | {1e3 * medians['bptt.torch.RNN']:.2f} | "
-                    f"{ratio:.2f}x | {verdict} |",
+                    f"{ratio:.2f}x | {verdict} | {result['rounds']} | {os.getloadavg()[0]:.1f} |",
                     flush=True,
                 )
 
 
 if __name__ == "__main__":
-    np.seterr(all="raise")
     main()
