@@ -128,7 +128,8 @@ def measure(
         call()  # warm-up: first touch of buffers, thread start-up, caches
         times, wall, cpu = timed_calls(call, 1)
         samples[name], walls[name], cpus[name] = times, wall, cpu
-        repeats[name] = max(min_repeats, min(max_repeats, round(budget * share / times[0])))
+        floor = min_repeats if times[0] < 1.0 else min(min_repeats, 3)  # seconds-long calls: 3
+        repeats[name] = max(floor, min(max_repeats, round(budget * share / times[0])))
     for round_index in range(rounds):
         for name, (call, _, settles) in cells.items():
             left = repeats[name] - len(samples[name])
@@ -146,6 +147,7 @@ def measure(
     return {
         name: {
             "median_ms": 1e3 * statistics.median(times),
+            "min_ms": 1e3 * min(times),
             "q1_ms": 1e3 * float(np.percentile(times, 25)),
             "q3_ms": 1e3 * float(np.percentile(times, 75)),
             "repeats": len(times),
@@ -457,6 +459,7 @@ def machine_description() -> dict:
         },
         "openblas_tuning_set": [name for name in OPENBLAS_TUNING if name in os.environ],
         "load_average_start": os.getloadavg(),
+        "niceness": os.nice(0),  # a negative one (root) keeps other processes' noise down
     }
 
 
@@ -669,7 +672,10 @@ def report_markdown(report: dict) -> str:
         ),
         f"- NumPy's BLAS: {blas}",
         f"- OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE set: {tuning}",
-        f"- Load average at start / end: {load_start} / {load_end}",
+        (
+            f"- Load average at start / end: {load_start} / {load_end}; niceness "
+            f"{machine.get('niceness')}"
+        ),
         f"- Command: `{report['command']}`",
         "",
         (
