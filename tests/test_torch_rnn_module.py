@@ -122,3 +122,11 @@ def test_shape_and_dtype_mismatches_raise_what_nn_rnn_raises(inputs, hx):
         torch.nn.RNN(**SHAPES)(inputs, hx)
     with pytest.raises(expected.type, match=f"^{re.escape(str(expected.value))}$"):
         bptt.torch.RNN(**SHAPES)(inputs, hx)
+
+
+def test_torch_func_functional_call_runs_it_with_the_given_parameters():
+    reference = torch.nn.RNN(**SHAPES, num_layers=2, dtype=torch.float64)
+    ours = bptt.torch.RNN(**SHAPES, num_layers=2, dtype=torch.float64)
+    inputs = torch.randn(5, 2, 3, dtype=torch.float64)
+    got = torch.func.functional_call(ours, dict(reference.named_parameters()), (inputs,))
+    torch.testing.assert_close(got, reference(inputs), rtol=0, atol=TOLERANCE)

@@ -117,9 +117,10 @@ class RNN(torch.nn.RNN):
         return layer_input, torch.stack(last_states)
 
     def _check_weights(self) -> None:
-        dtype = self._flat_weights[0].dtype
-        for name, weight in zip(self._flat_weights_names, self._flat_weights, strict=True):
-            check_float_cpu(weight, name, dtype)
+        # by attribute, as the layers read them (torch.func.functional_call may swap them)
+        dtype = self.weight_ih_l0.dtype
+        for name in self._flat_weights_names:
+            check_float_cpu(getattr(self, name), name, dtype)
 
     def _check_state(self, input, hx, batch_sizes) -> None:
         """nn.RNN's own checks of input and hx (shapes, input dtype), then hx's device and dtype."""
@@ -127,4 +128,4 @@ class RNN(torch.nn.RNN):
             self.check_input(input, batch_sizes)
             return
         self.check_forward_args(input, hx, batch_sizes)
-        check_float_cpu(hx, "hx", self._flat_weights[0].dtype)
+        check_float_cpu(hx, "hx", self.weight_ih_l0.dtype)
