@@ -189,3 +189,11 @@ def test_params_without_the_layers_weights_are_refused():
         bptt.jax.rnn(params, inputs)
     with pytest.raises(ValueError, match=r"^params: expected exactly the keys U, W, b, V, c"):
         bptt.jax.loss(params, inputs, targets)
+
+
+def test_inputs_without_a_batch_axis_are_refused():
+    params, inputs, targets, _ = make_problem(np.float32)
+    with pytest.raises(ValueError, match=r"^inputs: expected float \(T, B, D\) or token ids"):
+        bptt.jax.rnn(params, inputs[:, 0])
+    with pytest.raises(ValueError, match=r"^inputs: expected float \(T, B, D\) or token ids"):
+        bptt.jax.loss(params, inputs[:, 0], targets[:, 0])

@@ -54,6 +54,13 @@ def rnn(params, inputs, *, h0=None, activation: str = "tanh", reverse: bool = Fa
 
 
 def _initial_state(h0, inputs, U):
+    """h0, or zeros (B, H); the inputs must have a batch axis."""
+    float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
+    if jnp.ndim(inputs) != (3 if float_inputs else 2):
+        raise ValueError(
+            "inputs: expected float (T, B, D) or token ids (T, B), got shape "
+            f"{jnp.shape(inputs)} (for one sequence, add a batch axis of 1)"
+        )
     if h0 is not None:
         return h0
     return jnp.zeros((jnp.shape(inputs)[1], jnp.shape(U)[0]), jnp.result_type(U))
