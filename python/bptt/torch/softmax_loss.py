@@ -15,6 +15,8 @@ PARAM_NAMES = ("U", "W", "b", "V", "c")
 
 
 class RNNSoftmaxLoss(torch.autograd.Function):
+    """The loss (a 0-d tensor) and h_last (B, H); the gradients are computed in forward."""
+
     @staticmethod
     def forward(ctx, U, W, b, V, c, inputs, targets, h0, activation, reduction):
         float_inputs = inputs.is_floating_point()
