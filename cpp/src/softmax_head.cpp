@@ -1,5 +1,6 @@
 #include "bptt/softmax_head.hpp"
 
+#include "bptt/parallel_product.hpp"
 #include "bptt/threads.hpp"
 
 #include <algorithm>
@@ -50,7 +51,7 @@ template <class S>
 void head_logits(const HeadWeights<S>& weights, ConstMatrixView<S> hidden, MatrixView<S> logits) {
   const Index H = weights.hidden_size, O = weights.output_size;
   logits.rowwise() = ConstRowVectorView<S>(weights.c, O);
-  logits.noalias() += hidden * matrix_view(weights.V, O, H, H).transpose();
+  multiply(logits, hidden, matrix_view(weights.V, O, H, H).transpose(), true);
 }
 
 template <class S>
@@ -99,7 +100,7 @@ void head_parameter_gradients(ConstMatrixView<S> hidden, ConstMatrixView<S> d_lo
     dc.setZero();
     return;
   }
-  dV.noalias() = d_logits.transpose() * hidden;
+  multiply(dV, d_logits.transpose(), hidden);
   dc.setZero();
   for (Index r = 0; r < N; ++r) dc += d_logits.row(r);
 }
@@ -109,7 +110,7 @@ void head_hidden_gradient(const HeadWeights<S>& weights, ConstMatrixView<S> d_lo
                           MatrixView<S> d_hidden) {
   const Index H = weights.hidden_size, O = weights.output_size;
   if (d_hidden.rows() == 0) return;
-  d_hidden.noalias() = d_logits * matrix_view(weights.V, O, H, H);
+  multiply(d_hidden, d_logits, matrix_view(weights.V, O, H, H));
 }
 
 BPTT_DECLARE_SOFTMAX_HEAD(float, )

@@ -21,23 +21,25 @@ int default_threads() {
 }
 
 std::atomic<int>& thread_budget() {
-  static std::atomic<int> budget{default_threads()};
+  static std::atomic<int> budget{[] {
+    Eigen::setNbThreads(1);  // the core splits its products itself (parallel_product.hpp)
+    return default_threads();
+  }()};
   return budget;
 }
 
 // Below this many flops a step finishes in a few microseconds, the cost of one barrier.
 constexpr double kMinStepFlopsToSplit = 2.0e6;
+// A whole-sequence product this small takes tens of microseconds: not worth a fork and join.
+constexpr double kMinProductFlopsToSplit = 4.0e6;
+constexpr Index kMinRowsPerThread = 16;
 // Narrower column shares than this make the packed product inefficient.
 constexpr Index kMinColumnsPerThread = 64;
 constexpr Index kColumnAlignment = 16;
 
 }  // namespace
 
-void set_num_threads(int threads) {
-  threads = std::max(1, threads);
-  thread_budget().store(threads);
-  Eigen::setNbThreads(threads);
-}
+void set_num_threads(int threads) { thread_budget().store(std::max(1, threads)); }
 
 int get_num_threads() { return thread_budget().load(); }
 
@@ -46,6 +48,15 @@ int recurrence_threads(Index batch, Index hidden) {
   if (step_flops < kMinStepFlopsToSplit) return 1;
   const Index by_width = std::max<Index>(1, hidden / kMinColumnsPerThread);
   return int(std::min<Index>(get_num_threads(), by_width));
+}
+
+int product_threads(double flops, Index rows) {
+  if (flops < kMinProductFlopsToSplit) return 1;
+  return int(std::min<Index>(get_num_threads(), std::max<Index>(1, rows / kMinRowsPerThread)));
+}
+
+std::pair<Index, Index> row_share(Index rows, int thread, int threads) {
+  return {rows * thread / threads, rows * (thread + 1) / threads};
 }
 
 std::pair<Index, Index> column_share(Index width, int thread, int threads) {

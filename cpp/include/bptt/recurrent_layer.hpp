@@ -8,6 +8,7 @@
 #pragma once
 
 #include "bptt/activation.hpp"
+#include "bptt/parallel_product.hpp"
 #include "bptt/step_product.hpp"
 #include "bptt/threads.hpp"
 #include "bptt/types.hpp"
@@ -67,7 +68,7 @@ void project_inputs(const LayerWeights<S>& weights, const SequenceInput<S>& inpu
     for (Index r = 0; r < N; ++r) pre_activation.row(r) = U_transposed.row(inputs.tokens[r]) + b;
   } else {
     pre_activation.rowwise() = b;
-    pre_activation.noalias() += matrix_view(inputs.dense, N, D, D) * U.transpose();
+    multiply(pre_activation, matrix_view(inputs.dense, N, D, D), U.transpose(), true);
   }
 }
 
@@ -193,11 +194,11 @@ void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>&
   const bool h0_adjacent =
       h0 && (inputs.reverse ? hidden + N * H == h0 : h0 + B * H == hidden);
   if (h0_adjacent) {
-    dW.noalias() = d_pre.transpose() * matrix_view(inputs.reverse ? hidden + B * H : h0, N, H, H);
+    multiply(dW, d_pre.transpose(), matrix_view(inputs.reverse ? hidden + B * H : h0, N, H, H));
   } else {
-    dW.noalias() = d_pre.middleRows(state_rows, rows_from_states).transpose() *
-                   matrix_view(previous_states, rows_from_states, H, H);
-    if (h0) dW.noalias() += d_pre.middleRows(h0_rows, B).transpose() * matrix_view(h0, B, H, H);
+    multiply(dW, d_pre.middleRows(state_rows, rows_from_states).transpose(),
+             matrix_view(previous_states, rows_from_states, H, H));
+    if (h0) multiply(dW, d_pre.middleRows(h0_rows, B).transpose(), matrix_view(h0, B, H, H), true);
   }
   // db = Σ_t da_t
   db.setZero();
@@ -209,10 +210,10 @@ void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>&
     dU = dU_transposed.transpose();
   } else {
     const ConstMatrixView<S> X = matrix_view(inputs.dense, N, D, D);
-    dU.noalias() = d_pre.transpose() * X;
+    multiply(dU, d_pre.transpose(), X);
     // dx_t = Uᵀ da_t
     if (grads.inputs)
-      matrix_view(grads.inputs, N, D, D).noalias() = d_pre * matrix_view(weights.U, H, D, D);
+      multiply(matrix_view(grads.inputs, N, D, D), d_pre, matrix_view(weights.U, H, D, D));
   }
 }
 

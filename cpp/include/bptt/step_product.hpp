@@ -25,6 +25,13 @@ class StepProduct {
               Index depth)
       : rows_(rows), cols_(cols), depth_(depth) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
+    if (rows_ == 1) {
+      // One sequence: a matrix-vector product reads W in place; packing would double its cost.
+      vector_weights_ = W + (use == WeightUse::transposed ? first * W_stride : first);
+      vector_weights_stride_ = W_stride;
+      vector_weights_transposed_ = use == WeightUse::transposed;
+      return;
+    }
     kc_ = depth_;
     mc_ = cols_;
     Index nc = rows_;
@@ -44,6 +51,17 @@ class StepProduct {
   // C (rows × cols, row stride C_stride) += A (rows × depth, row stride A_stride) · op(W).
   void accumulate(const S* A, Index A_stride, S* C, Index C_stride) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
+    if (rows_ == 1) {
+      const ConstRowVectorView<S> a(A, depth_);
+      RowVectorView<S> c(C, cols_);
+      if (vector_weights_transposed_) {
+        // c += a·Wᵀ over rows [first, first + cols) of W.
+        c.noalias() += a * matrix_view(vector_weights_, cols_, depth_, vector_weights_stride_).transpose();
+      } else {
+        c.noalias() += a * matrix_view(vector_weights_, depth_, cols_, vector_weights_stride_);
+      }
+      return;
+    }
     const RhsMapper A_transposed(A, A_stride);
     const ResMapper C_transposed(C, C_stride);
     Eigen::internal::gemm_pack_rhs<S, Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
@@ -88,6 +106,9 @@ class StepProduct {
   }
 
   Index rows_, cols_, depth_;
+  const S* vector_weights_ = nullptr;  // rows_ == 1: W itself, unpacked
+  Index vector_weights_stride_ = 0;
+  bool vector_weights_transposed_ = false;
   Index kc_ = 0, mc_ = 0;
   Index packed_size_ = 0;
   std::vector<Index> panel_offsets_;

@@ -16,9 +16,15 @@ int get_num_threads();
 // costs a barrier per step, so small steps stay on one thread.
 int recurrence_threads(Index batch, Index hidden);
 
+// How many threads a whole-sequence product of `flops` with `rows` result rows is worth.
+int product_threads(double flops, Index rows);
+
 // The columns [first, second) of a row of `width` that thread `thread` of `threads` owns, cut at
 // multiples of the SIMD width so that no vector straddles two threads.
 std::pair<Index, Index> column_share(Index width, int thread, int threads);
+
+// The rows [first, second) of `rows` that thread `thread` of `threads` owns.
+std::pair<Index, Index> row_share(Index rows, int thread, int threads);
 
 int this_thread_index();   // inside a parallel region; 0 outside
 int this_region_threads();  // inside a parallel region; 1 outside
