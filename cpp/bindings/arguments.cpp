@@ -76,6 +76,7 @@ std::string string_argument(py::handle object, const char* name) {
 }
 
 py::array as_array(py::handle object, const char* name) {
+  if (py::isinstance<py::array>(object)) return py::reinterpret_borrow<py::array>(object);
   try {
     return py::module_::import("numpy").attr("asarray")(object);
   } catch (py::error_already_set&) {

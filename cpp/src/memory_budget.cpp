@@ -15,7 +15,7 @@ std::size_t physical_memory_bytes() {
 }
 
 void check_allocation(double bytes, const char* what) {
-  const double available = double(physical_memory_bytes());
+  static const double available = double(physical_memory_bytes());
   if (bytes <= available) return;
   char message[256];
   std::snprintf(message, sizeof message, "%s needs %.3g GB, more than this machine's %.3g GB of memory",
