@@ -479,6 +479,10 @@ def derive(run: dict) -> None:
         cell["best_peer"] = min(timed, key=timed.get) if timed else None
         cell["ratio"] = timed[cell["best_peer"]] / bptt_ms if timed else None
         cell["limit_fraction"] = cell[LIMIT]["median_ms"] / bptt_ms if LIMIT in cell else None
+        # Noise only ever adds time: on a busy machine the fastest calls say more than the median.
+        minima = [cell["peers"][name].get("min_ms") for name in timed]
+        if timed and None not in minima and "min_ms" in cell["bptt"]:
+            cell["ratio_of_minima"] = min(minima) / cell["bptt"]["min_ms"]
 
 
 def plural(n: int, word: str) -> str:
@@ -489,8 +493,10 @@ def fmt_ms(ms: float) -> str:
     return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 
 
-def fmt_cell(ms: float, flops: int) -> str:
-    return f"{fmt_ms(ms)} ms · {flops / ms / 1e6:.3g}"
+def fmt_cell(ms: float, flops: int, entry: dict | None = None) -> str:
+    """Median ms · GFLOP/s, and a * when the interquartile range is wider than half the median."""
+    noisy = entry is not None and entry["q3_ms"] - entry["q1_ms"] > 0.5 * entry["median_ms"]
+    return f"{fmt_ms(ms)} ms · {flops / ms / 1e6:.3g}{' *' if noisy else ''}"
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -515,8 +521,11 @@ def threads_table(run: dict, labels: dict) -> list[str]:
         f"### {plural(n, 'thread')}",
         "",
         (
-            "Each cell: median ms · GFLOP/s (the analytic count above). CPUs busy elsewhere: "
-            "other processes' CPU use while the row was measured (noise on a shared machine)."
+            "Each cell: median ms · GFLOP/s (the analytic count above); * marks an interquartile "
+            "range wider than half the median. Minima: the best peer's fastest call ÷ bptt's "
+            "fastest, less sensitive to other processes than the medians' ratio. CPUs busy "
+            "elsewhere: other processes' CPU use while the row was measured (the noise of a "
+            "shared machine)."
         ),
         "",
         "| " + " | ".join(header) + " |",
@@ -527,7 +536,7 @@ def threads_table(run: dict, labels: dict) -> list[str]:
         row = [
             f"{name} {tuple(STANDARD_SIZES[name.removesuffix('-tokens')])}",
             f"{flops / 1e9:.3g}",
-            fmt_cell(cell["bptt"]["median_ms"], flops),
+            fmt_cell(cell["bptt"]["median_ms"], flops, cell["bptt"]),
         ]
         for column in columns:
             entry = cell["peers"].get(column)
@@ -536,7 +545,7 @@ def threads_table(run: dict, labels: dict) -> list[str]:
             elif entry is None or entry.get("status") != "ok":
                 row.append((entry or {}).get("status", "—").upper())
             else:
-                row.append(fmt_cell(entry["median_ms"], flops))
+                row.append(fmt_cell(entry["median_ms"], flops, entry))
         if has_limit:
             row.append(fmt_cell(cell[LIMIT]["median_ms"], flops) if LIMIT in cell else "—")
         ratio = cell["ratio"]
@@ -546,6 +555,7 @@ def threads_table(run: dict, labels: dict) -> list[str]:
             row.append(
                 f"{ratio:.2f}× vs {labels[cell['best_peer']]}"
                 + (" (bptt slower)" if ratio < 1 else "")
+                + (f"; minima {cell['ratio_of_minima']:.2f}×" if "ratio_of_minima" in cell else "")
             )
         if has_limit:
             fraction = cell["limit_fraction"]
@@ -806,6 +816,17 @@ def compare_text(report: dict, previous_path: Path) -> str:
 # ---------------------------------------------------------------------------------- main
 
 
+def render(path: Path, no_plot: bool) -> None:
+    folder = path if path.is_dir() else path.parent
+    report = json.loads((folder / "results.json").read_text())
+    for run in report["runs"]:
+        derive(run)
+    markdown = report_markdown(report)
+    (folder / "results.md").write_text(markdown + "\n")
+    note = None if no_plot else plot(report, folder / "ratios.png")
+    print(markdown if not note else f"{markdown}\nnote: {note}")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -852,6 +873,13 @@ def parse_args(argv=None):
         "--label",
         help="name of this run's folder after its timestamp "
         "(default full or quick); never a host name",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="PATH",
+        help="re-write the Markdown and the chart of a recorded results.json (or its folder), "
+        "without measuring",
     )
     parser.add_argument(
         "--compare",
@@ -920,6 +948,9 @@ def main(argv=None) -> int:
         return 0
     if args.child_threads:
         run_child(args)
+        return 0
+    if args.render:
+        render(args.render, args.no_plot)
         return 0
     started = time.time()
     machine = machine_description()
