@@ -2,7 +2,7 @@
 machine's own GEMM throughput on the products the kernel performs, on the same data with the same
 thread count, forward+backward (the loss and every gradient).
 
-    python bench/compare.py                        # every size, 1 and 2 threads, about 5 minutes
+    python bench/compare.py                        # every size, 1 and 2 threads, about 6 minutes
     python bench/compare.py --quick --threads 1    # the CI smoke run
     python bench/compare.py --sizes large --threads 2 --peers torch,jax
     python bench/compare.py --compare bench/results/latest.json
