@@ -527,3 +527,16 @@ def test_one_and_two_threads_agree_to_rounding(dtype):
         bptt.set_num_threads(original)
 
     assert_rounding_close(two, one, dtype)
+
+
+def test_the_torch_backend_loads_on_first_use_only():
+    # A child process, so that no other test has imported torch already.
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    code = (
+        "import sys, bptt; assert 'torch' not in sys.modules; "
+        "bptt.torch.RNN; assert 'torch' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

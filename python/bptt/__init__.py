@@ -26,3 +26,12 @@ __all__ = [
     "reference",
     "set_num_threads",
 ]
+
+
+def __getattr__(name: str):
+    """bptt.torch and bptt.jax import PyTorch and JAX, so they load on first use only."""
+    if name in ("torch", "jax"):
+        import importlib
+
+        return importlib.import_module(f"bptt.{name}")
+    raise AttributeError(f"module 'bptt' has no attribute {name!r}")
