@@ -540,3 +540,15 @@ def test_the_torch_backend_loads_on_first_use_only():
         "bptt.torch.RNN; assert 'torch' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_input_grad_false_omits_x_and_changes_no_other_gradient():
+    params = bptt.init_params(4, 6, 3, dtype=np.float64, seed=2)
+    rng = np.random.default_rng(2)
+    inputs, targets = rng.standard_normal((5, 2, 4)), rng.integers(0, 3, size=(5, 2))
+    full = bptt.loss_and_grad(params, inputs, targets)
+    without_x = bptt.loss_and_grad(params, inputs, targets, input_grad=False)
+    assert set(without_x.grads) == set(full.grads) - {"x"}
+    assert without_x.loss == full.loss
+    for name, grad in without_x.grads.items():
+        assert np.array_equal(grad, full.grads[name]), name

@@ -36,6 +36,9 @@ struct Inputs {
   py::ssize_t steps, batch;
   py::object lengths = py::none();  // int64 (batch,) or None
   bool reverse = false;
+  bool input_grad = true;  // dL/dx wanted (float inputs only)
+
+  bool wants_input_gradient() const { return !tokens && input_grad; }
 };
 
 struct TargetArray {
@@ -262,7 +265,7 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
   auto dU = new_array<S>({H, D}), dW = new_array<S>({H, H}), db = new_array<S>({H});
   auto dV = new_array<S>({O, H}), dc = new_array<S>({O}), dh0 = new_array<S>({B, H});
   auto h_last = new_array<S>({B, H});
-  py::array_t<S> dx = inputs.tokens ? py::array_t<S>() : new_array<S>({T, B, D});
+  py::array_t<S> dx = inputs.wants_input_gradient() ? new_array<S>({T, B, D}) : py::array_t<S>();
 
   std::vector<FiniteCheck> checks = parameter_checks<S>(layer, &head);
   if (!inputs.tokens) add_check(checks, "inputs", inputs.array);
@@ -277,7 +280,7 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
   else target_view.soft = data<S>(targets.array);
   LayerGradients<S> layer_grads{mutable_data<S>(dU), mutable_data<S>(dW), mutable_data<S>(db),
                                 mutable_data<S>(dh0)};
-  if (!inputs.tokens) layer_grads.inputs = mutable_data<S>(dx);
+  if (inputs.wants_input_gradient()) layer_grads.inputs = mutable_data<S>(dx);
   const HeadGradients<S> head_grads{mutable_data<S>(dV), mutable_data<S>(dc)};
 
   double loss = 0.0;
@@ -288,19 +291,20 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
                              reduction, layer_grads, head_grads, h_last_data);
   });
   py::dict grads("U"_a = dU, "W"_a = dW, "b"_a = db, "V"_a = dV, "c"_a = dc, "h0"_a = dh0);
-  if (!inputs.tokens) grads["x"] = dx;
+  if (inputs.wants_input_gradient()) grads["x"] = dx;
   return py::make_tuple(loss, grads, h_last);
 }
 
 py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, py::handle c,
                         py::handle inputs, py::handle targets, py::handle h0,
                         py::handle activation, py::handle reduction,
-                        bool check_finite) {
+                        bool check_finite, bool input_grad) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Reduction parsed_reduction = parse_reduction_argument(reduction);
   const Layer layer = check_layer(U, W, b);
   const Head head = check_head(V, c, layer);
-  const Inputs checked_inputs = check_inputs(inputs, layer);
+  Inputs checked_inputs = check_inputs(inputs, layer);
+  checked_inputs.input_grad = input_grad;
   const TargetArray checked_targets =
       check_targets(targets, layer, head, checked_inputs.steps, checked_inputs.batch);
   const py::object checked_h0 = check_state(h0, "h0", layer, checked_inputs.batch);
@@ -359,7 +363,7 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
                    "layer_backward");
   auto dU = new_array<S>({H, D}), dW = new_array<S>({H, H}), db = new_array<S>({H});
   auto dh0 = new_array<S>({B, H});
-  py::array_t<S> dx = inputs.tokens ? py::array_t<S>() : new_array<S>({T, B, D});
+  py::array_t<S> dx = inputs.wants_input_gradient() ? new_array<S>({T, B, D}) : py::array_t<S>();
   std::vector<FiniteCheck> checks = parameter_checks<S>(layer, nullptr);
   if (!inputs.tokens) add_check(checks, "inputs", inputs.array);
   add_check(checks, "hidden", hidden);
@@ -370,7 +374,7 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
   const SequenceInput<S> input_view = sequence_input<S>(inputs);
   LayerGradients<S> grads{mutable_data<S>(dU), mutable_data<S>(dW), mutable_data<S>(db),
                           mutable_data<S>(dh0)};
-  if (!inputs.tokens) grads.inputs = mutable_data<S>(dx);
+  if (inputs.wants_input_gradient()) grads.inputs = mutable_data<S>(dx);
   const S* h0_data = optional_data<S>(h0);
   const S* hidden_data = data<S>(hidden);
   const S* d_hidden_data = optional_data<S>(d_hidden);
@@ -380,18 +384,19 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
                        d_h_last_data, grads);
   });
   py::dict result("U"_a = dU, "W"_a = dW, "b"_a = db, "h0"_a = dh0);
-  if (!inputs.tokens) result["x"] = dx;
+  if (inputs.wants_input_gradient()) result["x"] = dx;
   return result;
 }
 
 py::dict layer_backward(py::handle U, py::handle W, py::handle b, py::handle inputs,
                         py::handle hidden, py::handle h0, py::handle d_hidden,
                         py::handle d_h_last, py::handle activation, py::handle lengths,
-                        bool reverse, bool check_finite) {
+                        bool reverse, bool check_finite, bool input_grad) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Layer layer = check_layer(U, W, b);
   Inputs checked_inputs = check_inputs(inputs, layer);
   check_sequence_layout(checked_inputs, lengths, reverse);
+  checked_inputs.input_grad = input_grad;
   const py::ssize_t T = checked_inputs.steps, B = checked_inputs.batch, H = layer.hidden_size;
   py::array checked_hidden = float_array(hidden, "hidden", layer.dtype, "like the params");
   check_shape(checked_hidden, "hidden", {{"T", T}, {"B", B}, {"H", H}});
@@ -534,8 +539,9 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
   const auto none = py::none();
   m.def("loss_and_grad", &loss_and_grad, "U"_a, "W"_a, "b"_a, "V"_a, "c"_a, "inputs"_a,
         "targets"_a, "h0"_a = none, "activation"_a = "tanh", "reduction"_a = "sum",
-        "check_finite"_a = true,
-        "L and its gradients for the RNN with softmax head; returns (loss, grads, h_last).");
+        "check_finite"_a = true, "input_grad"_a = true,
+        "L and its gradients for the RNN with softmax head; returns (loss, grads, h_last). "
+        "grads has x (dL/dinputs) for float inputs unless input_grad is False.");
   m.def("layer_forward", &layer_forward, "U"_a, "W"_a, "b"_a, "inputs"_a, "h0"_a = none,
         "activation"_a = "tanh", "lengths"_a = none, "reverse"_a = false,
         "check_finite"_a = true,
@@ -544,7 +550,7 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
         "the previous state.");
   m.def("layer_backward", &layer_backward, "U"_a, "W"_a, "b"_a, "inputs"_a, "hidden"_a,
         "h0"_a = none, "d_hidden"_a = none, "d_h_last"_a = none, "activation"_a = "tanh",
-        "lengths"_a = none, "reverse"_a = false, "check_finite"_a = true,
+        "lengths"_a = none, "reverse"_a = false, "check_finite"_a = true, "input_grad"_a = true,
         "Gradients of U, W, b, h0 (and x for float inputs) given the hidden states by time "
         "(T, B, H), dL/dh_t (T, B, H; ignored at padded positions) and dL/dh_T (B, H).");
   m.def("head_logits", &head_logits_entry, "V"_a, "c"_a, "hidden"_a, "check_finite"_a = true,

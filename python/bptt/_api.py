@@ -39,25 +39,27 @@ def loss_and_grad(
     activation: str = "tanh",
     reduction: str = "sum",
     check_finite: bool = True,
+    input_grad: bool = True,
 ) -> LossAndGrad:
     """L = -Σ_t y_t · log softmax(c + V h_t) and its exact gradients by BPTT.
 
     inputs: float (T, B, D) or integer token ids (T, B); targets: class ids (T, B), -1 meaning no
     loss at that step, or float soft targets (T, B, O). Unbatched (T, D) / (T,) inputs give
-    unbatched results. Returns (loss, grads {U, W, b, V, c, h0, and x for float inputs}, h_last).
+    unbatched results. Returns (loss, grads {U, W, b, V, c, h0, and x for float inputs}, h_last);
+    input_grad=False skips x (one product of (T·B, H) by (H, D)) when nothing needs dL/dx.
     """
     U, W, b, V, c = _unpack(params)
     inputs = np.asarray(inputs)
     if not _is_unbatched(inputs):
         return LossAndGrad(
             *_core.loss_and_grad(
-                U, W, b, V, c, inputs, targets, h0, activation, reduction, check_finite
+                U, W, b, V, c, inputs, targets, h0, activation, reduction, check_finite, input_grad
             )
         )
     targets = np.asarray(targets)[:, None] if np.ndim(targets) else targets
     h0 = None if h0 is None else np.asarray(h0)[None]
     loss, grads, h_last = _core.loss_and_grad(
-        U, W, b, V, c, inputs[:, None], targets, h0, activation, reduction, check_finite
+        U, W, b, V, c, inputs[:, None], targets, h0, activation, reduction, check_finite, input_grad
     )
     grads["h0"] = grads["h0"][0]
     if "x" in grads:

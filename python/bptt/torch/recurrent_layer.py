@@ -57,6 +57,7 @@ class RecurrentLayer(torch.autograd.Function):
             lengths=ctx.lengths,
             reverse=ctx.reverse,
             check_finite=False,
+            input_grad=ctx.needs_input_grad[0],
         )
         needs = ctx.needs_input_grad
         return (
