@@ -45,10 +45,8 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   recurrent_forward(layer, inputs, h0, activation, states.data());
   const S* initial = states.data() + order.initial_slot() * B * H;
   const S* hidden = states.data() + order.first_state_slot() * B * H;
-  const Index final_slot =
-      size.steps == 0 ? order.initial_slot() : order.state_slot(order.time_of(size.steps - 1));
   matrix_view(h_last, B, H, H) =
-      matrix_view(static_cast<const S*>(states.data()) + final_slot * B * H, B, H, H);
+      matrix_view(static_cast<const S*>(states.data()) + order.final_slot() * B * H, B, H, H);
   const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
 
   // work holds the logits, then dL/do in place, then dL/da in place, one row per (t, b).

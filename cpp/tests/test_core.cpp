@@ -147,7 +147,7 @@ void check_layer_backward_against_finite_differences(bool reverse, bool with_len
     std::vector<double> states(size_t((T + 1) * B * H));
     recurrent_forward(p.layer(), p.inputs(), p.h0.data(), Activation::sigmoid, states.data());
     const double* hidden = states.data() + order.first_state_slot() * B * H;
-    const double* h_last = states.data() + (reverse ? 0 : T) * B * H;
+    const double* h_last = states.data() + order.final_slot() * B * H;
     double L = 0;
     for (Index t = 0; t < T; ++t)
       for (Index b = 0; b < B; ++b)

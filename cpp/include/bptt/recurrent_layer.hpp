@@ -44,11 +44,11 @@ struct TimeOrder {
   Index previous_slot(Index t) const { return reverse ? t + 1 : t; }
   Index initial_slot() const { return reverse ? steps : 0; }
   Index first_state_slot() const { return reverse ? 0 : 1; }  // of the steps' block of slots
+  // The state after the last step run: h_T (h0 when there are no steps).
+  Index final_slot() const { return steps == 0 ? initial_slot() : state_slot(time_of(steps - 1)); }
 };
 
 namespace detail {
-
-inline TimeOrder time_order(Index steps, bool reverse) { return TimeOrder{steps, reverse}; }
 
 // Padded positions: time t of sequence b is padding when t >= lengths[b].
 inline bool is_padding(const Index* lengths, Index t, Index b) {
@@ -78,7 +78,7 @@ template <class S>
 void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
                         Activation activation, S* states) {
   const Index B = inputs.batch, H = hidden_size;
-  const TimeOrder order = time_order(inputs.steps, inputs.reverse);
+  const TimeOrder order{inputs.steps, inputs.reverse};
   const int threads = recurrence_threads(B, H);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -110,7 +110,7 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
                          Activation activation, const S* hidden, const S* d_h_last, Index chunk_steps, FillUpstream&& fill_upstream,
                          S* d_pre, Index d_pre_stride) {
   const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre_stride;
-  const TimeOrder order = time_order(T, inputs.reverse);
+  const TimeOrder order{T, inputs.reverse};
   const int threads = recurrence_threads(B, H);
   // The steps are visited last-run first: k = T - 1 down to 0, in chunks.
   for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
@@ -239,7 +239,7 @@ template <class S>
 void recurrent_forward(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                        const S* h0, Activation activation, S* states) {
   const Index B = inputs.batch, H = weights.hidden_size, N = inputs.steps * inputs.batch;
-  const TimeOrder order = detail::time_order(inputs.steps, inputs.reverse);
+  const TimeOrder order{inputs.steps, inputs.reverse};
   MatrixView<S> initial = matrix_view(states + order.initial_slot() * B * H, B, H, H);
   if (h0) initial = matrix_view(h0, B, H, H);
   else initial.setZero();
