@@ -79,10 +79,8 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
                         Activation activation, S* states) {
   const Index B = inputs.batch, H = hidden_size;
   const TimeOrder order{inputs.steps, inputs.reverse};
-  const int threads = recurrence_threads(B, H);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const auto [first, last] = column_share(H, this_thread_index(), this_region_threads());
+  on_threads(recurrence_threads(B, H), [&](int thread, int threads) {
+    const auto [first, last] = column_share(H, thread, threads);
     // W h_prev in row form is h_prev·Wᵀ.
     StepProduct<S> product(W, H, WeightUse::transposed, first, last - first, B, H);
     for (Index k = 0; k < inputs.steps; ++k) {
@@ -95,9 +93,9 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
         if (is_padding(inputs.lengths, t, b))
           std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);
       }
-#pragma omp barrier
+      team_barrier(threads);
     }
-  }
+  });
 }
 
 // The step loop of the backward pass, in place in d_pre (rows t·batch .. of time t):
@@ -117,9 +115,8 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
     const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
     const Index t0 = std::min(order.time_of(chunk_begin), order.time_of(chunk_end - 1));
     fill_upstream(t0, t0 + (chunk_end - chunk_begin));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      const auto [first, last] = column_share(H, this_thread_index(), this_region_threads());
+    on_threads(threads, [&](int thread, int team) {
+      const auto [first, last] = column_share(H, thread, team);
       // Wᵀ da_next in row form is da_next·W.
       StepProduct<S> product(W, H, WeightUse::as_is, first, last - first, B, H);
       for (Index k = chunk_end - 1; k >= chunk_begin; --k) {
@@ -141,9 +138,9 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
         }
         multiply_by_activation_derivative(
             activation, da_share, matrix_view(hidden + t * B * H + first, B, last - first, H));
-#pragma omp barrier
+        team_barrier(team);
       }
-    }
+    });
   }
 }
 

@@ -29,5 +29,25 @@ std::pair<Index, Index> row_share(Index rows, int thread, int threads);
 int this_thread_index();   // inside a parallel region; 0 outside
 int this_region_threads();  // inside a parallel region; 1 outside
 
+// Runs body(thread, threads) on `threads` threads, or directly on the calling thread for one:
+// libgomp's barrier makes a futex system call even in a team of one, which at small sizes costs
+// as much as a step's arithmetic.
+template <class Body>
+void on_threads(int threads, Body&& body) {
+  if (threads <= 1) {
+    body(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  body(this_thread_index(), this_region_threads());
+}
+
+// Waits until every thread of the team has arrived; a team of one does not wait.
+inline void team_barrier(int threads) {
+  if (threads > 1) {
+#pragma omp barrier
+  }
+}
+
 }  // namespace BPTT_ISA_NAMESPACE
 }  // namespace bptt
