@@ -2,6 +2,7 @@
 
 #include "bptt/recurrent_layer.hpp"
 #include "bptt/softmax_head.hpp"
+#include "bptt/workspace.hpp"
 
 #include <algorithm>
 
@@ -18,14 +19,23 @@ Index upstream_chunk_steps(const ProblemSize& size) {
   return std::clamp<Index>(steps, 1, std::max<Index>(1, size.steps));
 }
 
+struct ScratchCounts {
+  std::size_t hidden_states, work, chunk;  // scalars of each buffer
+};
+
+ScratchCounts scratch_counts(const ProblemSize& size) {
+  const Index rows = size.steps * size.batch;
+  return {std::size_t((size.steps + 1) * size.batch * size.hidden_size),
+          std::size_t(rows * std::max(size.hidden_size, size.output_size)),
+          std::size_t(upstream_chunk_steps(size) * size.batch * size.hidden_size)};
+}
+
 }  // namespace
 
 std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t scalar_bytes) {
-  const Index rows = size.steps * size.batch;
-  const Index hidden_states = (size.steps + 1) * size.batch * size.hidden_size;
-  const Index work = rows * std::max(size.hidden_size, size.output_size);
-  const Index chunk = upstream_chunk_steps(size) * size.batch * size.hidden_size;
-  return std::size_t(hidden_states + work + chunk) * scalar_bytes;
+  const ScratchCounts counts = scratch_counts(size);
+  return Workspace::bytes_for({counts.hidden_states * scalar_bytes, counts.work * scalar_bytes,
+                               counts.chunk * scalar_bytes});
 }
 
 template <class S>
@@ -39,38 +49,41 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   const Index B = size.batch, H = size.hidden_size, O = size.output_size;
   const Index N = size.steps * B, width = std::max(H, O);
 
+  const ScratchCounts counts = scratch_counts(size);
+  Workspace workspace(rnn_loss_and_grad_scratch_bytes(size, sizeof(S)));
+  S* const states = workspace.take<S>(counts.hidden_states);
+  S* const work = workspace.take<S>(counts.work);
+  S* const chunk = workspace.take<S>(counts.chunk);
+
   // states: h0 and the hidden states, one slot each (see recurrent_layer.hpp).
   const TimeOrder order{size.steps, inputs.reverse};
-  Eigen::Matrix<S, Eigen::Dynamic, 1> states((size.steps + 1) * B * H);
-  recurrent_forward(layer, inputs, h0, activation, states.data());
-  const S* initial = states.data() + order.initial_slot() * B * H;
-  const S* hidden = states.data() + order.first_state_slot() * B * H;
+  recurrent_forward(layer, inputs, h0, activation, states);
+  const S* initial = states + order.initial_slot() * B * H;
+  const S* hidden = states + order.first_state_slot() * B * H;
   matrix_view(h_last, B, H, H) =
-      matrix_view(static_cast<const S*>(states.data()) + order.final_slot() * B * H, B, H, H);
+      matrix_view(static_cast<const S*>(states) + order.final_slot() * B * H, B, H, H);
   const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
 
   // work holds the logits, then dL/do in place, then dL/da in place, one row per (t, b).
-  Eigen::Matrix<S, Eigen::Dynamic, 1> work(N * width);
-  MatrixView<S> logits = matrix_view(work.data(), N, O, width);
+  MatrixView<S> logits = matrix_view(work, N, O, width);
   head_logits(head, hidden_states, logits);
   const double loss = softmax_cross_entropy(logits, targets, reduction);
-  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work.data()), N, O, width);
+  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work), N, O, width);
   head_parameter_gradients(hidden_states, d_logits, head_grads);
 
   // dL/dh_t = Vᵀ dO_t, chunk by chunk, each chunk just before the reverse loop reaches it: the
   // rows of dO it reads are the rows of dL/da the loop is about to write.
   const Index chunk_steps = upstream_chunk_steps(size);
-  RowMatrix<S> chunk(chunk_steps * B, H);
-  MatrixView<S> d_pre = matrix_view(work.data(), N, H, width);
+  MatrixView<S> d_pre = matrix_view(work, N, H, width);
   auto fill_upstream = [&](Index t0, Index t1) {
     const Index rows = (t1 - t0) * B;
-    MatrixView<S> upstream = matrix_view(chunk.data(), rows, H, H);
+    MatrixView<S> upstream = matrix_view(chunk, rows, H, H);
     head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * width, rows, O, width), upstream);
     d_pre.middleRows(t0 * B, rows) = upstream;
   };
   detail::recurrent_backward_into(layer, inputs, activation, initial, hidden,
                                   static_cast<const S*>(nullptr), chunk_steps, fill_upstream,
-                                  work.data(), width, layer_grads);
+                                  work, width, layer_grads);
   return loss;
 }
 

@@ -4,8 +4,10 @@
 #include "bptt/recurrent_layer.hpp"
 #include "bptt/rnn_loss.hpp"
 #include "bptt/softmax_head.hpp"
+#include "bptt/workspace.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -255,6 +257,23 @@ void check_mean_is_sum_over_count() {
   expect(std::abs(mean.W[3] - sum.W[3] / counted) < 1e-12, "mean gradient is sum / counted targets");
 }
 
+void check_workspace_reuses_blocks() {
+  const std::size_t small = 1 << 20;
+  void* first = nullptr;
+  {
+    Workspace workspace(small);
+    first = workspace.take<float>(small / sizeof(float));
+    expect(reinterpret_cast<std::uintptr_t>(first) % Workspace::kAlignment == 0,
+           "a workspace block starts on a 64-byte boundary");
+  }
+  {
+    Workspace again(small / 2);
+    expect(again.take<char>(1) == first, "the next call that fits gets the kept block back");
+    Workspace nested(small / 2);
+    expect(nested.take<char>(1) != first, "a workspace made while another is alive gets other memory");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -272,6 +291,7 @@ int main() {
   check_float_matches_double();
   check_empty_sequence_gives_zero();
   check_mean_is_sum_over_count();
+  check_workspace_reuses_blocks();
   expect(!supported_instruction_sets().empty(), "the baseline instruction set is always supported");
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;

@@ -12,6 +12,7 @@
 #include "bptt/step_product.hpp"
 #include "bptt/threads.hpp"
 #include "bptt/types.hpp"
+#include "bptt/workspace.hpp"
 
 #include <algorithm>
 
@@ -251,7 +252,8 @@ void recurrent_backward(const LayerWeights<S>& weights, const SequenceInput<S>& 
                         Activation activation, const S* h0, const S* hidden, const S* d_hidden,
                         const S* d_h_last, const LayerGradients<S>& grads) {
   const Index H = weights.hidden_size, N = inputs.steps * inputs.batch;
-  RowMatrix<S> d_pre(N, H);
+  Workspace workspace(Workspace::bytes_for({std::size_t(N * H) * sizeof(S)}));
+  MatrixView<S> d_pre = matrix_view(workspace.take<S>(std::size_t(N * H)), N, H, H);
   auto copy_upstream = [&](Index, Index) {
     if (d_hidden) d_pre = matrix_view(d_hidden, N, H, H);
     else d_pre.setZero();

@@ -1,0 +1,93 @@
+#include "bptt/workspace.hpp"
+
+#include <array>
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+namespace bptt {
+namespace {
+
+struct Block {
+  std::byte* data = nullptr;
+  std::size_t bytes = 0;
+};
+
+std::size_t round_up(std::size_t bytes) {
+  return (bytes + Workspace::kAlignment - 1) / Workspace::kAlignment * Workspace::kAlignment;
+}
+
+// The blocks this thread keeps between calls; freed when the thread ends.
+struct KeptBlocks {
+  std::array<Block, Workspace::kKeptBlocks> blocks;
+  ~KeptBlocks() {
+    for (Block& block : blocks) std::free(block.data);
+  }
+
+  // The smallest kept block of at least `bytes`, removed from the list; empty if none.
+  Block take(std::size_t bytes) {
+    Block* best = nullptr;
+    for (Block& block : blocks)
+      if (block.data && block.bytes >= bytes && (!best || block.bytes < best->bytes)) best = &block;
+    if (!best) return {};
+    return std::exchange(*best, Block{});
+  }
+
+  // Keeps `block` in a free place, or in place of the smallest kept block if that is smaller;
+  // frees whatever is not kept.
+  void give_back(Block block) {
+    Block* smallest = &blocks[0];
+    for (Block& kept : blocks) {
+      if (!kept.data) {
+        smallest = &kept;
+        break;
+      }
+      if (kept.bytes < smallest->bytes) smallest = &kept;
+    }
+    if (smallest->data && smallest->bytes >= block.bytes) {
+      std::free(block.data);
+      return;
+    }
+    std::free(smallest->data);
+    *smallest = block;
+  }
+};
+
+thread_local KeptBlocks kept_blocks;
+
+}  // namespace
+
+Workspace::Workspace(std::size_t bytes) : capacity_(round_up(bytes)) {
+  if (capacity_ == 0) return;
+  if (capacity_ <= kMaxKeptBytes) {
+    const Block kept = kept_blocks.take(capacity_);
+    if (kept.data) {
+      data_ = kept.data;
+      capacity_ = kept.bytes;
+      return;
+    }
+  }
+  data_ = static_cast<std::byte*>(std::aligned_alloc(kAlignment, capacity_));
+  if (!data_) throw std::bad_alloc();
+}
+
+Workspace::~Workspace() {
+  if (!data_) return;
+  if (capacity_ <= kMaxKeptBytes) kept_blocks.give_back({data_, capacity_});
+  else std::free(data_);
+}
+
+std::size_t Workspace::bytes_for(std::initializer_list<std::size_t> pieces) {
+  std::size_t total = 0;
+  for (std::size_t piece : pieces) total += round_up(piece);
+  return total;
+}
+
+void* Workspace::take_bytes(std::size_t bytes) {
+  void* piece = data_ + used_;
+  used_ += round_up(bytes);
+  if (used_ > capacity_) throw std::bad_alloc();  // a caller asked for less than it takes
+  return piece;
+}
+
+}  // namespace bptt
