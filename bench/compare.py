@@ -895,7 +895,7 @@ def parse_args(argv=None):
     parser.add_argument("--problem-list", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.min_repeats = 3 if args.quick else 5
-    args.max_repeats = 20 if args.quick else 400
+    args.max_repeats = 20 if args.quick else 10000
     args.budget = args.budget if args.budget is not None else (0.05 if args.quick else 1.0)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     if args.quick:
