@@ -3,6 +3,7 @@
 #include "bptt/recurrent_layer.hpp"
 #include "bptt/softmax_head.hpp"
 #include "bptt/workspace.hpp"
+#include "rnn_loss_pipeline.hpp"
 
 #include <algorithm>
 
@@ -54,6 +55,13 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   S* const states = workspace.take<S>(counts.hidden_states);
   S* const work = workspace.take<S>(counts.work);
   S* const chunk = workspace.take<S>(counts.chunk);
+  if (detail::pipeline_applies(size, inputs.lengths != nullptr, inputs.reverse)) {
+    const double loss =
+        detail::pipelined_loss_and_grad(layer, head, inputs, targets, h0, activation, reduction,
+                                        layer_grads, head_grads, states, work, chunk);
+    matrix_view(h_last, B, H, H) = matrix_view(static_cast<const S*>(states) + N * H, B, H, H);
+    return loss;
+  }
 
   // states: h0 and the hidden states, one slot each (see recurrent_layer.hpp).
   const TimeOrder order{size.steps, inputs.reverse};

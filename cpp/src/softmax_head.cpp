@@ -63,17 +63,23 @@ Index counted_targets(const Targets<S>& targets, Index rows) {
 template <class S>
 double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets,
                              Reduction reduction) {
-  const Index N = logits.rows();
-  const Index counted = counted_targets(targets, N);
+  const Index counted = counted_targets(targets, logits.rows());
   if (counted == 0) {
     // Nothing counts: L = 0 and every gradient is zero, also for the mean (not 0/0).
     logits.setZero();
     return 0.0;
   }
   const S scale = reduction == Reduction::mean ? S(1) / S(counted) : S(1);
+  const double loss = softmax_cross_entropy_rows(logits, targets, scale);
+  return reduction == Reduction::mean ? loss / double(counted) : loss;
+}
+
+template <class S>
+double softmax_cross_entropy_rows(MatrixView<S> logits, const Targets<S>& targets, S scale) {
+  const Index N = logits.rows();
   const Index chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
   std::vector<double> chunk_losses(size_t(chunks), 0.0);
-  const int threads = N * logits.cols() >= kMinLogitsToSplit ? get_num_threads() : 1;
+  const int threads = N * logits.cols() >= kMinLogitsToSplit ? free_threads() : 1;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
   for (Index chunk = 0; chunk < chunks; ++chunk) {
     double loss = 0.0;
@@ -86,22 +92,21 @@ double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets,
   }
   double loss = 0.0;
   for (const double chunk_loss : chunk_losses) loss += chunk_loss;
-  return reduction == Reduction::mean ? loss / double(counted) : loss;
+  return loss;
 }
 
 template <class S>
 void head_parameter_gradients(ConstMatrixView<S> hidden, ConstMatrixView<S> d_logits,
-                              const HeadGradients<S>& grads) {
+                              const HeadGradients<S>& grads, bool accumulate) {
   const Index H = hidden.cols(), O = d_logits.cols(), N = hidden.rows();
   MatrixView<S> dV = matrix_view(grads.V, O, H, H);
   RowVectorView<S> dc(grads.c, O);
-  if (N == 0) {
-    dV.setZero();
+  if (!accumulate) {
     dc.setZero();
-    return;
+    if (N == 0) dV.setZero();
   }
-  multiply(dV, d_logits.transpose(), hidden);
-  dc.setZero();
+  if (N == 0) return;
+  multiply(dV, d_logits.transpose(), hidden, accumulate);
   for (Index r = 0; r < N; ++r) dc += d_logits.row(r);
 }
 

@@ -43,16 +43,23 @@ void set_num_threads(int threads) { thread_budget().store(std::max(1, threads));
 
 int get_num_threads() { return thread_budget().load(); }
 
+int free_threads() {
+#ifdef _OPENMP
+  if (omp_in_parallel()) return 1;
+#endif
+  return get_num_threads();
+}
+
 int recurrence_threads(Index batch, Index hidden) {
   const double step_flops = 2.0 * double(batch) * double(hidden) * double(hidden);
   if (step_flops < kMinStepFlopsToSplit) return 1;
   const Index by_width = std::max<Index>(1, hidden / kMinColumnsPerThread);
-  return int(std::min<Index>(get_num_threads(), by_width));
+  return int(std::min<Index>(free_threads(), by_width));
 }
 
 int product_threads(double flops, Index rows) {
   if (flops < kMinProductFlopsToSplit) return 1;
-  return int(std::min<Index>(get_num_threads(), std::max<Index>(1, rows / kMinRowsPerThread)));
+  return int(std::min<Index>(free_threads(), std::max<Index>(1, rows / kMinRowsPerThread)));
 }
 
 std::pair<Index, Index> row_share(Index rows, int thread, int threads) {

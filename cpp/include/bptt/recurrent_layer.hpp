@@ -73,11 +73,17 @@ void project_inputs(const LayerWeights<S>& weights, const SequenceInput<S>& inpu
   }
 }
 
+// Called with k + 1 once the k-th step run is complete on every thread (the loss pipeline
+// follows the recurrence by it); by default nothing.
+struct NoProgress {
+  void operator()(Index) const {}
+};
+
 // The step loop of the forward pass: h_t = σ(pre_t + W h_prev), in place in h_t's slot; a
 // padded position keeps the previous state.
-template <class S>
+template <class S, class Progress = NoProgress>
 void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
-                        Activation activation, S* states) {
+                        Activation activation, S* states, Progress&& progress = {}) {
   const Index B = inputs.batch, H = hidden_size;
   const TimeOrder order{inputs.steps, inputs.reverse};
   on_threads(recurrence_threads(B, H), [&](int thread, int threads) {
@@ -95,6 +101,7 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
           std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);
       }
       team_barrier(threads);
+      if (thread == 0) progress(k + 1);
     }
   });
 }
@@ -103,11 +110,13 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
 // da_t = (upstream_t + Wᵀ da_next) ⊙ σ'(a_t), where upstream_t is dL/dh_t from outside the
 // layer, plus dL/dh_T at each sequence's last step, and da is zero at padded positions. The
 // upstream gradients are written into d_pre by fill_upstream(t0, t1) for the times [t0, t1)
-// just before the loop needs them, chunk by chunk in the loop's order.
-template <class S, class FillUpstream>
+// just before the loop needs them, chunk by chunk in the loop's order. progress(n) says that the
+// last n steps run are done.
+template <class S, class FillUpstream, class Progress = NoProgress>
 void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
-                         Activation activation, const S* hidden, const S* d_h_last, Index chunk_steps, FillUpstream&& fill_upstream,
-                         S* d_pre, Index d_pre_stride) {
+                         Activation activation, const S* hidden, const S* d_h_last,
+                         Index chunk_steps, FillUpstream&& fill_upstream, S* d_pre,
+                         Index d_pre_stride, Progress&& progress = {}) {
   const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre_stride;
   const TimeOrder order{T, inputs.reverse};
   const int threads = recurrence_threads(B, H);
@@ -140,6 +149,7 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
         multiply_by_activation_derivative(
             activation, da_share, matrix_view(hidden + t * B * H + first, B, last - first, H));
         team_barrier(team);
+        if (thread == 0) progress(T - k);
       }
     });
   }

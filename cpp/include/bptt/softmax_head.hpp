@@ -21,10 +21,15 @@ Index counted_targets(const Targets<S>& targets, Index rows);
 template <class S>
 double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets, Reduction reduction);
 
-// dV = Σ_t dO_t h_tᵀ and dc = Σ_t dO_t.
+// The same pass over some of the rows (targets as seen from the first of them), with the
+// gradient scaled by `scale`: returns their −Σ y log ŷ, unscaled.
+template <class S>
+double softmax_cross_entropy_rows(MatrixView<S> logits, const Targets<S>& targets, S scale);
+
+// dV = Σ_t dO_t h_tᵀ and dc = Σ_t dO_t (added to them with accumulate).
 template <class S>
 void head_parameter_gradients(ConstMatrixView<S> hidden, ConstMatrixView<S> d_logits,
-                              const HeadGradients<S>& grads);
+                              const HeadGradients<S>& grads, bool accumulate = false);
 
 // dL/dh_t = Vᵀ dO_t for every row.
 template <class S>
@@ -35,8 +40,9 @@ void head_hidden_gradient(const HeadWeights<S>& weights, ConstMatrixView<S> d_lo
   EXTERN template void head_logits<S>(const HeadWeights<S>&, ConstMatrixView<S>, MatrixView<S>); \
   EXTERN template Index counted_targets<S>(const Targets<S>&, Index);                           \
   EXTERN template double softmax_cross_entropy<S>(MatrixView<S>, const Targets<S>&, Reduction); \
+  EXTERN template double softmax_cross_entropy_rows<S>(MatrixView<S>, const Targets<S>&, S);    \
   EXTERN template void head_parameter_gradients<S>(ConstMatrixView<S>, ConstMatrixView<S>,      \
-                                                   const HeadGradients<S>&);                    \
+                                                   const HeadGradients<S>&, bool);              \
   EXTERN template void head_hidden_gradient<S>(const HeadWeights<S>&, ConstMatrixView<S>,       \
                                                MatrixView<S>);
 BPTT_DECLARE_SOFTMAX_HEAD(float, extern)

@@ -12,6 +12,10 @@ inline namespace BPTT_ISA_NAMESPACE {
 void set_num_threads(int threads);  // threads >= 1
 int get_num_threads();
 
+// The threads a product may fork: the budget, or 1 inside a region that already runs on threads
+// of its own (a thread of the loss pipeline).
+int free_threads();
+
 // How many threads one per-step product (batch × hidden)·(hidden × hidden) is worth: splitting
 // costs a barrier per step, so small steps stay on one thread.
 int recurrence_threads(Index batch, Index hidden);

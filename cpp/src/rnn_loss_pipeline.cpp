@@ -1,0 +1,197 @@
+#include "rnn_loss_pipeline.hpp"
+
+#include "bptt/recurrent_layer.hpp"
+#include "bptt/softmax_head.hpp"
+#include "bptt/threads.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace bptt {
+inline namespace BPTT_ISA_NAMESPACE {
+namespace detail {
+namespace {
+
+// About this many rows per chunk: enough for efficient products, few enough that the follower
+// is never far behind. Below kMinRows rows in all (one short sequence), the products are too
+// small to be worth chunking and handing over; the serial schedule is faster.
+constexpr Index kRowsPerChunk = 64;
+constexpr Index kMinChunks = 8;
+constexpr Index kMinRows = 4 * kRowsPerChunk;
+
+// How far one thread has got, for the other to wait on. A wait spins briefly (a chunk takes
+// microseconds), then yields the CPU, which on a busy machine may be needed by the thread
+// being waited for.
+class StepCounter {
+ public:
+  void publish(Index done) { done_.store(done, std::memory_order_release); }
+
+  void wait_for(Index done) const {
+    for (int spins = 0; done_.load(std::memory_order_acquire) < done; ++spins) {
+      if (spins < kSpinsBeforeYield) pause();
+      else std::this_thread::yield();
+    }
+  }
+
+ private:
+  static constexpr int kSpinsBeforeYield = 4096;
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+  }
+  std::atomic<Index> done_{0};
+};
+
+template <class S>
+Targets<S> targets_from(const Targets<S>& targets, Index row, Index output_size) {
+  Targets<S> rest;
+  if (targets.ids) rest.ids = targets.ids + row;
+  if (targets.soft) rest.soft = targets.soft + row * output_size;
+  return rest;
+}
+
+}  // namespace
+
+bool pipeline_applies(const ProblemSize& size, bool has_lengths, bool reverse) {
+  return free_threads() >= 2 && recurrence_threads(size.batch, size.hidden_size) == 1 &&
+         !has_lengths && !reverse && size.steps >= kMinChunks &&
+         size.steps * size.batch >= kMinRows &&
+         size.hidden_size > 0 && size.output_size > 0;
+}
+
+Index pipeline_chunk_steps(Index steps, Index batch) {
+  const Index by_rows = (kRowsPerChunk + batch - 1) / std::max<Index>(1, batch);
+  return std::clamp<Index>(by_rows, 1, std::max<Index>(1, steps / kMinChunks));
+}
+
+template <class S>
+double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
+                               const SequenceInput<S>& inputs, const Targets<S>& targets,
+                               const S* h0, Activation activation, Reduction reduction,
+                               const LayerGradients<S>& layer_grads,
+                               const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
+  const Index T = inputs.steps, B = inputs.batch, D = layer.input_size, H = layer.hidden_size;
+  const Index O = head.output_size, N = T * B, width = std::max(H, O);
+  const Index chunk_steps = pipeline_chunk_steps(T, B);
+  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
+  const Index counted = counted_targets(targets, N);
+  const S scale = reduction == Reduction::mean && counted > 0 ? S(1) / S(counted) : S(1);
+  std::vector<double> chunk_losses(size_t(chunks), 0.0);
+  // Slot 0 holds h0 and slot t + 1 holds h_t (recurrent_layer.hpp): the states before the
+  // steps of rows [r, r + n) are rows [r, r + n) of the buffer.
+  const S* hidden = states + B * H;
+  const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
+
+  MatrixView<S> initial = matrix_view(states, B, H, H);
+  if (h0) initial = matrix_view(h0, B, H, H);
+  else initial.setZero();
+  project_inputs(layer, inputs, matrix_view(states + B * H, N, H, H));
+
+  StepCounter forward_done, head_done, backward_done;
+  auto run_forward = [&] {
+    forward_recurrence(layer.W, inputs, H, activation, states,
+                       [&](Index done) { forward_done.publish(done); });
+  };
+  auto run_backward = [&] {
+    backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), T,
+                        [](Index, Index) {}, work, width,
+                        [&](Index done) { backward_done.publish(done); });
+  };
+  auto rows_of = [&](Index c) {
+    const Index first = c * chunk_steps * B;
+    return std::pair<Index, Index>{first, std::min(N, first + chunk_steps * B) - first};
+  };
+  // Logits, loss, dV, dc and dL/dh (in place of the logits, as the backward loop's upstream).
+  auto follow_forward = [&] {
+    for (Index c = 0; c < chunks; ++c) {
+      const auto [first, rows] = rows_of(c);
+      forward_done.wait_for(std::min(T, (c + 1) * chunk_steps));
+      const ConstMatrixView<S> h = matrix_view(hidden + first * H, rows, H, H);
+      MatrixView<S> logits = matrix_view(work + first * width, rows, O, width);
+      head_logits(head, h, logits);
+      chunk_losses[size_t(c)] =
+          softmax_cross_entropy_rows(logits, targets_from(targets, first, O), scale);
+      const ConstMatrixView<S> d_logits =
+          matrix_view(static_cast<const S*>(logits.data()), rows, O, width);
+      head_parameter_gradients(h, d_logits, head_grads, c > 0);
+      MatrixView<S> upstream = matrix_view(chunk, rows, H, H);
+      head_hidden_gradient(head, d_logits, upstream);
+      matrix_view(work + first * width, rows, H, width) = upstream;
+      head_done.publish(c + 1);
+    }
+  };
+  // dW, db, dU, dx and dh0 from the pre-activation gradients, latest chunk first.
+  MatrixView<S> dW = matrix_view(layer_grads.W, H, H, H);
+  MatrixView<S> dU = matrix_view(layer_grads.U, H, D, D);
+  RowVectorView<S> db(layer_grads.b, H);
+  RowMatrix<S> dU_transposed;  // token inputs: rows of dUᵀ are scatter-added
+  auto follow_backward = [&] {
+    dW.setZero();
+    db.setZero();
+    if (inputs.tokens) dU_transposed.setZero(D, H);
+    else dU.setZero();
+    for (Index c = chunks - 1; c >= 0; --c) {
+      const auto [first, rows] = rows_of(c);
+      backward_done.wait_for(T - c * chunk_steps);
+      const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(work) + first * width,
+                                                   rows, H, width);
+      multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
+      for (Index r = 0; r < rows; ++r) db += d_pre.row(r);
+      if (inputs.tokens) {
+        for (Index r = 0; r < rows; ++r)
+          dU_transposed.row(inputs.tokens[first + r]) += d_pre.row(r);
+      } else {
+        const ConstMatrixView<S> x = matrix_view(inputs.dense + first * D, rows, D, D);
+        multiply(dU, d_pre.transpose(), x, true);
+        if (layer_grads.inputs)
+          multiply(matrix_view(layer_grads.inputs + first * D, rows, D, D), d_pre,
+                   matrix_view(layer.U, H, D, D));
+      }
+    }
+    matrix_view(layer_grads.h0, B, H, H).noalias() =
+        matrix_view(static_cast<const S*>(work), B, H, width) * matrix_view(layer.W, H, H, H);
+  };
+
+  on_threads(2, [&](int thread, int threads) {
+    if (threads == 1) {  // no second thread to be had: the same work, one part after another
+      run_forward();
+      follow_forward();
+      run_backward();
+      follow_backward();
+    } else if (thread == 0) {
+      run_forward();
+      head_done.wait_for(chunks);  // the backward loop starts from the last chunk's dL/dh
+      run_backward();
+    } else if (thread == 1) {
+      follow_forward();
+      follow_backward();
+    }
+  });
+  if (inputs.tokens) dU = dU_transposed.transpose();
+
+  double loss = 0.0;
+  for (const double chunk_loss : chunk_losses) loss += chunk_loss;
+  if (counted == 0) return 0.0;
+  return reduction == Reduction::mean ? loss / double(counted) : loss;
+}
+
+template double pipelined_loss_and_grad<float>(const LayerWeights<float>&, const HeadWeights<float>&,
+                                               const SequenceInput<float>&, const Targets<float>&,
+                                               const float*, Activation, Reduction,
+                                               const LayerGradients<float>&,
+                                               const HeadGradients<float>&, float*, float*, float*);
+template double pipelined_loss_and_grad<double>(
+    const LayerWeights<double>&, const HeadWeights<double>&, const SequenceInput<double>&,
+    const Targets<double>&, const double*, Activation, Reduction, const LayerGradients<double>&,
+    const HeadGradients<double>&, double*, double*, double*);
+
+}  // namespace detail
+}  // namespace BPTT_ISA_NAMESPACE
+}  // namespace bptt
