@@ -55,10 +55,14 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   S* const states = workspace.take<S>(counts.hidden_states);
   S* const work = workspace.take<S>(counts.work);
   S* const chunk = workspace.take<S>(counts.chunk);
-  if (detail::pipeline_applies(size, inputs.lengths != nullptr, inputs.reverse)) {
-    const double loss =
-        detail::pipelined_loss_and_grad(layer, head, inputs, targets, h0, activation, reduction,
-                                        layer_grads, head_grads, states, work, chunk);
+  const auto schedule =
+      detail::two_thread_schedule(size, inputs.lengths != nullptr, inputs.reverse);
+  if (schedule != detail::TwoThreadSchedule::none) {
+    const auto run = schedule == detail::TwoThreadSchedule::pipeline
+                         ? detail::pipelined_loss_and_grad<S>
+                         : detail::split_loss_and_grad<S>;
+    const double loss = run(layer, head, inputs, targets, h0, activation, reduction, layer_grads,
+                            head_grads, states, work, chunk);
     matrix_view(h_last, B, H, H) = matrix_view(static_cast<const S*>(states) + N * H, B, H, H);
     return loss;
   }

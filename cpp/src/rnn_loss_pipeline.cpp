@@ -19,8 +19,8 @@ namespace detail {
 namespace {
 
 // About this many rows per chunk: enough for efficient products, few enough that the follower
-// is never far behind. Below kMinRows rows in all (one short sequence), the products are too
-// small to be worth chunking and handing over; the serial schedule is faster.
+// is never far behind. Below kMinRows rows in all (one short sequence), a product's fixed cost
+// would dominate chunks this small: such problems are split instead.
 constexpr Index kRowsPerChunk = 64;
 constexpr Index kMinChunks = 8;
 constexpr Index kMinRows = 4 * kRowsPerChunk;
@@ -59,11 +59,15 @@ Targets<S> targets_from(const Targets<S>& targets, Index row, Index output_size)
 
 }  // namespace
 
-bool pipeline_applies(const ProblemSize& size, bool has_lengths, bool reverse) {
-  return free_threads() >= 2 && recurrence_threads(size.batch, size.hidden_size) == 1 &&
-         !has_lengths && !reverse && size.steps >= kMinChunks &&
-         size.steps * size.batch >= kMinRows &&
-         size.hidden_size > 0 && size.output_size > 0;
+TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse) {
+  const bool applies = free_threads() >= 2 &&
+                       recurrence_threads(size.batch, size.hidden_size) == 1 && !has_lengths &&
+                       !reverse && size.steps >= 2 && size.hidden_size > 0 &&
+                       size.output_size > 0;
+  if (!applies) return TwoThreadSchedule::none;
+  if (size.steps >= kMinChunks && size.steps * size.batch >= kMinRows)
+    return TwoThreadSchedule::pipeline;
+  return TwoThreadSchedule::split;
 }
 
 Index pipeline_chunk_steps(Index steps, Index batch) {
@@ -182,15 +186,74 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   return reduction == Reduction::mean ? loss / double(counted) : loss;
 }
 
-template double pipelined_loss_and_grad<float>(const LayerWeights<float>&, const HeadWeights<float>&,
-                                               const SequenceInput<float>&, const Targets<float>&,
-                                               const float*, Activation, Reduction,
-                                               const LayerGradients<float>&,
-                                               const HeadGradients<float>&, float*, float*, float*);
-template double pipelined_loss_and_grad<double>(
-    const LayerWeights<double>&, const HeadWeights<double>&, const SequenceInput<double>&,
-    const Targets<double>&, const double*, Activation, Reduction, const LayerGradients<double>&,
-    const HeadGradients<double>&, double*, double*, double*);
+template <class S>
+double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
+                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
+                           Activation activation, Reduction reduction,
+                           const LayerGradients<S>& layer_grads,
+                           const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
+  const Index T = inputs.steps, B = inputs.batch, D = layer.input_size, H = layer.hidden_size;
+  const Index O = head.output_size, N = T * B, width = std::max(H, O);
+  const Index counted = counted_targets(targets, N);
+  const S scale = reduction == Reduction::mean && counted > 0 ? S(1) / S(counted) : S(1);
+  const S* hidden = states + B * H;
+  const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
+  const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
+  // dO stays in work for dV while the backward loop runs on dL/da in the chunk buffer.
+  MatrixView<S> logits = matrix_view(work, N, O, width);
+  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work), N, O, width);
+  MatrixView<S> d_pre = matrix_view(chunk, N, H, H);
+
+  MatrixView<S> initial = matrix_view(states, B, H, H);
+  if (h0) initial = matrix_view(h0, B, H, H);
+  else initial.setZero();
+  project_inputs(layer, inputs, matrix_view(states + B * H, N, H, H));
+  forward_recurrence(layer.W, inputs, H, activation, states);
+  head_logits(head, hidden_states, logits);
+  const double loss = softmax_cross_entropy_rows(logits, targets, scale);
+  head_hidden_gradient(head, d_logits, d_pre);
+
+  const ConstMatrixView<S> da = matrix_view(static_cast<const S*>(chunk), N, H, H);
+  on_threads(2, [&](int thread, int threads) {
+    if (thread == 0) {
+      backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
+                          T, [](Index, Index) {}, chunk, H);
+      team_barrier(threads);
+      multiply(matrix_view(layer_grads.W, H, H, H), da.transpose(), previous);
+    }
+    if (thread == 1 || threads == 1) {
+      head_parameter_gradients(hidden_states, d_logits, head_grads);
+      team_barrier(threads);
+      RowVectorView<S> db(layer_grads.b, H);
+      db.setZero();
+      for (Index r = 0; r < N; ++r) db += da.row(r);
+      if (inputs.tokens) {
+        RowMatrix<S> dU_transposed = RowMatrix<S>::Zero(D, H);
+        for (Index r = 0; r < N; ++r) dU_transposed.row(inputs.tokens[r]) += da.row(r);
+        matrix_view(layer_grads.U, H, D, D) = dU_transposed.transpose();
+      } else {
+        const ConstMatrixView<S> x = matrix_view(inputs.dense, N, D, D);
+        multiply(matrix_view(layer_grads.U, H, D, D), da.transpose(), x);
+        if (layer_grads.inputs)
+          multiply(matrix_view(layer_grads.inputs, N, D, D), da, matrix_view(layer.U, H, D, D));
+      }
+      matrix_view(layer_grads.h0, B, H, H).noalias() =
+          da.topRows(B) * matrix_view(layer.W, H, H, H);
+    }
+  });
+  if (counted == 0) return 0.0;
+  return reduction == Reduction::mean ? loss / double(counted) : loss;
+}
+
+#define BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(function, S)                                       \
+  template double function<S>(const LayerWeights<S>&, const HeadWeights<S>&,                  \
+                              const SequenceInput<S>&, const Targets<S>&, const S*, Activation, \
+                              Reduction, const LayerGradients<S>&, const HeadGradients<S>&, S*, \
+                              S*, S*);
+BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, float)
+BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, double)
+BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(split_loss_and_grad, float)
+BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(split_loss_and_grad, double)
 
 }  // namespace detail
 }  // namespace BPTT_ISA_NAMESPACE

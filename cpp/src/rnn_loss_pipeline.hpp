@@ -1,9 +1,12 @@
 // The whole model on two threads when a step's product is too small to split across threads (a
-// barrier per step would cost more than it saves). One thread runs the recurrences step after
-// step; the other follows it, a chunk of steps at a time, with the work that needs only the
-// steps already done: logits, loss and dL/dh behind the forward recurrence, the parameter
-// gradients behind the backward one. The chunks depend on the problem's size alone, so results
-// do not depend on how the two threads happen to interleave.
+// barrier per step would cost more than it saves):
+// - the pipeline: one thread runs the recurrences step after step; the other follows it, a chunk
+//   of steps at a time, with the work that needs only the steps already done: logits, loss and
+//   dL/dh behind the forward recurrence, the parameter gradients behind the backward one. The
+//   chunks depend on the problem's size alone, so results do not depend on how the two threads
+//   happen to interleave;
+// - the split, for problems too short for chunks: dV and dc alongside the backward recurrence,
+//   then dW on one thread alongside db, dU, dx and dh0 on the other.
 #pragma once
 
 #include "bptt/rnn_loss.hpp"
@@ -12,16 +15,27 @@ namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 namespace detail {
 
-// Two free threads, steps that stay on one thread, full-length sequences forward in time, and
-// enough rows (steps·batch) for several chunks.
-bool pipeline_applies(const ProblemSize& size, bool has_lengths, bool reverse);
+enum class TwoThreadSchedule { none, pipeline, split };
+
+// none unless there are two free threads, steps that stay on one thread and full-length
+// sequences forward in time; then the pipeline if there are rows (steps·batch) enough for
+// several chunks, else the split.
+TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse);
 
 // The steps per chunk; chunks this size fit in rnn_loss_and_grad's upstream chunk buffer.
 Index pipeline_chunk_steps(Index steps, Index batch);
 
 // rnn_loss_and_grad on its scratch: states ((steps + 1)·batch·hidden, h0 in slot 0), work
-// ((steps·batch) × max(hidden, output)) and chunk (pipeline_chunk_steps·batch·hidden). Leaves
-// the hidden states in states; returns L.
+// ((steps·batch) × max(hidden, output)) and chunk (at least pipeline_chunk_steps·batch·hidden;
+// for the split, steps·batch·hidden, which rnn_loss_and_grad's chunk holds at these sizes).
+// Leaves the hidden states in states; returns L.
+template <class S>
+double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
+                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
+                           Activation activation, Reduction reduction,
+                           const LayerGradients<S>& layer_grads,
+                           const HeadGradients<S>& head_grads, S* states, S* work, S* chunk);
+
 template <class S>
 double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
                                const SequenceInput<S>& inputs, const Targets<S>& targets,
