@@ -513,10 +513,20 @@ def test_set_num_threads_round_trips_through_get_num_threads():
     assert bptt.get_num_threads() == original
 
 
+# How two threads share the work: each step's product split by columns (B·H² >= 1e6, and
+# N·O >= 2^15 splits the softmax too); steps too small to split, as a pipeline (320 rows) or,
+# for a short problem, split by whole products.
+TWO_THREAD_SCHEDULES = {
+    "steps split": dict(T=8, B=64, D=16, H=128, O=64),
+    "pipeline": dict(T=40, B=8, D=16, H=32, O=24),
+    "split products": dict(T=6, B=2, D=5, H=7, O=4),
+}
+
+
+@pytest.mark.parametrize("schedule", TWO_THREAD_SCHEDULES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_one_and_two_threads_agree_to_rounding(dtype):
-    # B·H² >= 1e6 and N·O >= 2^15: big enough that the core's recurrence and softmax split
-    problem = make_problem(30, T=8, B=64, D=16, H=128, O=64, dtype=dtype)
+def test_one_and_two_threads_agree_to_rounding(dtype, schedule):
+    problem = make_problem(30, **TWO_THREAD_SCHEDULES[schedule], dtype=dtype)
     original = bptt.get_num_threads()
     try:
         bptt.set_num_threads(1)
