@@ -63,7 +63,8 @@ XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
 OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MEMORY_METHOD = (
     "peak resident set growth across one call in a fresh process per implementation and size, "
-    "after one warm-up call (JIT compilation, thread pools) and with its result dropped: VmHWM "
+    "after one warm-up call (JIT compilation, thread pools) and with its result dropped (and "
+    "bptt's scratch, which it keeps between calls, freed, so that the call allocates it): VmHWM "
     "after the call, reset through /proc/self/clear_refs before it, minus VmRSS before it (glibc "
     "malloc told to return freed blocks: MALLOC_MMAP_THRESHOLD_=65536, MALLOC_TRIM_THRESHOLD_=0); "
     "the outputs (gradients) are included; the NumPy oracle also by tracemalloc's peak (NumPy "
@@ -324,6 +325,8 @@ def run_memory_child(args) -> None:
     runner = module.Runner(problem)
     runner()  # warm-up: JIT compilation, allocator and thread pools
     runner.release()
+    if hasattr(runner, "release_kept_memory"):  # bptt's scratch, kept between calls
+        runner.release_kept_memory()
     gc.collect()
     result = {}
     try:

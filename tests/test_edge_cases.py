@@ -562,3 +562,13 @@ def test_input_grad_false_omits_x_and_changes_no_other_gradient():
     assert without_x.loss == full.loss
     for name, grad in without_x.grads.items():
         assert np.array_equal(grad, full.grads[name]), name
+
+
+def test_release_scratch_frees_the_kept_buffers_and_results_stay_the_same():
+    problem = make_problem(31, T=20, B=4, D=6, H=16, O=9, dtype=np.float32)
+    first = all_arrays(run(problem))
+    assert bptt.release_scratch() > 0  # the call above left its scratch for the next one
+    assert bptt.release_scratch() == 0
+    again = all_arrays(run(problem))  # on freshly allocated scratch
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)

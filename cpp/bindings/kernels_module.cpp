@@ -5,6 +5,7 @@
 
 #include "bptt/activation.hpp"
 #include "bptt/memory_budget.hpp"
+#include "bptt/workspace.hpp"
 #include "bptt/recurrent_layer.hpp"
 #include "bptt/rnn_loss.hpp"
 #include "bptt/softmax_head.hpp"
@@ -561,4 +562,6 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
   m.def("set_num_threads", &set_threads, "n"_a);
   m.def("get_num_threads", &bptt::get_num_threads);
   m.def("build_info", &build_info);
+  m.def("release_scratch", &bptt::Workspace::release_kept,
+        "Frees the scratch memory the calling thread keeps between calls; returns its bytes.");
 }

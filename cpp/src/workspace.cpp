@@ -20,8 +20,16 @@ std::size_t round_up(std::size_t bytes) {
 // The blocks this thread keeps between calls; freed when the thread ends.
 struct KeptBlocks {
   std::array<Block, Workspace::kKeptBlocks> blocks;
-  ~KeptBlocks() {
-    for (Block& block : blocks) std::free(block.data);
+  ~KeptBlocks() { release(); }
+
+  std::size_t release() {
+    std::size_t bytes = 0;
+    for (Block& block : blocks) {
+      std::free(block.data);
+      bytes += block.bytes;
+      block = Block{};
+    }
+    return bytes;
   }
 
   // The smallest kept block of at least `bytes`, removed from the list; empty if none.
@@ -76,6 +84,8 @@ Workspace::~Workspace() {
   if (capacity_ <= kMaxKeptBytes) kept_blocks.give_back({data_, capacity_});
   else std::free(data_);
 }
+
+std::size_t Workspace::release_kept() { return kept_blocks.release(); }
 
 std::size_t Workspace::bytes_for(std::initializer_list<std::size_t> pieces) {
   std::size_t total = 0;

@@ -8,7 +8,7 @@ C++/Eigen core.
 # ruff: noqa: RUF002
 
 from bptt import reference
-from bptt._api import forward, get_num_threads, loss_and_grad, set_num_threads
+from bptt._api import forward, get_num_threads, loss_and_grad, release_scratch, set_num_threads
 from bptt._core import build_info
 from bptt._params import init_params
 from bptt.reference import ForwardResult, LossAndGrad
@@ -24,6 +24,7 @@ __all__ = [
     "init_params",
     "loss_and_grad",
     "reference",
+    "release_scratch",
     "set_num_threads",
 ]
 

@@ -102,3 +102,9 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return _core.get_num_threads()
+
+
+def release_scratch() -> int:
+    """Frees the scratch buffers the calling thread keeps for its next call (up to 64 MiB, so
+    that repeated calls do not page them in again); returns how many bytes were freed."""
+    return _core.release_scratch()

@@ -44,6 +44,7 @@ head_logits = _kernels.head_logits
 head_loss_and_grad = _kernels.head_loss_and_grad
 set_num_threads = _kernels.set_num_threads
 get_num_threads = _kernels.get_num_threads
+release_scratch = _kernels.release_scratch
 
 
 def build_info() -> dict:

@@ -32,6 +32,9 @@ class Workspace {
   // Bytes to ask for so that pieces of these byte sizes fit after alignment.
   static std::size_t bytes_for(std::initializer_list<std::size_t> pieces);
 
+  // Frees the blocks the calling thread keeps; returns how many bytes that was.
+  static std::size_t release_kept();
+
  private:
   void* take_bytes(std::size_t bytes);
 
