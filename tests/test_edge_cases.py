@@ -515,11 +515,12 @@ def test_set_num_threads_round_trips_through_get_num_threads():
 
 # How two threads share the work: each step's product split by columns (B·H² >= 1e6, and
 # N·O >= 2^15 splits the softmax too); steps too small to split, as a pipeline (320 rows) or,
-# for a short problem, split by whole products.
+# for a short problem, split by whole products; a few steps of a wide batch fit neither.
 TWO_THREAD_SCHEDULES = {
     "steps split": dict(T=8, B=64, D=16, H=128, O=64),
     "pipeline": dict(T=40, B=8, D=16, H=32, O=24),
     "split products": dict(T=6, B=2, D=5, H=7, O=4),
+    "few steps of a wide batch": dict(T=4, B=300, D=3, H=8, O=5),
 }
 
 

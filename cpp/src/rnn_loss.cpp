@@ -55,8 +55,8 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   S* const states = workspace.take<S>(counts.hidden_states);
   S* const work = workspace.take<S>(counts.work);
   S* const chunk = workspace.take<S>(counts.chunk);
-  const auto schedule =
-      detail::two_thread_schedule(size, inputs.lengths != nullptr, inputs.reverse);
+  const auto schedule = detail::two_thread_schedule(size, inputs.lengths != nullptr,
+                                                    inputs.reverse, upstream_chunk_steps(size) * B);
   if (schedule != detail::TwoThreadSchedule::none) {
     const auto run = schedule == detail::TwoThreadSchedule::pipeline
                          ? detail::pipelined_loss_and_grad<S>

@@ -59,15 +59,19 @@ Targets<S> targets_from(const Targets<S>& targets, Index row, Index output_size)
 
 }  // namespace
 
-TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse) {
+TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse,
+                                      Index chunk_rows) {
   const bool applies = free_threads() >= 2 &&
                        recurrence_threads(size.batch, size.hidden_size) == 1 && !has_lengths &&
                        !reverse && size.steps >= 2 && size.hidden_size > 0 &&
                        size.output_size > 0;
   if (!applies) return TwoThreadSchedule::none;
-  if (size.steps >= kMinChunks && size.steps * size.batch >= kMinRows)
+  const Index rows = size.steps * size.batch;
+  if (size.steps >= kMinChunks && rows >= kMinRows &&
+      pipeline_chunk_steps(size.steps, size.batch) * size.batch <= chunk_rows)
     return TwoThreadSchedule::pipeline;
-  return TwoThreadSchedule::split;
+  if (rows < kMinRows && rows <= chunk_rows) return TwoThreadSchedule::split;
+  return TwoThreadSchedule::none;
 }
 
 Index pipeline_chunk_steps(Index steps, Index batch) {
