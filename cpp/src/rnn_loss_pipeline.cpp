@@ -139,12 +139,12 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   MatrixView<S> dW = matrix_view(layer_grads.W, H, H, H);
   MatrixView<S> dU = matrix_view(layer_grads.U, H, D, D);
   RowVectorView<S> db(layer_grads.b, H);
-  RowMatrix<S> dU_transposed;  // token inputs: rows of dUᵀ are scatter-added
+  // Token inputs: rows of dUᵀ are scatter-added. Allocated here, not on a pipeline thread.
+  RowMatrix<S> dU_transposed = RowMatrix<S>::Zero(inputs.tokens ? D : 0, H);
   auto follow_backward = [&] {
     dW.setZero();
     db.setZero();
-    if (inputs.tokens) dU_transposed.setZero(D, H);
-    else dU.setZero();
+    if (!inputs.tokens) dU.setZero();
     for (Index c = chunks - 1; c >= 0; --c) {
       const auto [first, rows] = rows_of(c);
       backward_done.wait_for(T - c * chunk_steps);
@@ -218,6 +218,7 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
   head_hidden_gradient(head, d_logits, d_pre);
 
   const ConstMatrixView<S> da = matrix_view(static_cast<const S*>(chunk), N, H, H);
+  RowMatrix<S> dU_transposed = RowMatrix<S>::Zero(inputs.tokens ? D : 0, H);  // as above
   on_threads(2, [&](int thread, int threads) {
     if (thread == 0) {
       backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
@@ -232,7 +233,6 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
       db.setZero();
       for (Index r = 0; r < N; ++r) db += da.row(r);
       if (inputs.tokens) {
-        RowMatrix<S> dU_transposed = RowMatrix<S>::Zero(D, H);
         for (Index r = 0; r < N; ++r) dU_transposed.row(inputs.tokens[r]) += da.row(r);
         matrix_view(layer_grads.U, H, D, D) = dU_transposed.transpose();
       } else {
