@@ -85,7 +85,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
                                const S* h0, Activation activation, Reduction reduction,
                                const LayerGradients<S>& layer_grads,
                                const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
-  const Index T = inputs.steps, B = inputs.batch, D = layer.input_size, H = layer.hidden_size;
+  const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
   const Index chunk_steps = pipeline_chunk_steps(T, B);
   const Index chunks = (T + chunk_steps - 1) / chunk_steps;
@@ -97,10 +97,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   const S* hidden = states + B * H;
   const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
 
-  MatrixView<S> initial = matrix_view(states, B, H, H);
-  if (h0) initial = matrix_view(h0, B, H, H);
-  else initial.setZero();
-  project_inputs(layer, inputs, matrix_view(states + B * H, N, H, H));
+  prepare_states(layer, inputs, h0, states);
 
   StepCounter forward_done, head_done, backward_done;
   auto run_forward = [&] {
@@ -137,31 +134,16 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   };
   // dW, db, dU, dx and dh0 from the pre-activation gradients, latest chunk first.
   MatrixView<S> dW = matrix_view(layer_grads.W, H, H, H);
-  MatrixView<S> dU = matrix_view(layer_grads.U, H, D, D);
-  RowVectorView<S> db(layer_grads.b, H);
-  // Token inputs: rows of dUᵀ are scatter-added. Allocated here, not on a pipeline thread.
-  RowMatrix<S> dU_transposed = RowMatrix<S>::Zero(inputs.tokens ? D : 0, H);
+  InputGradientSum<S> input_side(layer, inputs, layer_grads);
   auto follow_backward = [&] {
     dW.setZero();
-    db.setZero();
-    if (!inputs.tokens) dU.setZero();
     for (Index c = chunks - 1; c >= 0; --c) {
       const auto [first, rows] = rows_of(c);
       backward_done.wait_for(T - c * chunk_steps);
       const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(work) + first * width,
                                                    rows, H, width);
       multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
-      for (Index r = 0; r < rows; ++r) db += d_pre.row(r);
-      if (inputs.tokens) {
-        for (Index r = 0; r < rows; ++r)
-          dU_transposed.row(inputs.tokens[first + r]) += d_pre.row(r);
-      } else {
-        const ConstMatrixView<S> x = matrix_view(inputs.dense + first * D, rows, D, D);
-        multiply(dU, d_pre.transpose(), x, true);
-        if (layer_grads.inputs)
-          multiply(matrix_view(layer_grads.inputs + first * D, rows, D, D), d_pre,
-                   matrix_view(layer.U, H, D, D));
-      }
+      input_side.add(first, d_pre);
     }
     matrix_view(layer_grads.h0, B, H, H).noalias() =
         matrix_view(static_cast<const S*>(work), B, H, width) * matrix_view(layer.W, H, H, H);
@@ -182,7 +164,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       follow_backward();
     }
   });
-  if (inputs.tokens) dU = dU_transposed.transpose();
+  input_side.finish();
 
   double loss = 0.0;
   for (const double chunk_loss : chunk_losses) loss += chunk_loss;
@@ -196,7 +178,7 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
                            Activation activation, Reduction reduction,
                            const LayerGradients<S>& layer_grads,
                            const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
-  const Index T = inputs.steps, B = inputs.batch, D = layer.input_size, H = layer.hidden_size;
+  const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
   const Index counted = counted_targets(targets, N);
   const S scale = reduction == Reduction::mean && counted > 0 ? S(1) / S(counted) : S(1);
@@ -208,17 +190,13 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
   const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work), N, O, width);
   MatrixView<S> d_pre = matrix_view(chunk, N, H, H);
 
-  MatrixView<S> initial = matrix_view(states, B, H, H);
-  if (h0) initial = matrix_view(h0, B, H, H);
-  else initial.setZero();
-  project_inputs(layer, inputs, matrix_view(states + B * H, N, H, H));
-  forward_recurrence(layer.W, inputs, H, activation, states);
+  recurrent_forward(layer, inputs, h0, activation, states);
   head_logits(head, hidden_states, logits);
   const double loss = softmax_cross_entropy_rows(logits, targets, scale);
   head_hidden_gradient(head, d_logits, d_pre);
 
   const ConstMatrixView<S> da = matrix_view(static_cast<const S*>(chunk), N, H, H);
-  RowMatrix<S> dU_transposed = RowMatrix<S>::Zero(inputs.tokens ? D : 0, H);  // as above
+  InputGradientSum<S> input_side(layer, inputs, layer_grads);
   on_threads(2, [&](int thread, int threads) {
     if (thread == 0) {
       backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
@@ -229,22 +207,12 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
     if (thread == 1 || threads == 1) {
       head_parameter_gradients(hidden_states, d_logits, head_grads);
       team_barrier(threads);
-      RowVectorView<S> db(layer_grads.b, H);
-      db.setZero();
-      for (Index r = 0; r < N; ++r) db += da.row(r);
-      if (inputs.tokens) {
-        for (Index r = 0; r < N; ++r) dU_transposed.row(inputs.tokens[r]) += da.row(r);
-        matrix_view(layer_grads.U, H, D, D) = dU_transposed.transpose();
-      } else {
-        const ConstMatrixView<S> x = matrix_view(inputs.dense, N, D, D);
-        multiply(matrix_view(layer_grads.U, H, D, D), da.transpose(), x);
-        if (layer_grads.inputs)
-          multiply(matrix_view(layer_grads.inputs, N, D, D), da, matrix_view(layer.U, H, D, D));
-      }
+      input_side.add(0, da);
       matrix_view(layer_grads.h0, B, H, H).noalias() =
           da.topRows(B) * matrix_view(layer.W, H, H, H);
     }
   });
+  input_side.finish();
   if (counted == 0) return 0.0;
   return reduction == Reduction::mean ? loss / double(counted) : loss;
 }

@@ -73,6 +73,20 @@ void project_inputs(const LayerWeights<S>& weights, const SequenceInput<S>& inpu
   }
 }
 
+// The states buffer before the step loop: h0 (or zeros) in the initial slot and b + U x_t in
+// each step's slot, which the loop turns into h_t in place.
+template <class S>
+void prepare_states(const LayerWeights<S>& weights, const SequenceInput<S>& inputs, const S* h0,
+                    S* states) {
+  const Index B = inputs.batch, H = weights.hidden_size, N = inputs.steps * inputs.batch;
+  const TimeOrder order{inputs.steps, inputs.reverse};
+  MatrixView<S> initial = matrix_view(states + order.initial_slot() * B * H, B, H, H);
+  if (h0) initial = matrix_view(h0, B, H, H);
+  else initial.setZero();
+  if (N > 0)
+    project_inputs(weights, inputs, matrix_view(states + order.first_state_slot() * B * H, N, H, H));
+}
+
 // Called with k + 1 once the k-th step run is complete on every thread (the loss pipeline
 // follows the recurrence by it); by default nothing.
 struct NoProgress {
@@ -155,6 +169,52 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
   }
 }
 
+// db, dU and dx summed over rows of pre-activation gradients da, added a block of rows at a
+// time in any order: db = Σ da_t, dU = Σ da_t x_tᵀ (for token inputs a scatter-add into rows of
+// dUᵀ, transposed once by finish()), and dx_t = Uᵀ da_t when grads.inputs asks for it.
+template <class S>
+class InputGradientSum {
+ public:
+  // Zeroes db and dU; allocates dUᵀ for token inputs (so, outside any threaded region).
+  InputGradientSum(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
+                   const LayerGradients<S>& grads)
+      : weights_(weights),
+        inputs_(inputs),
+        grads_(grads),
+        dU_transposed_(RowMatrix<S>::Zero(inputs.tokens ? weights.input_size : 0,
+                                          weights.hidden_size)) {
+    RowVectorView<S>(grads.b, weights.hidden_size).setZero();
+    if (!inputs.tokens) dU().setZero();
+  }
+
+  // The rows [first, first + da.rows()) of the steps·batch rows.
+  void add(Index first, ConstMatrixView<S> da) {
+    const Index D = weights_.input_size, H = weights_.hidden_size, rows = da.rows();
+    RowVectorView<S> db(grads_.b, H);
+    for (Index r = 0; r < rows; ++r) db += da.row(r);
+    if (inputs_.tokens) {
+      for (Index r = 0; r < rows; ++r) dU_transposed_.row(inputs_.tokens[first + r]) += da.row(r);
+      return;
+    }
+    multiply(dU(), da.transpose(), matrix_view(inputs_.dense + first * D, rows, D, D), true);
+    if (grads_.inputs)
+      multiply(matrix_view(grads_.inputs + first * D, rows, D, D), da,
+               matrix_view(weights_.U, H, D, D));
+  }
+
+  void finish() {
+    if (inputs_.tokens) dU() = dU_transposed_.transpose();
+  }
+
+ private:
+  MatrixView<S> dU() { return matrix_view(grads_.U, weights_.hidden_size, weights_.input_size, weights_.input_size); }
+
+  const LayerWeights<S>& weights_;
+  const SequenceInput<S>& inputs_;
+  const LayerGradients<S>& grads_;
+  RowMatrix<S> dU_transposed_;
+};
+
 // dW, dU, db, dh0 and dx from the pre-activation gradients da (steps·batch rows of d_pre).
 // h0 null means the zero initial state; hidden holds the states by time.
 template <class S>
@@ -208,21 +268,9 @@ void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>&
              matrix_view(previous_states, rows_from_states, H, H));
     if (h0) multiply(dW, d_pre.middleRows(h0_rows, B).transpose(), matrix_view(h0, B, H, H), true);
   }
-  // db = Σ_t da_t
-  db.setZero();
-  for (Index r = 0; r < N; ++r) db += d_pre.row(r);
-  if (inputs.tokens) {
-    // dU = Σ_t da_t x_tᵀ with one-hot x_t: a scatter-add into rows of dUᵀ, then one transpose.
-    RowMatrix<S> dU_transposed = RowMatrix<S>::Zero(D, H);
-    for (Index r = 0; r < N; ++r) dU_transposed.row(inputs.tokens[r]) += d_pre.row(r);
-    dU = dU_transposed.transpose();
-  } else {
-    const ConstMatrixView<S> X = matrix_view(inputs.dense, N, D, D);
-    multiply(dU, d_pre.transpose(), X);
-    // dx_t = Uᵀ da_t
-    if (grads.inputs)
-      multiply(matrix_view(grads.inputs, N, D, D), d_pre, matrix_view(weights.U, H, D, D));
-  }
+  InputGradientSum<S> input_side(weights, inputs, grads);
+  input_side.add(0, d_pre);
+  input_side.finish();
 }
 
 // The backward pass with the upstream gradient supplied chunk by chunk (see backward_recurrence);
@@ -246,15 +294,9 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
 template <class S>
 void recurrent_forward(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                        const S* h0, Activation activation, S* states) {
-  const Index B = inputs.batch, H = weights.hidden_size, N = inputs.steps * inputs.batch;
-  const TimeOrder order{inputs.steps, inputs.reverse};
-  MatrixView<S> initial = matrix_view(states + order.initial_slot() * B * H, B, H, H);
-  if (h0) initial = matrix_view(h0, B, H, H);
-  else initial.setZero();
-  if (N == 0) return;
-  detail::project_inputs(weights, inputs,
-                         matrix_view(states + order.first_state_slot() * B * H, N, H, H));
-  detail::forward_recurrence(weights.W, inputs, H, activation, states);
+  detail::prepare_states(weights, inputs, h0, states);
+  if (inputs.steps * inputs.batch > 0)
+    detail::forward_recurrence(weights.W, inputs, weights.hidden_size, activation, states);
 }
 
 template <class S>
