@@ -11,11 +11,14 @@ namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 namespace {
 
-// Vᵀ dO is computed for this many rows at a time: enough for an efficient product, small
+// Vᵀ dO is computed for about this many rows at a time: enough for an efficient product, small
 // enough that the chunk buffer stays a few per-step vectors rather than a second sequence.
-constexpr Index kUpstreamChunkRows = 512;
+constexpr Index kUpstreamChunkRows = 128;
 
 Index upstream_chunk_steps(const ProblemSize& size) {
+  // A short sequence (up to twice that) is one chunk: the two-thread split, which short
+  // sequences take, needs room for all of its rows (rnn_loss_pipeline.cpp).
+  if (size.steps * size.batch <= 2 * kUpstreamChunkRows) return std::max<Index>(1, size.steps);
   const Index steps = (kUpstreamChunkRows + size.batch - 1) / std::max<Index>(1, size.batch);
   return std::clamp<Index>(steps, 1, std::max<Index>(1, size.steps));
 }

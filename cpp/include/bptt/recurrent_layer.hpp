@@ -15,6 +15,8 @@
 #include "bptt/workspace.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 
 namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
@@ -134,6 +136,13 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
   const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre_stride;
   const TimeOrder order{T, inputs.reverse};
   const int threads = recurrence_threads(B, H);
+  // Each thread's share of W, packed once for all the chunks (a team's size could change
+  // between regions, its shares with it).
+  struct PackedShare {
+    Index first = -1, last = -1;
+    std::optional<StepProduct<S>> product;
+  };
+  std::vector<PackedShare> shares(size_t(std::max(1, threads)));
   // The steps are visited last-run first: k = T - 1 down to 0, in chunks.
   for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
     const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
@@ -141,8 +150,14 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
     fill_upstream(t0, t0 + (chunk_end - chunk_begin));
     on_threads(threads, [&](int thread, int team) {
       const auto [first, last] = column_share(H, thread, team);
-      // Wᵀ da_next in row form is da_next·W.
-      StepProduct<S> product(W, H, WeightUse::as_is, first, last - first, B, H);
+      PackedShare& share = shares[size_t(thread)];
+      if (share.first != first || share.last != last) {
+        // Wᵀ da_next in row form is da_next·W.
+        share.product.emplace(W, H, WeightUse::as_is, first, last - first, B, H);
+        share.first = first;
+        share.last = last;
+      }
+      StepProduct<S>& product = *share.product;
       for (Index k = chunk_end - 1; k >= chunk_begin; --k) {
         const Index t = order.time_of(k);
         S* da = d_pre + t * B * ld;
