@@ -226,11 +226,22 @@ def test_token_id_outside_zero_to_d_is_a_value_error_naming_inputs(bad_id):
         call_forward(inputs=inputs)
 
 
-def test_unsigned_token_ids_too_large_for_int64_are_a_value_error_naming_inputs():
-    inputs = np.full((T, B), 2**63 + 5, np.uint64)
+@pytest.mark.parametrize("bad_id", [2**63 + 5, 2**64 - 1])
+def test_unsigned_token_ids_too_large_for_int64_are_a_value_error_naming_inputs(bad_id):
+    inputs = np.zeros((T, B), np.uint64)
+    inputs[1, 1] = bad_id
 
-    with pytest.raises(ValueError, match="inputs"):
+    with pytest.raises(ValueError, match=rf"inputs: id {bad_id} at index \(1, 1\).*out of range"):
         call(inputs=inputs)
+
+
+def test_the_unsigned_target_id_2_to_the_64_minus_1_is_out_of_range_not_the_ignored_id_minus_1():
+    # Cast to int64, it would wrap around to -1, which means "no loss at this step".
+    targets = np.zeros((T, B), np.uint64)
+    targets[2, 0] = 2**64 - 1
+
+    with pytest.raises(ValueError, match=r"targets: id 18446744073709551615 .*out of range"):
+        call(targets=targets)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,12 +388,32 @@ def test_unknown_reduction_is_a_value_error_naming_reduction(reduction):
         call(options={"reduction": reduction})
 
 
+@pytest.mark.parametrize("value", [None, "yes", 1, 0.0], ids=repr)
+@pytest.mark.parametrize("flag", ["check_finite", "input_grad"])
+def test_a_flag_that_is_not_a_bool_is_a_type_error_naming_it(flag, value):
+    # None or 0 must not pass for False, nor "yes" for True.
+    with pytest.raises(TypeError, match=rf"^{flag}: expected True or False"):
+        call(options={flag: value})
+    if flag == "check_finite":
+        with pytest.raises(TypeError, match=rf"^{flag}: expected True or False"):
+            call_forward(options={flag: value})
+
+
+def test_ragged_nested_lists_as_inputs_are_a_value_error_naming_inputs():
+    ragged = [[[0.0] * D] * B, [[0.0] * D] * (B + 1)]
+
+    with pytest.raises(ValueError, match="^inputs: expected an array"):
+        call(inputs=ragged)
+    with pytest.raises(ValueError, match="^inputs: expected an array"):
+        call_forward(inputs=ragged)
+
+
 # ---------------------------------------------------------------------------------------------
 # set_num_threads and init_params.
 
 
-@pytest.mark.parametrize("n", [0, -1, "2", 1.5, True, None], ids=repr)
-def test_set_num_threads_with_anything_but_a_positive_integer_is_a_value_error(n):
+@pytest.mark.parametrize("n", [0, -1, "2", 1.5, True, None, 1025, 100_000, 3_000_000_000], ids=repr)
+def test_set_num_threads_with_anything_but_an_integer_from_1_to_1024_is_a_value_error(n):
     original = bptt.get_num_threads()
     try:
         with pytest.raises(ValueError, match=r"^n: "):
@@ -409,9 +440,21 @@ def test_init_params_with_a_size_below_one_or_not_an_integer_is_a_value_error(si
         bptt.init_params(*sizes)
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.complex128, np.longdouble])
+@pytest.mark.parametrize("seed", [-1, 1.5, "0"], ids=repr)
+def test_init_params_with_a_seed_that_is_not_a_non_negative_integer_is_a_value_error(seed):
+    with pytest.raises(ValueError, match="^seed: "):
+        bptt.init_params(D, H, O, seed=seed)
+
+
+def test_init_params_with_more_parameters_than_the_memory_is_a_memory_error_at_once():
+    # 2**35 hidden units: W alone would hold 2**70 numbers; refused before any is drawn.
+    with pytest.raises(MemoryError, match="init_params.*GB"):
+        bptt.init_params(D, 2**35, O)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.complex128, np.longdouble, None])
 def test_init_params_with_a_dtype_other_than_float32_or_float64_is_a_type_error(dtype):
-    if np.dtype(dtype) == np.float64:
+    if dtype is np.longdouble and np.dtype(dtype) == np.float64:
         pytest.skip("long double is double on this platform")
     with pytest.raises(TypeError, match="dtype"):
         bptt.init_params(D, H, O, dtype=dtype)

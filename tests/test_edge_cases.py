@@ -2,6 +2,7 @@
 integer dtypes, unbatched inputs, Python threads, and the small helper functions."""
 
 import concurrent.futures
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -158,6 +159,27 @@ def test_empty_sequence_without_h0_gives_a_zero_h_last():
     assert not run(problem).h_last.any()
     assert run(problem).h_last.shape == (2, 5)
     assert not run_forward(problem).h_last.any()
+
+
+def test_an_empty_batch_of_a_very_long_sequence_returns_at_once_on_any_thread_count():
+    # T = 10**12 steps of no sequence: zero-size arrays, so nothing to loop over.
+    params = bptt.init_params(4, 5, 3, seed=0)
+    ids = np.zeros((10**12, 0), np.int64)
+    original = bptt.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            bptt.set_num_threads(threads)
+            # A daemon thread, so that a hang fails the test instead of blocking the run.
+            call = threading.Thread(
+                target=lambda: results.append(bptt.loss_and_grad(params, ids, ids)), daemon=True
+            )
+            call.start()
+            call.join(timeout=30)
+            assert not call.is_alive(), f"{threads} thread(s): still running after 30 s"
+    finally:
+        bptt.set_num_threads(original)
+    assert [r.loss for r in results] == [0.0, 0.0]
 
 
 # ---------------------------------------------------------------------------------------------

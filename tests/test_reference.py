@@ -324,6 +324,9 @@ def test_relu_derivative_at_exactly_zero_is_zero():
         ("reduction", {"reduction": "max"}),
         ("inputs", {"inputs": np.full((T, B), D)}),  # token id D is outside 0..D-1
         ("targets", {"targets": np.full((T, B), -2)}),  # only -1 means "ignore"
+        ("h0", {"h0": np.zeros((H, B))}),  # (B, H) transposed: no silent reshape
+        ("targets", {"targets": np.full((B, T, O), 1.0 / O)}),  # soft targets, axes swapped
+        ("targets", {"targets": np.zeros((T, B, 1), np.int64)}),
     ],
 )
 def test_invalid_argument_is_a_value_error_naming_it(argument, change):

@@ -1,5 +1,6 @@
 #include "arguments.hpp"
 
+#include <cstdint>
 #include <sstream>
 
 namespace bptt::bindings {
@@ -110,7 +111,20 @@ py::array id_array(const py::array& array, const char* name, const char* what) {
                          std::string(py::str(array.dtype())));
   }
   if (array.dtype().is(py::dtype::of<std::int64_t>())) return contiguous(array);
-  return py::module_::import("numpy").attr("ascontiguousarray")(array, "dtype"_a = "int64");
+  const py::module_ numpy = py::module_::import("numpy");
+  if (array.dtype().kind() == 'u' && array.dtype().itemsize() >= 8) {
+    // Converting to int64 would wrap these around, 2**64 - 1 becoming the "no target" id -1.
+    const py::object too_large = array.attr("__gt__")(numpy.attr("uint64")(INT64_MAX));
+    if (too_large.attr("any")().cast<bool>()) {
+      const py::tuple at = numpy.attr("unravel_index")(numpy.attr("argmax")(too_large), array.attr("shape"));
+      std::ostringstream message;
+      message << name << ": id " << std::string(py::str(array[at])) << " at index (";
+      for (size_t i = 0; i < at.size(); ++i) message << (i ? ", " : "") << at[i].cast<long long>();
+      message << ") is out of range: larger than 2**63 - 1";
+      throw py::value_error(message.str());
+    }
+  }
+  return numpy.attr("ascontiguousarray")(array, "dtype"_a = "int64");
 }
 
 void check_id_range(const py::array& ids, const char* name, std::int64_t lowest,

@@ -509,9 +509,12 @@ py::tuple head_loss_and_grad(py::handle V, py::handle c, py::handle hidden, py::
   return head_loss_and_grad_typed<double>(call, checked_targets, parsed_reduction, check_finite);
 }
 
-void set_threads(int threads) {
-  if (threads < 1) throw py::value_error("n: expected a thread count >= 1, got " + std::to_string(threads));
-  set_num_threads(threads);
+void set_threads(long long threads) {
+  if (threads < 1 || threads > kMaxThreads) {
+    throw py::value_error("n: expected a thread count in [1, " + std::to_string(kMaxThreads) +
+                          "], got " + std::to_string(threads));
+  }
+  set_num_threads(int(threads));
 }
 
 py::dict build_info() {
@@ -562,6 +565,8 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
   m.def("set_num_threads", &set_threads, "n"_a);
   m.def("get_num_threads", &bptt::get_num_threads);
   m.def("build_info", &build_info);
+  m.def("available_memory_bytes", &bptt::available_memory_bytes,
+        "Free or reclaimable RAM and free swap, the bound of the core's allocation check.");
   m.def("release_scratch", &bptt::Workspace::release_kept,
         "Frees the scratch memory the calling thread keeps between calls; returns its bytes.");
 }

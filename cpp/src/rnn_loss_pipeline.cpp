@@ -63,7 +63,7 @@ TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths,
                                       Index chunk_rows) {
   const bool applies = free_threads() >= 2 &&
                        recurrence_threads(size.batch, size.hidden_size) == 1 && !has_lengths &&
-                       !reverse && size.steps >= 2 && size.hidden_size > 0 &&
+                       !reverse && size.steps >= 2 && size.batch > 0 && size.hidden_size > 0 &&
                        size.output_size > 0;
   if (!applies) return TwoThreadSchedule::none;
   const Index rows = size.steps * size.batch;

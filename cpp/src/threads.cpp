@@ -14,9 +14,9 @@ namespace {
 
 int default_threads() {
 #ifdef _OPENMP
-  return std::max(1, omp_get_max_threads());
+  return std::clamp(omp_get_max_threads(), 1, kMaxThreads);
 #else
-  return std::max(1u, std::thread::hardware_concurrency());
+  return std::clamp(int(std::thread::hardware_concurrency()), 1, kMaxThreads);
 #endif
 }
 
@@ -39,7 +39,7 @@ constexpr Index kColumnAlignment = 16;
 
 }  // namespace
 
-void set_num_threads(int threads) { thread_budget().store(std::max(1, threads)); }
+void set_num_threads(int threads) { thread_budget().store(std::clamp(threads, 1, kMaxThreads)); }
 
 int get_num_threads() { return thread_budget().load(); }
 

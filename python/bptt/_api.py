@@ -25,6 +25,20 @@ def _unpack(params) -> tuple:
     return tuple(params[name] for name in PARAM_NAMES)
 
 
+def _flag(value, name: str) -> bool:
+    """A bool argument: None or a string would otherwise pass for False or True."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def _as_array(value, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:  # e.g. ragged nested lists
+        raise ValueError(f"{name}: expected an array, got {type(value).__name__}: {error}") from None
+
+
 def _is_unbatched(inputs: np.ndarray) -> bool:
     """(T, D) float vectors or (T,) token ids: one sequence without a batch axis."""
     return inputs.ndim == (1 if inputs.dtype.kind in "iu" else 2)
@@ -49,7 +63,8 @@ def loss_and_grad(
     input_grad=False skips x (one product of (T·B, H) by (H, D)) when nothing needs dL/dx.
     """
     U, W, b, V, c = _unpack(params)
-    inputs = np.asarray(inputs)
+    check_finite, input_grad = _flag(check_finite, "check_finite"), _flag(input_grad, "input_grad")
+    inputs = _as_array(inputs, "inputs")
     if not _is_unbatched(inputs):
         return LossAndGrad(
             *_core.loss_and_grad(
@@ -77,7 +92,8 @@ def forward(
 ) -> ForwardResult:
     """Hidden states (T, B, H), logits (T, B, O) and the last state h_T (B, H)."""
     U, W, b, V, c = _unpack(params)
-    inputs = np.asarray(inputs)
+    check_finite = _flag(check_finite, "check_finite")
+    inputs = _as_array(inputs, "inputs")
     unbatched = _is_unbatched(inputs)
     if unbatched:
         inputs = inputs[:, None]
@@ -93,10 +109,13 @@ def forward(
     return ForwardResult(hidden, logits, states[-1])
 
 
+MAX_THREADS = 1024  # the core's bound: OpenMP can fail, uncatchably, to start many more
+
+
 def set_num_threads(n: int) -> None:
     """Threads for the core's products (default: the OpenMP default, usually every core)."""
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n: expected an integer in [1, {MAX_THREADS}], got {n!r}")
     _core.set_num_threads(int(n))
 
 

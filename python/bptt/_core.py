@@ -45,6 +45,7 @@ head_loss_and_grad = _kernels.head_loss_and_grad
 set_num_threads = _kernels.set_num_threads
 get_num_threads = _kernels.get_num_threads
 release_scratch = _kernels.release_scratch
+available_memory_bytes = _kernels.available_memory_bytes
 
 
 def build_info() -> dict:

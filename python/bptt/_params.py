@@ -1,8 +1,11 @@
 """Initial parameters of the RNN with softmax head."""
 
+import math
 import numbers
 
 import numpy as np
+
+from bptt import _core
 
 
 def _check_size(name: str, value) -> int:
@@ -26,14 +29,26 @@ def init_params(
     H = _check_size("hidden_size", hidden_size)
     O = _check_size("output_size", output_size)
     try:
-        dtype = np.dtype(dtype)
+        dtype = np.dtype(dtype) if dtype is not None else None  # NumPy reads None as float64
     except TypeError:
         raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    rng = np.random.default_rng(seed)
-    bound = 1.0 / np.sqrt(H)
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed: expected None or an integer >= 0, got {seed!r}") from None
     shapes = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+    # Each array is drawn in float64, then converted.
+    sizes = [math.prod(shape) for shape in shapes.values()]
+    needed = sum(sizes) * dtype.itemsize + max(sizes) * 8
+    available = _core.available_memory_bytes()
+    if needed > available:
+        raise MemoryError(
+            f"init_params: sizes ({D}, {H}, {O}) need {needed / 1e9:.3g} GB, more than the "
+            f"{available / 1e9:.3g} GB of memory this machine has available"
+        )
+    bound = 1.0 / np.sqrt(H)
     return {
         name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()
     }

@@ -51,6 +51,11 @@ def _one_hot(ids, n, dtype, name, allow_ignore=False):
     return (ids[..., None] == np.arange(n)).astype(dtype)
 
 
+def _check_shape(array, shape, name):
+    if array.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
+
+
 def _prepare(params, inputs, h0, activation):
     """Batched one-hot/float x (T, B, D), h_0 (B, H), σ, σ' and whether to drop the B axis."""
     if activation not in ACTIVATIONS:
@@ -63,7 +68,12 @@ def _prepare(params, inputs, h0, activation):
         inputs = inputs[:, None]
     x = _one_hot(inputs, D, dtype, "inputs") if tokens else inputs.astype(dtype)
     B = x.shape[1]
-    h0 = np.zeros((B, H), dtype) if h0 is None else np.array(h0, dtype).reshape(B, H)
+    if h0 is None:
+        h0 = np.zeros((B, H), dtype)
+    else:
+        h0 = np.array(h0, dtype)
+        _check_shape(h0, (H,) if unbatched else (B, H), "h0")
+        h0 = h0.reshape(B, H)
     return x, h0, tokens, unbatched, ACTIVATIONS[activation]
 
 
@@ -112,13 +122,15 @@ def loss_and_grad(
     T, B, O = logits.shape
 
     targets = np.asarray(targets)
+    ids = np.issubdtype(targets.dtype, np.integer)
+    _check_shape(targets, ((T,) if unbatched else (T, B)) + (() if ids else (O,)), "targets")
     if unbatched:
         targets = targets[:, None]
-    if np.issubdtype(targets.dtype, np.integer):
+    if ids:
         y = _one_hot(targets, O, h0.dtype, "targets", allow_ignore=True)
         count = int(np.count_nonzero(targets != IGNORE))
     else:
-        y = targets.astype(h0.dtype).reshape(T, B, O)
+        y = targets.astype(h0.dtype)
         count = T * B
     # "mean" divides by the counted targets; with none counted, loss and grads are zero
     scale = 1.0 if reduction == "sum" else (1.0 / count if count else 0.0)

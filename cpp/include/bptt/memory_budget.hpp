@@ -1,5 +1,6 @@
-// Refuses allocations larger than the machine's physical memory up front: with overcommit, such
-// an allocation can succeed and only fail, as a killed process, when the pages are touched.
+// Refuses allocations larger than the memory the machine has available (free or reclaimable RAM
+// and free swap) up front: with overcommit, such an allocation can succeed and only fail, as a
+// killed process or a machine brought to a halt, when the pages are touched.
 #pragma once
 
 #include <cstddef>
@@ -18,8 +19,9 @@ class AllocationTooLarge : public std::bad_alloc {
 };
 
 std::size_t physical_memory_bytes();
+std::size_t available_memory_bytes();  // physical memory where the kernel does not say
 
-// Throws AllocationTooLarge, naming `what`, when `bytes` exceeds physical memory.
+// Throws AllocationTooLarge, naming `what`, when `bytes` exceeds the available memory.
 void check_allocation(double bytes, const char* what);
 
 }  // namespace bptt

@@ -9,7 +9,11 @@
 namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 
-void set_num_threads(int threads);  // threads >= 1
+// More threads than this is never useful on one machine, and asking OpenMP for tens of
+// thousands can fail inside the runtime, which cannot report it.
+constexpr int kMaxThreads = 1024;
+
+void set_num_threads(int threads);  // clamped to [1, kMaxThreads]
 int get_num_threads();
 
 // The threads a product may fork: the budget, or 1 inside a region that already runs on threads
