@@ -1,11 +1,14 @@
 """bptt.torch.RNN as a drop-in torch.nn.RNN beyond the numbers: its construction, parameters,
-state dict, dropout, in-place use of its outputs, and its errors."""
+state dict, dropout, in-place use of its outputs, second-order gradients (refused), and its
+errors."""
 
 import re
 
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from torch.nn.utils.rnn import pack_sequence
 
 import bptt.torch
 
@@ -17,6 +20,11 @@ CONFIGS = [
 ]
 # float64 results of the same products in another order: a few ulps of values of size 1.
 TOLERANCE = 1e-13
+# The two ways to differentiate a scalar again: into every leaf, or into some only.
+DIFFERENTIATE = {
+    "backward": lambda scalar, leaf: scalar.backward(),
+    "grad": lambda scalar, leaf: torch.autograd.grad(scalar, leaf),
+}
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -122,6 +130,61 @@ def test_shape_and_dtype_mismatches_raise_what_nn_rnn_raises(inputs, hx):
         torch.nn.RNN(**SHAPES)(inputs, hx)
     with pytest.raises(expected.type, match=f"^{re.escape(str(expected.value))}$"):
         bptt.torch.RNN(**SHAPES)(inputs, hx)
+
+
+@pytest.mark.parametrize(
+    "first_order",
+    [lambda output: output.sum(), lambda output: output.pow(2).sum()],
+    ids=["upstream-of-ones", "upstream-needing-grad"],
+)
+@pytest.mark.parametrize("differentiate", DIFFERENTIATE)
+def test_differentiating_its_gradients_again_raises_instead_of_dropping_second_order_terms(
+    first_order, differentiate
+):
+    # The core's backward is no torch graph: a gradient penalty through it would silently lose
+    # its second-order terms, whatever the upstream gradient and however it is differentiated.
+    rnn = bptt.torch.RNN(**SHAPES, dtype=torch.float64)
+    inputs = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    output, _ = rnn(inputs)
+    (d_inputs,) = torch.autograd.grad(first_order(output), inputs, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        DIFFERENTIATE[differentiate](d_inputs.pow(2).sum() + output.sum(), inputs)
+
+
+def test_gradients_taken_with_create_graph_are_the_first_order_gradients():
+    rnn = bptt.torch.RNN(**SHAPES, num_layers=2, dtype=torch.float64)
+    inputs = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    output, h_n = rnn(inputs)
+    leaves = [inputs, *rnn.parameters()]
+    plain = torch.autograd.grad(output.sum() + h_n.sum(), leaves, retain_graph=True)
+    with_graph = torch.autograd.grad(output.sum() + h_n.sum(), leaves, create_graph=True)
+    for expected, got in zip(plain, with_graph, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_sparse_input_is_refused_naming_input_and_asking_for_a_dense_tensor():
+    rnn = bptt.torch.RNN(**SHAPES)
+    with pytest.raises(TypeError, match=r"^input: expected a dense \(strided\) tensor"):
+        rnn(torch.zeros(5, 2, 3).to_sparse())
+
+
+def test_a_sparse_weight_is_refused_naming_the_weight():
+    rnn = bptt.torch.RNN(**SHAPES)
+    rnn.weight_hh_l0 = torch.nn.Parameter(rnn.weight_hh_l0.detach().to_sparse())
+    with pytest.raises(TypeError, match=r"^weight_hh_l0: expected a dense \(strided\) tensor"):
+        rnn(torch.zeros(5, 2, 3))
+
+
+@pytest.mark.parametrize("enforce_sorted", [True, False], ids=["sorted", "unsorted"])
+def test_packed_input_with_hx_of_another_batch_size_is_refused_naming_hx(enforce_sorted):
+    # Unsorted, nn.RNN's permutation of hx would silently pick 2 of its 3 rows.
+    rnn = bptt.torch.RNN(**SHAPES)
+    sequences = [torch.randn(2, 3), torch.randn(4, 3)]
+    packed = pack_sequence(sequences[::-1] if enforce_sorted else sequences, enforce_sorted)
+    with pytest.raises(
+        RuntimeError, match=r"^hx: expected shape .* = \(1, 2, 4\), got \[1, 3, 4\]"
+    ):
+        rnn(packed, torch.zeros(1, 3, 4))
 
 
 def test_torch_func_functional_call_runs_it_with_the_given_parameters():

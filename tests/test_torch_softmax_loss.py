@@ -2,6 +2,7 @@
 the same model written in plain torch operations and differentiated by torch's autograd."""
 
 import math
+import re
 
 import pytest
 
@@ -16,6 +17,11 @@ ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
 # Sums of at most T·B·max(D, H, O) ≈ 100 products in another order than torch's, relative to
 # values of size 1: 64·eps·sqrt(T) as in the layer's parity tests.
 TOLERANCE = {torch.float32: 64 * 1.2e-7 * math.sqrt(T), torch.float64: 64 * 2.3e-16 * math.sqrt(T)}
+# The two ways to differentiate a scalar again: into every leaf, or into some only.
+DIFFERENTIATE = {
+    "backward": lambda scalar, leaf: scalar.backward(),
+    "grad": lambda scalar, leaf: torch.autograd.grad(scalar, leaf),
+}
 
 
 def plain_torch_loss(params, inputs, targets, h0, activation, reduction):
@@ -116,6 +122,28 @@ def test_a_retained_graph_gives_the_same_gradients_on_every_backward():
         torch.testing.assert_close(param.grad, 6 * single, rtol=1e-15, atol=0)
 
 
+@pytest.mark.parametrize("differentiate", DIFFERENTIATE)
+def test_differentiating_its_gradients_again_raises_instead_of_dropping_second_order_terms(
+    differentiate,
+):
+    # grad(loss, ..., create_graph=True) passes an upstream gradient of ones, needing no grad.
+    params, inputs, targets, h0 = make_problem(torch.float64, False, False, with_h0=True)
+    loss = rnn_softmax_loss(params, inputs, targets, h0=h0)
+    (d_c,) = torch.autograd.grad(loss, params["c"], create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        DIFFERENTIATE[differentiate](d_c.pow(2).sum() + loss, params["c"])
+
+
+def test_gradients_taken_with_create_graph_are_the_first_order_gradients():
+    params, inputs, targets, h0 = make_problem(torch.float64, False, False, with_h0=True)
+    loss = rnn_softmax_loss(params, inputs, targets, h0=h0)
+    leaves = [*params.values(), inputs, h0]
+    plain = torch.autograd.grad(loss, leaves, retain_graph=True)
+    with_graph = torch.autograd.grad(loss, leaves, create_graph=True)
+    for expected, got in zip(plain, with_graph, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def test_h_last_is_the_last_hidden_state_without_a_gradient():
     params, inputs, targets, h0 = make_problem(torch.float64, False, False, with_h0=True)
     _, h_last = rnn_softmax_loss(params, inputs, targets, h0=h0, return_h_last=True)
@@ -133,6 +161,28 @@ def test_an_unbatched_sequence_equals_a_batch_of_one():
     alone = rnn_softmax_loss(params, inputs[:, 0], targets[:, 0], h0=h0[0], return_h_last=True)
     torch.testing.assert_close(alone[0], batch[0], rtol=0, atol=0)
     torch.testing.assert_close(alone[1], batch[1][0], rtol=0, atol=0)
+
+
+def test_unbatched_inputs_with_0_d_targets_are_refused_naming_targets():
+    params, inputs, targets, _ = make_problem(torch.float32, True, False, with_h0=False)
+    with pytest.raises(ValueError, match=r"^targets: expected class ids \(T,\) or soft targets"):
+        rnn_softmax_loss(params, inputs[:, 0], targets[0, 0])
+
+
+def test_unbatched_inputs_with_a_batched_h0_are_refused_naming_h0():
+    params, inputs, targets, h0 = make_problem(torch.float32, True, False, with_h0=True)
+    with pytest.raises(ValueError, match=r"^h0: expected shape \(H,\) for unbatched inputs"):
+        rnn_softmax_loss(params, inputs[:, 0], targets[:, 0], h0=h0[:1].detach())
+
+
+@pytest.mark.parametrize("name", ["inputs", "targets", "h0", "params['W']"])
+def test_sparse_tensors_are_refused_naming_the_argument_and_asking_for_a_dense_one(name):
+    params, inputs, targets, h0 = make_problem(torch.float32, False, False, with_h0=True)
+    arguments = {"inputs": inputs, "targets": targets, "h0": h0, "params['W']": params["W"]}
+    arguments[name] = arguments[name].detach().to_sparse()
+    params = params | {"W": arguments["params['W']"]}
+    with pytest.raises(TypeError, match=rf"^{re.escape(name)}: expected a dense \(strided\)"):
+        rnn_softmax_loss(params, arguments["inputs"], arguments["targets"], h0=arguments["h0"])
 
 
 def test_params_without_exactly_U_W_b_V_c_are_refused():

@@ -9,6 +9,11 @@ jax.pure_callback: they work under jax.jit, jax.grad and jax.value_and_grad (and
 core call per example), and their gradients are those of the same model written with lax.scan.
 The core skips its NaN scan here (check_finite=False): non-finite values propagate, as through
 JAX's own operations. Arrays are float32, or float64 with jax_enable_x64.
+
+Wrong shapes, dtypes and options raise TypeError or ValueError naming the argument when traced.
+Ids out of range can only be seen when the core runs: they raise jax.errors.JaxRuntimeError, its
+message the host's traceback ending in the core's ValueError ("targets: id 6 at (t=0, b=0) is out
+of range: ...").
 """
 
 # ruff: noqa: RUF002
@@ -29,6 +34,10 @@ from bptt._api import _unpack
 __all__ = ["loss", "rnn"]
 
 
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
+REDUCTIONS = ("sum", "mean")
+
+
 def loss(params, inputs, targets, *, h0=None, activation: str = "tanh", reduction: str = "sum"):
     """bptt.loss_and_grad's loss as a differentiable JAX scalar.
 
@@ -36,7 +45,11 @@ def loss(params, inputs, targets, *, h0=None, activation: str = "tanh", reductio
     token ids (T, B); targets: class ids (T, B), -1 meaning no loss at that step, or soft targets
     (T, B, O); h0: (B, H) or None (zeros). Gradients reach the params, float inputs and h0."""
     U, W, b, V, c = _unpack(params)
-    h0 = _initial_state(h0, inputs, U)
+    steps, batch = _check_layer_arguments((U, W, b), inputs, h0, activation)
+    output_size = _check_head(V, c, U)
+    _check_targets(targets, steps, batch, output_size, jnp.result_type(U))
+    _check_choice(reduction, "reduction", REDUCTIONS)
+    h0 = _initial_state(h0, batch, U)
     return _loss(activation, reduction, (U, W, b, V, c), inputs, targets, h0)
 
 
@@ -49,21 +62,141 @@ def rnn(params, inputs, *, h0=None, activation: str = "tanh", reverse: bool = Fa
     if not isinstance(params, Mapping) or any(name not in params for name in "UWb"):
         raise ValueError("params: expected a mapping holding U, W and b")
     layer = (params["U"], params["W"], params["b"])
-    h0 = _initial_state(h0, inputs, layer[0])
+    _, batch = _check_layer_arguments(layer, inputs, h0, activation)
+    if not isinstance(reverse, bool | np.bool_):
+        raise TypeError(f"reverse: expected True or False, got {reverse!r}")
+    h0 = _initial_state(h0, batch, layer[0])
     return _rnn(activation, reverse, layer, inputs, h0)
 
 
-def _initial_state(h0, inputs, U):
-    """h0, or zeros (B, H); the inputs must have a batch axis."""
-    float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
-    if jnp.ndim(inputs) != (3 if float_inputs else 2):
+def _initial_state(h0, batch: int, U):
+    """h0, or zeros (B, H)."""
+    if h0 is not None:
+        return h0
+    return jnp.zeros((batch, jnp.shape(U)[0]), jnp.result_type(U))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks at trace time, where shapes and dtypes are known, in the core's words: the core's own
+# errors, raised inside the callback, would reach the caller as a JaxRuntimeError.
+
+
+def _check_layer_arguments(layer, inputs, h0, activation: str) -> tuple[int, int]:
+    """U (H, D), W (H, H), b (H,), float32 or float64 alike; inputs, h0 and the activation to
+    match. Returns (T, B)."""
+    U, W, b = layer
+    dtype = _dtype(U, "params['U']")
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"params['U']: expected dtype float32 or float64, got {dtype}")
+    if jnp.ndim(U) != 2 or min(jnp.shape(U)) < 1:
+        raise ValueError(
+            f"params['U']: expected a 2-d array of shape (H, D) with H, D >= 1, got {jnp.shape(U)}"
+        )
+    hidden_size, input_size = jnp.shape(U)
+    like = "like params['U']"
+    _check_float(W, "params['W']", dtype, like, ("H", hidden_size), ("H", hidden_size))
+    _check_float(b, "params['b']", dtype, like, ("H", hidden_size))
+    input_dtype = _dtype(inputs, "inputs")
+    if not (_is_float(input_dtype) or _is_integer(input_dtype)):
+        raise TypeError(
+            f"inputs: expected {dtype} vectors or integer token ids, got dtype {input_dtype}"
+        )
+    if jnp.ndim(inputs) != (3 if _is_float(input_dtype) else 2):
         raise ValueError(
             "inputs: expected float (T, B, D) or token ids (T, B), got shape "
             f"{jnp.shape(inputs)} (for one sequence, add a batch axis of 1)"
         )
+    if _is_float(input_dtype):
+        like = "like the params (or integer token ids)"
+        _check_float(inputs, "inputs", dtype, like, ("T", None), ("B", None), ("D", input_size))
+    steps, batch = jnp.shape(inputs)[:2]
     if h0 is not None:
-        return h0
-    return jnp.zeros((jnp.shape(inputs)[1], jnp.shape(U)[0]), jnp.result_type(U))
+        _check_float(h0, "h0", dtype, "like the params", ("B", batch), ("H", hidden_size))
+    _check_choice(activation, "activation", ACTIVATIONS)
+    return steps, batch
+
+
+def _check_head(V, c, U) -> int:
+    """V (O, H) and c (O,) of U's dtype; returns O."""
+    dtype, hidden_size, like = jnp.result_type(U), jnp.shape(U)[0], "like params['U']"
+    _check_dtype(V, "params['V']", dtype, like)
+    if jnp.ndim(V) != 2 or jnp.shape(V)[0] < 1:
+        raise ValueError(
+            f"params['V']: expected a 2-d array of shape (O, H) with O >= 1, got {jnp.shape(V)}"
+        )
+    output_size = jnp.shape(V)[0]
+    _check_shape(V, "params['V']", ("O", output_size), ("H", hidden_size))
+    _check_float(c, "params['c']", dtype, like, ("O", output_size))
+    return output_size
+
+
+def _check_targets(targets, steps: int, batch: int, output_size: int, dtype) -> None:
+    """Integer class ids (T, B) or float soft targets (T, B, O) of the params' dtype."""
+    targets_dtype = _dtype(targets, "targets")
+    if _is_integer(targets_dtype):
+        _check_shape(targets, "targets", ("T", steps), ("B", batch))
+    elif _is_float(targets_dtype):
+        like = "like the params (or integer class ids)"
+        axes = (("T", steps), ("B", batch), ("O", output_size))
+        _check_float(targets, "targets", dtype, like, *axes)
+    else:
+        raise TypeError(
+            "targets: expected integer class ids (T, B) or float soft targets (T, B, O), got "
+            f"dtype {targets_dtype}"
+        )
+
+
+def _dtype(array, name: str) -> np.dtype:
+    """The dtype JAX computes in (float64 is float32 without jax_enable_x64)."""
+    if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+        raise TypeError(f"{name}: expected an array, got {type(array).__name__}")
+    return jnp.result_type(array)
+
+
+def _is_float(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.floating)
+
+
+def _is_integer(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.integer)
+
+
+def _check_dtype(array, name: str, dtype, like: str) -> None:
+    got = _dtype(array, name)
+    if got != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} {like}, got {got}")
+
+
+def _check_float(array, name: str, dtype, like: str, *axes: tuple[str, int | None]) -> None:
+    """An array of `dtype` and of the shape `axes` describes (see _check_shape)."""
+    _check_dtype(array, name, dtype, like)
+    _check_shape(array, name, *axes)
+
+
+def _check_shape(array, name: str, *axes: tuple[str, int | None]) -> None:
+    """axes: (symbol, extent, or None for any). The message reads "expected shape (H, H) =
+    (5, 5)" when every extent is known and "(T, B, D) with D = 4" when some are."""
+    shape = jnp.shape(array)
+    if len(shape) == len(axes) and all(
+        extent is None or got == extent for got, (_, extent) in zip(shape, axes, strict=True)
+    ):
+        return
+    symbols, extents = zip(*axes, strict=True)
+    expected = "(" + ", ".join(symbols) + ("," if len(axes) == 1 else "") + ")"
+    if None in extents:
+        known = {symbol: extent for symbol, extent in axes if extent is not None}
+        expected += " with " + ", ".join(f"{symbol} = {extent}" for symbol, extent in known.items())
+    else:
+        expected += f" = {extents}"
+    raise ValueError(f"{name}: expected shape {expected}, got {shape}")
+
+
+def _check_choice(value, name: str, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a string, got {type(value).__name__}")
+    if value not in choices:
+        expected = ", ".join(repr(choice) for choice in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
 
 
 def _shape_of(array):

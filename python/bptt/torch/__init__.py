@@ -6,7 +6,8 @@
   autograd operation, the fastest path.
 
 float32 and float64 CPU tensors only. The core skips its NaN scan here (check_finite=False), so
-non-finite values propagate as they do through torch's own operations.
+non-finite values propagate as they do through torch's own operations. Gradients are first-order
+only: differentiating them again (after create_graph=True) raises a RuntimeError.
 """
 
 from bptt.torch.rnn import RNN

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from bptt import _core
-from bptt.torch.tensors import as_array, as_tensor
+from bptt.torch.tensors import as_array, as_tensor, first_order_only
 
 
 class RecurrentLayer(torch.autograd.Function):
@@ -42,6 +42,7 @@ class RecurrentLayer(torch.autograd.Function):
         return hidden, h_last
 
     @staticmethod
+    @first_order_only
     def backward(ctx, d_hidden, d_h_last):
         inputs, h0, weight_ih, weight_hh, bias, hidden = ctx.saved_tensors
         grads = _core.layer_backward(

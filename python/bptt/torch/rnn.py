@@ -61,6 +61,13 @@ class RNN(torch.nn.RNN):
         and h_n); the output is packed again like the input, as nn.RNN returns it."""
         check_float_cpu(packed.data, "input.data")
         if hx is not None:
+            # Before the permutation below, which would pick a batch of the right size from a
+            # wrong hx, or leave its wrong size for the core to report as h0.
+            self.check_hidden_size(
+                hx,
+                self.get_expected_hidden_size(packed.data, packed.batch_sizes),
+                "hx: expected shape (num_layers * num_directions, B, hidden_size) = {}, got {}",
+            )
             self._check_state(
                 packed.data,
                 self.permute_hidden(hx, packed.sorted_indices),

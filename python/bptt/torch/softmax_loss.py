@@ -9,7 +9,13 @@ from collections.abc import Mapping
 import torch
 
 from bptt import _core
-from bptt.torch.tensors import as_array, as_tensor, check_float_cpu
+from bptt.torch.tensors import (
+    as_array,
+    as_tensor,
+    check_dense_cpu,
+    check_float_cpu,
+    first_order_only,
+)
 
 PARAM_NAMES = ("U", "W", "b", "V", "c")
 
@@ -31,12 +37,15 @@ class RNNSoftmaxLoss(torch.autograd.Function):
         )
         ctx.grads = [as_tensor(grads[name]) for name in PARAM_NAMES]
         ctx.grads += [as_tensor(grads["x"]) if float_inputs else None, as_tensor(grads["h0"])]
+        # Read only by first_order_only, which joins any second derivative to them.
+        ctx.save_for_backward(U, W, b, V, c, inputs, h0)
         h_last = torch.from_numpy(h_last)
         # Truncated BPTT carries h_last into the next chunk without a gradient through it.
         ctx.mark_non_differentiable(h_last)
         return torch.tensor(loss, dtype=U.dtype), h_last
 
     @staticmethod
+    @first_order_only
     def backward(ctx, d_loss, _d_h_last):
         # Out of place: with retain_graph, backward may run again on the same stored gradients.
         scaled = [
@@ -82,6 +91,14 @@ def rnn_softmax_loss(
         check_float_cpu(h0, "h0", U.dtype)
     unbatched = inputs.dim() == (2 if inputs.is_floating_point() else 1)
     if unbatched:
+        # Here, in unbatched terms: after unsqueeze the core would report (T, B) shapes.
+        if targets.dim() != (2 if targets.is_floating_point() else 1):
+            raise ValueError(
+                "targets: expected class ids (T,) or soft targets (T, O) for unbatched inputs, "
+                f"got shape {tuple(targets.shape)}"
+            )
+        if h0 is not None and h0.dim() != 1:
+            raise ValueError(f"h0: expected shape (H,) for unbatched inputs, got {tuple(h0.shape)}")
         inputs, targets = inputs.unsqueeze(1), targets.unsqueeze(1)
         h0 = None if h0 is None else h0.unsqueeze(0)
     loss, h_last = RNNSoftmaxLoss.apply(
@@ -93,14 +110,9 @@ def rnn_softmax_loss(
 
 
 def _check_data(tensor, name: str, dtype: torch.dtype) -> None:
-    """Integer ids, or floats of the params' dtype, on the CPU."""
-    if isinstance(tensor, torch.Tensor) and not tensor.is_floating_point():
-        if tensor.is_complex() or tensor.dtype == torch.bool:
-            raise TypeError(f"{name}: expected integer ids or floats, got {tensor.dtype}")
-        if tensor.device.type != "cpu":
-            raise TypeError(
-                f"{name}: expected a CPU tensor (bptt's core runs on the CPU), got one on "
-                f"{tensor.device}"
-            )
-        return
-    check_float_cpu(tensor, name, dtype)
+    """Integer ids, or floats of the params' dtype, dense on the CPU."""
+    check_dense_cpu(tensor, name)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name}: expected integer ids or floats, got {tensor.dtype}")
+    if tensor.is_floating_point():
+        check_float_cpu(tensor, name, dtype)

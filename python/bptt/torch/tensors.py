@@ -1,4 +1,7 @@
-"""Tensors in and out of the core: dtype and device checks, zero-copy NumPy views."""
+"""Tensors in and out of the core: layout, dtype and device checks, zero-copy NumPy views, and
+backward passes that refuse to be differentiated again."""
+
+import functools
 
 import numpy as np
 import torch
@@ -6,15 +9,26 @@ import torch
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
-def check_float_cpu(tensor, name: str, dtype: torch.dtype | None = None) -> None:
-    """A float32 or float64 CPU tensor (of `dtype`, if given); TypeError naming `name` if not."""
+def check_dense_cpu(tensor, name: str) -> None:
+    """A dense (strided) CPU tensor, the memory the core can read; TypeError naming `name` if not."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.layout != torch.strided:
+        raise TypeError(
+            f"{name}: expected a dense (strided) tensor, got layout {tensor.layout} "
+            "(convert it with .to_dense())"
+        )
     if tensor.device.type != "cpu":
         raise TypeError(
             f"{name}: expected a CPU tensor (bptt's core runs on the CPU), got one on "
             f"{tensor.device}"
         )
+
+
+def check_float_cpu(tensor, name: str, dtype: torch.dtype | None = None) -> None:
+    """A dense float32 or float64 CPU tensor (of `dtype`, if given); TypeError naming `name` if
+    not."""
+    check_dense_cpu(tensor, name)
     if dtype is not None and tensor.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype}, like the weights, got {tensor.dtype}")
     if tensor.dtype not in FLOAT_DTYPES:
@@ -31,3 +45,50 @@ def as_array(tensor: torch.Tensor) -> np.ndarray:
 def as_tensor(array: np.ndarray | None) -> torch.Tensor | None:
     """The core's result as a tensor sharing its memory."""
     return None if array is None else torch.from_numpy(array)
+
+
+class _NotDifferentiableAgain(torch.autograd.Function):
+    """Passes gradients on unchanged, as outputs of a node joined to what they depend on, whose
+    backward raises."""
+
+    @staticmethod
+    def forward(ctx, grad_count, *tensors):
+        return tuple(tensor.clone() for tensor in tensors[:grad_count])
+
+    @staticmethod
+    def backward(ctx, *_):
+        raise RuntimeError(
+            "bptt.torch: trying to differentiate twice, through gradients computed by bptt's "
+            "core: second-order gradients (create_graph=True, then backward or grad of a "
+            "gradient) are not supported"
+        )
+
+
+def first_order_only(backward):
+    """For a backward computed by the core, whose gradients are constants to autograd: under
+    create_graph=True they come out of a node that raises when differentiated, joined to the
+    upstream gradients and the saved forward inputs, so that a second derivative fails instead
+    of silently missing its second-order terms.
+
+    torch's @once_differentiable is not enough: it only guards when an upstream gradient needs
+    grad (grad(loss, ..., create_graph=True) passes ones), and joins its error node to detached
+    copies, which torch.autograd.grad(..., inputs=x) never visits."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        with torch.no_grad():
+            grads = backward(ctx, *grad_outputs)
+        if not torch.is_grad_enabled():  # the usual backward, without create_graph
+            return grads
+        depends_on = [
+            tensor
+            for tensor in (*grad_outputs, *ctx.saved_tensors)
+            if tensor is not None and tensor.requires_grad
+        ]
+        present = [grad for grad in grads if grad is not None]
+        if not depends_on or not present:
+            return grads
+        joined = iter(_NotDifferentiableAgain.apply(len(present), *present, *depends_on))
+        return tuple(None if grad is None else next(joined) for grad in grads)
+
+    return wrapper

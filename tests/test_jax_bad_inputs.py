@@ -1,0 +1,252 @@
+"""bptt.jax.loss and bptt.jax.rnn refuse bad arguments when traced, eagerly and under jax.jit, with
+a TypeError or ValueError naming the argument in the core's words, not with a JaxRuntimeError from
+inside the host callback; ids out of range, seen only when the core runs, end the callback's error
+with the core's message."""
+
+import re
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import jax.numpy as jnp
+
+import bptt
+import bptt.jax
+
+T, B, D, H, O = 3, 2, 4, 5, 6
+
+
+def valid(dtype=np.float32):
+    rng = np.random.default_rng(0)
+    return {
+        "params": {
+            name: jnp.asarray(value)
+            for name, value in bptt.init_params(D, H, O, dtype=dtype, seed=0).items()
+        },
+        "inputs": jnp.asarray(rng.standard_normal((T, B, D)).astype(dtype)),
+        "targets": jnp.asarray(rng.integers(0, O, (T, B))),
+        "h0": jnp.asarray(rng.uniform(-1, 1, (B, H)).astype(dtype)),
+    }
+
+
+def params_with(name, value):
+    return valid()["params"] | {name: value}
+
+
+@pytest.fixture(params=[False, True], ids=["eager", "jit"])
+def jit(request):
+    return request.param
+
+
+def call_loss(jit, options=None, **changes):
+    """bptt.jax.loss on the valid problem with some arguments replaced; the arrays traced under
+    jit, the options static."""
+    args = {**valid(), **changes}
+
+    def run(params, inputs, targets, h0):
+        return bptt.jax.loss(params, inputs, targets, h0=h0, **(options or {}))
+
+    run = jax.jit(run) if jit else run
+    return jax.block_until_ready(run(args["params"], args["inputs"], args["targets"], args["h0"]))
+
+
+def call_rnn(jit, options=None, **changes):
+    args = {**valid(), **changes}
+
+    def run(params, inputs, h0):
+        return bptt.jax.rnn(params, inputs, h0=h0, **(options or {}))
+
+    run = jax.jit(run) if jit else run
+    return jax.block_until_ready(run(args["params"], args["inputs"], args["h0"]))
+
+
+PARAMS = "params\\['{}'\\]"
+
+# (changes to the valid problem, options, the error, the start of its message)
+LAYER_CASES = {
+    "U-int32": (
+        {"params": params_with("U", jnp.zeros((H, D), jnp.int32))},
+        None,
+        TypeError,
+        PARAMS.format("U") + r": expected dtype float32 or float64, got int32",
+    ),
+    "U-bfloat16": (
+        {"params": params_with("U", jnp.zeros((H, D), jnp.bfloat16))},
+        None,
+        TypeError,
+        PARAMS.format("U") + r": expected dtype float32 or float64, got bfloat16",
+    ),
+    "U-1d": (
+        {"params": params_with("U", jnp.zeros(H))},
+        None,
+        ValueError,
+        PARAMS.format("U") + r": expected a 2-d array of shape \(H, D\)",
+    ),
+    "W-float16": (
+        {"params": params_with("W", jnp.zeros((H, H), jnp.float16))},
+        None,
+        TypeError,
+        PARAMS.format("W") + r": expected dtype float32 like params\['U'\], got float16",
+    ),
+    "W-shape": (
+        {"params": params_with("W", jnp.zeros((H, H + 1)))},
+        None,
+        ValueError,
+        PARAMS.format("W") + r": expected shape \(H, H\) = \(5, 5\), got \(5, 6\)",
+    ),
+    "b-shape": (
+        {"params": params_with("b", jnp.zeros(H + 1))},
+        None,
+        ValueError,
+        PARAMS.format("b") + r": expected shape \(H,\) = \(5,\), got \(6,\)",
+    ),
+    "inputs-float16": (
+        {"inputs": jnp.zeros((T, B, D), jnp.float16)},
+        None,
+        TypeError,
+        r"inputs: expected dtype float32 like the params \(or integer token ids\), got float16",
+    ),
+    "inputs-complex": (
+        {"inputs": jnp.zeros((T, B, D), jnp.complex64)},
+        None,
+        TypeError,
+        r"inputs: expected float32 vectors or integer token ids, got dtype complex64",
+    ),
+    "inputs-bool": (
+        {"inputs": jnp.zeros((T, B), bool)},
+        None,
+        TypeError,
+        r"inputs: expected float32 vectors or integer token ids, got dtype bool",
+    ),
+    "inputs-D": (
+        {"inputs": jnp.zeros((T, B, D + 1))},
+        None,
+        ValueError,
+        r"inputs: expected shape \(T, B, D\) with D = 4, got \(3, 2, 5\)",
+    ),
+    "inputs-list": (
+        {"inputs": np.zeros((T, B, D)).tolist()},
+        None,
+        TypeError,
+        r"inputs: expected an array, got list",
+    ),
+    "h0-batch": (
+        {"h0": jnp.zeros((B + 1, H))},
+        None,
+        ValueError,
+        r"h0: expected shape \(B, H\) = \(2, 5\), got \(3, 5\)",
+    ),
+    "h0-float16": (
+        {"h0": jnp.zeros((B, H), jnp.float16)},
+        None,
+        TypeError,
+        r"h0: expected dtype float32 like the params, got float16",
+    ),
+    "activation-unknown": (
+        {},
+        {"activation": "gelu"},
+        ValueError,
+        r"activation: expected 'tanh', 'sigmoid', 'relu' or 'identity', got 'gelu'",
+    ),
+    "activation-None": (
+        {},
+        {"activation": None},
+        TypeError,
+        r"activation: expected a string, got NoneType",
+    ),
+}
+
+HEAD_CASES = {
+    "V-shape": (
+        {"params": params_with("V", jnp.zeros((O, H + 1)))},
+        None,
+        ValueError,
+        PARAMS.format("V") + r": expected shape \(O, H\) = \(6, 5\), got \(6, 6\)",
+    ),
+    "V-float16": (
+        {"params": params_with("V", jnp.zeros((O, H), jnp.float16))},
+        None,
+        TypeError,
+        PARAMS.format("V") + r": expected dtype float32 like params\['U'\], got float16",
+    ),
+    "c-shape": (
+        {"params": params_with("c", jnp.zeros(O + 1))},
+        None,
+        ValueError,
+        PARAMS.format("c") + r": expected shape \(O,\) = \(6,\), got \(7,\)",
+    ),
+    "targets-T": (
+        {"targets": jnp.zeros((T - 1, B), jnp.int32)},
+        None,
+        ValueError,
+        r"targets: expected shape \(T, B\) = \(3, 2\), got \(2, 2\)",
+    ),
+    "targets-bool": (
+        {"targets": jnp.zeros((T, B), bool)},
+        None,
+        TypeError,
+        r"targets: expected integer class ids \(T, B\) or float soft targets .*, got dtype bool",
+    ),
+    "soft-targets-O": (
+        {"targets": jnp.zeros((T, B, O + 1))},
+        None,
+        ValueError,
+        r"targets: expected shape \(T, B, O\) = \(3, 2, 6\), got \(3, 2, 7\)",
+    ),
+    "soft-targets-float16": (
+        {"targets": jnp.zeros((T, B, O), jnp.float16)},
+        None,
+        TypeError,
+        r"targets: expected dtype float32 like the params \(or integer class ids\), got float16",
+    ),
+    "reduction-unknown": (
+        {},
+        {"reduction": "max"},
+        ValueError,
+        r"reduction: expected 'sum' or 'mean', got 'max'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", [*LAYER_CASES, *HEAD_CASES])
+def test_loss_refuses_bad_arguments_naming_them_when_traced(case, jit):
+    changes, options, error, message = (LAYER_CASES | HEAD_CASES)[case]
+    with pytest.raises(error, match=f"^{message}"):
+        call_loss(jit, options, **changes)
+
+
+@pytest.mark.parametrize("case", LAYER_CASES)
+def test_rnn_refuses_bad_arguments_naming_them_when_traced(case, jit):
+    changes, options, error, message = LAYER_CASES[case]
+    with pytest.raises(error, match=f"^{message}"):
+        call_rnn(jit, options, **changes)
+
+
+def test_rnn_refuses_a_reverse_that_is_not_a_bool(jit):
+    with pytest.raises(TypeError, match=r"^reverse: expected True or False, got 'yes'"):
+        call_rnn(jit, {"reverse": "yes"})
+
+
+def test_float64_params_with_float32_inputs_are_refused_naming_inputs(jit):
+    with jax.enable_x64(True):
+        problem = valid(np.float64)
+        with pytest.raises(TypeError, match=r"^inputs: expected dtype float64 like the params"):
+            call_loss(jit, params=problem["params"], h0=problem["h0"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"targets": jnp.full((T, B), O)}, "targets: id 6 at (t=0, b=0) is out of range"),
+        ({"inputs": jnp.full((T, B), D)}, "inputs: id 4 at (t=0, b=0) is out of range"),
+    ],
+    ids=["targets", "inputs"],
+)
+def test_ids_out_of_range_end_the_run_time_error_with_the_cores_message(changes, message, jit):
+    # Values are unknown when traced: the core's ValueError, raised in the host callback, reaches
+    # the caller wrapped by JAX; its last line names the argument.
+    with pytest.raises(jax.errors.JaxRuntimeError) as raised:
+        call_loss(jit, **changes)
+    assert re.search(f"^ValueError: {re.escape(message)}", str(raised.value), re.MULTILINE)
