@@ -59,14 +59,23 @@ inline bool is_padding(const Index* lengths, Index t, Index b) {
 }
 
 // a_t = b + U x_t for all steps at once: one GEMM for dense inputs, a row gather for tokens.
+// Token inputs touch one column of U (and of dU) per row: for fewer rows than U has columns,
+// reading and writing those columns in place, with a stride, costs less than transposing U.
+inline bool reads_token_columns_in_place(Index rows, Index input_size) {
+  return rows <= input_size;
+}
+
 template <class S>
 void project_inputs(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                     MatrixView<S> pre_activation) {
   const Index D = weights.input_size, H = weights.hidden_size, N = pre_activation.rows();
   const ConstMatrixView<S> U = matrix_view(weights.U, H, D, D);
   const ConstRowVectorView<S> b(weights.b, H);
-  if (inputs.tokens) {
-    // U x_t with a one-hot x_t is column x_t of U: gather rows of Uᵀ, contiguous in memory.
+  if (inputs.tokens && reads_token_columns_in_place(N, D)) {
+    // U x_t with a one-hot x_t is column x_t of U.
+    for (Index r = 0; r < N; ++r) pre_activation.row(r) = U.col(inputs.tokens[r]).transpose() + b;
+  } else if (inputs.tokens) {
+    // Gathered as rows of Uᵀ, contiguous in memory.
     const RowMatrix<S> U_transposed = U.transpose();
     for (Index r = 0; r < N; ++r) pre_activation.row(r) = U_transposed.row(inputs.tokens[r]) + b;
   } else {
@@ -185,21 +194,24 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
 }
 
 // db, dU and dx summed over rows of pre-activation gradients da, added a block of rows at a
-// time in any order: db = Σ da_t, dU = Σ da_t x_tᵀ (for token inputs a scatter-add into rows of
-// dUᵀ, transposed once by finish()), and dx_t = Uᵀ da_t when grads.inputs asks for it.
+// time in any order: db = Σ da_t, dU = Σ da_t x_tᵀ (for token inputs a scatter-add into columns
+// of dU, or into rows of dUᵀ, transposed once by finish()), and dx_t = Uᵀ da_t when
+// grads.inputs asks for it.
 template <class S>
 class InputGradientSum {
  public:
-  // Zeroes db and dU; allocates dUᵀ for token inputs (so, outside any threaded region).
+  // Zeroes db and dU; allocates dUᵀ when it is used (so, outside any threaded region).
   InputGradientSum(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                    const LayerGradients<S>& grads)
       : weights_(weights),
         inputs_(inputs),
         grads_(grads),
-        dU_transposed_(RowMatrix<S>::Zero(inputs.tokens ? weights.input_size : 0,
+        scatters_transposed_(inputs.tokens && !reads_token_columns_in_place(
+                                                  inputs.steps * inputs.batch, weights.input_size)),
+        dU_transposed_(RowMatrix<S>::Zero(scatters_transposed_ ? weights.input_size : 0,
                                           weights.hidden_size)) {
     RowVectorView<S>(grads.b, weights.hidden_size).setZero();
-    if (!inputs.tokens) dU().setZero();
+    if (!scatters_transposed_) dU().setZero();
   }
 
   // The rows [first, first + da.rows()) of the steps·batch rows.
@@ -207,8 +219,12 @@ class InputGradientSum {
     const Index D = weights_.input_size, H = weights_.hidden_size, rows = da.rows();
     RowVectorView<S> db(grads_.b, H);
     for (Index r = 0; r < rows; ++r) db += da.row(r);
-    if (inputs_.tokens) {
+    if (scatters_transposed_) {
       for (Index r = 0; r < rows; ++r) dU_transposed_.row(inputs_.tokens[first + r]) += da.row(r);
+      return;
+    }
+    if (inputs_.tokens) {
+      for (Index r = 0; r < rows; ++r) dU().col(inputs_.tokens[first + r]) += da.row(r).transpose();
       return;
     }
     multiply(dU(), da.transpose(), matrix_view(inputs_.dense + first * D, rows, D, D), true);
@@ -218,7 +234,7 @@ class InputGradientSum {
   }
 
   void finish() {
-    if (inputs_.tokens) dU() = dU_transposed_.transpose();
+    if (scatters_transposed_) dU() = dU_transposed_.transpose();
   }
 
  private:
@@ -227,6 +243,7 @@ class InputGradientSum {
   const LayerWeights<S>& weights_;
   const SequenceInput<S>& inputs_;
   const LayerGradients<S>& grads_;
+  const bool scatters_transposed_;
   RowMatrix<S> dU_transposed_;
 };
 
