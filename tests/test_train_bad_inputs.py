@@ -1,25 +1,31 @@
 """Every bad input to `bptt train` and `bptt sample` gets one line on stderr naming the problem
 and exit status 2, never a traceback; and a failed run leaves an existing checkpoint as it was."""
 
+import json
+import math
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 import bptt
-from bptt import checkpoint, training
+from bptt import __main__, checkpoint, corpus, training
+from bptt.errors import UsageError
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
 SMALL = ["--hidden", "8", "--seq-len", "10", "--batch", "3", "--threads", "1"]
 
 
-def bptt_command(*args: str) -> subprocess.CompletedProcess:
+def bptt_command(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "bptt", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -90,9 +96,12 @@ def test_a_text_too_short_for_one_step(files):
         ("--lr", "-0.1", "--lr: expected a finite number > 0"),
         ("--clip", "nan", "--clip: expected a finite number > 0"),
         ("--steps", "0", "--steps: expected an integer >= 1"),
-        ("--minutes", "-1", "--minutes: expected a finite number > 0"),
+        ("--minutes", "-1", "--minutes: expected a number in (0, 525600]"),
         ("--optimizer", "rmsprop", "--optimizer: invalid choice"),
-        ("--threads", "0", "--threads: expected an integer >= 1"),
+        ("--threads", "0", "--threads: expected an integer in [1, 1024]"),
+        ("--threads", "3000000000", "--threads: expected an integer in [1, 1024]"),
+        ("--minutes", "1e308", "--minutes: expected a number in (0, 525600]"),
+        ("--sample-chars", str(10**13), "--sample-chars: expected an integer in [0, 10000000]"),
     ],
 )
 def test_an_invalid_hyperparameter(files, option, value, phrase):
@@ -152,3 +161,226 @@ def test_a_sample_from_a_truncated_checkpoint(run_copy):
     path.write_bytes(path.read_bytes()[:100])
     result = bptt_command("sample", str(run_copy))
     assert_one_line_error(result, "sample", "corrupt or truncated")
+
+
+def test_too_many_threads_for_a_sample(files):
+    result = bptt_command("sample", str(files / "run"), "--threads", "3000000000")
+    assert_one_line_error(result, "sample", "--threads: expected an integer in [1, 1024]")
+
+
+def test_too_many_threads_for_a_resume(run_copy):
+    result = bptt_command("train", "--resume", str(run_copy), "--threads", "3000000000")
+    assert_one_line_error(result, "train", "--threads: expected an integer in [1, 1024]")
+
+
+@pytest.mark.parametrize("length", [str(10**13), str(2**63)])
+def test_a_sample_length_beyond_the_bound(files, length):
+    result = bptt_command("sample", str(files / "run"), "--length", length)
+    assert_one_line_error(
+        result, "sample", f"--length: expected an integer in [0, 10000000], got {length}"
+    )
+
+
+# -- outputs that cannot be written: refused before the first step ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("out", "phrase"),
+    [
+        ("a_file", "is a file, expected a directory"),
+        ("a_file/run", "Not a directory"),
+        ("y" * 300, "File name too long"),
+    ],
+)
+def test_an_out_that_cannot_be_a_directory(files, tmp_path, out, phrase):
+    (tmp_path / "a_file").write_text("not a directory")
+    result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "2",
+                          "--out", str(tmp_path / out))  # fmt: skip
+    assert_one_line_error(result, "train", f"--out {tmp_path / out}", phrase)
+
+
+def test_an_out_whose_metrics_csv_is_a_directory(files, tmp_path):
+    (tmp_path / "run" / "metrics.csv").mkdir(parents=True)
+    result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "2",
+                          "--out", str(tmp_path / "run"))  # fmt: skip
+    assert_one_line_error(result, "train", "--out", "metrics.csv is a directory")
+    assert not checkpoint.checkpoint_path(tmp_path / "run").exists()
+
+
+def test_a_resume_may_name_its_directory_as_out_too_however_spelled(run_copy):
+    result = bptt_command("train", "--resume", "run", "--out", str(run_copy), "--steps", "4",
+                          "--quiet", "--threads", "1", cwd=run_copy.parent)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert training.read_checkpoint(run_copy).step == 4
+
+
+# -- sizes too large: refused at once, before allocating ----------------------------------------
+
+
+def test_a_run_larger_than_the_memory_is_refused_before_allocating(files):
+    result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "2",
+                          "--hidden", "1099511627776")  # fmt: skip
+    assert_one_line_error(result, "train", "--hidden 1099511627776", "GB of memory")
+
+
+def test_the_memory_a_run_needs_is_compared_with_the_memory_available(files, monkeypatch):
+    config = training.TrainConfig(text=str(files / "text.txt"), hidden=8, seq_len=10, batch=3)
+    needed = training.memory_needed(config, training.corpus_for(config))
+    monkeypatch.setattr(bptt._core, "available_memory_bytes", lambda: needed - 1)
+    with pytest.raises(UsageError, match=r"needs about .* GB of memory"):
+        training.Trainer.start(config)
+    monkeypatch.setattr(bptt._core, "available_memory_bytes", lambda: needed)
+    training.Trainer.start(config)  # does not raise
+
+
+def test_running_out_of_memory_anyway_is_one_line(files, monkeypatch, capsys):
+    def allocate_too_much(*args, **kwargs):
+        raise MemoryError("Unable to allocate 72.8 TiB for an array")
+
+    monkeypatch.setattr(training, "train", allocate_too_much)
+    status = __main__.main(["train", "--text", str(files / "text.txt"), "--quiet"])
+    stderr = capsys.readouterr().err
+    assert status == 2
+    assert stderr.splitlines() == [
+        (
+            "bptt train: error: out of memory (Unable to allocate 72.8 TiB for an array); "
+            "try smaller sizes"
+        )
+    ]
+
+
+@pytest.mark.parametrize("option", ["--seq-len", "--batch"])
+def test_a_huge_seq_len_or_batch_is_refused_at_once(files, option):
+    start = time.perf_counter()
+    result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, option,
+                          str(10**12))  # fmt: skip
+    assert_one_line_error(result, "train", "too few", f"{option} {10**12}")
+    assert time.perf_counter() - start < 30
+
+
+def test_the_shortest_text_length_is_found_at_once_for_any_size():
+    start = time.perf_counter()
+    length = corpus.shortest_text_length(10**9, 10**9)
+    assert time.perf_counter() - start < 0.1
+    kept = length - corpus.validation_length(length)
+    assert kept >= 10**18 + 1 > (length - 1) - corpus.validation_length(length - 1)
+
+
+# -- divergence: an error, never a checkpoint of infinities --------------------------------------
+
+
+def test_a_diverging_run_stops_with_an_error_and_writes_no_checkpoint(files, tmp_path):
+    result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "5",
+                          "--lr", "1e308", "--checkpoint-every", "1", "--out", str(tmp_path / "run"),
+                          "--quiet")  # fmt: skip
+    assert_one_line_error(result, "train", "training diverged at step 1", "--lr")
+    assert not checkpoint.checkpoint_path(tmp_path / "run").exists()
+
+
+def test_a_resume_that_diverges_leaves_the_checkpoint_as_it_was(run_copy):
+    # a run that checkpoints every step, and whose next update overflows
+    rewrite_checkpoint(
+        run_copy, metadata=lambda m: m["config"].update(lr=1e308, checkpoint_every=1)
+    )
+    before = checkpoint.checkpoint_path(run_copy).read_bytes()
+    result = bptt_command("train", "--resume", str(run_copy), "--steps", "10", "--quiet")
+    assert_one_line_error(result, "train", "training diverged at step 4")
+    assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
+
+
+def test_a_resume_that_fails_after_its_steps_leaves_the_checkpoint_as_it_was(run_copy, monkeypatch):
+    def failing_validation(trainer):
+        raise UsageError("the final validation failed")
+
+    monkeypatch.setattr(training.Trainer, "validation_bpc", failing_validation)
+    before = checkpoint.checkpoint_path(run_copy).read_bytes()
+    with pytest.raises(UsageError, match="the final validation failed"):
+        training.resume(run_copy, show_progress=False)  # the run's 3 steps are spent already
+    assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
+
+
+# -- corrupt checkpoints: each field checked on load ------------------------------------------
+
+
+def rewrite_checkpoint(run, arrays=None, metadata=None, metadata_json=None):
+    """Replace the run's checkpoint by a copy changed by arrays(dict) and metadata(dict), or
+    with metadata_json as its metadata."""
+    path = checkpoint.checkpoint_path(run)
+    with np.load(path) as archive:
+        contents = {name: archive[name].copy() for name in archive.files}
+    stored = json.loads(str(contents.pop(checkpoint._METADATA_KEY)))
+    if arrays:
+        arrays(contents)
+    if metadata:
+        metadata(stored)
+    text = json.dumps(stored) if metadata_json is None else metadata_json
+    np.savez(path, **{checkpoint._METADATA_KEY: np.array(text)}, **contents)
+
+
+def set_element(name, value):
+    def change(arrays):
+        arrays[name].flat[0] = value
+
+    return change
+
+
+def set_field(name, value, within=None):
+    return lambda metadata: (metadata[within] if within else metadata).update({name: value})
+
+
+@pytest.mark.parametrize(
+    ("damage", "phrase"),
+    [
+        ({"arrays": set_element("params.U", math.nan)}, "params.U holds NaN or infinity"),
+        ({"arrays": set_element("params.V", math.inf)}, "params.V holds NaN or infinity"),
+        ({"arrays": set_element("hidden", math.nan)}, "hidden holds NaN or infinity"),
+        ({"arrays": set_element("adam.exp_avg.W", math.nan)}, "adam.exp_avg.W holds NaN"),
+        ({"arrays": set_element("adam.exp_avg_sq.W", -1.0)}, "adam.exp_avg_sq.W holds negative"),
+        ({"metadata": set_field("optimizer_steps", -1)}, "optimizer_steps: expected an integer"),
+        ({"metadata": set_field("optimizer_steps", 0)}, "optimizer_steps 0 is not the step count"),
+        ({"metadata": set_field("text", 5, within="config")}, "--text: expected a file name"),
+        ({"metadata": set_field("text", None, within="config")}, "--text: expected a file name"),
+        ({"metadata": set_field("step", 2.7)}, "step: expected an integer >= 0, got 2.7"),
+        ({"metadata": set_field("elapsed_seconds", math.nan)}, "elapsed_seconds: expected"),
+        ({"metadata": set_field("budget", {"steps": None, "minutes": 1e308})}, "--minutes"),
+        ({"metadata": set_field("rng_state", "seed 0")}, "rng_state"),
+        ({"metadata_json": "[" * 100_000 + "]" * 100_000}, "nested too deep"),
+    ],
+    ids=lambda value: None if isinstance(value, dict) else value.split(":")[0][:30],
+)
+@pytest.mark.parametrize("command", ["sample", "train --resume"])
+def test_a_checkpoint_with_an_invalid_field_is_corrupt_and_left_as_it_was(
+    run_copy, damage, phrase, command
+):
+    rewrite_checkpoint(run_copy, **damage)
+    before = checkpoint.checkpoint_path(run_copy).read_bytes()
+    result = bptt_command(*command.split(), str(run_copy), "--threads", "1")
+    assert_one_line_error(result, command.split()[0], "corrupt checkpoint", phrase)
+    assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
+
+
+def test_a_huge_seq_len_in_a_checkpoint_is_refused_at_once(run_copy):
+    def seq_len_of_a_trillion(metadata):
+        metadata["config"]["seq_len"] = 10**12
+        metadata["position"] = 0
+
+    start = time.perf_counter()
+    rewrite_checkpoint(run_copy, metadata=seq_len_of_a_trillion)
+    result = bptt_command("train", "--resume", str(run_copy))
+    assert_one_line_error(result, "train", "too few", f"--seq-len {10**12}")
+    assert time.perf_counter() - start < 30
+
+
+# -- sampling ------------------------------------------------------------------------------------
+
+
+def test_a_tiny_temperature_draws_the_most_likely_characters_without_warnings(files):
+    def greedy(temperature, seed):
+        result = bptt_command("sample", str(files / "run"), "--temperature", temperature,
+                              "--seed", seed, "--length", "40", "--prime", "def")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        return result.stdout
+
+    # far below the smallest normal float: logits / temperature alone would overflow to inf
+    assert greedy("1e-320", "1") == greedy("1e-300", "2")

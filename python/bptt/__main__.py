@@ -32,13 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_arguments(check_parser)
     args = parser.parse_args(argv)
-    if args.command == "check":
-        return check.run(args)
-    run = cli.run_train if args.command == "train" else cli.run_sample
+    run = {"train": cli.run_train, "sample": cli.run_sample, "check": check.run}[args.command]
     try:
         return run(args)
     except UsageError as error:
         print(f"bptt {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError as error:  # what the estimates up front did not foresee
+        print(
+            f"bptt {args.command}: error: out of memory ({error or 'no details'}); "
+            "try smaller sizes",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"bptt {args.command}: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ import numpy as np
 
 from bptt import _api, _params, reference
 from bptt._core import build_info
+from bptt.errors import UsageError, check_integer
 
 GRADIENT_NAMES = ("U", "W", "b", "V", "c", "h0", "x")
 
@@ -25,6 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeats", type=int, default=10, help="timed calls of the core")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def check_arguments(args) -> None:
+    """UsageError naming the first size, count or seed out of range."""
+    for option, name in (
+        ("-T/--steps", "steps"),
+        ("-B/--batch", "batch"),
+        ("-D/--input", "input"),
+        ("-H/--hidden", "hidden"),
+        ("-O/--output", "output"),
+        ("--repeats", "repeats"),
+    ):
+        check_integer(option, getattr(args, name), 1)
+    check_integer("--seed", args.seed, 0)
 
 
 def _problem(args, dtype):
@@ -149,6 +164,7 @@ def report_timings(args) -> None:
 
 
 def run(args) -> int:
+    check_arguments(args)
     info = build_info()
     print(
         f"bptt check: T={args.steps} B={args.batch} D={args.input} H={args.hidden} "
@@ -166,4 +182,7 @@ def run(args) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     add_arguments(parser)
-    sys.exit(run(parser.parse_args()))
+    try:
+        sys.exit(run(parser.parse_args()))
+    except UsageError as error:
+        parser.error(str(error))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt import _api, sampling, training
-from bptt.errors import UsageError
+from bptt import _api, memory, sampling, training
+from bptt.errors import UsageError, check_integer, check_number
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
 EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
@@ -97,11 +97,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    if threads < 1:
-        raise UsageError(f"--threads: expected an integer >= 1, got {threads}")
-    _api.set_num_threads(threads)
+    if threads is not None:
+        _api.set_num_threads(check_integer("--threads", threads, 1, _api.MAX_THREADS))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -111,7 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     show = not args.quiet
     if args.resume is not None:
-        if args.out is not None and args.out != args.resume:
+        if args.out is not None and args.out.resolve() != args.resume.resolve():
             raise UsageError("--out: a resumed run stays in its own directory (--resume DIR)")
         outcome = training.resume(
             args.resume, budget, text=args.text, settings=settings, show_progress=show
@@ -127,7 +124,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="DIR", type=Path, help="a bptt train run directory")
-    parser.add_argument("--length", type=int, default=500, help="characters (default 500)")
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=500,
+        help=f"characters (default 500, at most {sampling.MAX_LENGTH:,})",
+    )
     parser.add_argument(
         "--temperature",
         type=float,
@@ -142,15 +144,18 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    if args.length < 0:
-        raise UsageError(f"--length: expected an integer >= 0, got {args.length}")
-    if not (np.isfinite(args.temperature) and args.temperature > 0):
-        raise UsageError(f"--temperature: expected a finite number > 0, got {args.temperature}")
-    if args.seed is not None and args.seed < 0:
-        raise UsageError(f"--seed: expected an integer >= 0, got {args.seed}")
+    check_integer("--length", args.length, 0, sampling.MAX_LENGTH)
+    check_number("--temperature", args.temperature)
+    if args.seed is not None:
+        check_integer("--seed", args.seed, 0)
     _set_threads(args.threads)
     params, vocabulary, activation = training.load_model(args.run_dir)
     sampling.check_prime(args.prime, vocabulary)
+    hidden_size, itemsize = params["W"].shape[0], params["W"].itemsize
+    needed = sampling.memory_needed(
+        hidden_size, len(vocabulary), itemsize, args.length, len(args.prime)
+    )
+    memory.check_available(needed, f"a sample of --length {args.length}")
     text = sampling.generate(
         params,
         vocabulary,

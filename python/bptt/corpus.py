@@ -6,13 +6,14 @@ import math
 import os
 import sysconfig
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from bptt.errors import UsageError
 
-VALIDATION_FRACTION = 0.05  # the last 5% of the text is held out
+VALIDATION_FRACTION = Fraction(1, 20)  # the last 5% is held out; a Fraction: lengths are exact
 STDLIB = "stdlib"  # the name a checkpoint records for the default corpus
 
 
@@ -143,11 +144,14 @@ def validation_length(text_length: int) -> int:
 
 def shortest_text_length(batch: int, seq_len: int) -> int:
     """The fewest characters that give `batch` streams of `seq_len` (input, target) pairs to
-    train on and two characters (one pair) to validate on."""
-    length = batch * seq_len + 1
-    while length - validation_length(length) < batch * seq_len + 1 or validation_length(length) < 2:
-        length += 1
-    return length
+    train on and two characters (one pair) to validate on; in closed form, so that a huge
+    --batch or --seq-len is refused at once rather than counted up to."""
+    needed = batch * seq_len + 1
+    # L - floor(f·L) >= needed  <=>  ceil((1 - f)·L) >= needed  <=>  (1 - f)·L > needed - 1,
+    # in exact rational arithmetic (no float rounding, no overflow for any integer sizes)
+    for_training = math.floor((needed - 1) / (1 - VALIDATION_FRACTION)) + 1
+    for_validation = math.ceil(2 / VALIDATION_FRACTION)  # floor(f·L) >= 2
+    return max(for_training, for_validation)
 
 
 class Streams:

@@ -1,6 +1,56 @@
-"""The error a user can fix: bad input to `bptt train` or `bptt sample`."""
+"""The error a user can fix: bad input to `bptt train`, `bptt sample` or `bptt check`; and the
+checks of single values that raise it."""
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class UsageError(Exception):
     """A bad file, text, checkpoint or option; the command line prints its message on one line
     and exits with status 2, without a traceback."""
+
+
+def check_integer(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """value, if it is an integer (not a bool) in [minimum, maximum]; else UsageError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise UsageError(f"{name}: expected an integer {expected}, got {value!r}")
+    return value
+
+
+def check_number(
+    name: str, value, *, zero_allowed: bool = False, maximum: float | None = None
+) -> float:
+    """value, if it is a finite number > 0 (>= 0 when zero_allowed; <= maximum); else UsageError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_allowed)
+        or (maximum is not None and value > maximum)
+    ):
+        expected = (
+            f"a finite number {'>=' if zero_allowed else '>'} 0"
+            if maximum is None
+            else f"a number in {'[' if zero_allowed else '('}0, {maximum:g}]"
+        )
+        raise UsageError(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """An OSError while writing `path` (a full disk, no permission, a directory in the way) as a
+    UsageError naming it."""
+    try:
+        yield
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write it ({error.strerror or error})") from None

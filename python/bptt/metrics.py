@@ -5,6 +5,8 @@ import csv
 import os
 from pathlib import Path
 
+from bptt.errors import writing
+
 COLUMNS = ("step", "time", "train_bpc", "validation_bpc", "chars_per_s")
 METRICS_NAME = "metrics.csv"
 PLOT_NAME = "metrics.png"
@@ -18,31 +20,40 @@ class MetricsLog:
         rows = self.read() if resume_step is not None and self.path.is_file() else []
         # a resumed run forgets what its predecessor logged after its last checkpoint
         rows = [row for row in rows if resume_step is not None and int(row["step"]) <= resume_step]
-        with open(self.path, "w", newline="") as file:
-            writer = csv.DictWriter(file, COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        self._file = open(self.path, "a", newline="")  # noqa: SIM115 (closed by close())
+        with writing(self.path):
+            with open(self.path, "w", newline="") as file:
+                writer = csv.DictWriter(file, COLUMNS)
+                writer.writeheader()
+                writer.writerows(rows)
+            self._file = open(self.path, "a", newline="")  # noqa: SIM115 (closed by close())
         self._writer = csv.writer(self._file)
 
     def write(self, step, time, train_bpc, validation_bpc, chars_per_s) -> None:
-        self._writer.writerow(
-            [
-                step,
-                f"{time:.3f}",
-                "" if train_bpc is None else f"{train_bpc:.5f}",
-                "" if validation_bpc is None else f"{validation_bpc:.5f}",
-                "" if chars_per_s is None else f"{chars_per_s:.1f}",
-            ]
-        )
-        self._file.flush()
+        with writing(self.path):
+            self._writer.writerow(
+                [
+                    step,
+                    f"{time:.3f}",
+                    "" if train_bpc is None else f"{train_bpc:.5f}",
+                    "" if validation_bpc is None else f"{validation_bpc:.5f}",
+                    "" if chars_per_s is None else f"{chars_per_s:.1f}",
+                ]
+            )
+            self._file.flush()
 
     def read(self) -> list[dict[str, str]]:
         with open(self.path, newline="") as file:
             return list(csv.DictReader(file))
 
     def close(self) -> None:
-        self._file.close()
+        with writing(self.path):
+            self._file.close()
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def plot(run_dir: str | os.PathLike) -> Path | None:
@@ -71,6 +82,9 @@ def plot(run_dir: str | os.PathLike) -> Path | None:
     axes.grid(alpha=0.3)
     axes.legend()
     path = run_dir / PLOT_NAME
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    try:
+        with writing(path):
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path

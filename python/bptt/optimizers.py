@@ -22,6 +22,7 @@ class Optimizer:
 
     name = ""
     state_names: tuple[str, ...] = ()  # one vector like the parameters' for each of these
+    nonnegative_states: tuple[str, ...] = ()  # sums of squares: a negative value is corrupt
 
     def __init__(self, params: ParameterVector, lr: float):
         self.params = params
@@ -38,10 +39,15 @@ class Optimizer:
     def _update(self, param: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def state_array_name(cls, state: str, param: str) -> str:
+        """A checkpoint's name for one parameter's part of a state vector, e.g. 'adam.exp_avg.W'."""
+        return f"{cls.name}.{state}.{param}"
+
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The state as named arrays (views), e.g. 'adam.exp_avg.W', for a checkpoint."""
+        """The state as named arrays (views), for a checkpoint."""
         return {
-            f"{self.name}.{state}.{name}": view
+            self.state_array_name(state, name): view
             for state, vector in self.state.items()
             for name, view in self.params.views(vector).items()
         }
@@ -58,6 +64,7 @@ class Adam(Optimizer):
 
     name = "adam"
     state_names = ("exp_avg", "exp_avg_sq")
+    nonnegative_states = ("exp_avg_sq",)
 
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)
@@ -95,6 +102,7 @@ class Adagrad(Optimizer):
 
     name = "adagrad"
     state_names = ("sum",)
+    nonnegative_states = ("sum",)
 
     def __init__(self, params, lr, eps=1e-10):
         super().__init__(params, lr)

@@ -9,6 +9,10 @@ from bptt import _api
 from bptt.corpus import Vocabulary
 from bptt.errors import UsageError
 
+MAX_LENGTH = 10_000_000  # characters of one sample: minutes of steps, a few hundred MB
+# an int64 id, a pointer in the decoding's list and up to 4 bytes of the decoded string
+BYTES_PER_SAMPLED_CHARACTER = 24
+
 
 def check_prime(prime: str, vocabulary: Vocabulary) -> None:
     unknown = sorted({character for character in prime if character not in vocabulary})
@@ -17,6 +21,15 @@ def check_prime(prime: str, vocabulary: Vocabulary) -> None:
         raise UsageError(
             f"--prime: {len(unknown)} character(s) not in the model's vocabulary: {shown}"
         )
+
+
+def memory_needed(
+    hidden_size: int, vocabulary_size: int, itemsize: int, length: int, prime_length: int
+) -> int:
+    """Bytes a sample takes beyond the parameters: the prime's states and logits (one forward
+    call), then its characters."""
+    prime = (prime_length + 1) * (hidden_size + vocabulary_size) * itemsize
+    return prime + BYTES_PER_SAMPLED_CHARACTER * length
 
 
 def generate(
@@ -39,9 +52,12 @@ def generate(
     token = np.empty(1, np.int64)
     ids = np.empty(length, np.int64)
     for i in range(length):
-        # softmax(o / temperature) in float64, with the max subtracted so exp stays finite
-        scaled = logits.astype(np.float64) / temperature
-        probabilities = np.exp(scaled - scaled.max())
+        # softmax(o / temperature) in float64, the max subtracted before dividing: then every
+        # exponent is <= 0, and a tiny temperature sends all but the top to exp(-inf) = 0
+        scaled = logits.astype(np.float64) - logits.max()
+        with np.errstate(over="ignore"):  # overflowing to -inf is the limit meant
+            scaled /= temperature
+        probabilities = np.exp(scaled)
         cumulative = np.cumsum(probabilities)
         ids[i] = token[0] = min(
             int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")),

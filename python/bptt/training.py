@@ -9,17 +9,19 @@ often, metrics.csv, atomic checkpoints, and a plot at the end.
 import math
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from bptt import _api, _params, checkpoint, metrics, sampling
+from bptt import _api, _params, checkpoint, memory, metrics, sampling
 from bptt.corpus import STDLIB, Corpus, Streams, Vocabulary, read_text, shortest_text_length
-from bptt.errors import UsageError
+from bptt.errors import UsageError, check_integer, check_number, writing
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS, clip_grad_norm, make_optimizer
 from bptt.parameter_vector import ParameterVector
 
@@ -27,11 +29,19 @@ PARAM_NAMES = _api.PARAM_NAMES
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 DTYPES = ("float32", "float64")
 DEFAULT_MINUTES = 5.0
+MAX_MINUTES = 365 * 24 * 60.0  # a year; longer is a typo (1e308 overflows a count of seconds)
 VALIDATION_CHUNK = 500  # time steps a forward call takes when scoring the validation text
 
 
 class TrainingDiverged(UsageError):
-    """The loss or the gradient norm stopped being finite: usually a learning rate too large."""
+    """The loss, the gradient norm or the parameters stopped being finite: usually a learning
+    rate too large."""
+
+    def __init__(self, step: int, what: str):
+        super().__init__(
+            f"training diverged at step {step}: {what} not finite; try a smaller --lr (the last "
+            "checkpoint is unchanged)"
+        )
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class TrainConfig:
 
     def check(self) -> "TrainConfig":
         """UsageError naming the first invalid setting, as its command-line option."""
+        if not isinstance(self.text, str) or not self.text:
+            raise UsageError(f"--text: expected a file name, got {self.text!r}")
         positive_ints = (
             "hidden",
             "seq_len",
@@ -66,21 +78,11 @@ class TrainConfig:
             "validation_chars",
         )
         for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{option(name)}: expected an integer >= 1, got {value!r}")
-        if (
-            isinstance(self.sample_chars, bool)
-            or not isinstance(self.sample_chars, int)
-            or (self.sample_chars < 0)
-        ):
-            raise UsageError(f"--sample-chars: expected an integer >= 0, got {self.sample_chars!r}")
-        for name in ("lr", "clip"):
-            value = getattr(self, name)
-            if value is None and name == "lr":
-                continue
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise UsageError(f"{option(name)}: expected a finite number > 0, got {value!r}")
+            check_integer(option(name), getattr(self, name), 1)
+        check_integer("--sample-chars", self.sample_chars, 0, sampling.MAX_LENGTH)
+        if self.lr is not None:
+            check_number("--lr", self.lr)
+        check_number("--clip", self.clip)
         for name, allowed in (
             ("optimizer", tuple(OPTIMIZERS)),
             ("activation", ACTIVATIONS),
@@ -91,8 +93,7 @@ class TrainConfig:
                     f"{option(name)}: expected one of {', '.join(allowed)}, "
                     f"got {getattr(self, name)!r}"
                 )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise UsageError(f"--seed: expected an integer >= 0, got {self.seed!r}")
+        check_integer("--seed", self.seed, 0)
         return self
 
     @property
@@ -114,16 +115,10 @@ class Budget:
     minutes: float | None = None
 
     def check(self) -> "Budget":
-        if self.steps is not None and (
-            isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
-        ):
-            raise UsageError(f"--steps: expected an integer >= 1, got {self.steps!r}")
-        if self.minutes is not None and (
-            not isinstance(self.minutes, int | float)
-            or not math.isfinite(self.minutes)
-            or self.minutes <= 0
-        ):
-            raise UsageError(f"--minutes: expected a finite number > 0, got {self.minutes!r}")
+        if self.steps is not None:
+            check_integer("--steps", self.steps, 1)
+        if self.minutes is not None:
+            check_number("--minutes", self.minutes, maximum=MAX_MINUTES)
         return self
 
     def or_default(self) -> "Budget":
@@ -185,10 +180,7 @@ class Trainer:
         grad = self.parameters.gather(result.grads, out=self._grad)
         norm = clip_grad_norm(grad, self.config.clip)
         if not (math.isfinite(result.loss) and math.isfinite(norm)):
-            raise TrainingDiverged(
-                f"training diverged at step {self.step_count + 1}: the loss or the gradient "
-                "is not finite; try a smaller --lr (the last checkpoint is unchanged)"
-            )
+            raise TrainingDiverged(self.step_count + 1, "the loss or the gradient is")
         self.optimizer.step(grad)
         self.position = self.streams.next_position(self.position)
         # at a new epoch every stream starts again from its beginning: no state to carry
@@ -232,6 +224,9 @@ class Trainer:
         arrays = {f"params.{name}": value for name, value in self.params.items()}
         arrays.update(self.optimizer.state_arrays())
         arrays["hidden"] = self.hidden
+        for name, value in arrays.items():  # a diverged state never replaces a checkpoint
+            if not np.isfinite(value).all():
+                raise TrainingDiverged(self.step_count, f"{name} is")
         metadata = {
             "config": asdict(self.config),
             "vocabulary": self.corpus.vocabulary.characters,
@@ -251,9 +246,8 @@ class Trainer:
     ) -> "Trainer":
         """The run saved in run_dir, on its own text (or `text`, which must be the same); the
         `settings` given again (as TrainConfig fields) must be the run's own."""
-        arrays, metadata = checkpoint.load(run_dir)
-        path = checkpoint.checkpoint_path(run_dir)
-        config = config_of(metadata, path)
+        saved = read_checkpoint(run_dir)
+        config = saved.config
         for name, value in (settings or {}).items():
             if getattr(config, name) != value:
                 raise UsageError(
@@ -264,50 +258,105 @@ class Trainer:
         if text is not None:
             config = TrainConfig(**{**asdict(config), "text": text})
         corpus = corpus_for(config)
-        check_same_text(metadata, corpus, config, path)
-        size, dtype = len(corpus.vocabulary), np.dtype(config.dtype)
-        shapes = param_shapes(size, config.hidden, size)
-        params = {
-            name: checkpoint.require(arrays, f"params.{name}", shape, dtype, path)
-            for name, shape in shapes.items()
-        }
-        trainer = cls(config, corpus, params, **options)
-        for name, value in trainer.optimizer.state_arrays().items():
-            checkpoint.require(arrays, name, value.shape, dtype, path)
-        hidden = checkpoint.require(arrays, "hidden", trainer.hidden.shape, dtype, path)
-        try:
-            trainer.optimizer.load_state_arrays(arrays, int(metadata["optimizer_steps"]))
-            trainer.hidden[...] = hidden
-            trainer.step_count = int(metadata["step"])
-            trainer.position = int(metadata["position"])
-            trainer.rng.bit_generator.state = metadata["rng_state"]
-            trainer.elapsed_seconds = float(metadata["elapsed_seconds"])
-            trainer.budget = Budget(**metadata["budget"]).check()
-        except (KeyError, TypeError, ValueError, UsageError) as error:
-            raise UsageError(f"{path}: corrupt checkpoint ({error})") from None
-        if not (
-            0 <= trainer.position < trainer.streams.length
-            and trainer.position % config.seq_len == 0
-            and trainer.step_count >= 0
-        ):
-            raise UsageError(f"{path}: corrupt checkpoint (stream position {trainer.position})")
+        check_same_text(saved, corpus, config)
+        trainer = cls(config, corpus, saved.params, **options)
+        if not (0 <= saved.position < trainer.streams.length):
+            raise checkpoint.corrupt(saved.path, f"stream position {saved.position}")
+        trainer.optimizer.load_state_arrays(saved.optimizer_state, saved.step)
+        trainer.hidden[...] = saved.hidden
+        trainer.step_count = saved.step
+        trainer.position = saved.position
+        trainer.rng = saved.rng
+        trainer.elapsed_seconds = saved.elapsed_seconds
+        trainer.budget = saved.budget
         return trainer
 
 
-def load_model(run_dir) -> tuple[dict[str, np.ndarray], Vocabulary, str]:
-    """The parameters, vocabulary and activation saved in run_dir, for sampling."""
+class SavedRun(NamedTuple):
+    """A checkpoint's contents, every field checked for its type, range and finiteness."""
+
+    path: Path
+    config: TrainConfig
+    vocabulary: Vocabulary
+    text_fingerprint: str
+    params: dict[str, np.ndarray]
+    optimizer_state: dict[str, np.ndarray]
+    hidden: np.ndarray
+    step: int
+    position: int  # checked against the text's streams by Trainer.resume
+    rng: np.random.Generator
+    elapsed_seconds: float
+    budget: Budget
+
+
+def read_checkpoint(run_dir) -> SavedRun:
+    """run_dir's checkpoint, or UsageError naming the first field that is missing or invalid."""
     arrays, metadata = checkpoint.load(run_dir)
     path = checkpoint.checkpoint_path(run_dir)
     config = config_of(metadata, path)
     characters = metadata.get("vocabulary")
     if not isinstance(characters, str) or not characters or len(set(characters)) != len(characters):
-        raise UsageError(f"{path}: corrupt checkpoint (no valid vocabulary)")
-    shapes = param_shapes(len(characters), config.hidden, len(characters))
+        raise checkpoint.corrupt(path, "no valid vocabulary")
+    fingerprint = metadata.get("text_fingerprint")
+    if not isinstance(fingerprint, str):
+        raise checkpoint.corrupt(path, "no text fingerprint")
+    size, dtype = len(characters), np.dtype(config.dtype)
+    shapes = param_shapes(size, config.hidden, size)
     params = {
-        name: checkpoint.require(arrays, f"params.{name}", shape, config.dtype, path)
+        name: checkpoint.require(arrays, f"params.{name}", shape, dtype, path)
         for name, shape in shapes.items()
     }
-    return params, Vocabulary(characters), config.activation
+    optimizer = OPTIMIZERS[config.optimizer]
+    optimizer_state = {}
+    for state in optimizer.state_names:
+        for name, shape in shapes.items():
+            key = optimizer.state_array_name(state, name)
+            optimizer_state[key] = checkpoint.require(
+                arrays, key, shape, dtype, path, nonnegative=state in optimizer.nonnegative_states
+            )
+    hidden = checkpoint.require(arrays, "hidden", (config.batch, config.hidden), dtype, path)
+    try:
+        step = check_integer("step", metadata.get("step"), 0)
+        optimizer_steps = check_integer("optimizer_steps", metadata.get("optimizer_steps"), 0)
+        if optimizer_steps != step:  # every step is one optimizer update
+            raise UsageError(f"optimizer_steps {optimizer_steps} is not the step count {step}")
+        position = check_integer("position", metadata.get("position"), 0)
+        if position % config.seq_len:
+            raise UsageError(f"stream position {position}")
+        elapsed_seconds = check_number(
+            "elapsed_seconds", metadata.get("elapsed_seconds"), zero_allowed=True
+        )
+        budget = metadata.get("budget")
+        if not isinstance(budget, dict) or set(budget) != {"steps", "minutes"}:
+            raise UsageError(f"budget: expected steps and minutes, got {budget!r}")
+        budget = Budget(**budget).check()
+    except UsageError as error:
+        raise checkpoint.corrupt(path, str(error)) from None
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = metadata.get("rng_state")
+    except (TypeError, ValueError, OverflowError) as error:
+        raise checkpoint.corrupt(path, f"rng_state: {error}") from None
+    return SavedRun(
+        path,
+        config,
+        Vocabulary(characters),
+        fingerprint,
+        params,
+        optimizer_state,
+        hidden,
+        step,
+        position,
+        rng,
+        float(elapsed_seconds),
+        budget,
+    )
+
+
+def load_model(run_dir) -> tuple[dict[str, np.ndarray], Vocabulary, str]:
+    """The parameters, vocabulary and activation saved in run_dir, for sampling."""
+    saved = read_checkpoint(run_dir)
+    return saved.params, saved.vocabulary, saved.config.activation
 
 
 def param_shapes(input_size: int, hidden_size: int, output_size: int) -> dict[str, tuple]:
@@ -321,17 +370,45 @@ def param_shapes(input_size: int, hidden_size: int, output_size: int) -> dict[st
 
 
 def corpus_for(config: TrainConfig) -> Corpus:
-    """The config's text as a corpus, checked to be long enough for one step and validation."""
+    """The config's text as a corpus, checked to be long enough for one step and validation;
+    and the run checked to fit in the memory available, before it allocates any of it."""
     text = read_text(config.text)
     needed = shortest_text_length(config.batch, config.seq_len)
     if len(text) < needed:
-        source = "the default corpus" if config.text == STDLIB else f"--text {config.text}"
         raise UsageError(
-            f"{source}: {len(text)} characters are too few for one step of --batch "
+            f"{text_source(config)}: {len(text)} characters are too few for one step of --batch "
             f"{config.batch} streams of --seq-len {config.seq_len}; it needs at least {needed} "
             "(5% of them held out for validation)"
         )
-    return Corpus.of_text(text)
+    corpus = Corpus.of_text(text)
+    memory.check_available(
+        memory_needed(config, corpus),
+        f"a run of --hidden {config.hidden}, --seq-len {config.seq_len}, --batch "
+        f"{config.batch} and a vocabulary of {len(corpus.vocabulary)}",
+    )
+    return corpus
+
+
+def memory_needed(config: TrainConfig, corpus: Corpus) -> int:
+    """Bytes a run holds at its peak, about: the parameters and as many vectors again for the
+    core's gradients, their gathered copy, the optimizer's state and its two scratch vectors;
+    the core's buffers for one step (the states and a (T·B, max(H, O)) work buffer) or for one
+    validation chunk (states, logits and two temporaries of their size); the streams' table of
+    ids; a sample."""
+    hidden, size, itemsize = config.hidden, len(corpus.vocabulary), np.dtype(config.dtype).itemsize
+    parameters = sum(math.prod(shape) for shape in param_shapes(size, hidden, size).values())
+    vectors = 5 + len(OPTIMIZERS[config.optimizer].state_names)
+    rows = config.seq_len * config.batch
+    step = (rows + config.batch) * hidden + rows * max(hidden, size)
+    validation_rows = min(VALIDATION_CHUNK * config.batch, config.validation_chars)
+    validation = validation_rows * (hidden + 3 * size)
+    streams = corpus.train_ids.itemsize * len(corpus.train_ids)
+    sample = sampling.memory_needed(hidden, size, itemsize, config.sample_chars, 1)
+    return itemsize * (vectors * parameters + max(step, validation)) + streams + sample
+
+
+def text_source(config: TrainConfig) -> str:
+    return "the default corpus" if config.text == STDLIB else f"--text {config.text}"
 
 
 def config_of(metadata: dict, path: Path) -> TrainConfig:
@@ -345,19 +422,16 @@ def config_of(metadata: dict, path: Path) -> TrainConfig:
         raise UsageError(f"{path}: corrupt checkpoint ({error})") from None
 
 
-def check_same_text(metadata: dict, corpus: Corpus, config: TrainConfig, path: Path) -> None:
-    vocabulary = metadata.get("vocabulary")
-    source = "the default corpus" if config.text == STDLIB else f"--text {config.text}"
-    if vocabulary != corpus.vocabulary.characters:
-        size = len(vocabulary) if isinstance(vocabulary, str) else "?"
+def check_same_text(saved: SavedRun, corpus: Corpus, config: TrainConfig) -> None:
+    if saved.vocabulary != corpus.vocabulary:
         raise UsageError(
-            f"{path}: the checkpoint's vocabulary ({size} characters) is not that of "
-            f"{source} ({len(corpus.vocabulary)} characters)"
+            f"{saved.path}: the checkpoint's vocabulary ({len(saved.vocabulary)} characters) is "
+            f"not that of {text_source(config)} ({len(corpus.vocabulary)} characters)"
         )
-    if metadata.get("text_fingerprint") != corpus.fingerprint:
+    if saved.text_fingerprint != corpus.fingerprint:
         raise UsageError(
-            f"{path}: the checkpoint was trained on another text than {source} "
-            "(same vocabulary, different contents)"
+            f"{saved.path}: the checkpoint was trained on another text than "
+            f"{text_source(config)} (same vocabulary, different contents)"
         )
 
 
@@ -406,6 +480,19 @@ def _progress_bar(budget: Budget, trainer: Trainer, show: bool):
     )
 
 
+@contextmanager
+def _stop_if_diverged(trainer: Trainer) -> Iterator[None]:
+    """A finite gradient can still overflow the update (a huge --lr); the core then refuses the
+    parameters with a ValueError at their next use, which is the run diverging (a check after
+    every step would cost microseconds; this costs nothing until then)."""
+    try:
+        yield
+    except ValueError:
+        if np.isfinite(trainer.parameters.vector).all():
+            raise
+        raise TrainingDiverged(trainer.step_count, "the parameters are") from None
+
+
 class Outcome(NamedTuple):
     trainer: Trainer
     finished: bool  # False: stopped by Ctrl-C
@@ -420,10 +507,10 @@ def run(
     show_progress: bool = True,
 ) -> Outcome:
     """Train until the budget is spent or Ctrl-C. Checkpoints every `checkpoint_every` steps and
-    at the end, validates every `eval_every` steps and at the end (not after Ctrl-C)."""
+    at the end, validates every `eval_every` steps and at the end (not after Ctrl-C); a Ctrl-C
+    after the steps waits for that end, which writes the checkpoint."""
     config = trainer.config
     trainer.budget = budget = budget.or_default()
-    log = metrics.MetricsLog(run_dir, resume_step=trainer.step_count if resumed else None)
     write = _writer(show_progress)
     start = time.perf_counter()
 
@@ -439,9 +526,15 @@ def run(
         write(_describe(trainer, run_dir, resumed))
     interval_nats, interval_steps, interval_chars, interval_seconds = 0.0, 0, 0, 0.0
     last_validation = None
-    bar = _progress_bar(budget, trainer, show_progress)
-    try:
-        with _StopOnInterrupt() as interrupt:
+    # overflow is checked for where it matters (a diverged step is an error): no NumPy warnings
+    with (
+        metrics.MetricsLog(run_dir, resume_step=trainer.step_count if resumed else None) as log,
+        _StopOnInterrupt() as interrupt,
+        np.errstate(over="ignore", invalid="ignore"),
+        _stop_if_diverged(trainer),
+    ):
+        bar = _progress_bar(budget, trainer, show_progress)
+        try:
             while not out_of_budget() and not interrupt.requested:
                 chars = trainer.streams.chunk(trainer.position)[0].size
                 step_start = time.perf_counter()
@@ -470,17 +563,19 @@ def run(
                     if budget.steps is not None
                     else min(time.perf_counter() - start, bar.total) - bar.n
                 )
-            finished = not interrupt.requested
-    finally:
-        bar.close()
-    # the checkpoint first: the final validation's sample must not advance the saved RNG
-    path = trainer.save(run_dir, elapsed())
-    if finished and (last_validation is None or trainer.step_count % config.eval_every):
-        last_validation = trainer.validation_bpc()
-        _report_validation(write, trainer, last_validation)
-        log.write(trainer.step_count, elapsed(), None, last_validation, None)
-    log.close()
-    plot = metrics.plot(run_dir)
+        finally:
+            bar.close()
+        finished = not interrupt.requested
+        if finished and (last_validation is None or trainer.step_count % config.eval_every):
+            # the final sample must not advance the saved RNG: a resume samples what one run would
+            rng_state = trainer.rng.bit_generator.state
+            last_validation = trainer.validation_bpc()
+            _report_validation(write, trainer, last_validation)
+            trainer.rng.bit_generator.state = rng_state
+            log.write(trainer.step_count, elapsed(), None, last_validation, None)
+        plot = metrics.plot(run_dir)  # from every row: each is flushed as it is written
+        # the checkpoint last: a run that fails before it leaves the previous one as it was
+        path = trainer.save(run_dir, elapsed())
     if show_progress:
         what = "finished" if finished else "stopped by Ctrl-C"
         write(
@@ -532,13 +627,15 @@ def train(
     """A new run in run_dir, which must hold no checkpoint yet."""
     run_dir = Path(run_dir)
     budget.check()
-    if checkpoint.checkpoint_path(run_dir).exists():
+    with writing(f"--out {run_dir}"):  # e.g. a name too long to look up
+        holds_checkpoint = checkpoint.checkpoint_path(run_dir).exists()
+    if holds_checkpoint:
         raise UsageError(
             f"--out {run_dir}: holds a checkpoint already; continue it with --resume {run_dir} "
             "or choose another --out"
         )
     trainer = Trainer.start(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(run_dir, "--out")
     return run(trainer, run_dir, budget, show_progress=show_progress)
 
 
@@ -555,6 +652,21 @@ def resume(
     run_dir = Path(run_dir)
     budget.check()
     trainer = Trainer.resume(run_dir, text, settings)
+    prepare_run_dir(run_dir, "--resume")
     if budget.steps is None and budget.minutes is None:
         budget = trainer.budget
     return run(trainer, run_dir, budget, resumed=True, show_progress=show_progress)
+
+
+def prepare_run_dir(run_dir: Path, option: str) -> None:
+    """Create run_dir and check that the run can write its outputs there, before any step: a
+    bad --out is an error at once, not a traceback at the first checkpoint."""
+    with writing(f"{option} {run_dir}"):
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"{option} {run_dir}: is a file, expected a directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    for name in (metrics.METRICS_NAME, metrics.PLOT_NAME):
+        if (run_dir / name).is_dir():
+            raise UsageError(f"{option} {run_dir}: its {name} is a directory, expected a file")
