@@ -141,6 +141,14 @@ def test_a_checkpoint_from_another_vocabulary_is_refused_and_left_untouched(run_
     assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
 
 
+def test_a_resume_with_a_damaged_metrics_log_is_refused_and_leaves_the_checkpoint(run_copy):
+    before = checkpoint.checkpoint_path(run_copy).read_bytes()
+    (run_copy / "metrics.csv").write_text("step,time,train_bpc,validation_bpc,chars_per_s\n2.5,x,,,\n")
+    result = bptt_command("train", "--resume", str(run_copy), "--steps", "5")
+    assert_one_line_error(result, "train", "metrics.csv", "corrupt metrics log", "line 2")
+    assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
+
+
 def test_a_resume_with_other_settings_than_the_run(run_copy):
     result = bptt_command("train", "--resume", str(run_copy), "--hidden", "32")
     assert_one_line_error(result, "train", "--hidden 32", "has 8")

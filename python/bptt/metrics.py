@@ -5,7 +5,7 @@ import csv
 import os
 from pathlib import Path
 
-from bptt.errors import writing
+from bptt.errors import UsageError, writing
 
 COLUMNS = ("step", "time", "train_bpc", "validation_bpc", "chars_per_s")
 METRICS_NAME = "metrics.csv"
@@ -17,7 +17,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(run_dir) / METRICS_NAME
-        rows = self.read() if resume_step is not None and self.path.is_file() else []
+        rows = self.read_checked() if resume_step is not None and self.path.is_file() else []
         # a resumed run forgets what its predecessor logged after its last checkpoint
         rows = [row for row in rows if resume_step is not None and int(row["step"]) <= resume_step]
         with writing(self.path):
@@ -44,6 +44,25 @@ class MetricsLog:
     def read(self) -> list[dict[str, str]]:
         with open(self.path, newline="") as file:
             return list(csv.DictReader(file))
+
+    def read_checked(self) -> list[dict[str, str]]:
+        """The rows, or UsageError naming the first that is not an integer step and numbers."""
+        try:
+            rows = self.read()
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise UsageError(f"{self.path}: unreadable metrics log ({error})") from None
+        for line, row in enumerate(rows, start=2):
+            try:
+                int(row["step"])
+                for column in COLUMNS[1:]:
+                    if row[column]:
+                        float(row[column])
+            except (KeyError, TypeError, ValueError):
+                raise UsageError(
+                    f"{self.path}: corrupt metrics log (line {line}: {dict(row)}); expected the "
+                    f"columns {', '.join(COLUMNS)}"
+                ) from None
+        return rows
 
     def close(self) -> None:
         with writing(self.path):

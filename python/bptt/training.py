@@ -522,13 +522,15 @@ def run(
             return True
         return budget.minutes is not None and time.perf_counter() - start >= budget.minutes * 60
 
+    # Opened (and, on a resume, its rows checked) before anything is printed.
+    log = metrics.MetricsLog(run_dir, resume_step=trainer.step_count if resumed else None)
     if show_progress:
         write(_describe(trainer, run_dir, resumed))
     interval_nats, interval_steps, interval_chars, interval_seconds = 0.0, 0, 0, 0.0
     last_validation = None
     # overflow is checked for where it matters (a diverged step is an error): no NumPy warnings
     with (
-        metrics.MetricsLog(run_dir, resume_step=trainer.step_count if resumed else None) as log,
+        log,
         _StopOnInterrupt() as interrupt,
         np.errstate(over="ignore", invalid="ignore"),
         _stop_if_diverged(trainer),
