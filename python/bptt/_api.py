@@ -15,14 +15,18 @@ def _unpack(params) -> tuple:
         raise TypeError(
             f"params: expected a dict with keys U, W, b, V, c, got {type(params).__name__}"
         )
-    if len(params) != len(PARAM_NAMES) or any(name not in params for name in PARAM_NAMES):
+    try:  # spelled out: this runs on every call, and a generator costs microseconds
+        arrays = (params["U"], params["W"], params["b"], params["V"], params["c"])
+    except KeyError:
+        arrays = None
+    if arrays is None or len(params) != len(PARAM_NAMES):
         missing = [name for name in PARAM_NAMES if name not in params]
         extra = [repr(name) for name in params if name not in PARAM_NAMES]
         problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
             [f"unexpected {', '.join(extra)}"] if extra else []
         )
         raise ValueError(f"params: expected exactly the keys U, W, b, V, c; {'; '.join(problems)}")
-    return tuple(params[name] for name in PARAM_NAMES)
+    return arrays
 
 
 def _flag(value, name: str) -> bool:
