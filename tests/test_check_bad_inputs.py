@@ -1,10 +1,8 @@
 """Every bad option of `bptt check` gets one line on stderr naming it and exit status 2, before
 any work, never a traceback."""
 
-import subprocess
-import sys
-
 import pytest
+from command_line import assert_one_line_error, bptt_command
 
 
 @pytest.mark.parametrize(
@@ -20,11 +18,6 @@ import pytest
     ],
 )
 def test_an_invalid_option(option, value, phrase):
-    result = subprocess.run(
-        [sys.executable, "-m", "bptt", "check", option, value],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
+    result = bptt_command("check", option, value)
+    assert_one_line_error(result, "check")
     assert result.stderr.splitlines() == [f"bptt check: error: {phrase}"]
-    assert result.stdout == ""

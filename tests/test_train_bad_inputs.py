@@ -3,12 +3,11 @@ and exit status 2, never a traceback; and a failed run leaves an existing checkp
 
 import json
 import math
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
+from command_line import assert_one_line_error, bptt_command
 
 import bptt
 from bptt import __main__, checkpoint, corpus, training
@@ -16,28 +15,6 @@ from bptt.errors import UsageError
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
 SMALL = ["--hidden", "8", "--seq-len", "10", "--batch", "3", "--threads", "1"]
-
-
-def bptt_command(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bptt", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, command: str, *phrases: str):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"bptt {command}: error: ")
-    for phrase in phrases:
-        assert phrase in lines[0]
-    assert result.stdout == ""
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +120,9 @@ def test_a_checkpoint_from_another_vocabulary_is_refused_and_left_untouched(run_
 
 def test_a_resume_with_a_damaged_metrics_log_is_refused_and_leaves_the_checkpoint(run_copy):
     before = checkpoint.checkpoint_path(run_copy).read_bytes()
-    (run_copy / "metrics.csv").write_text("step,time,train_bpc,validation_bpc,chars_per_s\n2.5,x,,,\n")
+    (run_copy / "metrics.csv").write_text(
+        "step,time,train_bpc,validation_bpc,chars_per_s\n2.5,x,,,\n"
+    )
     result = bptt_command("train", "--resume", str(run_copy), "--steps", "5")
     assert_one_line_error(result, "train", "metrics.csv", "corrupt metrics log", "line 2")
     assert checkpoint.checkpoint_path(run_copy).read_bytes() == before

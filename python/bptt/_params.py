@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from bptt import _core
+from bptt import memory
 
 
 def _check_size(name: str, value) -> int:
@@ -42,12 +42,7 @@ def init_params(
     # Each array is drawn in float64, then converted.
     sizes = [math.prod(shape) for shape in shapes.values()]
     needed = sum(sizes) * dtype.itemsize + max(sizes) * 8
-    available = _core.available_memory_bytes()
-    if needed > available:
-        raise MemoryError(
-            f"init_params: sizes ({D}, {H}, {O}) need {needed / 1e9:.3g} GB, more than the "
-            f"{available / 1e9:.3g} GB of memory this machine has available"
-        )
+    memory.check_available(needed, f"init_params: sizes ({D}, {H}, {O})", MemoryError)
     bound = 1.0 / np.sqrt(H)
     return {
         name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bptt import _core
-from bptt._api import _unpack
+from bptt._api import _flag, _unpack
 
 __all__ = ["loss", "rnn"]
 
@@ -63,8 +63,7 @@ def rnn(params, inputs, *, h0=None, activation: str = "tanh", reverse: bool = Fa
         raise ValueError("params: expected a mapping holding U, W and b")
     layer = (params["U"], params["W"], params["b"])
     _, batch = _check_layer_arguments(layer, inputs, h0, activation)
-    if not isinstance(reverse, bool | np.bool_):
-        raise TypeError(f"reverse: expected True or False, got {reverse!r}")
+    reverse = _flag(reverse, "reverse")
     h0 = _initial_state(h0, batch, layer[0])
     return _rnn(activation, reverse, layer, inputs, h0)
 
