@@ -402,9 +402,9 @@ def test_a_flag_that_is_not_a_bool_is_a_type_error_naming_it(flag, value):
 def test_ragged_nested_lists_as_inputs_are_a_value_error_naming_inputs():
     ragged = [[[0.0] * D] * B, [[0.0] * D] * (B + 1)]
 
-    with pytest.raises(ValueError, match="^inputs: expected an array"):
+    with pytest.raises(ValueError, match=r"^inputs: expected an array"):
         call(inputs=ragged)
-    with pytest.raises(ValueError, match="^inputs: expected an array"):
+    with pytest.raises(ValueError, match=r"^inputs: expected an array"):
         call_forward(inputs=ragged)
 
 
@@ -442,13 +442,13 @@ def test_init_params_with_a_size_below_one_or_not_an_integer_is_a_value_error(si
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0"], ids=repr)
 def test_init_params_with_a_seed_that_is_not_a_non_negative_integer_is_a_value_error(seed):
-    with pytest.raises(ValueError, match="^seed: "):
+    with pytest.raises(ValueError, match=r"^seed: "):
         bptt.init_params(D, H, O, seed=seed)
 
 
 def test_init_params_with_more_parameters_than_the_memory_is_a_memory_error_at_once():
     # 2**35 hidden units: W alone would hold 2**70 numbers; refused before any is drawn.
-    with pytest.raises(MemoryError, match="init_params.*GB"):
+    with pytest.raises(MemoryError, match=r"init_params.*GB"):
         bptt.init_params(D, 2**35, O)
 
 

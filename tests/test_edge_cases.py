@@ -539,10 +539,10 @@ def test_set_num_threads_round_trips_through_get_num_threads():
 # N·O >= 2^15 splits the softmax too); steps too small to split, as a pipeline (320 rows) or,
 # for a short problem, split by whole products; a few steps of a wide batch fit neither.
 TWO_THREAD_SCHEDULES = {
-    "steps split": dict(T=8, B=64, D=16, H=128, O=64),
-    "pipeline": dict(T=40, B=8, D=16, H=32, O=24),
-    "split products": dict(T=6, B=2, D=5, H=7, O=4),
-    "few steps of a wide batch": dict(T=4, B=300, D=3, H=8, O=5),
+    "steps split": {"T": 8, "B": 64, "D": 16, "H": 128, "O": 64},
+    "pipeline": {"T": 40, "B": 8, "D": 16, "H": 32, "O": 24},
+    "split products": {"T": 6, "B": 2, "D": 5, "H": 7, "O": 4},
+    "few steps of a wide batch": {"T": 4, "B": 300, "D": 3, "H": 8, "O": 5},
 }
 
 

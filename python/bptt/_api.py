@@ -40,7 +40,9 @@ def _as_array(value, name: str) -> np.ndarray:
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as error:  # e.g. ragged nested lists
-        raise ValueError(f"{name}: expected an array, got {type(value).__name__}: {error}") from None
+        raise ValueError(
+            f"{name}: expected an array, got {type(value).__name__}: {error}"
+        ) from None
 
 
 def _is_unbatched(inputs: np.ndarray) -> bool:
