@@ -89,8 +89,8 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
   const Index chunk_steps = pipeline_chunk_steps(T, B);
   const Index chunks = (T + chunk_steps - 1) / chunk_steps;
-  const Index counted = counted_targets(targets, N);
-  const S scale = reduction == Reduction::mean && counted > 0 ? S(1) / S(counted) : S(1);
+  const LossReduction reduced{reduction, counted_targets(targets, N)};
+  const S scale = reduced.gradient_scale<S>();
   std::vector<double> chunk_losses(size_t(chunks), 0.0);
   // Slot 0 holds h0 and slot t + 1 holds h_t (recurrent_layer.hpp): the states before the
   // steps of rows [r, r + n) are rows [r, r + n) of the buffer.
@@ -168,8 +168,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
 
   double loss = 0.0;
   for (const double chunk_loss : chunk_losses) loss += chunk_loss;
-  if (counted == 0) return 0.0;
-  return reduction == Reduction::mean ? loss / double(counted) : loss;
+  return reduced.loss(loss);
 }
 
 template <class S>
@@ -180,8 +179,8 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
                            const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
   const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
-  const Index counted = counted_targets(targets, N);
-  const S scale = reduction == Reduction::mean && counted > 0 ? S(1) / S(counted) : S(1);
+  const LossReduction reduced{reduction, counted_targets(targets, N)};
+  const S scale = reduced.gradient_scale<S>();
   const S* hidden = states + B * H;
   const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
   const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
@@ -213,8 +212,7 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
     }
   });
   input_side.finish();
-  if (counted == 0) return 0.0;
-  return reduction == Reduction::mean ? loss / double(counted) : loss;
+  return reduced.loss(loss);
 }
 
 #define BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(function, S)                                       \

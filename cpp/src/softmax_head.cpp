@@ -63,15 +63,14 @@ Index counted_targets(const Targets<S>& targets, Index rows) {
 template <class S>
 double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets,
                              Reduction reduction) {
-  const Index counted = counted_targets(targets, logits.rows());
-  if (counted == 0) {
+  const LossReduction reduced{reduction, counted_targets(targets, logits.rows())};
+  if (reduced.counted == 0) {
     // Nothing counts: L = 0 and every gradient is zero, also for the mean (not 0/0).
     logits.setZero();
     return 0.0;
   }
-  const S scale = reduction == Reduction::mean ? S(1) / S(counted) : S(1);
-  const double loss = softmax_cross_entropy_rows(logits, targets, scale);
-  return reduction == Reduction::mean ? loss / double(counted) : loss;
+  return reduced.loss(
+      softmax_cross_entropy_rows(logits, targets, reduced.gradient_scale<S>()));
 }
 
 template <class S>

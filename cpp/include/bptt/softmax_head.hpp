@@ -15,6 +15,22 @@ void head_logits(const HeadWeights<S>& weights, ConstMatrixView<S> hidden, Matri
 template <class S>
 Index counted_targets(const Targets<S>& targets, Index rows);
 
+// How a reduction over `counted` targets scales dL/do (1/counted for the mean) and turns the
+// rows' summed −Σ y log ŷ into L; with nothing counted, L = 0 (not 0/0 for the mean).
+struct LossReduction {
+  Reduction reduction;
+  Index counted;
+
+  template <class S>
+  S gradient_scale() const {
+    return reduction == Reduction::mean && counted > 0 ? S(1) / S(counted) : S(1);
+  }
+  double loss(double summed) const {
+    if (counted == 0) return 0.0;
+    return reduction == Reduction::mean ? summed / double(counted) : summed;
+  }
+};
+
 // One fused pass over the rows, in place: logits become dL/do = softmax(o)·Σy − y (divided by the
 // counted targets for Reduction::mean) through a stable log-softmax, without a separate
 // probability tensor. Returns L.
