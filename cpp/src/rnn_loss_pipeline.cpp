@@ -97,12 +97,18 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   const S* hidden = states + B * H;
   const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
 
-  prepare_states(layer, inputs, h0, states);
+  // Dense inputs are projected a chunk at a time by the recurrence's thread, just before it
+  // needs them, so that the follower starts after one chunk rather than the whole projection.
+  const Index projected_ahead = inputs.dense ? chunk_steps : T;
+  prepare_states(layer, inputs, h0, states, projected_ahead);
 
   StepCounter forward_done, head_done, backward_done;
   auto run_forward = [&] {
-    forward_recurrence(layer.W, inputs, H, activation, states,
-                       [&](Index done) { forward_done.publish(done); });
+    forward_recurrence(layer.W, inputs, H, activation, states, [&](Index done) {
+      forward_done.publish(done);
+      if (done % projected_ahead == 0 && done < T)
+        project_steps(layer, inputs, done, std::min(T, done + projected_ahead), states);
+    });
   };
   auto run_backward = [&] {
     backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), T,
@@ -132,7 +138,8 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       head_done.publish(c + 1);
     }
   };
-  // dW, db, dU, dx and dh0 from the pre-activation gradients, latest chunk first.
+  // dW, db and dU from the pre-activation gradients, latest chunk first, behind the backward
+  // loop; dx and dh0 after it, on the loop's thread, which would otherwise wait.
   MatrixView<S> dW = matrix_view(layer_grads.W, H, H, H);
   InputGradientSum<S> input_side(layer, inputs, layer_grads);
   auto follow_backward = [&] {
@@ -145,8 +152,12 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
       input_side.add(first, d_pre);
     }
+  };
+  auto finish_backward = [&] {
+    const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(work), N, H, width);
+    input_gradient_rows(layer, layer_grads, 0, d_pre);
     matrix_view(layer_grads.h0, B, H, H).noalias() =
-        matrix_view(static_cast<const S*>(work), B, H, width) * matrix_view(layer.W, H, H, H);
+        d_pre.topRows(B) * matrix_view(layer.W, H, H, H);
   };
 
   on_threads(2, [&](int thread, int threads) {
@@ -155,10 +166,12 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       follow_forward();
       run_backward();
       follow_backward();
+      finish_backward();
     } else if (thread == 0) {
       run_forward();
       head_done.wait_for(chunks);  // the backward loop starts from the last chunk's dL/dh
       run_backward();
+      finish_backward();
     } else if (thread == 1) {
       follow_forward();
       follow_backward();
@@ -207,6 +220,7 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
       head_parameter_gradients(hidden_states, d_logits, head_grads);
       team_barrier(threads);
       input_side.add(0, da);
+      input_gradient_rows(layer, layer_grads, 0, da);
       matrix_view(layer_grads.h0, B, H, H).noalias() =
           da.topRows(B) * matrix_view(layer.W, H, H, H);
     }

@@ -2,7 +2,8 @@
 // barrier per step would cost more than it saves):
 // - the pipeline: one thread runs the recurrences step after step; the other follows it, a chunk
 //   of steps at a time, with the work that needs only the steps already done: logits, loss and
-//   dL/dh behind the forward recurrence, the parameter gradients behind the backward one. The
+//   dL/dh behind the forward recurrence, the parameter gradients behind the backward one; the
+//   recurrence's thread projects the inputs just ahead of itself and computes dx after. The
 //   chunks depend on the problem's size alone, so results do not depend on how the two threads
 //   happen to interleave;
 // - the split, for problems too short for chunks: dV and dc alongside the backward recurrence,

@@ -65,37 +65,45 @@ inline bool reads_token_columns_in_place(Index rows, Index input_size) {
   return rows <= input_size;
 }
 
+// b + U x_t for the times [t0, t1), in their slots of the states buffer (rows are by time in
+// either order): one GEMM for dense inputs, a row gather for tokens.
 template <class S>
-void project_inputs(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
-                    MatrixView<S> pre_activation) {
-  const Index D = weights.input_size, H = weights.hidden_size, N = pre_activation.rows();
+void project_steps(const LayerWeights<S>& weights, const SequenceInput<S>& inputs, Index t0,
+                   Index t1, S* states) {
+  const Index D = weights.input_size, H = weights.hidden_size, B = inputs.batch;
+  const Index first = t0 * B, rows = (t1 - t0) * B;
+  if (rows <= 0) return;
+  const TimeOrder order{inputs.steps, inputs.reverse};
+  MatrixView<S> pre_activation =
+      matrix_view(states + (order.first_state_slot() * B + first) * H, rows, H, H);
   const ConstMatrixView<S> U = matrix_view(weights.U, H, D, D);
   const ConstRowVectorView<S> b(weights.b, H);
-  if (inputs.tokens && reads_token_columns_in_place(N, D)) {
+  const Index* tokens = inputs.tokens ? inputs.tokens + first : nullptr;
+  if (tokens && reads_token_columns_in_place(inputs.steps * B, D)) {
     // U x_t with a one-hot x_t is column x_t of U.
-    for (Index r = 0; r < N; ++r) pre_activation.row(r) = U.col(inputs.tokens[r]).transpose() + b;
-  } else if (inputs.tokens) {
+    for (Index r = 0; r < rows; ++r) pre_activation.row(r) = U.col(tokens[r]).transpose() + b;
+  } else if (tokens) {
     // Gathered as rows of Uᵀ, contiguous in memory.
     const RowMatrix<S> U_transposed = U.transpose();
-    for (Index r = 0; r < N; ++r) pre_activation.row(r) = U_transposed.row(inputs.tokens[r]) + b;
+    for (Index r = 0; r < rows; ++r) pre_activation.row(r) = U_transposed.row(tokens[r]) + b;
   } else {
     pre_activation.rowwise() = b;
-    multiply(pre_activation, matrix_view(inputs.dense, N, D, D), U.transpose(), true);
+    multiply(pre_activation, matrix_view(inputs.dense + first * D, rows, D, D), U.transpose(),
+             true);
   }
 }
 
 // The states buffer before the step loop: h0 (or zeros) in the initial slot and b + U x_t in
-// each step's slot, which the loop turns into h_t in place.
+// the slots of the times [0, projected_steps), which the loop turns into h_t in place.
 template <class S>
 void prepare_states(const LayerWeights<S>& weights, const SequenceInput<S>& inputs, const S* h0,
-                    S* states) {
-  const Index B = inputs.batch, H = weights.hidden_size, N = inputs.steps * inputs.batch;
+                    S* states, Index projected_steps) {
+  const Index B = inputs.batch, H = weights.hidden_size;
   const TimeOrder order{inputs.steps, inputs.reverse};
   MatrixView<S> initial = matrix_view(states + order.initial_slot() * B * H, B, H, H);
   if (h0) initial = matrix_view(h0, B, H, H);
   else initial.setZero();
-  if (N > 0)
-    project_inputs(weights, inputs, matrix_view(states + order.first_state_slot() * B * H, N, H, H));
+  project_steps(weights, inputs, 0, projected_steps, states);
 }
 
 // Called with k + 1 once the k-th step run is complete on every thread (the loss pipeline
@@ -193,10 +201,19 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
   }
 }
 
-// db, dU and dx summed over rows of pre-activation gradients da, added a block of rows at a
-// time in any order: db = Σ da_t, dU = Σ da_t x_tᵀ (for token inputs a scatter-add into columns
-// of dU, or into rows of dUᵀ, transposed once by finish()), and dx_t = Uᵀ da_t when
-// grads.inputs asks for it.
+// dx_t = Uᵀ da_t for the rows [first, first + da.rows()), when grads.inputs asks for it.
+template <class S>
+void input_gradient_rows(const LayerWeights<S>& weights, const LayerGradients<S>& grads,
+                         Index first, ConstMatrixView<S> da) {
+  const Index D = weights.input_size, H = weights.hidden_size;
+  if (grads.inputs)
+    multiply(matrix_view(grads.inputs + first * D, da.rows(), D, D), da,
+             matrix_view(weights.U, H, D, D));
+}
+
+// db and dU summed over rows of pre-activation gradients da, added a block of rows at a time in
+// any order: db = Σ da_t and dU = Σ da_t x_tᵀ (for token inputs a scatter-add into columns of
+// dU, or into rows of dUᵀ, transposed once by finish()).
 template <class S>
 class InputGradientSum {
  public:
@@ -214,23 +231,18 @@ class InputGradientSum {
     if (!scatters_transposed_) dU().setZero();
   }
 
-  // The rows [first, first + da.rows()) of the steps·batch rows.
+  // db and dU from the rows [first, first + da.rows()) of the steps·batch rows.
   void add(Index first, ConstMatrixView<S> da) {
     const Index D = weights_.input_size, H = weights_.hidden_size, rows = da.rows();
     RowVectorView<S> db(grads_.b, H);
     for (Index r = 0; r < rows; ++r) db += da.row(r);
     if (scatters_transposed_) {
       for (Index r = 0; r < rows; ++r) dU_transposed_.row(inputs_.tokens[first + r]) += da.row(r);
-      return;
-    }
-    if (inputs_.tokens) {
+    } else if (inputs_.tokens) {
       for (Index r = 0; r < rows; ++r) dU().col(inputs_.tokens[first + r]) += da.row(r).transpose();
-      return;
+    } else {
+      multiply(dU(), da.transpose(), matrix_view(inputs_.dense + first * D, rows, D, D), true);
     }
-    multiply(dU(), da.transpose(), matrix_view(inputs_.dense + first * D, rows, D, D), true);
-    if (grads_.inputs)
-      multiply(matrix_view(grads_.inputs + first * D, rows, D, D), da,
-               matrix_view(weights_.U, H, D, D));
   }
 
   void finish() {
@@ -303,6 +315,7 @@ void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>&
   InputGradientSum<S> input_side(weights, inputs, grads);
   input_side.add(0, d_pre);
   input_side.finish();
+  input_gradient_rows(weights, grads, 0, d_pre);
 }
 
 // The backward pass with the upstream gradient supplied chunk by chunk (see backward_recurrence);
@@ -326,7 +339,7 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
 template <class S>
 void recurrent_forward(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                        const S* h0, Activation activation, S* states) {
-  detail::prepare_states(weights, inputs, h0, states);
+  detail::prepare_states(weights, inputs, h0, states, inputs.steps);
   if (inputs.steps * inputs.batch > 0)
     detail::forward_recurrence(weights.W, inputs, weights.hidden_size, activation, states);
 }
