@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch.nn.utils.rnn import pack_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import bptt.torch
 
@@ -130,6 +130,38 @@ def test_shape_and_dtype_mismatches_raise_what_nn_rnn_raises(inputs, hx):
         torch.nn.RNN(**SHAPES)(inputs, hx)
     with pytest.raises(expected.type, match=f"^{re.escape(str(expected.value))}$"):
         bptt.torch.RNN(**SHAPES)(inputs, hx)
+
+
+@pytest.mark.parametrize(
+    ("batch_first", "inputs", "hx", "layout"),
+    [
+        (False, torch.zeros(0, 2, 3), None, r"\(T, B, input_size\), got \(0, 2, 3\)"),
+        (False, torch.zeros(0, 2, 3), torch.zeros(1, 2, 4), r"\(T, B, input_size\)"),
+        (True, torch.zeros(2, 0, 3), None, r"\(B, T, input_size\), got \(2, 0, 3\)"),
+        (False, torch.zeros(0, 3), None, r"\(T, input_size\), got \(0, 3\)"),
+        (True, torch.zeros(0, 3), None, r"\(T, input_size\), got \(0, 3\)"),
+    ],
+    ids=["time-major", "time-major-with-hx", "batch-first", "unbatched", "unbatched-batch-first"],
+)
+def test_input_of_zero_time_steps_raises_nn_rnns_error_type_naming_input(
+    batch_first, inputs, hx, layout
+):
+    # nn.RNN refuses T = 0 rather than return h_n = hx; so must a drop-in.
+    with pytest.raises(RuntimeError) as expected:
+        torch.nn.RNN(**SHAPES, batch_first=batch_first)(inputs, hx)
+    with pytest.raises(
+        expected.type, match=rf"^input: expected at least one time step, T > 0 in shape {layout}"
+    ):
+        bptt.torch.RNN(**SHAPES, batch_first=batch_first)(inputs, hx)
+
+
+def test_a_packed_sequence_of_zero_time_steps_raises_nn_rnns_error_type_naming_input():
+    # pack_sequence refuses empty sequences: only a hand-built PackedSequence gets here.
+    packed = PackedSequence(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(IndexError) as expected:
+        torch.nn.RNN(**SHAPES)(packed)
+    with pytest.raises(expected.type, match=r"^input: expected a PackedSequence of at least one"):
+        bptt.torch.RNN(**SHAPES)(packed)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ class RNN(torch.nn.RNN):
             raise ValueError(
                 f"RNN: Expected input to be 2D or 3D, got {input.dim()}D tensor instead"
             )
-        batched = input.dim() == 3
+        batched, shape = input.dim() == 3, input.shape
         batch_dim = 0 if self.batch_first else 1
         if not batched:
             input = input.unsqueeze(batch_dim)
@@ -45,6 +45,14 @@ class RNN(torch.nn.RNN):
                 f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor"
             )
         self._check_state(input, hx, batch_sizes=None)
+        time_dim = 1 if self.batch_first else 0
+        if input.size(time_dim) == 0:
+            # nn.RNN's kernel raises RuntimeError for it, after the checks above.
+            layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+            raise RuntimeError(
+                "input: expected at least one time step, T > 0 in shape "
+                f"{layout if batched else '(T, input_size)'}, got {tuple(shape)}"
+            )
         time_major = input.transpose(0, 1).contiguous() if self.batch_first else input
         output, h_n = self._run_layers(time_major, hx, lengths=None)
         if not self.bidirectional:
@@ -59,6 +67,13 @@ class RNN(torch.nn.RNN):
     def _forward_packed(self, packed: PackedSequence, hx):
         """Padded and per-sequence lengths for the core, in the caller's batch order (that of hx
         and h_n); the output is packed again like the input, as nn.RNN returns it."""
+        if len(packed.batch_sizes) == 0:
+            # Only a hand-built PackedSequence has no time step (pack_sequence refuses one);
+            # IndexError is what nn.RNN raises, reading its first batch size.
+            raise IndexError(
+                "input: expected a PackedSequence of at least one time step, got an empty "
+                "batch_sizes"
+            )
         check_float_cpu(packed.data, "input.data")
         if hx is not None:
             # Before the permutation below, which would pick a batch of the right size from a
