@@ -1,5 +1,6 @@
 """Every bad input to `bptt train` and `bptt sample` gets one line on stderr naming the problem
-and exit status 2, never a traceback; and a failed run leaves an existing checkpoint as it was."""
+and exit status 2, never a traceback; and a failed run never writes a checkpoint of non-finite
+values, and says which step the checkpoint on disk holds."""
 
 import json
 import math
@@ -260,7 +261,9 @@ def test_a_diverging_run_stops_with_an_error_and_writes_no_checkpoint(files, tmp
     result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "5",
                           "--lr", "1e308", "--checkpoint-every", "1", "--out", str(tmp_path / "run"),
                           "--quiet")  # fmt: skip
-    assert_one_line_error(result, "train", "training diverged at step 1", "--lr")
+    assert_one_line_error(
+        result, "train", "training diverged at step 1", "--lr", "no checkpoint was written"
+    )
     assert not checkpoint.checkpoint_path(tmp_path / "run").exists()
 
 
@@ -271,8 +274,38 @@ def test_a_resume_that_diverges_leaves_the_checkpoint_as_it_was(run_copy):
     )
     before = checkpoint.checkpoint_path(run_copy).read_bytes()
     result = bptt_command("train", "--resume", str(run_copy), "--steps", "10", "--quiet")
-    assert_one_line_error(result, "train", "training diverged at step 4")
+    assert_one_line_error(
+        result,
+        "train",
+        "training diverged at step 4",
+        f"last good checkpoint: step 3, {checkpoint.checkpoint_path(run_copy)}",
+    )
     assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
+
+
+def test_a_resume_that_diverges_after_checkpointing_keeps_its_last_finite_checkpoint_and_names_it(
+    run_copy, monkeypatch
+):
+    # Its checkpoints of steps 4 and 6 are finite states of the same run: kept, and the error
+    # says which one is on disk.
+    rewrite_checkpoint(run_copy, metadata=lambda m: m["config"].update(checkpoint_every=2))
+    take_step = training.Trainer.step
+
+    def step_whose_loss_is_nan_from_step_8(trainer):
+        if trainer.step_count + 1 == 8:
+            core = trainer.loss_and_grad
+            trainer.loss_and_grad = lambda *args, **kwargs: core(*args, **kwargs)._replace(
+                loss=math.nan
+            )
+        return take_step(trainer)
+
+    monkeypatch.setattr(training.Trainer, "step", step_whose_loss_is_nan_from_step_8)
+    path = checkpoint.checkpoint_path(run_copy)
+    with pytest.raises(training.TrainingDiverged) as diverged:
+        training.resume(run_copy, training.Budget(steps=10), show_progress=False)
+    assert str(diverged.value).startswith("training diverged at step 8: the loss")
+    assert str(diverged.value).endswith(f"(last good checkpoint: step 6, {path})")
+    assert training.read_checkpoint(run_copy).step == 6  # which refuses non-finite values
 
 
 def test_a_resume_that_fails_after_its_steps_leaves_the_checkpoint_as_it_was(run_copy, monkeypatch):

@@ -37,10 +37,16 @@ class TrainingDiverged(UsageError):
     """The loss, the gradient norm or the parameters stopped being finite: usually a learning
     rate too large."""
 
-    def __init__(self, step: int, what: str):
+    def __init__(self, step: int, what: str, last_checkpoint: tuple[Path, int] | None):
+        # The run's own periodic checkpoints may have replaced the one it resumed from: they
+        # are finite states of the same run, so they stay, and the message says which is on disk.
+        on_disk = (
+            "no checkpoint was written"
+            if last_checkpoint is None
+            else f"last good checkpoint: step {last_checkpoint[1]}, {last_checkpoint[0]}"
+        )
         super().__init__(
-            f"training diverged at step {step}: {what} not finite; try a smaller --lr (the last "
-            "checkpoint is unchanged)"
+            f"training diverged at step {step}: {what} not finite; try a smaller --lr ({on_disk})"
         )
 
 
@@ -153,6 +159,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.elapsed_seconds = 0.0  # wall time of the run's earlier invocations
         self.budget = Budget()  # the last invocation's, which a resume without one reuses
+        self.last_checkpoint: tuple[Path, int] | None = None  # (path, step) on disk
         self.loss_and_grad = loss_and_grad
 
     @classmethod
@@ -180,7 +187,9 @@ class Trainer:
         grad = self.parameters.gather(result.grads, out=self._grad)
         norm = clip_grad_norm(grad, self.config.clip)
         if not (math.isfinite(result.loss) and math.isfinite(norm)):
-            raise TrainingDiverged(self.step_count + 1, "the loss or the gradient is")
+            raise TrainingDiverged(
+                self.step_count + 1, "the loss or the gradient is", self.last_checkpoint
+            )
         self.optimizer.step(grad)
         self.position = self.streams.next_position(self.position)
         # at a new epoch every stream starts again from its beginning: no state to carry
@@ -226,7 +235,7 @@ class Trainer:
         arrays["hidden"] = self.hidden
         for name, value in arrays.items():  # a diverged state never replaces a checkpoint
             if not np.isfinite(value).all():
-                raise TrainingDiverged(self.step_count, f"{name} is")
+                raise TrainingDiverged(self.step_count, f"{name} is", self.last_checkpoint)
         metadata = {
             "config": asdict(self.config),
             "vocabulary": self.corpus.vocabulary.characters,
@@ -238,7 +247,9 @@ class Trainer:
             "elapsed_seconds": elapsed_seconds,
             "budget": asdict(self.budget),
         }
-        return checkpoint.save(run_dir, arrays, metadata)
+        path = checkpoint.save(run_dir, arrays, metadata)
+        self.last_checkpoint = (path, self.step_count)
+        return path
 
     @classmethod
     def resume(
@@ -269,6 +280,7 @@ class Trainer:
         trainer.rng = saved.rng
         trainer.elapsed_seconds = saved.elapsed_seconds
         trainer.budget = saved.budget
+        trainer.last_checkpoint = (saved.path, saved.step)
         return trainer
 
 
@@ -490,7 +502,9 @@ def _stop_if_diverged(trainer: Trainer) -> Iterator[None]:
     except ValueError:
         if np.isfinite(trainer.parameters.vector).all():
             raise
-        raise TrainingDiverged(trainer.step_count, "the parameters are") from None
+        raise TrainingDiverged(
+            trainer.step_count, "the parameters are", trainer.last_checkpoint
+        ) from None
 
 
 class Outcome(NamedTuple):
