@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from bptt import _api, _params, reference
+from bptt import _api, _params, memory, reference
 from bptt._core import build_info
 from bptt.errors import UsageError, check_integer
 
@@ -40,6 +40,17 @@ def check_arguments(args) -> None:
     ):
         check_integer(option, getattr(args, name), 1)
     check_integer("--seed", args.seed, 0)
+
+
+def memory_needed(args) -> int:
+    """Bytes the check holds at its peak, about, all counted as float64 (the oracle's type, and
+    no smaller than --dtype's): while the oracle runs, the problem and the core's gradients in
+    --dtype and their float64 copies beside the oracle's own gradients (4 x the parameters and
+    the inputs), its two states per step (a and h) and its six (T, B, O) arrays (logits, log
+    softmax, one-hot targets, their gradient and two temporaries)."""
+    T, B, D, H, O = args.steps, args.batch, args.input, args.hidden, args.output
+    parameters = H * D + H * H + H + O * H + O
+    return 8 * (4 * (parameters + T * B * D) + 2 * T * B * H + 6 * T * B * O + 5 * B * H + T * B)
 
 
 def _problem(args, dtype):
@@ -165,6 +176,11 @@ def report_timings(args) -> None:
 
 def run(args) -> int:
     check_arguments(args)
+    memory.check_available(
+        memory_needed(args),
+        f"a check of -T {args.steps}, -B {args.batch}, -D {args.input}, -H {args.hidden} and "
+        f"-O {args.output}",
+    )
     info = build_info()
     print(
         f"bptt check: T={args.steps} B={args.batch} D={args.input} H={args.hidden} "
