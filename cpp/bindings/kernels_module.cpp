@@ -2,6 +2,7 @@
 // outputs that the core writes into, releases the GIL and calls the core. Compiled once per
 // instruction set as the module BPTT_MODULE_NAME.
 #include "arguments.hpp"
+#include "optimizer_steps.hpp"
 
 #include "bptt/activation.hpp"
 #include "bptt/memory_budget.hpp"
@@ -569,4 +570,5 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
         "Free or reclaimable RAM and free swap, the bound of the core's allocation check.");
   m.def("release_scratch", &bptt::Workspace::release_kept,
         "Frees the scratch memory the calling thread keeps between calls; returns its bytes.");
+  bind_optimizer_steps(m);
 }

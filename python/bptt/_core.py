@@ -46,6 +46,9 @@ set_num_threads = _kernels.set_num_threads
 get_num_threads = _kernels.get_num_threads
 release_scratch = _kernels.release_scratch
 available_memory_bytes = _kernels.available_memory_bytes
+adagrad_step = _kernels.adagrad_step
+adam_step = _kernels.adam_step
+sgd_momentum_step = _kernels.sgd_momentum_step
 
 
 def build_info() -> dict:

@@ -68,7 +68,7 @@ class MetricsLog:
         with writing(self.path):
             self._file.close()
 
-    def __enter__(self) -> "MetricsLog":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,7 +1,8 @@
 """Adam, Adagrad and SGD with momentum, with torch.optim's update formulas (operation for
 operation, so that float64 runs agree to rounding), and clipping by the global gradient norm as
 torch.nn.utils.clip_grad_norm_. They work on all the parameters at once, as one vector
-(`ParameterVector`), in place on preallocated buffers: no array is allocated per step.
+(`ParameterVector`), in place: each step is one pass of the core over the vectors
+(bptt/optimizer_steps.hpp), where NumPy would take one pass per operation.
 
 Hyperparameters are torch's defaults, but for the learning rates (`DEFAULT_LEARNING_RATES`) and
 SGD's momentum (0.9 instead of 0: the command offers "SGD with momentum")."""
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from bptt import _core
 from bptt.errors import UsageError
 from bptt.parameter_vector import ParameterVector
 
@@ -29,8 +31,6 @@ class Optimizer:
         self.lr = lr
         self.step_count = 0
         self.state = {state: np.zeros_like(params.vector) for state in self.state_names}
-        self._scratch = np.empty_like(params.vector)
-        self._scratch2 = np.empty_like(params.vector)
 
     def step(self, grad: np.ndarray) -> None:
         self.step_count += 1
@@ -72,28 +72,17 @@ class Adam(Optimizer):
         self.eps = eps
 
     def _update(self, param, grad):
-        exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
-        scratch, scratch2 = self._scratch, self._scratch2
-        # torch's lerp for a weight below 0.5: m + w·(g - m)
-        np.subtract(grad, exp_avg, out=scratch)
-        scratch *= 1 - self.beta1
-        exp_avg += scratch
-        # torch's addcmul: v·β2 + ((1-β2)·g)·g
-        exp_avg_sq *= self.beta2
-        np.multiply(grad, 1 - self.beta2, out=scratch)
-        scratch *= grad
-        exp_avg_sq += scratch
-        bias_correction1 = 1 - self.beta1**self.step_count
-        bias_correction2 = 1 - self.beta2**self.step_count
-        step_size = self.lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        np.sqrt(exp_avg_sq, out=scratch2)
-        scratch2 /= bias_correction2_sqrt
-        scratch2 += self.eps
-        # torch's addcdiv: p + (value·m) / denom
-        np.multiply(exp_avg, -step_size, out=scratch)
-        scratch /= scratch2
-        param += scratch
+        _core.adam_step(
+            param,
+            grad,
+            self.state["exp_avg"],
+            self.state["exp_avg_sq"],
+            beta1=self.beta1,
+            beta2=self.beta2,
+            step_size=self.lr / (1 - self.beta1**self.step_count),
+            bias_correction2_sqrt=(1 - self.beta2**self.step_count) ** 0.5,
+            eps=self.eps,
+        )
 
 
 class Adagrad(Optimizer):
@@ -109,14 +98,7 @@ class Adagrad(Optimizer):
         self.eps = eps
 
     def _update(self, param, grad):
-        state_sum, scratch, scratch2 = self.state["sum"], self._scratch, self._scratch2
-        np.multiply(grad, grad, out=scratch)
-        state_sum += scratch
-        np.sqrt(state_sum, out=scratch2)
-        scratch2 += self.eps
-        np.multiply(grad, -self.lr, out=scratch)
-        scratch /= scratch2
-        param += scratch
+        _core.adagrad_step(param, grad, self.state["sum"], lr=self.lr, eps=self.eps)
 
 
 class SGD(Optimizer):
@@ -132,14 +114,14 @@ class SGD(Optimizer):
         self.momentum = momentum
 
     def _update(self, param, grad):
-        buffer = self.state["momentum_buffer"]
-        if self.step_count == 1:
-            buffer[...] = grad
-        else:
-            buffer *= self.momentum
-            buffer += grad
-        np.multiply(buffer, -self.lr, out=self._scratch)
-        param += self._scratch
+        _core.sgd_momentum_step(
+            param,
+            grad,
+            self.state["momentum_buffer"],
+            lr=self.lr,
+            momentum=self.momentum,
+            first_step=self.step_count == 1,
+        )
 
 
 OPTIMIZERS = {optimizer.name: optimizer for optimizer in (Adam, Adagrad, SGD)}

@@ -1,0 +1,145 @@
+"""The core's optimizer steps are torch.optim's formulas evaluated one operation at a time in the
+parameters' precision, as NumPy evaluates them: bitwise the same updates, in one pass."""
+
+import numpy as np
+import pytest
+
+from bptt import _core
+
+DTYPES = [np.float32, np.float64]
+SIZE = 1003  # not a multiple of any vector width: the scalar tail is covered too
+
+
+def vectors(dtype, count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(SIZE).astype(dtype) for _ in range(count)]
+
+
+def numpy_adagrad(param, grad, state_sum, lr, eps):
+    state_sum += grad * grad
+    param += (grad * -lr) / (np.sqrt(state_sum) + eps)
+
+
+def numpy_adam(param, grad, exp_avg, exp_avg_sq, beta1, beta2, step, lr, eps):
+    exp_avg += (grad - exp_avg) * (1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (grad * (1 - beta2)) * grad
+    denominator = np.sqrt(exp_avg_sq) / (1 - beta2**step) ** 0.5 + eps
+    param += (exp_avg * -(lr / (1 - beta1**step))) / denominator
+
+
+def numpy_sgd_momentum(param, grad, buffer, lr, momentum, first_step):
+    if first_step:
+        buffer[...] = grad
+    else:
+        buffer *= momentum
+        buffer += grad
+    param += buffer * -lr
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adagrad_steps_equal_numpys_formulas_bitwise(dtype):
+    param, state = vectors(dtype, 1)[0], np.zeros(SIZE, dtype)
+    expected_param, expected_state = param.copy(), state.copy()
+    for step in range(1, 6):
+        grad = vectors(dtype, 1, seed=step)[0]
+        _core.adagrad_step(param, grad, state, lr=0.05, eps=1e-10)
+        numpy_adagrad(expected_param, grad, expected_state, 0.05, 1e-10)
+    np.testing.assert_array_equal(param, expected_param)
+    np.testing.assert_array_equal(state, expected_state)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_steps_equal_numpys_formulas_bitwise(dtype):
+    param = vectors(dtype, 1)[0]
+    exp_avg, exp_avg_sq = np.zeros(SIZE, dtype), np.zeros(SIZE, dtype)
+    expected = [param.copy(), exp_avg.copy(), exp_avg_sq.copy()]
+    beta1, beta2, lr, eps = 0.9, 0.999, 2e-3, 1e-8
+    for step in range(1, 6):
+        grad = vectors(dtype, 1, seed=step)[0]
+        _core.adam_step(
+            param,
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            beta1=beta1,
+            beta2=beta2,
+            step_size=lr / (1 - beta1**step),
+            bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
+            eps=eps,
+        )
+        numpy_adam(expected[0], grad, expected[1], expected[2], beta1, beta2, step, lr, eps)
+    for got, want in zip([param, exp_avg, exp_avg_sq], expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_momentum_steps_equal_numpys_formulas_bitwise(dtype):
+    param, buffer = vectors(dtype, 1)[0], np.full(SIZE, np.nan, dtype)  # the first step sets it
+    expected_param, expected_buffer = param.copy(), buffer.copy()
+    for step in range(1, 6):
+        grad = vectors(dtype, 1, seed=step)[0]
+        _core.sgd_momentum_step(param, grad, buffer, lr=0.1, momentum=0.9, first_step=step == 1)
+        numpy_sgd_momentum(expected_param, grad, expected_buffer, 0.1, 0.9, step == 1)
+    np.testing.assert_array_equal(param, expected_param)
+    np.testing.assert_array_equal(buffer, expected_buffer)
+
+
+def test_the_gradient_is_only_read():
+    param, grad, state = vectors(np.float32, 3)
+    before = grad.copy()
+    _core.adagrad_step(param, grad, np.abs(state), lr=0.1, eps=1e-10)
+    np.testing.assert_array_equal(grad, before)
+
+
+def adagrad_with(**replaced):
+    arrays = dict(zip(["param", "grad", "sum"], vectors(np.float32, 3), strict=True))
+    arrays["sum"] = np.abs(arrays["sum"])
+    arrays.update(replaced)
+    _core.adagrad_step(**arrays, lr=0.1, eps=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("replaced", "error", "message"),
+    [
+        ({"param": [1.0, 2.0]}, TypeError, r"param: expected a NumPy array, got list"),
+        ({"param": np.zeros(SIZE, np.int32)}, TypeError, r"param: expected .*float32 or float64"),
+        (
+            {"grad": np.zeros(SIZE, np.float64)},
+            TypeError,
+            r"grad: expected dtype float32 like param",
+        ),
+        (
+            {"sum": np.zeros(SIZE + 1, np.float32)},
+            ValueError,
+            r"sum: expected 1003 values like param",
+        ),
+        (
+            {"grad": np.zeros((SIZE, 1), np.float32)},
+            ValueError,
+            r"grad: expected a vector \(1 axis\)",
+        ),
+        (
+            {"param": np.zeros(2 * SIZE, np.float32)[::2]},
+            ValueError,
+            r"param: expected a contiguous",
+        ),
+        (
+            {"sum": np.zeros(SIZE, ">f4")},
+            ValueError,
+            r"sum: expected a contiguous, aligned vector in native",
+        ),
+    ],
+)
+def test_bad_vectors_are_refused_naming_the_argument(replaced, error, message):
+    with pytest.raises(error, match=message):
+        adagrad_with(**replaced)
+
+
+def test_a_read_only_vector_to_update_is_refused_and_left_unchanged():
+    param = vectors(np.float32, 1)[0]
+    param.flags.writeable = False
+    before = param.copy()
+    with pytest.raises(ValueError, match=r"param: expected a writable vector"):
+        adagrad_with(param=param)
+    np.testing.assert_array_equal(param, before)
