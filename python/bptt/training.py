@@ -403,13 +403,13 @@ def corpus_for(config: TrainConfig) -> Corpus:
 
 def memory_needed(config: TrainConfig, corpus: Corpus) -> int:
     """Bytes a run holds at its peak, about: the parameters and as many vectors again for the
-    core's gradients, their gathered copy, the optimizer's state and its two scratch vectors;
+    core's gradients, their gathered copy and the optimizer's state;
     the core's buffers for one step (the states and a (T·B, max(H, O)) work buffer) or for one
     validation chunk (states, logits and two temporaries of their size); the streams' table of
     ids; a sample."""
     hidden, size, itemsize = config.hidden, len(corpus.vocabulary), np.dtype(config.dtype).itemsize
     parameters = sum(math.prod(shape) for shape in param_shapes(size, hidden, size).values())
-    vectors = 5 + len(OPTIMIZERS[config.optimizer].state_names)
+    vectors = 3 + len(OPTIMIZERS[config.optimizer].state_names)
     rows = config.seq_len * config.batch
     step = (rows + config.batch) * hidden + rows * max(hidden, size)
     validation_rows = min(VALIDATION_CHUNK * config.batch, config.validation_chars)
