@@ -64,8 +64,8 @@ OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MEMORY_METHOD = (
     "peak resident set growth across one call in a fresh process per implementation and size, "
     "after one warm-up call (JIT compilation, thread pools) and with its result dropped (and "
-    "bptt's scratch, which it keeps between calls, freed, so that the call allocates it): VmHWM "
-    "after the call, reset through /proc/self/clear_refs before it, minus VmRSS before it (glibc "
+    "bptt's scratch and the memory of its freed results, which it keeps between calls, freed, so "
+    "that the call allocates them): VmHWM after the call, reset through /proc/self/clear_refs before it, minus VmRSS before it (glibc "
     "malloc told to return freed blocks: MALLOC_MMAP_THRESHOLD_=65536, MALLOC_TRIM_THRESHOLD_=0); "
     "the outputs (gradients) are included; the NumPy oracle also by tracemalloc's peak (NumPy "
     "arrays only). What bptt holds beyond its bound and outputs does not grow with T: W packed "

@@ -595,3 +595,21 @@ def test_release_scratch_frees_the_kept_buffers_and_results_stay_the_same():
     again = all_arrays(run(problem))  # on freshly allocated scratch
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_results_whose_memory_is_reused_are_never_shared_with_live_results():
+    # Large enough (dx is 800 KiB) that the result arrays' memory is kept and reused once freed.
+    problem = make_problem(32, T=100, B=32, D=64, H=64, O=16, dtype=np.float32)
+    kept = run(problem)
+    kept_copy = [array.copy() for array in all_arrays(kept).values()]
+    dropped = run(problem)
+    del dropped  # its arrays' memory goes back for reuse
+    reused = run(problem)
+    live_arrays, reused_arrays = all_arrays(kept).values(), all_arrays(reused).values()
+    for live, again, before in zip(live_arrays, reused_arrays, kept_copy, strict=True):
+        assert not np.shares_memory(live, again)
+        np.testing.assert_array_equal(live, before)  # untouched by the call that reused memory
+        np.testing.assert_array_equal(again, before)
+    del reused
+    assert bptt.release_scratch() > 0  # the freed results' kept memory, with the scratch
+    assert bptt.release_scratch() == 0

@@ -3,6 +3,7 @@
 // instruction set as the module BPTT_MODULE_NAME.
 #include "arguments.hpp"
 #include "optimizer_steps.hpp"
+#include "output_arrays.hpp"
 
 #include "bptt/activation.hpp"
 #include "bptt/memory_budget.hpp"
@@ -224,25 +225,6 @@ void compute_without_gil(const std::vector<FiniteCheck>& checks, bool check_fini
                           ": expected finite values, found NaN or infinity "
                           "(pass check_finite=False to skip this check)");
   }
-}
-
-// A new C-ordered array whose data starts on a 64-byte boundary: Eigen's vectorised loops split
-// a row into a scalar head and packets by its address, and a fixed split is what makes two calls
-// bitwise equal (and the same whether the core writes into its own buffers or into these).
-template <class S>
-py::array_t<S> new_array(std::initializer_list<py::ssize_t> shape) {
-  constexpr py::ssize_t kAlignment = 64;
-  std::vector<py::ssize_t> strides(shape.size());
-  py::ssize_t stride = sizeof(S);
-  for (size_t i = shape.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= shape.begin()[i];
-  }
-  py::array_t<std::uint8_t> storage(stride + kAlignment);
-  std::uint8_t* raw = storage.mutable_data();
-  const auto misalignment = py::ssize_t(reinterpret_cast<std::uintptr_t>(raw) % kAlignment);
-  S* data = reinterpret_cast<S*>(raw + (kAlignment - misalignment) % kAlignment);
-  return py::array_t<S>(std::vector<py::ssize_t>(shape), strides, data, storage);
 }
 
 double bytes_of(std::initializer_list<double> counts, std::size_t scalar_bytes) {
@@ -518,6 +500,8 @@ void set_threads(long long threads) {
   set_num_threads(int(threads));
 }
 
+std::size_t release_scratch() { return Workspace::release_kept() + release_kept_outputs(); }
+
 py::dict build_info() {
   return py::dict("instruction_set"_a = BPTT_ISA_NAME,
                   "simd"_a = std::string(Eigen::SimdInstructionSetsInUse()),
@@ -568,7 +552,8 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
   m.def("build_info", &build_info);
   m.def("available_memory_bytes", &bptt::available_memory_bytes,
         "Free or reclaimable RAM and free swap, the bound of the core's allocation check.");
-  m.def("release_scratch", &bptt::Workspace::release_kept,
-        "Frees the scratch memory the calling thread keeps between calls; returns its bytes.");
+  m.def("release_scratch", &release_scratch,
+        "Frees the scratch memory the calling thread keeps between calls, and the kept memory of "
+        "result arrays already freed; returns its bytes.");
   bind_optimizer_steps(m);
 }

@@ -131,5 +131,6 @@ def get_num_threads() -> int:
 
 def release_scratch() -> int:
     """Frees the scratch buffers the calling thread keeps for its next call (up to 64 MiB, so
-    that repeated calls do not page them in again); returns how many bytes were freed."""
+    that repeated calls do not page them in again) and the kept memory of result arrays already
+    freed (up to 64 MiB); returns how many bytes were freed."""
     return _core.release_scratch()

@@ -1,0 +1,43 @@
+// The NumPy arrays the core writes its results into. Their memory is kept for reuse once NumPy
+// frees them: a fresh block of megabytes comes from the kernel one zeroed page at a time, on
+// first touch, and at the medium benchmark size those page faults of the outputs cost about a
+// tenth of a call. Blocks of at least kMinKeptBytes are kept, up to kMaxKeptBytes in all; the
+// rest come from NumPy as usual.
+#pragma once
+
+#include <pybind11/numpy.h>
+
+#include <cstddef>
+#include <initializer_list>
+#include <vector>
+
+namespace bptt::bindings {
+
+namespace py = pybind11;
+
+constexpr std::size_t kOutputAlignment = 64;
+
+// Uninitialized storage of at least `bytes` starting on a 64-byte boundary, owned by the
+// returned capsule, which hands it back to the kept blocks when NumPy frees the array.
+py::capsule kept_output_block(std::size_t bytes, void** data);
+
+// Frees the kept output blocks (of arrays already freed); returns how many bytes that was.
+std::size_t release_kept_outputs();
+
+// A new C-ordered array whose data starts on a 64-byte boundary: Eigen's vectorised loops split
+// a row into a scalar head and packets by its address, and a fixed split is what makes two calls
+// bitwise equal (and the same whether the core writes into its own buffers or into these).
+template <class S>
+py::array_t<S> new_array(std::initializer_list<py::ssize_t> shape) {
+  std::vector<py::ssize_t> strides(shape.size());
+  py::ssize_t stride = sizeof(S);
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= shape.begin()[i];
+  }
+  void* data = nullptr;
+  const py::capsule owner = kept_output_block(std::size_t(stride), &data);
+  return py::array_t<S>(std::vector<py::ssize_t>(shape), strides, static_cast<S*>(data), owner);
+}
+
+}  // namespace bptt::bindings
