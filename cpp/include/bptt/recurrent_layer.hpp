@@ -143,15 +143,18 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
 // da_t = (upstream_t + Wᵀ da_next) ⊙ σ'(a_t), where upstream_t is dL/dh_t from outside the
 // layer, plus dL/dh_T at each sequence's last step, and da is zero at padded positions. The
 // upstream gradients are written into d_pre by fill_upstream(t0, t1) for the times [t0, t1)
-// just before the loop needs them, chunk by chunk in the loop's order. progress(n) says that the
-// last n steps run are done.
+// just before the loop needs them, chunk by chunk in the loop's order. db = Σ da is summed into
+// bias_grad as the loop goes, while each step's rows are in cache (each thread its own columns,
+// in the same order whatever the thread count). progress(n) says that the last n steps run are
+// done.
 template <class S, class FillUpstream, class Progress = NoProgress>
 void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
                          Activation activation, const S* hidden, const S* d_h_last,
                          Index chunk_steps, FillUpstream&& fill_upstream, S* d_pre,
-                         Index d_pre_stride, Progress&& progress = {}) {
+                         Index d_pre_stride, S* bias_grad, Progress&& progress = {}) {
   const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre_stride;
   const TimeOrder order{T, inputs.reverse};
+  RowVectorView<S>(bias_grad, H).setZero();
   const int threads = recurrence_threads(B, H);
   // Each thread's share of W, packed once for all the chunks (a team's size could change
   // between regions, its shares with it).
@@ -194,6 +197,8 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
         }
         multiply_by_activation_derivative(
             activation, da_share, matrix_view(hidden + t * B * H + first, B, last - first, H));
+        RowVectorView<S> db_share(bias_grad + first, last - first);
+        for (Index b = 0; b < B; ++b) db_share += da_share.row(b);
         team_barrier(team);
         if (thread == 0) progress(T - k);
       }
@@ -211,13 +216,13 @@ void input_gradient_rows(const LayerWeights<S>& weights, const LayerGradients<S>
              matrix_view(weights.U, H, D, D));
 }
 
-// db and dU summed over rows of pre-activation gradients da, added a block of rows at a time in
-// any order: db = Σ da_t and dU = Σ da_t x_tᵀ (for token inputs a scatter-add into columns of
-// dU, or into rows of dUᵀ, transposed once by finish()).
+// dU = Σ da_t x_tᵀ over rows of pre-activation gradients da, added a block of rows at a time in
+// any order (for token inputs a scatter-add into columns of dU, or into rows of dUᵀ, transposed
+// once by finish()).
 template <class S>
 class InputGradientSum {
  public:
-  // Zeroes db and dU; allocates dUᵀ when it is used (so, outside any threaded region).
+  // Zeroes dU; allocates dUᵀ when it is used (so, outside any threaded region).
   InputGradientSum(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                    const LayerGradients<S>& grads)
       : weights_(weights),
@@ -227,15 +232,12 @@ class InputGradientSum {
                                                   inputs.steps * inputs.batch, weights.input_size)),
         dU_transposed_(RowMatrix<S>::Zero(scatters_transposed_ ? weights.input_size : 0,
                                           weights.hidden_size)) {
-    RowVectorView<S>(grads.b, weights.hidden_size).setZero();
     if (!scatters_transposed_) dU().setZero();
   }
 
-  // db and dU from the rows [first, first + da.rows()) of the steps·batch rows.
+  // The rows [first, first + da.rows()) of the steps·batch rows.
   void add(Index first, ConstMatrixView<S> da) {
-    const Index D = weights_.input_size, H = weights_.hidden_size, rows = da.rows();
-    RowVectorView<S> db(grads_.b, H);
-    for (Index r = 0; r < rows; ++r) db += da.row(r);
+    const Index D = weights_.input_size, rows = da.rows();
     if (scatters_transposed_) {
       for (Index r = 0; r < rows; ++r) dU_transposed_.row(inputs_.tokens[first + r]) += da.row(r);
     } else if (inputs_.tokens) {
@@ -259,7 +261,8 @@ class InputGradientSum {
   RowMatrix<S> dU_transposed_;
 };
 
-// dW, dU, db, dh0 and dx from the pre-activation gradients da (steps·batch rows of d_pre).
+// dW, dU, dh0 and dx from the pre-activation gradients da (steps·batch rows of d_pre); db too
+// when there are no steps (the backward loop sums it otherwise).
 // h0 null means the zero initial state; hidden holds the states by time.
 template <class S>
 void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
@@ -328,7 +331,7 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
   const Index H = weights.hidden_size, N = inputs.steps * inputs.batch;
   if (N > 0) {
     backward_recurrence(weights.W, inputs, H, activation, hidden, d_h_last, chunk_steps,
-                        fill_upstream, d_pre, d_pre_stride);
+                        fill_upstream, d_pre, d_pre_stride, grads.b);
   }
   parameter_gradients(weights, inputs, h0, hidden, d_h_last,
                       matrix_view(static_cast<const S*>(d_pre), N, H, d_pre_stride), grads);
