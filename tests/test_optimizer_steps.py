@@ -136,6 +136,24 @@ def test_bad_vectors_are_refused_naming_the_argument(replaced, error, message):
         adagrad_with(**replaced)
 
 
+@pytest.mark.parametrize(
+    ("shared", "message"),
+    [
+        (
+            ("param", "grad"),
+            r"grad: expected a vector of its own, got one sharing memory with param",
+        ),
+        (("grad", "sum"), r"sum: expected a vector of its own, got one sharing memory with grad"),
+    ],
+)
+def test_vectors_sharing_memory_are_refused(shared, message):
+    vector = np.abs(vectors(np.float32, 1)[0])
+    before = vector.copy()
+    with pytest.raises(ValueError, match=message):
+        adagrad_with(**dict.fromkeys(shared, vector))
+    np.testing.assert_array_equal(vector, before)
+
+
 def test_a_read_only_vector_to_update_is_refused_and_left_unchanged():
     param = vectors(np.float32, 1)[0]
     param.flags.writeable = False

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <new>
 
@@ -31,8 +32,8 @@ class KeptOutputs {
       std::size_t best = blocks_.size();
       for (std::size_t i = 0; i < blocks_.size(); ++i) {
         const std::size_t size = blocks_[i].bytes;
-        if (size >= bytes && size <= 2 * bytes && (best == blocks_.size() || size < blocks_[best].bytes))
-          best = i;
+        const bool fits = size >= bytes && size <= 2 * bytes;
+        if (fits && (best == blocks_.size() || size < blocks_[best].bytes)) best = i;
       }
       if (best < blocks_.size()) {
         const Block block = blocks_[best];
@@ -88,13 +89,15 @@ KeptOutputs& kept_outputs() {
 }  // namespace
 
 py::capsule kept_output_block(std::size_t bytes, void** data) {
-  Block* block = new Block(kept_outputs().take(round_up(std::max<std::size_t>(bytes, 1))));
+  const std::size_t rounded = round_up(std::max<std::size_t>(bytes, 1));
+  auto block = std::make_unique<Block>(kept_outputs().take(rounded));
   *data = block->data;
-  return py::capsule(block, [](void* pointer) {
-    Block* owned = static_cast<Block*>(pointer);
+  py::capsule owner(block.get(), [](void* pointer) {
+    const std::unique_ptr<Block> owned(static_cast<Block*>(pointer));
     kept_outputs().give_back(*owned);
-    delete owned;
   });
+  block.release();  // the capsule owns it now
+  return owner;
 }
 
 std::size_t release_kept_outputs() { return kept_outputs().release(); }

@@ -1,8 +1,8 @@
 // The NumPy arrays the core writes its results into. Their memory is kept for reuse once NumPy
 // frees them: a fresh block of megabytes comes from the kernel one zeroed page at a time, on
 // first touch, and at the medium benchmark size those page faults of the outputs cost about a
-// tenth of a call. Blocks of at least kMinKeptBytes are kept, up to kMaxKeptBytes in all; the
-// rest come from NumPy as usual.
+// tenth of a call. Blocks of 64 KiB and more are kept, up to 64 MiB in all; smaller ones are
+// freed at once.
 #pragma once
 
 #include <pybind11/numpy.h>

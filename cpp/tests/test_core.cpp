@@ -1,6 +1,7 @@
 // Unit tests of the C++ core alone: gradients against central finite differences in double, the
 // layer and head composed by hand against the fused loss, float against double, empty sequences.
 #include "bptt/cpu_features.hpp"
+#include "bptt/optimizer_steps.hpp"
 #include "bptt/recurrent_layer.hpp"
 #include "bptt/rnn_loss.hpp"
 #include "bptt/softmax_head.hpp"
@@ -317,6 +318,58 @@ void check_workspace_reuses_blocks() {
   }
 }
 
+// Each step against its formula written one rounding at a time (volatile temporaries), over a
+// length that leaves a scalar tail after the vectorized part.
+template <class S>
+void check_optimizer_steps_round_each_operation() {
+  const Index n = 37;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::vector<S> param(n), grad(n), first(n), second(n);
+  for (Index i = 0; i < n; ++i) {
+    param[i] = S(uniform(rng));
+    grad[i] = S(uniform(rng));
+    first[i] = S(uniform(rng));
+    second[i] = S(std::abs(uniform(rng)));
+  }
+  auto p = param, m = first, v = second;
+  const AdamStep<S> step{S(0.1), S(0.999), S(0.001), S(0.02), S(0.3), S(1e-8)};
+  adam_step(p.data(), grad.data(), m.data(), v.data(), n, step);
+  bool equal = true;
+  for (Index i = 0; i < n; ++i) {
+    volatile S difference = grad[i] - first[i];
+    volatile S moved = difference * step.one_minus_beta1;
+    volatile S mean = first[i] + moved;
+    volatile S decayed = second[i] * step.beta2;
+    volatile S weighted = grad[i] * step.one_minus_beta2;
+    volatile S square = weighted * grad[i];
+    volatile S variance = decayed + square;
+    volatile S root = std::sqrt(S(variance));
+    volatile S corrected = root / step.bias_correction2_sqrt;
+    volatile S denominator = corrected + step.eps;
+    volatile S scaled = mean * -step.step_size;
+    volatile S update = scaled / denominator;
+    volatile S expected = param[i] + update;
+    equal = equal && m[i] == mean && v[i] == variance && p[i] == expected;
+  }
+  expect(equal, "adam_step rounds each operation as written");
+
+  auto q = param, sum = second;
+  adagrad_step(q.data(), grad.data(), sum.data(), n, S(0.05), S(1e-10));
+  equal = true;
+  for (Index i = 0; i < n; ++i) {
+    volatile S square = grad[i] * grad[i];
+    volatile S total = second[i] + square;
+    volatile S root = std::sqrt(S(total));
+    volatile S denominator = root + S(1e-10);
+    volatile S scaled = grad[i] * -S(0.05);
+    volatile S update = scaled / denominator;
+    volatile S expected = param[i] + update;
+    equal = equal && sum[i] == total && q[i] == expected;
+  }
+  expect(equal, "adagrad_step rounds each operation as written");
+}
+
 }  // namespace
 
 int main() {
@@ -337,6 +390,8 @@ int main() {
   check_mean_is_sum_over_count();
   check_workspace_reuses_blocks();
   check_two_thread_schedules_match_one_thread();
+  check_optimizer_steps_round_each_operation<float>();
+  check_optimizer_steps_round_each_operation<double>();
   expect(!supported_instruction_sets().empty(), "the baseline instruction set is always supported");
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;
