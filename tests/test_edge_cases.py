@@ -613,3 +613,19 @@ def test_results_whose_memory_is_reused_are_never_shared_with_live_results():
     del reused
     assert bptt.release_scratch() > 0  # the freed results' kept memory, with the scratch
     assert bptt.release_scratch() == 0
+
+
+@pytest.mark.parametrize("unbatched", [False, True], ids=["batched", "unbatched"])
+def test_changing_forwards_hidden_states_in_place_leaves_its_h_last_unchanged(unbatched):
+    # As the oracle's: h_T is a result of its own, not a view of hidden[-1], so that masking
+    # the hidden states in place cannot change the state carried to the next call.
+    problem = make_problem(33, **MEDIUM, dtype=np.float32)
+    if unbatched:
+        problem = Problem(problem.params, problem.inputs[:, 0], None, problem.h0[0])
+    out = run_forward(problem)
+    h_last = out.h_last.copy()
+
+    out.hidden[...] = 0
+
+    assert not np.shares_memory(out.h_last, out.hidden)
+    np.testing.assert_array_equal(out.h_last, h_last)

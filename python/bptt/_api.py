@@ -110,9 +110,12 @@ def forward(
     )
     hidden = states[1:]
     logits = _core.head_logits(V, c, hidden, check_finite=check_finite)
+    # h_T copied out of hidden[-1]: a caller changing the hidden states in place (a mask, a
+    # dropout) must not change the state it carries to the next call, as the oracle's does not.
+    h_last = states[-1].copy()
     if unbatched:
-        return ForwardResult(hidden[:, 0], logits[:, 0], states[-1, 0])
-    return ForwardResult(hidden, logits, states[-1])
+        return ForwardResult(hidden[:, 0], logits[:, 0], h_last[0])
+    return ForwardResult(hidden, logits, h_last)
 
 
 MAX_THREADS = 1024  # the core's bound: OpenMP can fail, uncatchably, to start many more
