@@ -629,3 +629,20 @@ def test_changing_forwards_hidden_states_in_place_leaves_its_h_last_unchanged(un
 
     assert not np.shares_memory(out.h_last, out.hidden)
     np.testing.assert_array_equal(out.h_last, h_last)
+
+
+@pytest.mark.xfail(
+    raises=ValueError,
+    reason="output_arrays.cpp: a result whose base is the block's capsule, not an array, cannot "
+    "be made writable again (logits and the gradients; hidden, a view of states, can)",
+)
+def test_a_result_made_read_only_can_be_made_writable_again():
+    # As any NumPy array that owns its memory, and as results were before their memory was kept.
+    problem = make_problem(34, **MEDIUM, dtype=np.float32)
+    out, result = run_forward(problem), run(problem)
+    arrays = {"hidden": out.hidden, "logits": out.logits, "h_last": out.h_last}
+    arrays.update({f"grads[{name!r}]": grad for name, grad in result.grads.items()})
+    for name, array in arrays.items():
+        array.flags.writeable = False
+        array.flags.writeable = True
+        assert array.flags.writeable, name
