@@ -631,11 +631,6 @@ def test_changing_forwards_hidden_states_in_place_leaves_its_h_last_unchanged(un
     np.testing.assert_array_equal(out.h_last, h_last)
 
 
-@pytest.mark.xfail(
-    raises=ValueError,
-    reason="output_arrays.cpp: a result whose base is the block's capsule, not an array, cannot "
-    "be made writable again (logits and the gradients; hidden, a view of states, can)",
-)
 def test_a_result_made_read_only_can_be_made_writable_again():
     # As any NumPy array that owns its memory, and as results were before their memory was kept.
     problem = make_problem(34, **MEDIUM, dtype=np.float32)

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from bptt import _core
+from bptt.optimizers import Adam
+from bptt.parameter_vector import ParameterVector
 
 DTYPES = [np.float32, np.float64]
 SIZE = 1003  # not a multiple of any vector width: the scalar tail is covered too
@@ -122,12 +124,17 @@ def adagrad_with(**replaced):
         (
             {"param": np.zeros(2 * SIZE, np.float32)[::2]},
             ValueError,
-            r"param: expected a contiguous",
+            r"param: expected a contiguous vector, got strides \(8,\)",
         ),
         (
             {"sum": np.zeros(SIZE, ">f4")},
             ValueError,
-            r"sum: expected a contiguous, aligned vector in native",
+            r"sum: expected native byte order, got dtype >f4",
+        ),
+        (
+            {"grad": np.frombuffer(bytearray(4 * SIZE + 1), np.float32, SIZE, offset=1)},
+            ValueError,
+            r"grad: expected a vector aligned for its dtype",
         ),
     ],
 )
@@ -154,6 +161,15 @@ def test_vectors_sharing_memory_are_refused(shared, message):
     np.testing.assert_array_equal(vector, before)
 
 
+def test_sgds_first_step_flag_is_a_bool_not_anything_truthy():
+    param, grad, buffer = vectors(np.float32, 3)
+    for not_a_bool in (None, 1, np.array([True])):
+        with pytest.raises(TypeError):
+            _core.sgd_momentum_step(
+                param, grad, buffer, lr=0.1, momentum=0.9, first_step=not_a_bool
+            )
+
+
 def test_a_read_only_vector_to_update_is_refused_and_left_unchanged():
     param = vectors(np.float32, 1)[0]
     param.flags.writeable = False
@@ -161,3 +177,17 @@ def test_a_read_only_vector_to_update_is_refused_and_left_unchanged():
     with pytest.raises(ValueError, match=r"param: expected a writable vector"):
         adagrad_with(param=param)
     np.testing.assert_array_equal(param, before)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"betas": (0.9, 1.0)}, r"betas: expected two numbers in \[0, 1\)"),
+        ({"betas": (-0.1, 0.999)}, r"betas: expected two numbers in \[0, 1\)"),
+        ({"eps": -1e-8}, r"eps: expected a number >= 0"),
+    ],
+)
+def test_adam_refuses_settings_torch_refuses(settings, message):
+    params = ParameterVector({"W": np.zeros((2, 2), np.float32)})
+    with pytest.raises(ValueError, match=message):
+        Adam(params, lr=1e-3, **settings)

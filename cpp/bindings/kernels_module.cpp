@@ -556,4 +556,5 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
         "Frees the scratch memory the calling thread keeps between calls, and the kept memory of "
         "result arrays already freed; returns its bytes.");
   bind_optimizer_steps(m);
+  bind_output_blocks(m);
 }

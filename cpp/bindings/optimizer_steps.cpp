@@ -26,11 +26,18 @@ py::array vector_argument(py::handle object, const char* name, bool writable) {
     throw py::value_error(std::string(name) + ": expected a vector (1 axis), got shape " +
                           shape_string(array));
   }
-  const auto proxy = array.attr("flags");
-  if (!proxy.attr("c_contiguous").cast<bool>() || !proxy.attr("aligned").cast<bool>() ||
-      !array.dtype().attr("isnative").cast<bool>()) {
+  const auto flags = array.attr("flags");
+  if (!flags.attr("c_contiguous").cast<bool>()) {
+    throw py::value_error(std::string(name) + ": expected a contiguous vector, got strides " +
+                          std::string(py::str(array.attr("strides"))));
+  }
+  if (!flags.attr("aligned").cast<bool>()) {
     throw py::value_error(std::string(name) +
-                          ": expected a contiguous, aligned vector in native byte order");
+                          ": expected a vector aligned for its dtype, got a misaligned one");
+  }
+  if (!array.dtype().attr("isnative").cast<bool>()) {
+    throw py::value_error(std::string(name) + ": expected native byte order, got dtype " +
+                          std::string(py::str(array.dtype())));
   }
   if (writable && !array.writeable()) {
     throw py::value_error(std::string(name) + ": expected a writable vector, updated in place");
@@ -154,7 +161,7 @@ void bind_optimizer_steps(py::module_& m) {
         "torch.optim.Adam's step, in place on param, exp_avg and exp_avg_sq; step_size is "
         "lr / (1 - beta1**t) and bias_correction2_sqrt is sqrt(1 - beta2**t).");
   m.def("sgd_momentum_step", &sgd_momentum, "param"_a, "grad"_a, "buffer"_a, "lr"_a,
-        "momentum"_a, "first_step"_a,
+        "momentum"_a, py::arg("first_step").noconvert(),
         "torch.optim.SGD's step with momentum, in place on param and buffer.");
 }
 

@@ -1,6 +1,7 @@
 #include "output_arrays.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -9,8 +10,6 @@
 namespace bptt::bindings {
 namespace {
 
-// Smaller blocks come from the allocator's own free lists, which keep them paged in.
-constexpr std::size_t kMinKeptBytes = std::size_t(64) << 10;
 constexpr std::size_t kMaxKeptBytes = std::size_t(64) << 20;
 
 struct Block {
@@ -50,7 +49,7 @@ class KeptOutputs {
   void give_back(Block block) {
     {
       const std::lock_guard<std::mutex> lock(mutex_);
-      if (block.bytes >= kMinKeptBytes && kept_bytes_ + block.bytes <= kMaxKeptBytes) {
+      if (kept_bytes_ + block.bytes <= kMaxKeptBytes) {
         blocks_.push_back(block);
         kept_bytes_ += block.bytes;
         return;
@@ -86,18 +85,35 @@ KeptOutputs& kept_outputs() {
   return *outputs;
 }
 
+// Owns one block while an array lives on it.
+class BlockOwner {
+ public:
+  explicit BlockOwner(std::size_t bytes) : block_(kept_outputs().take(bytes)) {}
+  ~BlockOwner() { kept_outputs().give_back(block_); }
+  BlockOwner(const BlockOwner&) = delete;
+  BlockOwner& operator=(const BlockOwner&) = delete;
+
+  void* data() const { return block_.data; }
+  py::buffer_info buffer() const {
+    return py::buffer_info(block_.data, 1, py::format_descriptor<std::uint8_t>::format(), 1,
+                           {py::ssize_t(block_.bytes)}, {py::ssize_t(1)}, /*readonly=*/false);
+  }
+
+ private:
+  Block block_;
+};
+
 }  // namespace
 
-py::capsule kept_output_block(std::size_t bytes, void** data) {
-  const std::size_t rounded = round_up(std::max<std::size_t>(bytes, 1));
-  auto block = std::make_unique<Block>(kept_outputs().take(rounded));
-  *data = block->data;
-  py::capsule owner(block.get(), [](void* pointer) {
-    const std::unique_ptr<Block> owned(static_cast<Block*>(pointer));
-    kept_outputs().give_back(*owned);
-  });
-  block.release();  // the capsule owns it now
-  return owner;
+py::object kept_output_block(std::size_t bytes, void** data) {
+  auto owner = std::make_unique<BlockOwner>(round_up(std::max<std::size_t>(bytes, 1)));
+  *data = owner->data();
+  return py::cast(owner.release(), py::return_value_policy::take_ownership);
+}
+
+void bind_output_blocks(py::module_& module) {
+  py::class_<BlockOwner>(module, "_ResultMemory", py::buffer_protocol())
+      .def_buffer(&BlockOwner::buffer);
 }
 
 std::size_t release_kept_outputs() { return kept_outputs().release(); }

@@ -68,6 +68,12 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)
+        if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
+            raise ValueError(
+                f"betas: expected two numbers in [0, 1), as torch.optim.Adam, got {betas!r}"
+            )
+        if not eps >= 0.0:
+            raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
         self.beta1, self.beta2 = betas
         self.eps = eps
 
