@@ -57,6 +57,18 @@ Targets<S> targets_from(const Targets<S>& targets, Index row, Index output_size)
   return rest;
 }
 
+// dx and dh0 from the pre-activation gradients of all steps (the schedules run forward in time,
+// without lengths: dh0 is Wᵀ da of the first step).
+template <class S>
+void input_and_initial_state_gradients(const LayerWeights<S>& layer,
+                                       const LayerGradients<S>& layer_grads,
+                                       ConstMatrixView<S> da, Index batch) {
+  const Index H = layer.hidden_size;
+  input_gradient_rows(layer, layer_grads, 0, da);
+  matrix_view(layer_grads.h0, batch, H, H).noalias() =
+      da.topRows(batch) * matrix_view(layer.W, H, H, H);
+}
+
 }  // namespace
 
 TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse,
@@ -154,10 +166,8 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
     }
   };
   auto finish_backward = [&] {
-    const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(work), N, H, width);
-    input_gradient_rows(layer, layer_grads, 0, d_pre);
-    matrix_view(layer_grads.h0, B, H, H).noalias() =
-        d_pre.topRows(B) * matrix_view(layer.W, H, H, H);
+    input_and_initial_state_gradients(
+        layer, layer_grads, matrix_view(static_cast<const S*>(work), N, H, width), B);
   };
 
   on_threads(2, [&](int thread, int threads) {
@@ -220,9 +230,7 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
       head_parameter_gradients(hidden_states, d_logits, head_grads);
       team_barrier(threads);
       input_side.add(0, da);
-      input_gradient_rows(layer, layer_grads, 0, da);
-      matrix_view(layer_grads.h0, B, H, H).noalias() =
-          da.topRows(B) * matrix_view(layer.W, H, H, H);
+      input_and_initial_state_gradients(layer, layer_grads, da, B);
     }
   });
   input_side.finish();
