@@ -10,6 +10,8 @@
 namespace bptt::bindings {
 namespace {
 
+constexpr std::size_t kAlignment = 64;
+constexpr std::size_t kMinKeptBytes = std::size_t(64) << 10;
 constexpr std::size_t kMaxKeptBytes = std::size_t(64) << 20;
 
 struct Block {
@@ -18,7 +20,7 @@ struct Block {
 };
 
 std::size_t round_up(std::size_t bytes) {
-  return (bytes + kOutputAlignment - 1) / kOutputAlignment * kOutputAlignment;
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
 }
 
 // Shared by every thread: NumPy may free an array on a thread other than the one that made it.
@@ -41,7 +43,7 @@ class KeptOutputs {
         return block;
       }
     }
-    void* data = std::aligned_alloc(kOutputAlignment, bytes);
+    void* data = std::aligned_alloc(kAlignment, bytes);
     if (!data) throw std::bad_alloc();
     return {data, bytes};
   }
@@ -105,10 +107,16 @@ class BlockOwner {
 
 }  // namespace
 
-py::object kept_output_block(std::size_t bytes, void** data) {
-  auto owner = std::make_unique<BlockOwner>(round_up(std::max<std::size_t>(bytes, 1)));
-  *data = owner->data();
-  return py::cast(owner.release(), py::return_value_policy::take_ownership);
+py::object output_storage(std::size_t bytes, void** data) {
+  if (bytes >= kMinKeptBytes) {
+    auto owner = std::make_unique<BlockOwner>(round_up(bytes));
+    *data = owner->data();
+    return py::cast(owner.release(), py::return_value_policy::take_ownership);
+  }
+  py::array_t<std::uint8_t> storage(py::ssize_t(bytes + kAlignment));  // room to align
+  const auto address = reinterpret_cast<std::uintptr_t>(storage.mutable_data());
+  *data = reinterpret_cast<void*>(round_up(address));
+  return std::move(storage);
 }
 
 void bind_output_blocks(py::module_& module) {

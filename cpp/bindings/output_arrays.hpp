@@ -8,25 +8,19 @@
 #include <pybind11/numpy.h>
 
 #include <cstddef>
-#include <cstdint>
 #include <initializer_list>
-#include <utility>
 #include <vector>
 
 namespace bptt::bindings {
 
 namespace py = pybind11;
 
-constexpr std::size_t kOutputAlignment = 64;
-// Smaller results come from NumPy: the allocator's free lists keep them paged in already, and
-// the kept blocks' bookkeeping would cost more than it saves.
-constexpr std::size_t kMinKeptOutputBytes = std::size_t(64) << 10;
-
-// Uninitialized storage of at least `bytes` (kMinKeptOutputBytes or more) starting on a 64-byte
-// boundary, owned by the returned object, which hands it back to the kept blocks when NumPy
-// frees the array. The object exports the storage as a writable buffer, so that NumPy lets a
-// result made read-only be made writable again, as it does for memory it owns.
-py::object kept_output_block(std::size_t bytes, void** data);
+// Uninitialized storage of `bytes` starting on a 64-byte boundary, and the object that owns it
+// for the array. From 64 KiB, a kept block, handed back when NumPy frees the array and exported
+// as a writable buffer, so that NumPy lets a result made read-only be made writable again, as it
+// does for memory it owns; smaller, NumPy's own memory (the allocator's free lists keep it paged
+// in already, and the kept blocks' bookkeeping would cost more than it saves).
+py::object output_storage(std::size_t bytes, void** data);
 
 // Registers the owner's type with the module (once, at import).
 void bind_output_blocks(py::module_& module);
@@ -46,16 +40,7 @@ py::array_t<S> new_array(std::initializer_list<py::ssize_t> shape) {
     stride *= shape.begin()[i];
   }
   void* data = nullptr;
-  py::object owner;
-  if (std::size_t(stride) >= kMinKeptOutputBytes) {
-    owner = kept_output_block(std::size_t(stride), &data);
-  } else {  // NumPy's own memory, with room to start on the boundary
-    py::array_t<std::uint8_t> storage(stride + py::ssize_t(kOutputAlignment));
-    const auto address = reinterpret_cast<std::uintptr_t>(storage.mutable_data());
-    const auto aligned = (address + kOutputAlignment - 1) / kOutputAlignment * kOutputAlignment;
-    data = reinterpret_cast<void*>(aligned);
-    owner = std::move(storage);
-  }
+  const py::object owner = output_storage(std::size_t(stride), &data);
   return py::array_t<S>(std::vector<py::ssize_t>(shape), strides, static_cast<S*>(data), owner);
 }
 
