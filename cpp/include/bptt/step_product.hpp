@@ -5,14 +5,14 @@
 #pragma once
 
 #include "bptt/types.hpp"
+#include "bptt/vector_step_product.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
-
-enum class WeightUse { transposed, as_is };  // C += A·Wᵀ (forward) or C += A·W (backward)
 
 // Uses Eigen 3.4's internal packing routines and GEBP kernel, the ones its own GEMM calls, since
 // the public API cannot keep one operand packed across products. Works column-major: Cᵀ (cols ×
@@ -25,11 +25,8 @@ class StepProduct {
               Index depth)
       : rows_(rows), cols_(cols), depth_(depth) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
-    if (rows_ == 1) {
-      // One sequence: a matrix-vector product reads W in place; packing would double its cost.
-      vector_weights_ = W + (use == WeightUse::transposed ? first * W_stride : first);
-      vector_weights_stride_ = W_stride;
-      vector_weights_transposed_ = use == WeightUse::transposed;
+    if (rows_ == 1) {  // one sequence: matrix-vector products, with their own layout of W
+      vector_.emplace(W, W_stride, use, first, cols, depth);
       return;
     }
     kc_ = depth_;
@@ -52,14 +49,7 @@ class StepProduct {
   void accumulate(const S* A, Index A_stride, S* C, Index C_stride) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
     if (rows_ == 1) {
-      const ConstRowVectorView<S> a(A, depth_);
-      RowVectorView<S> c(C, cols_);
-      if (vector_weights_transposed_) {
-        // c += a·Wᵀ over rows [first, first + cols) of W.
-        c.noalias() += a * matrix_view(vector_weights_, cols_, depth_, vector_weights_stride_).transpose();
-      } else {
-        c.noalias() += a * matrix_view(vector_weights_, depth_, cols_, vector_weights_stride_);
-      }
+      vector_->accumulate(A, C);
       return;
     }
     const RhsMapper A_transposed(A, A_stride);
@@ -106,9 +96,7 @@ class StepProduct {
   }
 
   Index rows_, cols_, depth_;
-  const S* vector_weights_ = nullptr;  // rows_ == 1: W itself, unpacked
-  Index vector_weights_stride_ = 0;
-  bool vector_weights_transposed_ = false;
+  std::optional<VectorStepProduct<S>> vector_;  // rows_ == 1
   Index kc_ = 0, mc_ = 0;
   Index packed_size_ = 0;
   std::vector<Index> panel_offsets_;
