@@ -2,6 +2,7 @@
 // outputs that the core writes into, releases the GIL and calls the core. Compiled once per
 // instruction set as the module BPTT_MODULE_NAME.
 #include "arguments.hpp"
+#include "gradient_outputs.hpp"
 #include "optimizer_steps.hpp"
 #include "output_arrays.hpp"
 
@@ -240,17 +241,24 @@ double bytes_of(std::initializer_list<double> counts, std::size_t scalar_bytes) 
 template <class S>
 py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs& inputs,
                               const TargetArray& targets, const py::object& h0,
-                              Activation activation, Reduction reduction, bool check_finite) {
+                              Activation activation, Reduction reduction, bool check_finite,
+                              GradientOutputs& outputs) {
   const py::ssize_t T = inputs.steps, B = inputs.batch, H = layer.hidden_size,
                     D = layer.input_size, O = head.output_size;
   const ProblemSize size{T, B, D, H, O};
   check_allocation(double(rnn_loss_and_grad_scratch_bytes(size, sizeof(S))) +
                        bytes_of({double(T) * B * D, double(B) * H}, sizeof(S)),
                    "loss_and_grad");
-  auto dU = new_array<S>({H, D}), dW = new_array<S>({H, H}), db = new_array<S>({H});
-  auto dV = new_array<S>({O, H}), dc = new_array<S>({O}), dh0 = new_array<S>({B, H});
+  auto dU = outputs.array<S>("U", {{"H", H}, {"D", D}});
+  auto dW = outputs.array<S>("W", {{"H", H}, {"H", H}});
+  auto db = outputs.array<S>("b", {{"H", H}});
+  auto dV = outputs.array<S>("V", {{"O", O}, {"H", H}});
+  auto dc = outputs.array<S>("c", {{"O", O}});
+  auto dh0 = outputs.array<S>("h0", {{"B", B}, {"H", H}});
   auto h_last = new_array<S>({B, H});
-  py::array_t<S> dx = inputs.wants_input_gradient() ? new_array<S>({T, B, D}) : py::array_t<S>();
+  py::array_t<S> dx = inputs.wants_input_gradient()
+                          ? outputs.array<S>("x", {{"T", T}, {"B", B}, {"D", D}})
+                          : py::array_t<S>();
 
   std::vector<FiniteCheck> checks = parameter_checks<S>(layer, &head);
   if (!inputs.tokens) add_check(checks, "inputs", inputs.array);
@@ -283,7 +291,7 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
 py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, py::handle c,
                         py::handle inputs, py::handle targets, py::handle h0,
                         py::handle activation, py::handle reduction,
-                        bool check_finite, bool input_grad) {
+                        bool check_finite, bool input_grad, py::handle out) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Reduction parsed_reduction = parse_reduction_argument(reduction);
   const Layer layer = check_layer(U, W, b);
@@ -293,12 +301,20 @@ py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, 
   const TargetArray checked_targets =
       check_targets(targets, layer, head, checked_inputs.steps, checked_inputs.batch);
   const py::object checked_h0 = check_state(h0, "h0", layer, checked_inputs.batch);
+  GradientOutputs outputs(
+      out,
+      checked_inputs.wants_input_gradient()
+          ? std::initializer_list<const char*>{"U", "W", "b", "V", "c", "h0", "x"}
+          : std::initializer_list<const char*>{"U", "W", "b", "V", "c", "h0"},
+      layer.dtype,
+      {{"params['U']", U}, {"params['W']", W}, {"params['b']", b}, {"params['V']", V},
+       {"params['c']", c}, {"inputs", inputs}, {"targets", targets}, {"h0", h0}});
   if (layer.dtype == DType::float32) {
     return loss_and_grad_typed<float>(layer, head, checked_inputs, checked_targets, checked_h0,
-                                      parsed_activation, parsed_reduction, check_finite);
+                                      parsed_activation, parsed_reduction, check_finite, outputs);
   }
   return loss_and_grad_typed<double>(layer, head, checked_inputs, checked_targets, checked_h0,
-                                     parsed_activation, parsed_reduction, check_finite);
+                                     parsed_activation, parsed_reduction, check_finite, outputs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,9 +555,10 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
   const auto none = py::none();
   m.def("loss_and_grad", &loss_and_grad, "U"_a, "W"_a, "b"_a, "V"_a, "c"_a, "inputs"_a,
         "targets"_a, "h0"_a = none, "activation"_a = "tanh", "reduction"_a = "sum",
-        "check_finite"_a = true, "input_grad"_a = true,
+        "check_finite"_a = true, "input_grad"_a = true, "out"_a = none,
         "L and its gradients for the RNN with softmax head; returns (loss, grads, h_last). "
-        "grads has x (dL/dinputs) for float inputs unless input_grad is False.");
+        "grads has x (dL/dinputs) for float inputs unless input_grad is False. out: a dict of "
+        "arrays, by gradient name, that receive those gradients in place of new arrays.");
   m.def("layer_forward", &layer_forward, "U"_a, "W"_a, "b"_a, "inputs"_a, "h0"_a = none,
         "activation"_a = "tanh", "lengths"_a = none, "reverse"_a = false,
         "hidden_copy"_a = false, "check_finite"_a = true,

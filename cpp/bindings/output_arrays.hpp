@@ -32,16 +32,20 @@ std::size_t release_kept_outputs();
 // a row into a scalar head and packets by its address, and a fixed split is what makes two calls
 // bitwise equal (and the same whether the core writes into its own buffers or into these).
 template <class S>
-py::array_t<S> new_array(std::initializer_list<py::ssize_t> shape) {
+py::array_t<S> new_array(const std::vector<py::ssize_t>& shape) {
   std::vector<py::ssize_t> strides(shape.size());
   py::ssize_t stride = sizeof(S);
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= shape.begin()[i];
+    stride *= shape[i];
   }
   void* data = nullptr;
   const py::object owner = output_storage(std::size_t(stride), &data);
-  return py::array_t<S>(std::vector<py::ssize_t>(shape), strides, static_cast<S*>(data), owner);
+  return py::array_t<S>(shape, strides, static_cast<S*>(data), owner);
+}
+template <class S>
+py::array_t<S> new_array(std::initializer_list<py::ssize_t> shape) {
+  return new_array<S>(std::vector<py::ssize_t>(shape));
 }
 
 }  // namespace bptt::bindings

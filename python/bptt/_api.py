@@ -60,6 +60,7 @@ def loss_and_grad(
     reduction: str = "sum",
     check_finite: bool = True,
     input_grad: bool = True,
+    out: dict[str, np.ndarray] | None = None,
 ) -> LossAndGrad:
     """L = -Σ_t y_t · log softmax(c + V h_t) and its exact gradients by BPTT.
 
@@ -67,25 +68,41 @@ def loss_and_grad(
     loss at that step, or float soft targets (T, B, O). Unbatched (T, D) / (T,) inputs give
     unbatched results. Returns (loss, grads {U, W, b, V, c, h0, and x for float inputs}, h_last);
     input_grad=False skips x (one product of (T·B, H) by (H, D)) when nothing needs dL/dx.
+    out: arrays, by gradient name (some of those grads has), that the core writes those
+    gradients into, and returns as them, instead of new arrays: writable, C-contiguous, of the
+    gradient's shape and the params' dtype, sharing memory with no argument and no other.
     """
-    U, W, b, V, c = _unpack(params)
+    weights = _unpack(params)
     check_finite, input_grad = _flag(check_finite, "check_finite"), _flag(input_grad, "input_grad")
+    options = (activation, reduction, check_finite, input_grad)
     inputs = _as_array(inputs, "inputs")
     if not _is_unbatched(inputs):
-        return LossAndGrad(
-            *_core.loss_and_grad(
-                U, W, b, V, c, inputs, targets, h0, activation, reduction, check_finite, input_grad
-            )
-        )
+        return LossAndGrad(*_core.loss_and_grad(*weights, inputs, targets, h0, *options, out))
     targets = np.asarray(targets)[:, None] if np.ndim(targets) else targets
     h0 = None if h0 is None else np.asarray(h0)[None]
     loss, grads, h_last = _core.loss_and_grad(
-        U, W, b, V, c, inputs[:, None], targets, h0, activation, reduction, check_finite, input_grad
+        *weights, inputs[:, None], targets, h0, *options, _batched_out(out)
     )
-    grads["h0"] = grads["h0"][0]
+    grads["h0"] = out["h0"] if out and "h0" in out else grads["h0"][0]
     if "x" in grads:
-        grads["x"] = grads["x"][:, 0]
+        grads["x"] = out["x"] if out and "x" in out else grads["x"][:, 0]
     return LossAndGrad(loss, grads, h_last[0])
+
+
+def _batched_out(out):
+    """An unbatched call's out arrays for h0 (H,) and x (T, D) as the batched views the core
+    writes, (1, H) and (T, 1, D); anything else is passed on for the core to check."""
+    if not isinstance(out, Mapping):
+        return out
+    axes = {"h0": 0, "x": 1}
+    return {
+        name: (
+            np.expand_dims(array, axes[name])
+            if name in axes and isinstance(array, np.ndarray)
+            else array
+        )
+        for name, array in out.items()
+    }
 
 
 def forward(

@@ -24,7 +24,3 @@ class ParameterVector:
             views[name] = vector[offset : offset + size].reshape(self.shapes[name])
             offset += size
         return views
-
-    def gather(self, arrays: Mapping[str, np.ndarray], out: np.ndarray) -> np.ndarray:
-        """Copy arrays of the same names and shapes into `out`, laid out as `vector`."""
-        return np.concatenate([arrays[name].ravel() for name in self.names], out=out)

@@ -108,11 +108,12 @@ def forward(params, inputs, *, h0=None, activation="tanh") -> ForwardResult:
 
 
 def loss_and_grad(
-    params, inputs, targets, *, h0=None, activation="tanh", reduction="sum"
+    params, inputs, targets, *, h0=None, activation="tanh", reduction="sum", out=None
 ) -> LossAndGrad:
     """L = - Σ_t y_t · log ŷ_t (or its mean over counted targets) and dL/d(U, W, b, V, c, h0, x).
 
     targets: class ids (T, B), IGNORE = -1 meaning no loss there, or soft targets y (T, B, O).
+    out: arrays, by gradient name, that the gradients are copied into and returned as.
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
@@ -164,4 +165,9 @@ def loss_and_grad(
         if "x" in grads:
             grads["x"] = grads["x"][:, 0]
         h_last = h_last[0]
+    for name, array in (out or {}).items():
+        if name not in grads:
+            raise ValueError(f"out: unexpected key {name!r}; expected some of {', '.join(grads)}")
+        np.copyto(array, grads[name])
+        grads[name] = array
     return LossAndGrad(loss, grads, h_last)

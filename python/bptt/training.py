@@ -152,7 +152,9 @@ class Trainer:
         self.parameters = ParameterVector({name: params[name] for name in PARAM_NAMES})
         self.params = self.parameters.arrays
         self.optimizer = make_optimizer(config.optimizer, self.parameters, config.lr)
-        self._grad = np.empty_like(self.parameters.vector)
+        # the gradients land in one vector laid out like the parameters: clipped and stepped whole
+        self._grad = np.zeros_like(self.parameters.vector)
+        self._grads = self.parameters.views(self._grad)
         self.hidden = np.zeros((config.batch, config.hidden), config.dtype)
         self.position = 0  # where every stream's next chunk starts
         self.step_count = 0
@@ -183,8 +185,9 @@ class Trainer:
             h0=self.hidden,
             activation=self.config.activation,
             reduction="mean",
+            out=self._grads,
         )
-        grad = self.parameters.gather(result.grads, out=self._grad)
+        grad = self._grad
         norm = clip_grad_norm(grad, self.config.clip)
         if not (math.isfinite(result.loss) and math.isfinite(norm)):
             raise TrainingDiverged(
@@ -403,13 +406,13 @@ def corpus_for(config: TrainConfig) -> Corpus:
 
 def memory_needed(config: TrainConfig, corpus: Corpus) -> int:
     """Bytes a run holds at its peak, about: the parameters and as many vectors again for the
-    core's gradients, their gathered copy and the optimizer's state;
+    gradient (which the core writes) and the optimizer's state;
     the core's buffers for one step (the states and a (T·B, max(H, O)) work buffer) or for one
     validation chunk (states, logits and two temporaries of their size); the streams' table of
     ids; a sample."""
     hidden, size, itemsize = config.hidden, len(corpus.vocabulary), np.dtype(config.dtype).itemsize
     parameters = sum(math.prod(shape) for shape in param_shapes(size, hidden, size).values())
-    vectors = 3 + len(OPTIMIZERS[config.optimizer].state_names)
+    vectors = 2 + len(OPTIMIZERS[config.optimizer].state_names)
     rows = config.seq_len * config.batch
     step = (rows + config.batch) * hidden + rows * max(hidden, size)
     validation_rows = min(VALIDATION_CHUNK * config.batch, config.validation_chars)

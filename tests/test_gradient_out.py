@@ -1,0 +1,131 @@
+"""loss_and_grad(..., out=...): the gradients written into the caller's arrays (a training loop's
+flat gradient vector), bit for bit what new arrays would hold, and every unusable out array
+refused before anything is written."""
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import reference
+
+PARAM_NAMES = ("U", "W", "b", "V", "c")
+
+
+def problem(dtype, tokens, unbatched=False, T=9, B=3, D=11, H=20, O=7, seed=0):
+    rng = np.random.default_rng(seed)
+    params = bptt.init_params(D, H, O, dtype=dtype, seed=seed)
+    shape = (T,) if unbatched else (T, B)
+    dense = rng.standard_normal((*shape, D)).astype(dtype)
+    inputs = rng.integers(0, D, shape) if tokens else dense
+    targets = rng.integers(0, O, shape)
+    h0 = rng.uniform(-1, 1, (*shape[1:], H)).astype(dtype)
+    return params, inputs, targets, h0
+
+
+def flat_views(shapes: dict, dtype, offset: int = 1) -> tuple[np.ndarray, dict]:
+    """Views of one vector, each starting `offset` elements after the previous one ends: not on
+    the 64-byte boundaries of the core's own results."""
+    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    vector = np.full(offset * (len(sizes) + 1) + sum(sizes), np.nan, dtype)
+    views, start = {}, offset
+    for (name, shape), size in zip(shapes.items(), sizes, strict=True):
+        views[name] = vector[start : start + size].reshape(shape)
+        start += size + offset
+    return vector, views
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tokens", [False, True])
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_out_arrays_receive_the_gradients_bit_for_bit(dtype, tokens, unbatched):
+    params, inputs, targets, h0 = problem(dtype, tokens, unbatched)
+    expected = bptt.loss_and_grad(params, inputs, targets, h0=h0)
+    vector, views = flat_views({name: g.shape for name, g in expected.grads.items()}, dtype)
+    result = bptt.loss_and_grad(params, inputs, targets, h0=h0, out=views)
+    assert result.loss == expected.loss
+    np.testing.assert_array_equal(result.h_last, expected.h_last)
+    for name, grad in expected.grads.items():
+        assert result.grads[name] is views[name]
+        np.testing.assert_array_equal(views[name], grad, err_msg=name)
+    assert np.isnan(vector[0])  # nothing written outside the views
+
+
+def test_gradients_missing_from_out_come_in_new_arrays():
+    params, inputs, targets, h0 = problem(np.float32, tokens=False)
+    expected = bptt.loss_and_grad(params, inputs, targets, h0=h0)
+    W = np.empty_like(params["W"])
+    result = bptt.loss_and_grad(params, inputs, targets, h0=h0, out={"W": W})
+    assert result.grads["W"] is W
+    for name, grad in expected.grads.items():
+        np.testing.assert_array_equal(result.grads[name], grad, err_msg=name)
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+def test_the_oracle_takes_out_arrays_too(tokens):
+    params, inputs, targets, h0 = problem(np.float64, tokens)
+    expected = reference.loss_and_grad(params, inputs, targets, h0=h0)
+    _, views = flat_views({name: params[name].shape for name in PARAM_NAMES}, np.float64)
+    result = reference.loss_and_grad(params, inputs, targets, h0=h0, out=views)
+    for name in PARAM_NAMES:
+        assert result.grads[name] is views[name]
+        np.testing.assert_array_equal(views[name], expected.grads[name])
+
+
+def bad_outs(params, inputs):
+    """(out, exception type, words the message must contain) for float inputs (T, B, D)."""
+    U, W = params["U"], params["W"]
+    vector = np.zeros(U.size + W.size, U.dtype)
+    return [
+        ([U], TypeError, "out: expected None or a dict"),
+        ({"Z": np.empty_like(U)}, ValueError, "unexpected key 'Z'"),
+        ({"U": U.tolist()}, TypeError, "out['U']: expected a NumPy array, got list"),
+        ({"U": np.empty(U.shape, np.float64)}, TypeError, "out['U']: expected dtype float32"),
+        ({"U": np.empty_like(W)}, ValueError, "out['U']: expected shape (H, D)"),
+        ({"U": np.empty(U.shape[::-1], U.dtype).T}, ValueError, "C-contiguous"),
+        ({"U": np.empty_like(U)[::-1]}, ValueError, "C-contiguous"),
+        (
+            {"U": U},
+            ValueError,
+            "out['U']: expected memory of its own, got an array sharing memory with params['U']",
+        ),
+        ({"x": inputs}, ValueError, "sharing memory with inputs"),
+        (
+            {"U": vector[: U.size].reshape(U.shape), "W": vector[U.size - 1 : -1].reshape(W.shape)},
+            ValueError,
+            "out['W']: expected memory of its own, got an array sharing memory with out['U']",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(bad_outs(*problem(np.float32, False)[:2]))))
+def test_an_unusable_out_array_is_refused_before_anything_is_written(case):
+    params, inputs, targets, h0 = problem(np.float32, tokens=False)
+    out, error, words = bad_outs(params, inputs)[case]
+    before = {name: array.copy() for name, array in params.items()}
+    others = [
+        a for a in (out.values() if isinstance(out, dict) else []) if isinstance(a, np.ndarray)
+    ]
+    others_before = [array.copy() for array in others]
+    with pytest.raises(error) as raised:
+        bptt.loss_and_grad(params, inputs, targets, h0=h0, out=out)
+    assert words in str(raised.value)
+    for name, array in params.items():
+        np.testing.assert_array_equal(array, before[name])
+    for array, copy in zip(others, others_before, strict=True):
+        np.testing.assert_array_equal(array, copy)
+
+
+def test_a_read_only_out_array_is_refused():
+    params, inputs, targets, h0 = problem(np.float32, tokens=False)
+    U = np.zeros_like(params["U"])
+    U.setflags(write=False)
+    with pytest.raises(ValueError, match=r"out\['U'\]: expected a writable"):
+        bptt.loss_and_grad(params, inputs, targets, h0=h0, out={"U": U})
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+def test_out_may_not_name_a_gradient_the_call_does_not_compute(tokens):
+    params, inputs, targets, h0 = problem(np.float32, tokens)
+    x = np.zeros((*np.shape(inputs)[:2], params["U"].shape[1]), np.float32)
+    with pytest.raises(ValueError, match="unexpected key 'x'"):
+        bptt.loss_and_grad(params, inputs, targets, h0=h0, input_grad=tokens, out={"x": x})
