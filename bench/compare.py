@@ -68,8 +68,8 @@ MEMORY_METHOD = (
     "that the call allocates them): VmHWM after the call, reset through /proc/self/clear_refs before it, minus VmRSS before it (glibc "
     "malloc told to return freed blocks: MALLOC_MMAP_THRESHOLD_=65536, MALLOC_TRIM_THRESHOLD_=0); "
     "the outputs (gradients) are included; the NumPy oracle also by tracemalloc's peak (NumPy "
-    "arrays only). What bptt holds beyond its bound and outputs does not grow with T: W packed "
-    "once for the per-step products when B > 1 (H·H, i.e. H/B per-step vectors), the block of "
+    "arrays only). What bptt holds beyond its bound and outputs does not grow with T: W laid "
+    "out once for the per-step products (H·H, i.e. H/B per-step vectors), the block of "
     "about 128 rows in which Vᵀ·dO is formed, and the cache-sized packing blocks of Eigen's "
     "matrix products"
 )
