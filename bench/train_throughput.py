@@ -1,11 +1,16 @@
 """Training throughput of `bptt train`: characters per second of the whole step (data, core,
-clipping, optimizer), against peers measured in the same process, alternating step for step so
-that a busy machine slows both alike.
+clipping, optimizer), against peers measured in the same process, in alternating rounds so that
+a busy machine slows both alike.
 
 - default settings (hidden 256, seq-len 100, batch 32, Adam, float32): bptt against the same
   loop in PyTorch eager (`bptt.torch_loop`) with the same number of threads; target >= 2x.
 - min-char-rnn settings (hidden 100, seq-len 25, batch 1, Adagrad): bptt against the same
   training loop with the NumPy oracle's gradients (min-char-rnn's way); target >= 50x.
+
+At the min-char-rnn settings a round runs a block of consecutive steps of each loop, as
+training does: a bptt step there takes tens of microseconds, and the first one after the
+oracle's steps takes about 100 us more, the caches holding the oracle's code and data instead of
+its own, which no step of a real run meets.
 
     python bench/train_throughput.py [--text FILE] [--threads N] [--repeats N]
 
@@ -22,10 +27,14 @@ from bptt import corpus, optimizers, training
 
 DEFAULT = {"hidden": 256, "seq_len": 100, "batch": 32, "optimizer": "adam"}
 MIN_CHAR_RNN = {"hidden": 100, "seq_len": 25, "batch": 1, "optimizer": "adagrad"}
+MIN_CHAR_RNN_BLOCK = 200  # consecutive steps per round: about 10 ms of bptt, 0.25 s of the oracle
 
 
-def median_seconds_alternating(steps: dict[str, Callable], repeats: int) -> dict[str, float]:
-    """The median time of each step function, calling them in turn `repeats` times."""
+def median_seconds_alternating(
+    steps: dict[str, Callable], repeats: int, block: int = 1
+) -> dict[str, float]:
+    """The median time of one call of each step function over `repeats` rounds, each round
+    calling every function `block` times in a row, one function after the other."""
     for step in steps.values():  # warm-up: first touches, thread start-up, lazy imports
         step()
         step()
@@ -33,8 +42,9 @@ def median_seconds_alternating(steps: dict[str, Callable], repeats: int) -> dict
     for _ in range(repeats):
         for name, step in steps.items():
             start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(block):
+                step()
+            times[name].append((time.perf_counter() - start) / block)
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
@@ -78,11 +88,13 @@ def default_settings(text_corpus, repeats: int) -> float:
 def min_char_rnn_settings(text_corpus, repeats: int) -> float:
     ours = trainer(text_corpus, MIN_CHAR_RNN)
     oracle = trainer(text_corpus, MIN_CHAR_RNN, loss_and_grad=bptt.reference.loss_and_grad)
-    medians = median_seconds_alternating({"bptt": ours.step, "numpy oracle": oracle.step}, repeats)
+    medians = median_seconds_alternating(
+        {"bptt": ours.step, "numpy oracle": oracle.step}, repeats, MIN_CHAR_RNN_BLOCK
+    )
     return report("min-char-rnn settings", MIN_CHAR_RNN, medians, "numpy oracle", 50)
 
 
-def breakdown(text_corpus, settings: dict, repeats: int) -> None:
+def breakdown(text_corpus, settings: dict, repeats: int, block: int = 1) -> None:
     """Median time of each part of a bptt step, timed one part at a time."""
     ours = trainer(text_corpus, settings)
     inputs, targets = ours.streams.chunk(0)
@@ -97,7 +109,7 @@ def breakdown(text_corpus, settings: dict, repeats: int) -> None:
         "clip_grad_norm": lambda: optimizers.clip_grad_norm(grad, 1e30),
         "optimizer update": lambda: ours.optimizer.step(grad),
     }
-    medians = median_seconds_alternating(parts, repeats)
+    medians = median_seconds_alternating(parts, repeats, block)
     print(f"  where a bptt step's time goes ({settings['optimizer']}):")
     for name, seconds in medians.items():
         share = seconds / medians["whole step"]
@@ -108,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", help="a UTF-8 file (default: the standard library's sources)")
     parser.add_argument("--threads", type=int, help="threads for bptt and PyTorch (default: all)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps at default settings")
+    parser.add_argument("--repeats", type=int, default=20, help="rounds of each comparison")
     parser.add_argument("--breakdown", action="store_true")
     args = parser.parse_args()
     if args.threads:
@@ -123,10 +135,9 @@ def main() -> None:
     default_settings(text_corpus, args.repeats)
     if args.breakdown:
         breakdown(text_corpus, DEFAULT, args.repeats)
-    # a min-char-rnn step is about 100x shorter: more of them for a steady median
-    min_char_rnn_settings(text_corpus, 10 * args.repeats)
+    min_char_rnn_settings(text_corpus, args.repeats)
     if args.breakdown:
-        breakdown(text_corpus, MIN_CHAR_RNN, 10 * args.repeats)
+        breakdown(text_corpus, MIN_CHAR_RNN, args.repeats, MIN_CHAR_RNN_BLOCK)
 
 
 if __name__ == "__main__":
