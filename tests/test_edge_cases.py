@@ -2,6 +2,8 @@
 integer dtypes, unbatched inputs, Python threads, and the small helper functions."""
 
 import concurrent.futures
+import subprocess
+import sys
 import threading
 from typing import NamedTuple
 
@@ -462,6 +464,39 @@ def test_concurrent_calls_from_four_threads_equal_serial_calls():
     for serial_runs, threaded_runs in zip(serial, threaded, strict=True):
         for arrays in serial_runs + threaded_runs:
             assert_bitwise_equal(arrays, serial_runs[0])
+
+
+DAEMON_THREADS_AT_EXIT = """
+import threading, time
+import numpy as np
+import bptt
+from bptt import _core
+
+params = bptt.init_params(64, 256, 64, seed=0)
+inputs = np.random.default_rng(0).standard_normal((400, 32, 64)).astype(np.float32)
+targets = np.zeros((400, 32), np.int64)
+vectors = [np.ones(4_000_000, np.float32) for _ in range(3)]
+calls = [
+    lambda: bptt.loss_and_grad(params, inputs, targets),
+    lambda: bptt.forward(params, inputs),
+    lambda: _core.adagrad_step(*vectors, lr=0.1, eps=1e-10),
+]
+for call in calls:
+    threading.Thread(target=lambda call=call: [call() for _ in iter(int, 1)], daemon=True).start()
+time.sleep(0.5)
+"""
+
+
+def test_daemon_threads_inside_the_core_do_not_crash_the_interpreter_at_exit(tmp_path):
+    # Each call lasts milliseconds: the threads are inside the core, the GIL released, when the
+    # interpreter shuts down.
+    script = tmp_path / "daemons.py"
+    script.write_text(DAEMON_THREADS_AT_EXIT)
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, str(script)], check=False, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
 
 
 # ---------------------------------------------------------------------------------------------

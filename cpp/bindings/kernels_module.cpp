@@ -5,6 +5,7 @@
 #include "gradient_outputs.hpp"
 #include "optimizer_steps.hpp"
 #include "output_arrays.hpp"
+#include "without_gil.hpp"
 
 #include "bptt/activation.hpp"
 #include "bptt/memory_budget.hpp"
@@ -217,11 +218,10 @@ template <class S, class Compute>
 void compute_without_gil(const std::vector<FiniteCheck>& checks, bool check_finite,
                          Compute&& compute) {
   const char* non_finite = nullptr;
-  {
-    py::gil_scoped_release release;
+  without_gil([&] {
     if (check_finite) non_finite = first_non_finite<S>(checks);
     if (!non_finite) compute();
-  }
+  });
   if (non_finite) {
     throw py::value_error(std::string(non_finite) +
                           ": expected finite values, found NaN or infinity "

@@ -1,6 +1,7 @@
 #include "optimizer_steps.hpp"
 
 #include "arguments.hpp"
+#include "without_gil.hpp"
 #include "bptt/optimizer_steps.hpp"
 
 #include <pybind11/numpy.h>
@@ -112,9 +113,10 @@ void adagrad_typed(const StepVectors& v, double lr, double eps) {
 
 void adagrad(py::handle param, py::handle grad, py::handle sum, double lr, double eps) {
   const StepVectors v(param, grad, {{"sum", sum}});
-  py::gil_scoped_release release;
-  if (v.dtype == DType::float32) adagrad_typed<float>(v, lr, eps);
-  else adagrad_typed<double>(v, lr, eps);
+  without_gil([&] {
+    if (v.dtype == DType::float32) adagrad_typed<float>(v, lr, eps);
+    else adagrad_typed<double>(v, lr, eps);
+  });
 }
 
 // Each scalar rounded once from its double value, as NumPy rounds a Python float.
@@ -131,10 +133,11 @@ void adam(py::handle param, py::handle grad, py::handle exp_avg, py::handle exp_
           double beta1, double beta2, double step_size, double bias_correction2_sqrt,
           double eps) {
   const StepVectors v(param, grad, {{"exp_avg", exp_avg}, {"exp_avg_sq", exp_avg_sq}});
-  py::gil_scoped_release release;
-  if (v.dtype == DType::float32)
-    adam_typed<float>(v, beta1, beta2, step_size, bias_correction2_sqrt, eps);
-  else adam_typed<double>(v, beta1, beta2, step_size, bias_correction2_sqrt, eps);
+  without_gil([&] {
+    if (v.dtype == DType::float32)
+      adam_typed<float>(v, beta1, beta2, step_size, bias_correction2_sqrt, eps);
+    else adam_typed<double>(v, beta1, beta2, step_size, bias_correction2_sqrt, eps);
+  });
 }
 
 template <class S>
@@ -146,9 +149,10 @@ void sgd_momentum_typed(const StepVectors& v, double lr, double momentum, bool f
 void sgd_momentum(py::handle param, py::handle grad, py::handle buffer, double lr,
                   double momentum, bool first_step) {
   const StepVectors v(param, grad, {{"buffer", buffer}});
-  py::gil_scoped_release release;
-  if (v.dtype == DType::float32) sgd_momentum_typed<float>(v, lr, momentum, first_step);
-  else sgd_momentum_typed<double>(v, lr, momentum, first_step);
+  without_gil([&] {
+    if (v.dtype == DType::float32) sgd_momentum_typed<float>(v, lr, momentum, first_step);
+    else sgd_momentum_typed<double>(v, lr, momentum, first_step);
+  });
 }
 
 }  // namespace
