@@ -305,8 +305,9 @@ void check_two_thread_schedules_match_one_thread() {
 }
 
 // The per-step products C += A·op(W) against a plain triple loop in double, for one row (the
-// matrix-vector kernel, whose packets of W end inside a row or not) and several, over column
-// shares that start anywhere, both uses of W, and a C with a row stride wider than its share.
+// matrix-vector kernel, whose packets of W end inside a row or not, and at H = 300 Eigen's
+// product, R being too large to pay) and several, over column shares that start anywhere, both
+// uses of W, and a C with a row stride wider than its share.
 template <class S>
 void check_step_products_match_plain_loops() {
   std::mt19937 rng(7);

@@ -25,8 +25,14 @@ class StepProduct {
               Index depth)
       : rows_(rows), cols_(cols), depth_(depth) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
-    if (rows_ == 1) {  // one sequence: matrix-vector products, with their own layout of W
-      vector_.emplace(W, W_stride, use, first, cols, depth);
+    if (rows_ == 1) {  // one sequence: matrix-vector products
+      if (VectorStepProduct<S>::pays(cols, depth)) {
+        vector_.emplace(W, W_stride, use, first, cols, depth);
+      } else {
+        vector_weights_ = W + (use == WeightUse::transposed ? first * W_stride : first);
+        vector_weights_stride_ = W_stride;
+        vector_weights_transposed_ = use == WeightUse::transposed;
+      }
       return;
     }
     kc_ = depth_;
@@ -49,7 +55,18 @@ class StepProduct {
   void accumulate(const S* A, Index A_stride, S* C, Index C_stride) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
     if (rows_ == 1) {
-      vector_->accumulate(A, C);
+      if (vector_) {
+        vector_->accumulate(A, C);
+        return;
+      }
+      // W read in place, by Eigen's matrix-vector product.
+      const ConstRowVectorView<S> a(A, depth_);
+      RowVectorView<S> c(C, cols_);
+      const auto weights = matrix_view(vector_weights_, vector_weights_transposed_ ? cols_ : depth_,
+                                       vector_weights_transposed_ ? depth_ : cols_,
+                                       vector_weights_stride_);
+      if (vector_weights_transposed_) c.noalias() += a * weights.transpose();
+      else c.noalias() += a * weights;
       return;
     }
     const RhsMapper A_transposed(A, A_stride);
@@ -96,7 +113,10 @@ class StepProduct {
   }
 
   Index rows_, cols_, depth_;
-  std::optional<VectorStepProduct<S>> vector_;  // rows_ == 1
+  std::optional<VectorStepProduct<S>> vector_;  // rows_ == 1, when it pays
+  const S* vector_weights_ = nullptr;           // rows_ == 1 otherwise: W itself
+  Index vector_weights_stride_ = 0;
+  bool vector_weights_transposed_ = false;
   Index kc_ = 0, mc_ = 0;
   Index packed_size_ = 0;
   std::vector<Index> panel_offsets_;
