@@ -17,7 +17,6 @@
 
 #include <pybind11/stl.h>
 
-#include <cstring>
 #include <string>
 
 namespace bptt::bindings {
@@ -321,46 +320,36 @@ py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, 
 // The recurrent layer alone.
 
 template <class S>
-py::object layer_forward_typed(const Layer& layer, const Inputs& inputs, const py::object& h0,
-                               Activation activation, bool hidden_copy, bool check_finite) {
+py::array layer_forward_typed(const Layer& layer, const Inputs& inputs, const py::object& h0,
+                              Activation activation, bool check_finite) {
   const py::ssize_t T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
-  check_allocation(bytes_of({double(T + 1 + (hidden_copy ? T : 0)) * B * H,
-                             double(layer.input_size) * H},
-                            sizeof(S)),
+  check_allocation(bytes_of({double(T + 1) * B * H, double(layer.input_size) * H}, sizeof(S)),
                    "layer_forward");
-  auto states = new_array<S>({T + 1, B, H});
-  auto copy = hidden_copy ? new_array<S>({T, B, H}) : py::array_t<S>();
+  auto hidden = new_array<S>({T + 1, B, H});
   std::vector<FiniteCheck> checks = parameter_checks<S>(layer, nullptr);
   if (!inputs.tokens) add_check(checks, "inputs", inputs.array);
   add_check(checks, "h0", h0);
   const LayerWeights<S> weights = layer_weights<S>(layer);
   const SequenceInput<S> input_view = sequence_input<S>(inputs);
   const S* h0_data = optional_data<S>(h0);
-  S* states_data = mutable_data<S>(states);
-  S* copy_data = hidden_copy ? mutable_data<S>(copy) : nullptr;
+  S* hidden_data = mutable_data<S>(hidden);
   compute_without_gil<S>(checks, check_finite, [&] {
-    recurrent_forward(weights, input_view, h0_data, activation, states_data);
-    // h_1..h_T sit in slots 1..T, or 0..T-1 in reverse: one contiguous range either way.
-    if (hidden_copy && T > 0)
-      std::memcpy(copy_data, states_data + (inputs.reverse ? 0 : B * H), size_t(T * B * H) * sizeof(S));
+    recurrent_forward(weights, input_view, h0_data, activation, hidden_data);
   });
-  if (hidden_copy) return py::make_tuple(std::move(states), std::move(copy));
-  return std::move(states);
+  return std::move(hidden);
 }
 
-py::object layer_forward(py::handle U, py::handle W, py::handle b, py::handle inputs,
-                         py::handle h0, py::handle activation, py::handle lengths, bool reverse,
-                         bool hidden_copy, bool check_finite) {
+py::array layer_forward(py::handle U, py::handle W, py::handle b, py::handle inputs,
+                        py::handle h0, py::handle activation, py::handle lengths, bool reverse,
+                        bool check_finite) {
   const Activation parsed_activation = parse_activation_argument(activation);
   const Layer layer = check_layer(U, W, b);
   Inputs checked_inputs = check_inputs(inputs, layer);
   check_sequence_layout(checked_inputs, lengths, reverse);
   const py::object checked_h0 = check_state(h0, "h0", layer, checked_inputs.batch);
   if (layer.dtype == DType::float32)
-    return layer_forward_typed<float>(layer, checked_inputs, checked_h0, parsed_activation,
-                                      hidden_copy, check_finite);
-  return layer_forward_typed<double>(layer, checked_inputs, checked_h0, parsed_activation,
-                                     hidden_copy, check_finite);
+    return layer_forward_typed<float>(layer, checked_inputs, checked_h0, parsed_activation, check_finite);
+  return layer_forward_typed<double>(layer, checked_inputs, checked_h0, parsed_activation, check_finite);
 }
 
 template <class S>
@@ -561,11 +550,10 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
         "arrays, by gradient name, that receive those gradients in place of new arrays.");
   m.def("layer_forward", &layer_forward, "U"_a, "W"_a, "b"_a, "inputs"_a, "h0"_a = none,
         "activation"_a = "tanh", "lengths"_a = none, "reverse"_a = false,
-        "hidden_copy"_a = false, "check_finite"_a = true,
+        "check_finite"_a = true,
         "States (T + 1, B, H) of the recurrent layer: h0 in slot 0 and h_t in slot t + 1 "
         "(reverse: h_t in slot t and h0 in slot T). With lengths (B,), a padded position keeps "
-        "the previous state. hidden_copy: returns (states, hidden), hidden a copy of the hidden "
-        "states by time (T, B, H), in memory kept for reuse.");
+        "the previous state.");
   m.def("layer_backward", &layer_backward, "U"_a, "W"_a, "b"_a, "inputs"_a, "hidden"_a,
         "h0"_a = none, "d_hidden"_a = none, "d_h_last"_a = none, "activation"_a = "tanh",
         "lengths"_a = none, "reverse"_a = false, "check_finite"_a = true, "input_grad"_a = true,

@@ -15,18 +15,13 @@ from bptt.torch.tensors import as_array, as_tensor, first_order_only
 
 
 class RecurrentLayer(torch.autograd.Function):
-    """Returns the hidden states by time (T, B, H) and a copy of h_n: a separate output because,
-    with lengths, it is not the state at step T of every sequence. The hidden states are a view
-    of the core's buffer of states (T + 1, B, H), saved for backward; with copy_output, a copy
-    of them instead, which the caller may change in place without changing what backward reads
-    (the core makes it in memory it keeps for reuse: a fresh tensor of that size would cost its
-    page faults on every call)."""
+    """Returns the hidden states by time (T, B, H), a view of the core's buffer of states (T +
+    1, B, H) without h0, and a copy of h_n: a separate output because, with lengths, it is not
+    the state at step T of every sequence."""
 
     @staticmethod
-    def forward(
-        ctx, inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse, copy_output
-    ):
-        result = _core.layer_forward(
+    def forward(ctx, inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse):
+        states = _core.layer_forward(
             as_array(weight_ih),
             as_array(weight_hh),
             as_array(bias),
@@ -35,10 +30,8 @@ class RecurrentLayer(torch.autograd.Function):
             activation=activation,
             lengths=lengths,
             reverse=reverse,
-            hidden_copy=copy_output,
             check_finite=False,
         )
-        states, output = result if copy_output else (result, None)
         states = torch.from_numpy(states)
         hidden = states[:-1] if reverse else states[1:]
         h_last = (states[0] if reverse else states[-1]).clone()
@@ -46,7 +39,7 @@ class RecurrentLayer(torch.autograd.Function):
         ctx.activation, ctx.lengths, ctx.reverse = activation, lengths, reverse
         # No upstream gradient for hidden or h_n is passed to the core as None, not as zeros.
         ctx.set_materialize_grads(False)
-        return (hidden if output is None else torch.from_numpy(output)), h_last
+        return hidden, h_last
 
     @staticmethod
     @first_order_only
@@ -77,7 +70,6 @@ class RecurrentLayer(torch.autograd.Function):
             None,
             None,
             None,
-            None,
         )
 
 
@@ -91,13 +83,12 @@ def recurrent_layer(
     activation: str,
     lengths: np.ndarray | None = None,
     reverse: bool = False,
-    copy_output: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The hidden states by time (T, B, H), a view of the core's buffer (with copy_output, a
-    copy, safe to change in place), and h_n (B, H). With lengths (B,), the hidden states at
-    padded positions (t >= lengths[b]) are zeros, as in torch's padded outputs."""
+    """The hidden states by time (T, B, H), a view of the core's buffer, and h_n (B, H). With
+    lengths (B,), the hidden states at padded positions (t >= lengths[b]) are zeros, as in
+    torch's padded outputs."""
     hidden, h_last = RecurrentLayer.apply(
-        inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse, copy_output
+        inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse
     )
     if lengths is None:
         return hidden, h_last

@@ -54,9 +54,10 @@ class RNN(torch.nn.RNN):
                 f"{layout if batched else '(T, input_size)'}, got {tuple(shape)}"
             )
         time_major = input.transpose(0, 1).contiguous() if self.batch_first else input
-        # A copy of the states, as nn.RNN's output is: changing it in place must not touch what
-        # backward reads (a bidirectional output is a new tensor already).
-        output, h_n = self._run_layers(time_major, hx, lengths=None, copy_output=True)
+        output, h_n = self._run_layers(time_major, hx, lengths=None)
+        if not self.bidirectional:
+            # A copy, as nn.RNN's output is: changing it in place must not touch the saved states.
+            output = output.clone()
         if self.batch_first:
             output = output.transpose(0, 1)
         if not batched:
@@ -102,10 +103,9 @@ class RNN(torch.nn.RNN):
             h_n,
         )
 
-    def _run_layers(self, inputs, hx, lengths, copy_output=False):
+    def _run_layers(self, inputs, hx, lengths):
         """The stack over time-major inputs (T, B, D): output (T, B, directions·H) and h_n
-        (layers·directions, B, H), layer-major as nn.RNN orders it. copy_output: an output that
-        is not the states backward reads."""
+        (layers·directions, B, H), layer-major as nn.RNN orders it."""
         directions = 2 if self.bidirectional else 1
         activation = ACTIVATIONS[self.mode]
         layer_input, last_states = inputs, []
@@ -129,7 +129,6 @@ class RNN(torch.nn.RNN):
                     activation=activation,
                     lengths=lengths,
                     reverse=bool(direction),
-                    copy_output=copy_output and directions == 1 and layer == self.num_layers - 1,
                 )
                 outputs.append(hidden)
                 last_states.append(h_last)
