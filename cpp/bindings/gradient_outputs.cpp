@@ -1,7 +1,6 @@
 #include "gradient_outputs.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace bptt::bindings {
 

@@ -59,13 +59,14 @@ class StepProduct {
         vector_->accumulate(A, C);
         return;
       }
-      // W read in place, by Eigen's matrix-vector product.
+      // W read in place, by Eigen's matrix-vector product: c += a·Wᵀ over W's rows [first,
+      // first + cols), or c += a·W over its columns.
       const ConstRowVectorView<S> a(A, depth_);
       RowVectorView<S> c(C, cols_);
-      const auto weights = matrix_view(vector_weights_, vector_weights_transposed_ ? cols_ : depth_,
-                                       vector_weights_transposed_ ? depth_ : cols_,
-                                       vector_weights_stride_);
-      if (vector_weights_transposed_) c.noalias() += a * weights.transpose();
+      const bool transposed = vector_weights_transposed_;
+      const auto weights = matrix_view(vector_weights_, transposed ? cols_ : depth_,
+                                       transposed ? depth_ : cols_, vector_weights_stride_);
+      if (transposed) c.noalias() += a * weights.transpose();
       else c.noalias() += a * weights;
       return;
     }
