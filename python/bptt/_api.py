@@ -81,7 +81,7 @@ def loss_and_grad(
     targets = np.asarray(targets)[:, None] if np.ndim(targets) else targets
     h0 = None if h0 is None else np.asarray(h0)[None]
     loss, grads, h_last = _core.loss_and_grad(
-        *weights, inputs[:, None], targets, h0, *options, _batched_out(out)
+        *weights, inputs[:, None], targets, h0, *options, _batched_out(out, weights, inputs)
     )
     grads["h0"] = out["h0"] if out and "h0" in out else grads["h0"][0]
     if "x" in grads:
@@ -89,20 +89,28 @@ def loss_and_grad(
     return LossAndGrad(loss, grads, h_last[0])
 
 
-def _batched_out(out):
+def _batched_out(out, weights, inputs):
     """An unbatched call's out arrays for h0 (H,) and x (T, D) as the batched views the core
-    writes, (1, H) and (T, 1, D); anything else is passed on for the core to check."""
+    writes, (1, H) and (T, 1, D), after checking their unbatched shapes (when the weights'
+    own shapes are sound: the core reports theirs first); anything else is passed on for the
+    core to check."""
     if not isinstance(out, Mapping):
         return out
-    axes = {"h0": 0, "x": 1}
-    return {
-        name: (
-            np.expand_dims(array, axes[name])
-            if name in axes and isinstance(array, np.ndarray)
-            else array
-        )
-        for name, array in out.items()
-    }
+    U = weights[0]
+    H, D = np.shape(U) if np.ndim(U) == 2 else (None, None)
+    expected = {"h0": ((H,), "(H,)", 0), "x": ((len(inputs), D), "(T, D)", 1)}
+    batched = dict(out)
+    for name, (shape, symbols, batch_axis) in expected.items():
+        array = out.get(name)
+        if not isinstance(array, np.ndarray):
+            continue
+        if array.shape != shape and (H is not None or array.ndim != len(shape)):
+            raise ValueError(
+                f"out['{name}']: expected shape {symbols} = {shape} for unbatched inputs, "
+                f"got {array.shape}"
+            )
+        batched[name] = np.expand_dims(array, batch_axis)
+    return batched
 
 
 def forward(
