@@ -305,9 +305,9 @@ void check_two_thread_schedules_match_one_thread() {
 }
 
 // The per-step products C += A·op(W) against a plain triple loop in double, for one row (the
-// matrix-vector kernel, whose packets of W end inside a row or not, and at H = 300 Eigen's
-// product, R being too large to pay) and several, over column shares that start anywhere, both
-// uses of W, and a C with a row stride wider than its share.
+// matrix-vector kernel, whose packets of W end inside a row or not, and Eigen's product where
+// R would not pay: for one product, or at H = 300) and several, over column shares that start
+// anywhere, both uses of W, and a C with a row stride wider than its share.
 template <class S>
 void check_step_products_match_plain_loops() {
   std::mt19937 rng(7);
@@ -315,34 +315,35 @@ void check_step_products_match_plain_loops() {
   const double tolerance = 64 * double(std::numeric_limits<S>::epsilon());
   for (Index H : {1, 3, 16, 17, 40, 100, 131, 300})
     for (Index rows : {1, 3})
-      for (WeightUse use : {WeightUse::transposed, WeightUse::as_is}) {
-        std::vector<S> W(size_t(H * H)), A(size_t(rows * H)), C(size_t(rows * (H + 5)));
-        for (auto& e : W) e = S(uniform(rng));
-        for (auto& e : A) e = S(uniform(rng));
-        for (auto& e : C) e = S(uniform(rng));
-        const Index first = H / 3, cols = H - first - H / 5;
-        std::vector<S> expected = C;
-        for (Index r = 0; r < rows; ++r)
-          for (Index j = 0; j < cols; ++j) {
-            double sum = double(C[size_t(r * (H + 5) + first + j)]);
-            for (Index k = 0; k < H; ++k) {
-              const S w = use == WeightUse::transposed ? W[size_t((first + j) * H + k)]
-                                                       : W[size_t(k * H + first + j)];
-              sum += double(A[size_t(r * H + k)]) * double(w);
+      for (Index products : {1, 100})
+        for (WeightUse use : {WeightUse::transposed, WeightUse::as_is}) {
+          std::vector<S> W(size_t(H * H)), A(size_t(rows * H)), C(size_t(rows * (H + 5)));
+          for (auto& e : W) e = S(uniform(rng));
+          for (auto& e : A) e = S(uniform(rng));
+          for (auto& e : C) e = S(uniform(rng));
+          const Index first = H / 3, cols = H - first - H / 5;
+          std::vector<S> expected = C;
+          for (Index r = 0; r < rows; ++r)
+            for (Index j = 0; j < cols; ++j) {
+              double sum = double(C[size_t(r * (H + 5) + first + j)]);
+              for (Index k = 0; k < H; ++k) {
+                const S w = use == WeightUse::transposed ? W[size_t((first + j) * H + k)]
+                                                         : W[size_t(k * H + first + j)];
+                sum += double(A[size_t(r * H + k)]) * double(w);
+              }
+              expected[size_t(r * (H + 5) + first + j)] = S(sum);
             }
-            expected[size_t(r * (H + 5) + first + j)] = S(sum);
-          }
-        StepProduct<S> product(W.data(), H, use, first, cols, rows, H);
-        product.accumulate(A.data(), H, C.data() + first, H + 5);
-        double worst = 0;
-        for (size_t i = 0; i < C.size(); ++i)
-          worst = std::max(worst, std::abs(double(C[i]) - double(expected[i])) /
-                                      (1 + std::abs(double(expected[i]))));
-        expect(worst <= tolerance * std::sqrt(double(H)),
-               "step product H=" + std::to_string(H) + " rows=" + std::to_string(rows) +
-                   (use == WeightUse::transposed ? " transposed" : " as_is") + " error " +
-                   std::to_string(worst));
-      }
+          StepProduct<S> product(W.data(), H, use, first, cols, rows, H, products);
+          product.accumulate(A.data(), H, C.data() + first, H + 5);
+          double worst = 0;
+          for (size_t i = 0; i < C.size(); ++i)
+            worst = std::max(worst, std::abs(double(C[i]) - double(expected[i])) /
+                                        (1 + std::abs(double(expected[i]))));
+          expect(worst <= tolerance * std::sqrt(double(H)),
+                 "step product H=" + std::to_string(H) + " rows=" + std::to_string(rows) +
+                     (use == WeightUse::transposed ? " transposed" : " as_is") + " error " +
+                     std::to_string(worst));
+        }
 }
 
 void check_workspace_reuses_blocks() {

@@ -122,7 +122,7 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
   on_threads(recurrence_threads(B, H), [&](int thread, int threads) {
     const auto [first, last] = column_share(H, thread, threads);
     // W h_prev in row form is h_prev·Wᵀ.
-    StepProduct<S> product(W, H, WeightUse::transposed, first, last - first, B, H);
+    StepProduct<S> product(W, H, WeightUse::transposed, first, last - first, B, H, inputs.steps);
     for (Index k = 0; k < inputs.steps; ++k) {
       const Index t = order.time_of(k);
       const S* h_prev = states + order.previous_slot(t) * B * H;
@@ -173,7 +173,7 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
       PackedShare& share = shares[size_t(thread)];
       if (share.first != first || share.last != last) {
         // Wᵀ da_next in row form is da_next·W.
-        share.product.emplace(W, H, WeightUse::as_is, first, last - first, B, H);
+        share.product.emplace(W, H, WeightUse::as_is, first, last - first, B, H, T - 1);
         share.first = first;
         share.last = last;
       }

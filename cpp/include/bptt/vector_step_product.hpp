@@ -42,10 +42,11 @@ class VectorStepProduct {
       std::fill(weights_.data() + k * stride_ + cols_, weights_.data() + (k + 1) * stride_, S(0));
   }
 
-  // Whether R is small enough to be worth making (measured at hidden sizes 100 to 2048: from
-  // 512, a call took as long or up to 28% longer than with Eigen's product).
-  static bool pays(Index cols, Index depth) {
-    return double(depth) * double(round_up(cols)) * sizeof(S) <= 256.0 * 1024;
+  // Whether R is worth making for `products` products: it takes about as long as 5 of them
+  // save (hidden size 100), and once larger than 256 KiB it saves nothing (measured at hidden
+  // sizes 100 to 2048: from 512, a call took as long or up to 28% longer than with Eigen's).
+  static bool pays(Index cols, Index depth, Index products) {
+    return products >= 8 && double(depth) * double(round_up(cols)) * sizeof(S) <= 256.0 * 1024;
   }
 
   // c (cols) += a (depth) · R.
