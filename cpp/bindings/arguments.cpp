@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <sstream>
+#include <utility>
 
 namespace bptt::bindings {
 namespace {
@@ -18,9 +19,20 @@ std::string dims_string(const std::vector<py::ssize_t>& dims) {
   return out.str();
 }
 
+// The bytes [first, last) the elements of `array` occupy.
+std::pair<const char*, const char*> byte_range(const py::array& array) {
+  const char* first = static_cast<const char*>(array.data());
+  const char* last = first;
+  if (array.size() == 0) return {first, first};
+  for (py::ssize_t axis = 0; axis < array.ndim(); ++axis) {
+    const py::ssize_t reach = (array.shape(axis) - 1) * array.strides(axis);
+    (reach < 0 ? first : last) += reach;
+  }
+  return {first, last + array.itemsize()};
+}
+
 py::array contiguous(const py::array& array) {
-  const bool ready = (array.flags() & py::array::c_style) && (array.flags() & kNumpyAligned);
-  if (ready) return array;
+  if (is_c_contiguous_and_aligned(array)) return array;
   return py::module_::import("numpy").attr("ascontiguousarray")(array);
 }
 
@@ -67,6 +79,17 @@ bool is_integer_array(const py::array& array) {
 }
 
 bool is_float_array(const py::array& array) { return array.dtype().kind() == 'f'; }
+
+bool is_c_contiguous_and_aligned(const py::array& array) {
+  return (array.flags() & py::array::c_style) && (array.flags() & kNumpyAligned);
+}
+
+bool share_memory(const py::array& a, const py::array& b) {
+  const auto [a_first, a_last] = byte_range(a);
+  const auto [b_first, b_last] = byte_range(b);
+  const bool empty = a_first == a_last || b_first == b_last;
+  return !empty && a_first < b_last && b_first < a_last;
+}
 
 std::string string_argument(py::handle object, const char* name) {
   if (!py::isinstance<py::str>(object)) {

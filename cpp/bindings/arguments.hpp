@@ -46,6 +46,13 @@ py::array id_array(const py::array& array, const char* name, const char* what);
 
 py::array as_array(py::handle object, const char* name);
 
+// C-contiguous and aligned for its dtype, as NumPy's flags say: the layout the core reads.
+bool is_c_contiguous_and_aligned(const py::array& array);
+
+// Whether two arrays' memory overlaps, each taken from the lowest to the highest byte any of its
+// elements occupies, whatever the strides; an empty array shares none.
+bool share_memory(const py::array& a, const py::array& b);
+
 // Every id in [lowest, upper); otherwise a ValueError naming the first bad id and its (t, b).
 void check_id_range(const py::array& ids, const char* name, std::int64_t lowest,
                     std::int64_t upper, const char* bound_symbol);

@@ -4,8 +4,6 @@
 
 namespace bptt::bindings {
 
-constexpr int kNumpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
-
 GradientOutputs::GradientOutputs(py::handle out, std::initializer_list<const char*> names,
                                  DType dtype,
                                  std::initializer_list<std::pair<const char*, py::handle>> read)
@@ -31,20 +29,8 @@ GradientOutputs::GradientOutputs(py::handle out, std::initializer_list<const cha
   }
   for (const auto& [name, object] : read) {
     if (py::isinstance<py::array>(object))
-      taken_.push_back(extent_of(name, py::reinterpret_borrow<py::array>(object)));
+      taken_.emplace_back(name, py::reinterpret_borrow<py::array>(object));
   }
-}
-
-GradientOutputs::Extent GradientOutputs::extent_of(std::string name, const py::array& array) {
-  // From the lowest to one past the highest byte of any element, whatever the strides' signs.
-  const char* begin = static_cast<const char*>(array.data());
-  const char* end = begin;
-  if (array.size() == 0) return {std::move(name), begin, begin};
-  for (py::ssize_t axis = 0; axis < array.ndim(); ++axis) {
-    const py::ssize_t reach = (array.shape(axis) - 1) * array.strides(axis);
-    (reach < 0 ? begin : end) += reach;
-  }
-  return {std::move(name), begin, end + array.itemsize()};
 }
 
 std::optional<py::array> GradientOutputs::caller_array(const char* name,
@@ -64,20 +50,17 @@ std::optional<py::array> GradientOutputs::caller_array(const char* name,
                          " like the params, got " + std::string(py::str(array.dtype())));
   }
   check_shape(array, label.c_str(), axes);
-  const bool c_contiguous = array.flags() & py::array::c_style;
-  if (!c_contiguous || !(array.flags() & kNumpyAligned) || !array.writeable()) {
+  if (!is_c_contiguous_and_aligned(array) || !array.writeable()) {
     throw py::value_error(label + ": expected a writable, C-contiguous, aligned array, which "
                                   "the core writes in place");
   }
-  Extent extent = extent_of(label, array);
-  for (const Extent& other : taken_) {
-    const bool empty = extent.begin == extent.end || other.begin == other.end;
-    if (!empty && extent.begin < other.end && other.begin < extent.end) {
+  for (const auto& [other_name, other] : taken_) {
+    if (share_memory(array, other)) {
       throw py::value_error(label + ": expected memory of its own, got an array sharing memory "
-                                    "with " + other.name);
+                                    "with " + other_name);
     }
   }
-  taken_.push_back(std::move(extent));
+  taken_.emplace_back(label, array);
   return array;
 }
 

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bptt::bindings {
@@ -30,17 +31,12 @@ class GradientOutputs {
   }
 
  private:
-  struct Extent {
-    std::string name;
-    const char *begin, *end;
-  };
-  static Extent extent_of(std::string name, const py::array& array);
   std::optional<py::array> caller_array(const char* name, std::initializer_list<Axis> axes);
 
   bool has_out_ = false;
   py::dict out_;
   DType dtype_;
-  std::vector<Extent> taken_;
+  std::vector<std::pair<std::string, py::array>> taken_;  // read by the call, or out arrays
 };
 
 }  // namespace bptt::bindings

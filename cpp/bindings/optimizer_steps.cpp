@@ -68,17 +68,10 @@ struct StepVectors {
     // The core reads and writes each vector once per element, as if no two overlapped.
     for (size_t i = 0; i < named.size(); ++i)
       for (size_t j = i + 1; j < named.size(); ++j)
-        if (overlap(named[i].second, named[j].second))
+        if (share_memory(named[i].second, named[j].second))
           throw py::value_error(std::string(named[j].first) +
                                 ": expected a vector of its own, got one sharing memory with " +
                                 named[i].first);
-  }
-
-  static bool overlap(const py::array& a, const py::array& b) {
-    const auto* a_begin = static_cast<const char*>(a.data());
-    const auto* b_begin = static_cast<const char*>(b.data());
-    return a.nbytes() > 0 && b.nbytes() > 0 && a_begin < b_begin + b.nbytes() &&
-           b_begin < a_begin + a.nbytes();
   }
 
   template <class S>
