@@ -4,17 +4,29 @@ parameters' precision, as NumPy evaluates them: bitwise the same updates, in one
 import numpy as np
 import pytest
 
+import bptt
 from bptt import _core
 from bptt.optimizers import Adam
 from bptt.parameter_vector import ParameterVector
 
 DTYPES = [np.float32, np.float64]
 SIZE = 1003  # not a multiple of any vector width: the scalar tail is covered too
+# Large enough to be split across two threads (32,768 elements a thread at least), into shares
+# that again end in a scalar tail.
+SIZES = [SIZE, 2 * 32768 + 1003]
 
 
-def vectors(dtype, count, seed=0):
+@pytest.fixture(params=SIZES, ids=["one pass", "split across two threads"])
+def size(request):
+    threads = bptt.get_num_threads()
+    bptt.set_num_threads(2)
+    yield request.param
+    bptt.set_num_threads(threads)
+
+
+def vectors(dtype, count, seed=0, size=SIZE):
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal(SIZE).astype(dtype) for _ in range(count)]
+    return [rng.standard_normal(size).astype(dtype) for _ in range(count)]
 
 
 def numpy_adagrad(param, grad, state_sum, lr, eps):
@@ -40,11 +52,11 @@ def numpy_sgd_momentum(param, grad, buffer, lr, momentum, first_step):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adagrad_steps_equal_numpys_formulas_bitwise(dtype):
-    param, state = vectors(dtype, 1)[0], np.zeros(SIZE, dtype)
+def test_adagrad_steps_equal_numpys_formulas_bitwise(dtype, size):
+    param, state = vectors(dtype, 1, size=size)[0], np.zeros(size, dtype)
     expected_param, expected_state = param.copy(), state.copy()
     for step in range(1, 6):
-        grad = vectors(dtype, 1, seed=step)[0]
+        grad = vectors(dtype, 1, seed=step, size=size)[0]
         _core.adagrad_step(param, grad, state, lr=0.05, eps=1e-10)
         numpy_adagrad(expected_param, grad, expected_state, 0.05, 1e-10)
     np.testing.assert_array_equal(param, expected_param)
@@ -52,13 +64,13 @@ def test_adagrad_steps_equal_numpys_formulas_bitwise(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_steps_equal_numpys_formulas_bitwise(dtype):
-    param = vectors(dtype, 1)[0]
-    exp_avg, exp_avg_sq = np.zeros(SIZE, dtype), np.zeros(SIZE, dtype)
+def test_adam_steps_equal_numpys_formulas_bitwise(dtype, size):
+    param = vectors(dtype, 1, size=size)[0]
+    exp_avg, exp_avg_sq = np.zeros(size, dtype), np.zeros(size, dtype)
     expected = [param.copy(), exp_avg.copy(), exp_avg_sq.copy()]
     beta1, beta2, lr, eps = 0.9, 0.999, 2e-3, 1e-8
     for step in range(1, 6):
-        grad = vectors(dtype, 1, seed=step)[0]
+        grad = vectors(dtype, 1, seed=step, size=size)[0]
         _core.adam_step(
             param,
             grad,
@@ -76,11 +88,12 @@ def test_adam_steps_equal_numpys_formulas_bitwise(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sgd_momentum_steps_equal_numpys_formulas_bitwise(dtype):
-    param, buffer = vectors(dtype, 1)[0], np.full(SIZE, np.nan, dtype)  # the first step sets it
+def test_sgd_momentum_steps_equal_numpys_formulas_bitwise(dtype, size):
+    param = vectors(dtype, 1, size=size)[0]
+    buffer = np.full(size, np.nan, dtype)  # the first step sets it
     expected_param, expected_buffer = param.copy(), buffer.copy()
     for step in range(1, 6):
-        grad = vectors(dtype, 1, seed=step)[0]
+        grad = vectors(dtype, 1, seed=step, size=size)[0]
         _core.sgd_momentum_step(param, grad, buffer, lr=0.1, momentum=0.9, first_step=step == 1)
         numpy_sgd_momentum(expected_param, grad, expected_buffer, 0.1, 0.9, step == 1)
     np.testing.assert_array_equal(param, expected_param)
