@@ -72,13 +72,36 @@ def test_dropout_between_layers_draws_nn_rnns_masks_in_training_and_none_in_eval
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_the_output_may_be_changed_in_place_before_backward(batch_first):
-    rnn = bptt.torch.RNN(**SHAPES, batch_first=batch_first)
-    output, h_n = rnn(torch.randn(5, 2, 3))
-    output.mul_(2)
-    h_n.mul_(2)
-    (output.sum() + h_n.sum()).backward()
-    assert rnn.weight_hh_l0.grad is not None
+@pytest.mark.parametrize("config", CONFIGS)
+def test_the_outputs_may_be_changed_in_place_before_backward_as_nn_rnns(config, batch_first):
+    # tanh_ is differentiated through its result: the changed output itself.
+    models = {
+        name: model(**SHAPES, **config, batch_first=batch_first, dtype=torch.float64)
+        for name, model in (("reference", torch.nn.RNN), ("ours", bptt.torch.RNN))
+    }
+    models["ours"].load_state_dict(models["reference"].state_dict())
+    inputs = torch.randn(5, 2, 3, dtype=torch.float64)
+    weights = torch.randn(2, 5, 2 * 4 if config.get("bidirectional") else 4, dtype=torch.float64)
+    grads = {}
+    for name, model in models.items():
+        output, h_n = model(inputs.transpose(0, 1) if batch_first else inputs)
+        output.tanh_()
+        h_n.mul_(2)
+        batch_major = output if batch_first else output.transpose(0, 1)
+        ((batch_major * weights).sum() + h_n.sum()).backward()
+        grads[name] = {key: value.grad for key, value in model.named_parameters()}
+    for key, expected in grads["reference"].items():
+        torch.testing.assert_close(grads["ours"][key], expected, rtol=0, atol=TOLERANCE)
+
+
+def test_inputs_changed_in_place_before_backward_are_refused_as_by_nn_rnn():
+    inputs = torch.randn(5, 2, 3, requires_grad=True)
+    for model in (torch.nn.RNN, bptt.torch.RNN):
+        layer_input = inputs * 1
+        output, _ = model(**SHAPES)(layer_input)
+        layer_input.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            output.sum().backward()
 
 
 def test_non_finite_inputs_propagate_like_torchs_instead_of_raising():

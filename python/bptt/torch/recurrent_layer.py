@@ -15,28 +15,28 @@ from bptt.torch.tensors import as_array, as_tensor, first_order_only
 
 
 class RecurrentLayer(torch.autograd.Function):
-    """Returns the hidden states by time (T, B, H), a view of the core's buffer of states (T +
-    1, B, H) without h0, and a copy of h_n: a separate output because, with lengths, it is not
-    the state at step T of every sequence."""
+    """Returns the hidden states by time (T, B, H), the core's buffer of states (T + 1, B, H)
+    without h0 and with no copy, and a copy of h_n: a separate output because, with lengths, it
+    is not the state at step T of every sequence.
+
+    nn.RNN's output may be changed in place before backward, and so may this one: backward
+    reads the states from the buffer while the output's version says it is unchanged, and
+    otherwise computes them again from the saved inputs (the forward is deterministic), as it
+    does when backward runs a second time (retain_graph)."""
 
     @staticmethod
     def forward(ctx, inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse):
-        states = _core.layer_forward(
-            as_array(weight_ih),
-            as_array(weight_hh),
-            as_array(bias),
-            as_array(inputs),
-            None if h0 is None else as_array(h0),
-            activation=activation,
-            lengths=lengths,
-            reverse=reverse,
-            check_finite=False,
-        )
-        states = torch.from_numpy(states)
-        hidden = states[:-1] if reverse else states[1:]
-        h_last = (states[0] if reverse else states[-1]).clone()
-        ctx.save_for_backward(inputs, h0, weight_ih, weight_hh, bias, hidden)
         ctx.activation, ctx.lengths, ctx.reverse = activation, lengths, reverse
+        states = _forward_states(ctx, inputs, h0, weight_ih, weight_hh, bias)
+        # A tensor of its own over the buffer, not an autograd view of one made here: torch
+        # forbids changing those in place.
+        hidden = torch.from_numpy(states[:-1] if reverse else states[1:])
+        h_last = torch.from_numpy(states[0] if reverse else states[-1]).clone()
+        ctx.save_for_backward(inputs, h0, weight_ih, weight_hh, bias)
+        # The buffer is kept outside the saved tensors, where changing the output in place
+        # would make backward raise; the detached alias shares the output's version counter.
+        ctx.states, ctx.output_alias = states, hidden.detach()
+        ctx.output_version = hidden._version
         # No upstream gradient for hidden or h_n is passed to the core as None, not as zeros.
         ctx.set_materialize_grads(False)
         return hidden, h_last
@@ -44,13 +44,19 @@ class RecurrentLayer(torch.autograd.Function):
     @staticmethod
     @first_order_only
     def backward(ctx, d_hidden, d_h_last):
-        inputs, h0, weight_ih, weight_hh, bias, hidden = ctx.saved_tensors
+        inputs, h0, weight_ih, weight_hh, bias = ctx.saved_tensors
+        states, alias = ctx.states, ctx.output_alias
+        # Released here, as saved tensors are after a backward without retain_graph.
+        ctx.states = ctx.output_alias = None
+        if states is None or alias._version != ctx.output_version:
+            states = _forward_states(ctx, inputs, h0, weight_ih, weight_hh, bias)
+        del alias
         grads = _core.layer_backward(
             as_array(weight_ih),
             as_array(weight_hh),
             as_array(bias),
             as_array(inputs),
-            as_array(hidden),
+            states[:-1] if ctx.reverse else states[1:],
             h0=None if h0 is None else as_array(h0),
             d_hidden=None if d_hidden is None else as_array(d_hidden),
             d_h_last=None if d_h_last is None else as_array(d_h_last),
@@ -73,6 +79,21 @@ class RecurrentLayer(torch.autograd.Function):
         )
 
 
+def _forward_states(ctx, inputs, h0, weight_ih, weight_hh, bias) -> np.ndarray:
+    """The core's buffer of states (T + 1, B, H), h0 first (last, reversed)."""
+    return _core.layer_forward(
+        as_array(weight_ih),
+        as_array(weight_hh),
+        as_array(bias),
+        as_array(inputs),
+        None if h0 is None else as_array(h0),
+        activation=ctx.activation,
+        lengths=ctx.lengths,
+        reverse=ctx.reverse,
+        check_finite=False,
+    )
+
+
 def recurrent_layer(
     inputs: torch.Tensor,
     h0: torch.Tensor | None,
@@ -84,7 +105,7 @@ def recurrent_layer(
     lengths: np.ndarray | None = None,
     reverse: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The hidden states by time (T, B, H), a view of the core's buffer, and h_n (B, H). With
+    """The hidden states by time (T, B, H), on the core's buffer, and h_n (B, H). With
     lengths (B,), the hidden states at padded positions (t >= lengths[b]) are zeros, as in
     torch's padded outputs."""
     hidden, h_last = RecurrentLayer.apply(

@@ -55,9 +55,6 @@ class RNN(torch.nn.RNN):
             )
         time_major = input.transpose(0, 1).contiguous() if self.batch_first else input
         output, h_n = self._run_layers(time_major, hx, lengths=None)
-        if not self.bidirectional:
-            # A copy, as nn.RNN's output is: changing it in place must not touch the saved states.
-            output = output.clone()
         if self.batch_first:
             output = output.transpose(0, 1)
         if not batched:
