@@ -143,15 +143,15 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
 // da_t = (upstream_t + Wᵀ da_next) ⊙ σ'(a_t), where upstream_t is dL/dh_t from outside the
 // layer, plus dL/dh_T at each sequence's last step, and da is zero at padded positions. The
 // upstream gradients are written into d_pre by fill_upstream(t0, t1) for the times [t0, t1)
-// just before the loop needs them, chunk by chunk in the loop's order. db = Σ da is summed into
-// bias_grad as the loop goes, while each step's rows are in cache (each thread its own columns,
-// in the same order whatever the thread count). progress(n) says that the last n steps run are
-// done.
-template <class S, class FillUpstream, class Progress = NoProgress>
+// just before the loop needs them, chunk by chunk in the loop's order, and after_chunk(t0, t1)
+// is called once their da is complete. db = Σ da is summed into bias_grad as the loop goes,
+// while each step's rows are in cache (each thread its own columns, in the same order whatever
+// the thread count). progress(n) says that the last n steps run are done.
+template <class S, class FillUpstream, class AfterChunk, class Progress = NoProgress>
 void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
                          Activation activation, const S* hidden, const S* d_h_last,
-                         Index chunk_steps, FillUpstream&& fill_upstream, S* d_pre,
-                         Index d_pre_stride, S* bias_grad, Progress&& progress = {}) {
+                         Index chunk_steps, FillUpstream&& fill_upstream, AfterChunk&& after_chunk,
+                         S* d_pre, Index d_pre_stride, S* bias_grad, Progress&& progress = {}) {
   const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre_stride;
   const TimeOrder order{T, inputs.reverse};
   RowVectorView<S>(bias_grad, H).setZero();
@@ -203,6 +203,7 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
         if (thread == 0) progress(T - k);
       }
     });
+    after_chunk(t0, t0 + (chunk_end - chunk_begin));
   }
 }
 
@@ -261,30 +262,48 @@ class InputGradientSum {
   RowMatrix<S> dU_transposed_;
 };
 
-// dW, dU, dh0 and dx from the pre-activation gradients da (steps·batch rows of d_pre); db too
-// when there are no steps (the backward loop sums it otherwise).
-// h0 null means the zero initial state; hidden holds the states by time.
+// dW += Σ_t da_t h_prevᵀ over the times [t0, t1), whose rows of d_pre are da (rows by time in
+// either order); h0 null means the zero initial state, hidden holds the states by time.
 template <class S>
-void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
-                         const S* h0, const S* hidden, const S* d_h_last,
-                         ConstMatrixView<S> d_pre, const LayerGradients<S>& grads) {
-  const Index D = weights.input_size, H = weights.hidden_size;
-  const Index B = inputs.batch, T = inputs.steps, N = T * B;
-  MatrixView<S> dU = matrix_view(grads.U, H, D, D);
-  MatrixView<S> dW = matrix_view(grads.W, H, H, H);
-  RowVectorView<S> db(grads.b, H);
-  MatrixView<S> dh0 = matrix_view(grads.h0, B, H, H);
-  if (N == 0) {
-    dU.setZero();
-    dW.setZero();
-    db.setZero();
-    if (d_h_last) dh0 = matrix_view(d_h_last, B, H, H);
-    else dh0.setZero();
-    if (grads.inputs) matrix_view(grads.inputs, N, D, D).setZero();
+void add_recurrent_weight_gradient(const SequenceInput<S>& inputs, Index hidden_size,
+                                   const S* h0, const S* hidden, Index t0, Index t1,
+                                   ConstMatrixView<S> da, MatrixView<S> dW) {
+  const Index H = hidden_size, B = inputs.batch, T = inputs.steps;
+  // The time whose previous state is h0, and where its rows sit in da.
+  const Index h0_time = inputs.reverse ? T - 1 : 0;
+  const bool has_h0_time = t0 <= h0_time && h0_time < t1;
+  // The other times' previous states are contiguous: those of [t0, t1) without h0's time.
+  const Index from_states_t0 = has_h0_time && !inputs.reverse ? t0 + 1 : t0;
+  const Index from_states_t1 = has_h0_time && inputs.reverse ? t1 - 1 : t1;
+  const Index first_previous = inputs.reverse ? from_states_t0 + 1 : from_states_t0 - 1;
+  const S* previous = hidden + first_previous * B * H;
+  const Index state_rows = (from_states_t1 - from_states_t0) * B;
+  const Index states_at = (from_states_t0 - t0) * B, h0_at = (h0_time - t0) * B;
+  // h0 next to the states in the order the rows need them: one product.
+  const bool h0_adjacent = has_h0_time && h0 &&
+                           (inputs.reverse ? previous + state_rows * H == h0
+                                           : h0 + B * H == previous);
+  if (h0_adjacent) {
+    const S* first_state = inputs.reverse ? previous : h0;
+    multiply(dW, da.transpose(), matrix_view(first_state, da.rows(), H, H), true);
     return;
   }
+  if (state_rows > 0)
+    multiply(dW, da.middleRows(states_at, state_rows).transpose(),
+             matrix_view(previous, state_rows, H, H), true);
+  if (has_h0_time && h0)
+    multiply(dW, da.middleRows(h0_at, B).transpose(), matrix_view(h0, B, H, H), true);
+}
+
+// dh0 from the pre-activation gradients of all steps: Wᵀ da at each sequence's first step; an
+// empty sequence passes dL/dh_T straight on.
+template <class S>
+void initial_state_gradient(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
+                            const S* d_h_last, ConstMatrixView<S> d_pre,
+                            const LayerGradients<S>& grads) {
+  const Index H = weights.hidden_size, B = inputs.batch, T = inputs.steps;
+  MatrixView<S> dh0 = matrix_view(grads.h0, B, H, H);
   const ConstMatrixView<S> W = matrix_view(weights.W, H, H, H);
-  // dh0 = Wᵀ da at each sequence's first step; an empty sequence passes dL/dh_T straight on.
   const Index first_time = inputs.reverse ? T - 1 : 0;
   if (!inputs.lengths || !inputs.reverse) {
     dh0.noalias() = d_pre.middleRows(first_time * B, B) * W;
@@ -300,41 +319,62 @@ void parameter_gradients(const LayerWeights<S>& weights, const SequenceInput<S>&
       }
     }
   }
-  // dW = Σ_t da_t h_prevᵀ: one product over all steps·batch rows when h0 sits next to the
-  // states in the order the rows of da need them.
-  const Index rows_from_states = N - B;
-  const Index h0_rows = inputs.reverse ? rows_from_states : 0;      // where h0's block sits
-  const Index state_rows = inputs.reverse ? 0 : B;                   // where the states' block sits
-  const S* previous_states = inputs.reverse ? hidden + B * H : hidden;
-  const bool h0_adjacent =
-      h0 && (inputs.reverse ? hidden + N * H == h0 : h0 + B * H == hidden);
-  if (h0_adjacent) {
-    multiply(dW, d_pre.transpose(), matrix_view(inputs.reverse ? hidden + B * H : h0, N, H, H));
-  } else {
-    multiply(dW, d_pre.middleRows(state_rows, rows_from_states).transpose(),
-             matrix_view(previous_states, rows_from_states, H, H));
-    if (h0) multiply(dW, d_pre.middleRows(h0_rows, B).transpose(), matrix_view(h0, B, H, H), true);
-  }
-  InputGradientSum<S> input_side(weights, inputs, grads);
-  input_side.add(0, d_pre);
-  input_side.finish();
-  input_gradient_rows(weights, grads, 0, d_pre);
+}
+
+// The gradients of a layer without steps: zeros, and dh0 = dL/dh_T.
+template <class S>
+void gradients_without_steps(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
+                             const S* d_h_last, const LayerGradients<S>& grads) {
+  const Index D = weights.input_size, H = weights.hidden_size, B = inputs.batch;
+  matrix_view(grads.U, H, D, D).setZero();
+  matrix_view(grads.W, H, H, H).setZero();
+  RowVectorView<S>(grads.b, H).setZero();
+  MatrixView<S> dh0 = matrix_view(grads.h0, B, H, H);
+  if (d_h_last) dh0 = matrix_view(d_h_last, B, H, H);
+  else dh0.setZero();
+}
+
+// Steps per chunk of the layer's backward pass: about this many rows, so that a chunk's da,
+// previous states and inputs stay in cache from the loop to the products that take dW and dU
+// from them (at hidden 256, 1 thread: 64 to 256 rows measured alike, 5-17% faster than one
+// chunk of all rows).
+constexpr Index kGradientChunkRows = 128;
+
+inline Index gradient_chunk_steps(Index steps, Index batch) {
+  const Index by_rows = (kGradientChunkRows + batch - 1) / std::max<Index>(1, batch);
+  return std::clamp<Index>(by_rows, 1, std::max<Index>(1, steps));
 }
 
 // The backward pass with the upstream gradient supplied chunk by chunk (see backward_recurrence);
 // d_pre is caller-owned scratch of steps·batch rows, row stride d_pre_stride >= hidden_size.
+// dW, dU and dx are taken from each chunk's da as soon as it is complete, while its rows (and
+// the states and inputs of its times) are still in cache; db as the loop goes; dh0 at the end.
 template <class S, class FillUpstream>
 void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                              Activation activation, const S* h0, const S* hidden,
                              const S* d_h_last, Index chunk_steps, FillUpstream&& fill_upstream,
                              S* d_pre, Index d_pre_stride, const LayerGradients<S>& grads) {
-  const Index H = weights.hidden_size, N = inputs.steps * inputs.batch;
-  if (N > 0) {
-    backward_recurrence(weights.W, inputs, H, activation, hidden, d_h_last, chunk_steps,
-                        fill_upstream, d_pre, d_pre_stride, grads.b);
+  const Index H = weights.hidden_size, B = inputs.batch, N = inputs.steps * B;
+  if (N == 0) {
+    gradients_without_steps(weights, inputs, d_h_last, grads);
+    return;
   }
-  parameter_gradients(weights, inputs, h0, hidden, d_h_last,
-                      matrix_view(static_cast<const S*>(d_pre), N, H, d_pre_stride), grads);
+  MatrixView<S> dW = matrix_view(grads.W, H, H, H);
+  dW.setZero();
+  InputGradientSum<S> input_side(weights, inputs, grads);
+  auto chunk_gradients = [&](Index t0, Index t1) {
+    const Index first = t0 * B;
+    const auto da = matrix_view(static_cast<const S*>(d_pre) + first * d_pre_stride,
+                                (t1 - t0) * B, H, d_pre_stride);
+    add_recurrent_weight_gradient(inputs, H, h0, hidden, t0, t1, da, dW);
+    input_side.add(first, da);
+    input_gradient_rows(weights, grads, first, da);
+  };
+  backward_recurrence(weights.W, inputs, H, activation, hidden, d_h_last, chunk_steps,
+                      fill_upstream, chunk_gradients, d_pre, d_pre_stride, grads.b);
+  input_side.finish();
+  initial_state_gradient(weights, inputs, d_h_last,
+                         matrix_view(static_cast<const S*>(d_pre), N, H, d_pre_stride), grads);
 }
 
 }  // namespace detail
@@ -353,13 +393,15 @@ void recurrent_backward(const LayerWeights<S>& weights, const SequenceInput<S>& 
                         const S* d_h_last, const LayerGradients<S>& grads) {
   const Index H = weights.hidden_size, N = inputs.steps * inputs.batch;
   Workspace workspace(Workspace::bytes_for({std::size_t(N * H) * sizeof(S)}));
-  MatrixView<S> d_pre = matrix_view(workspace.take<S>(std::size_t(N * H)), N, H, H);
-  auto copy_upstream = [&](Index, Index) {
-    if (d_hidden) d_pre = matrix_view(d_hidden, N, H, H);
-    else d_pre.setZero();
+  S* const d_pre = workspace.take<S>(std::size_t(N * H));
+  auto copy_upstream = [&](Index t0, Index t1) {
+    MatrixView<S> rows = matrix_view(d_pre + t0 * inputs.batch * H, (t1 - t0) * inputs.batch, H, H);
+    if (d_hidden) rows = matrix_view(d_hidden + t0 * inputs.batch * H, rows.rows(), H, H);
+    else rows.setZero();
   };
   detail::recurrent_backward_into(weights, inputs, activation, h0, hidden, d_h_last,
-                                  inputs.steps, copy_upstream, d_pre.data(), H, grads);
+                                  detail::gradient_chunk_steps(inputs.steps, inputs.batch),
+                                  copy_upstream, d_pre, H, grads);
 }
 
 #define BPTT_DECLARE_RECURRENT_LAYER(S, EXTERN)                                                \
