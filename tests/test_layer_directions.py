@@ -9,10 +9,10 @@ import pytest
 import bptt
 from bptt import _core
 
-# T·B = 160 rows: the batch's backward pass takes dW and dU from chunks of 128 rows and then 32
-# (in the order the steps are run), each sequence alone from one chunk.
-T, B, D, H = 40, 4, 3, 5
-LENGTHS = np.array([40, 2, 0, 27])
+# T·B = 320 rows: the batch's backward pass runs chunks of 128, 128 and 64 rows (in the order the
+# steps are run) through its ring of two, each sequence alone one chunk.
+T, B, D, H = 80, 4, 3, 5
+LENGTHS = np.array([80, 2, 0, 47])
 # float64 sums over a few hundred terms, re-associated between the two computations.
 TOLERANCE = 1e3 * np.finfo(np.float64).eps
 
@@ -110,7 +110,7 @@ def test_reverse_equals_the_plain_layer_on_time_reversed_input(problem):
         np.testing.assert_allclose(grads[name], flipped[name], rtol=0, atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("lengths", [[40, 2, 41, 4], [-1, 2, 0, 4]])
+@pytest.mark.parametrize("lengths", [[80, 2, 81, 4], [-1, 2, 0, 4]])
 def test_lengths_outside_zero_to_T_are_refused(problem, lengths):
     layer, inputs, *_ = problem
     with pytest.raises(ValueError, match=r"lengths: length -?\d+ of sequence b=\d is out of range"):

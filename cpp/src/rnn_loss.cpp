@@ -98,7 +98,7 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   };
   detail::recurrent_backward_into(layer, inputs, activation, initial, hidden,
                                   static_cast<const S*>(nullptr), chunk_steps, fill_upstream,
-                                  work, width, layer_grads);
+                                  detail::GradientRows<S>{work, width, B, order}, layer_grads);
   return loss;
 }
 

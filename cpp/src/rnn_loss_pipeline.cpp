@@ -124,7 +124,8 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   };
   auto run_backward = [&] {
     backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), T,
-                        [](Index, Index) {}, [](Index, Index) {}, work, width, layer_grads.b,
+                        [](Index, Index) {}, [](Index, Index) {},
+                        GradientRows<S>{work, width, B, TimeOrder{T, false}}, layer_grads.b,
                         [&](Index done) { backward_done.publish(done); });
   };
   auto rows_of = [&](Index c) {
@@ -222,7 +223,8 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
   on_threads(2, [&](int thread, int threads) {
     if (thread == 0) {
       backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
-                          T, [](Index, Index) {}, [](Index, Index) {}, chunk, H, layer_grads.b);
+                          T, [](Index, Index) {}, [](Index, Index) {},
+                          GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b);
       team_barrier(threads);
       multiply(matrix_view(layer_grads.W, H, H, H), da.transpose(), previous);
     }

@@ -53,6 +53,31 @@ struct TimeOrder {
 
 namespace detail {
 
+// Where the pre-activation gradients da of each time step live in the backward pass: all steps'
+// rows in one buffer (rows t·batch .. for time t), or, with ring_chunk_steps > 0, a ring of two
+// chunks of that many steps, the backward loop's current chunk and the one before it, which is
+// all that the loop and the per-chunk gradients read (a chunk's times are consecutive, and so
+// are its rows).
+template <class S>
+struct GradientRows {
+  S* data;
+  Index stride;  // between rows, >= hidden_size
+  Index batch;
+  TimeOrder order;
+  Index ring_chunk_steps = 0;
+
+  S* at(Index t) const {
+    if (ring_chunk_steps == 0) return data + t * batch * stride;
+    // Chunks are counted from the last step run, as the backward loop visits them.
+    const Index run = order.reverse ? order.steps - 1 - t : t;
+    const Index chunk = (order.steps - 1 - run) / ring_chunk_steps;
+    const Index chunk_end = order.steps - chunk * ring_chunk_steps;
+    const Index chunk_begin = std::max<Index>(0, chunk_end - ring_chunk_steps);
+    const Index first_time = std::min(order.time_of(chunk_begin), order.time_of(chunk_end - 1));
+    return data + ((chunk % 2) * ring_chunk_steps + t - first_time) * batch * stride;
+  }
+};
+
 // Padded positions: time t of sequence b is padding when t >= lengths[b].
 inline bool is_padding(const Index* lengths, Index t, Index b) {
   return lengths && t >= lengths[b];
@@ -139,7 +164,7 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
   });
 }
 
-// The step loop of the backward pass, in place in d_pre (rows t·batch .. of time t):
+// The step loop of the backward pass, in place in the rows of d_pre:
 // da_t = (upstream_t + Wᵀ da_next) ⊙ σ'(a_t), where upstream_t is dL/dh_t from outside the
 // layer, plus dL/dh_T at each sequence's last step, and da is zero at padded positions. The
 // upstream gradients are written into d_pre by fill_upstream(t0, t1) for the times [t0, t1)
@@ -151,8 +176,8 @@ template <class S, class FillUpstream, class AfterChunk, class Progress = NoProg
 void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
                          Activation activation, const S* hidden, const S* d_h_last,
                          Index chunk_steps, FillUpstream&& fill_upstream, AfterChunk&& after_chunk,
-                         S* d_pre, Index d_pre_stride, S* bias_grad, Progress&& progress = {}) {
-  const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre_stride;
+                         const GradientRows<S>& d_pre, S* bias_grad, Progress&& progress = {}) {
+  const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre.stride;
   const TimeOrder order{T, inputs.reverse};
   RowVectorView<S>(bias_grad, H).setZero();
   const int threads = recurrence_threads(B, H);
@@ -180,10 +205,10 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
       StepProduct<S>& product = *share.product;
       for (Index k = chunk_end - 1; k >= chunk_begin; --k) {
         const Index t = order.time_of(k);
-        S* da = d_pre + t * B * ld;
+        S* da = d_pre.at(t);
         auto da_share = matrix_view(da + first, B, last - first, ld);
         if (k + 1 < T) {
-          const S* da_next = d_pre + order.time_of(k + 1) * B * ld;
+          const S* da_next = d_pre.at(order.time_of(k + 1));
           product.accumulate(da_next, ld, da + first, ld);
         }
         for (Index b = 0; b < B; ++b) {
@@ -295,29 +320,38 @@ void add_recurrent_weight_gradient(const SequenceInput<S>& inputs, Index hidden_
     multiply(dW, da.middleRows(h0_at, B).transpose(), matrix_view(h0, B, H, H), true);
 }
 
-// dh0 from the pre-activation gradients of all steps: Wᵀ da at each sequence's first step; an
-// empty sequence passes dL/dh_T straight on.
+// dh0 = Wᵀ da at each sequence's first step, for the sequences whose first step is among the
+// times [t0, t1), whose rows are da; finish_initial_state_gradient then gives the empty
+// sequences dL/dh_T, which they pass straight on.
 template <class S>
-void initial_state_gradient(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
-                            const S* d_h_last, ConstMatrixView<S> d_pre,
-                            const LayerGradients<S>& grads) {
+void add_initial_state_gradient(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
+                                Index t0, Index t1, ConstMatrixView<S> da,
+                                const LayerGradients<S>& grads) {
   const Index H = weights.hidden_size, B = inputs.batch, T = inputs.steps;
   MatrixView<S> dh0 = matrix_view(grads.h0, B, H, H);
   const ConstMatrixView<S> W = matrix_view(weights.W, H, H, H);
   const Index first_time = inputs.reverse ? T - 1 : 0;
-  if (!inputs.lengths || !inputs.reverse) {
-    dh0.noalias() = d_pre.middleRows(first_time * B, B) * W;
+  if ((!inputs.lengths || !inputs.reverse) && t0 <= first_time && first_time < t1) {
+    dh0.noalias() = da.middleRows((first_time - t0) * B, B) * W;
   }
-  if (inputs.lengths) {
+  if (inputs.lengths && inputs.reverse) {
     for (Index b = 0; b < B; ++b) {
-      const Index length = inputs.lengths[b];
-      if (length == 0) {
-        if (d_h_last) dh0.row(b) = matrix_view(d_h_last + b * H, 1, H, H);
-        else dh0.row(b).setZero();
-      } else if (inputs.reverse) {
-        dh0.row(b).noalias() = d_pre.row((length - 1) * B + b) * W;
-      }
+      const Index time = inputs.lengths[b] - 1;
+      if (t0 <= time && time < t1) dh0.row(b).noalias() = da.row((time - t0) * B + b) * W;
     }
+  }
+}
+
+template <class S>
+void finish_initial_state_gradient(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
+                                   const S* d_h_last, const LayerGradients<S>& grads) {
+  const Index H = weights.hidden_size;
+  if (!inputs.lengths) return;
+  for (Index b = 0; b < inputs.batch; ++b) {
+    if (inputs.lengths[b] != 0) continue;
+    auto dh0 = matrix_view(grads.h0 + b * H, 1, H, H);
+    if (d_h_last) dh0 = matrix_view(d_h_last + b * H, 1, H, H);
+    else dh0.setZero();
   }
 }
 
@@ -345,15 +379,15 @@ inline Index gradient_chunk_steps(Index steps, Index batch) {
   return std::clamp<Index>(by_rows, 1, std::max<Index>(1, steps));
 }
 
-// The backward pass with the upstream gradient supplied chunk by chunk (see backward_recurrence);
-// d_pre is caller-owned scratch of steps·batch rows, row stride d_pre_stride >= hidden_size.
-// dW, dU and dx are taken from each chunk's da as soon as it is complete, while its rows (and
-// the states and inputs of its times) are still in cache; db as the loop goes; dh0 at the end.
+// The backward pass with the upstream gradient supplied chunk by chunk (see backward_recurrence),
+// in the caller's rows d_pre (a ring must be of chunk_steps). dW, dU, dx and dh0 are taken from
+// each chunk's da as soon as it is complete, while its rows (and the states and inputs of its
+// times) are still in cache; db as the loop goes.
 template <class S, class FillUpstream>
 void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                              Activation activation, const S* h0, const S* hidden,
                              const S* d_h_last, Index chunk_steps, FillUpstream&& fill_upstream,
-                             S* d_pre, Index d_pre_stride, const LayerGradients<S>& grads) {
+                             const GradientRows<S>& d_pre, const LayerGradients<S>& grads) {
   const Index H = weights.hidden_size, B = inputs.batch, N = inputs.steps * B;
   if (N == 0) {
     gradients_without_steps(weights, inputs, d_h_last, grads);
@@ -363,18 +397,17 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
   dW.setZero();
   InputGradientSum<S> input_side(weights, inputs, grads);
   auto chunk_gradients = [&](Index t0, Index t1) {
-    const Index first = t0 * B;
-    const auto da = matrix_view(static_cast<const S*>(d_pre) + first * d_pre_stride,
-                                (t1 - t0) * B, H, d_pre_stride);
+    const auto da = matrix_view(static_cast<const S*>(d_pre.at(t0)), (t1 - t0) * B, H,
+                                d_pre.stride);
     add_recurrent_weight_gradient(inputs, H, h0, hidden, t0, t1, da, dW);
-    input_side.add(first, da);
-    input_gradient_rows(weights, grads, first, da);
+    input_side.add(t0 * B, da);
+    input_gradient_rows(weights, grads, t0 * B, da);
+    add_initial_state_gradient(weights, inputs, t0, t1, da, grads);
   };
   backward_recurrence(weights.W, inputs, H, activation, hidden, d_h_last, chunk_steps,
-                      fill_upstream, chunk_gradients, d_pre, d_pre_stride, grads.b);
+                      fill_upstream, chunk_gradients, d_pre, grads.b);
   input_side.finish();
-  initial_state_gradient(weights, inputs, d_h_last,
-                         matrix_view(static_cast<const S*>(d_pre), N, H, d_pre_stride), grads);
+  finish_initial_state_gradient(weights, inputs, d_h_last, grads);
 }
 
 }  // namespace detail
@@ -391,17 +424,20 @@ template <class S>
 void recurrent_backward(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                         Activation activation, const S* h0, const S* hidden, const S* d_hidden,
                         const S* d_h_last, const LayerGradients<S>& grads) {
-  const Index H = weights.hidden_size, N = inputs.steps * inputs.batch;
-  Workspace workspace(Workspace::bytes_for({std::size_t(N * H) * sizeof(S)}));
-  S* const d_pre = workspace.take<S>(std::size_t(N * H));
+  const Index H = weights.hidden_size, B = inputs.batch, T = inputs.steps;
+  const Index chunk_steps = detail::gradient_chunk_steps(T, B);
+  // da lives in a ring of two chunks: dL/dh of a chunk is copied in just before the loop runs it.
+  const Index ring_rows = std::min(T, 2 * chunk_steps) * B;
+  Workspace workspace(Workspace::bytes_for({std::size_t(ring_rows * H) * sizeof(S)}));
+  const detail::GradientRows<S> d_pre{workspace.take<S>(std::size_t(ring_rows * H)), H, B,
+                                      TimeOrder{T, inputs.reverse}, chunk_steps};
   auto copy_upstream = [&](Index t0, Index t1) {
-    MatrixView<S> rows = matrix_view(d_pre + t0 * inputs.batch * H, (t1 - t0) * inputs.batch, H, H);
-    if (d_hidden) rows = matrix_view(d_hidden + t0 * inputs.batch * H, rows.rows(), H, H);
+    MatrixView<S> rows = matrix_view(d_pre.at(t0), (t1 - t0) * B, H, H);
+    if (d_hidden) rows = matrix_view(d_hidden + t0 * B * H, rows.rows(), H, H);
     else rows.setZero();
   };
-  detail::recurrent_backward_into(weights, inputs, activation, h0, hidden, d_h_last,
-                                  detail::gradient_chunk_steps(inputs.steps, inputs.batch),
-                                  copy_upstream, d_pre, H, grads);
+  detail::recurrent_backward_into(weights, inputs, activation, h0, hidden, d_h_last, chunk_steps,
+                                  copy_upstream, d_pre, grads);
 }
 
 #define BPTT_DECLARE_RECURRENT_LAYER(S, EXTERN)                                                \
