@@ -50,7 +50,6 @@ class RecurrentLayer(torch.autograd.Function):
         ctx.states = ctx.output_alias = None
         if states is None or alias._version != ctx.output_version:
             states = _forward_states(ctx, inputs, h0, weight_ih, weight_hh, bias)
-        del alias
         grads = _core.layer_backward(
             as_array(weight_ih),
             as_array(weight_hh),
