@@ -11,35 +11,48 @@ namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 namespace {
 
-// Vᵀ dO is computed for about this many rows at a time: enough for an efficient product, small
-// enough that the chunk buffer stays a few per-step vectors rather than a second sequence.
+// The one-thread schedule runs the backward pass in chunks of about this many rows: Vᵀ dO of a
+// chunk is computed into a ring of two chunks just before the loop needs it, and the layer's
+// gradients are taken from it once the loop is through (recurrent_layer.hpp).
 constexpr Index kUpstreamChunkRows = 128;
 
 Index upstream_chunk_steps(const ProblemSize& size) {
-  // A short sequence (up to twice that) is one chunk: the two-thread split, which short
-  // sequences take, needs room for all of its rows (rnn_loss_pipeline.cpp).
-  if (size.steps * size.batch <= 2 * kUpstreamChunkRows) return std::max<Index>(1, size.steps);
   const Index steps = (kUpstreamChunkRows + size.batch - 1) / std::max<Index>(1, size.batch);
   return std::clamp<Index>(steps, 1, std::max<Index>(1, size.steps));
 }
 
+// Scalars of each buffer. One thread: the logits, then dO in place, in work (rows of output_size)
+// and dL/da in the ring. The two-thread schedules turn dO into dL/da in place, in rows of
+// max(hidden_size, output_size), with a chunk buffer besides.
 struct ScratchCounts {
-  std::size_t hidden_states, work, chunk;  // scalars of each buffer
+  std::size_t hidden_states, work, chunk;
 };
 
-ScratchCounts scratch_counts(const ProblemSize& size) {
-  const Index rows = size.steps * size.batch;
-  return {std::size_t((size.steps + 1) * size.batch * size.hidden_size),
-          std::size_t(rows * std::max(size.hidden_size, size.output_size)),
-          std::size_t(upstream_chunk_steps(size) * size.batch * size.hidden_size)};
+ScratchCounts scratch_counts(const ProblemSize& size, detail::TwoThreadSchedule schedule) {
+  const Index rows = size.steps * size.batch, H = size.hidden_size, O = size.output_size;
+  const auto hidden_states = std::size_t((size.steps + 1) * size.batch * H);
+  if (schedule == detail::TwoThreadSchedule::none) {
+    const Index ring_steps = std::min(size.steps, 2 * upstream_chunk_steps(size));
+    return {hidden_states, std::size_t(rows * O), std::size_t(ring_steps * size.batch * H)};
+  }
+  return {hidden_states, std::size_t(rows * std::max(H, O)),
+          std::size_t(detail::schedule_chunk_rows(schedule, size) * H)};
+}
+
+std::size_t scratch_bytes(const ScratchCounts& counts, std::size_t scalar_bytes) {
+  return Workspace::bytes_for({counts.hidden_states * scalar_bytes, counts.work * scalar_bytes,
+                               counts.chunk * scalar_bytes});
 }
 
 }  // namespace
 
 std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t scalar_bytes) {
-  const ScratchCounts counts = scratch_counts(size);
-  return Workspace::bytes_for({counts.hidden_states * scalar_bytes, counts.work * scalar_bytes,
-                               counts.chunk * scalar_bytes});
+  // The most any schedule takes: the schedule depends on the threads free at the call.
+  std::size_t most = 0;
+  for (const auto schedule : {detail::TwoThreadSchedule::none, detail::TwoThreadSchedule::pipeline,
+                              detail::TwoThreadSchedule::split})
+    most = std::max(most, scratch_bytes(scratch_counts(size, schedule), scalar_bytes));
+  return most;
 }
 
 template <class S>
@@ -51,15 +64,15 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   const ProblemSize size{inputs.steps, inputs.batch, layer.input_size, layer.hidden_size,
                          head.output_size};
   const Index B = size.batch, H = size.hidden_size, O = size.output_size;
-  const Index N = size.steps * B, width = std::max(H, O);
+  const Index N = size.steps * B;
 
-  const ScratchCounts counts = scratch_counts(size);
-  Workspace workspace(rnn_loss_and_grad_scratch_bytes(size, sizeof(S)));
+  const auto schedule =
+      detail::two_thread_schedule(size, inputs.lengths != nullptr, inputs.reverse);
+  const ScratchCounts counts = scratch_counts(size, schedule);
+  Workspace workspace(scratch_bytes(counts, sizeof(S)));
   S* const states = workspace.take<S>(counts.hidden_states);
   S* const work = workspace.take<S>(counts.work);
   S* const chunk = workspace.take<S>(counts.chunk);
-  const auto schedule = detail::two_thread_schedule(size, inputs.lengths != nullptr,
-                                                    inputs.reverse, upstream_chunk_steps(size) * B);
   if (schedule != detail::TwoThreadSchedule::none) {
     const auto run = schedule == detail::TwoThreadSchedule::pipeline
                          ? detail::pipelined_loss_and_grad<S>
@@ -79,26 +92,24 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
       matrix_view(static_cast<const S*>(states) + order.final_slot() * B * H, B, H, H);
   const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
 
-  // work holds the logits, then dL/do in place, then dL/da in place, one row per (t, b).
-  MatrixView<S> logits = matrix_view(work, N, O, width);
+  // work holds the logits, then dL/do in place, one row per (t, b).
+  MatrixView<S> logits = matrix_view(work, N, O, O);
   head_logits(head, hidden_states, logits);
   const double loss = softmax_cross_entropy(logits, targets, reduction);
-  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work), N, O, width);
+  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work), N, O, O);
   head_parameter_gradients(hidden_states, d_logits, head_grads);
 
-  // dL/dh_t = Vᵀ dO_t, chunk by chunk, each chunk just before the reverse loop reaches it: the
-  // rows of dO it reads are the rows of dL/da the loop is about to write.
+  // dL/dh_t = Vᵀ dO_t, a chunk at a time, into the ring just before the backward loop runs it.
   const Index chunk_steps = upstream_chunk_steps(size);
-  MatrixView<S> d_pre = matrix_view(work, N, H, width);
+  const detail::GradientRows<S> d_pre{chunk, H, B, order, chunk_steps};
   auto fill_upstream = [&](Index t0, Index t1) {
     const Index rows = (t1 - t0) * B;
-    MatrixView<S> upstream = matrix_view(chunk, rows, H, H);
-    head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * width, rows, O, width), upstream);
-    d_pre.middleRows(t0 * B, rows) = upstream;
+    head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * O, rows, O, O),
+                         matrix_view(d_pre.at(t0), rows, H, H));
   };
   detail::recurrent_backward_into(layer, inputs, activation, initial, hidden,
                                   static_cast<const S*>(nullptr), chunk_steps, fill_upstream,
-                                  detail::GradientRows<S>{work, width, B, order}, layer_grads);
+                                  d_pre, layer_grads);
   return loss;
 }
 

@@ -24,6 +24,9 @@ namespace {
 constexpr Index kRowsPerChunk = 64;
 constexpr Index kMinChunks = 8;
 constexpr Index kMinRows = 4 * kRowsPerChunk;
+// dL/dh = Vᵀ dO replaces dO in its rows of work, staged through the chunk buffer this many rows
+// at a time: a few per-step vectors of scratch rather than a chunk's rows.
+constexpr Index kStagingRows = 16;
 
 // How far one thread has got, for the other to wait on. A wait spins briefly (a chunk takes
 // microseconds), then yields the CPU, which on a busy machine may be needed by the thread
@@ -71,19 +74,29 @@ void input_and_initial_state_gradients(const LayerWeights<S>& layer,
 
 }  // namespace
 
-TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse,
-                                      Index chunk_rows) {
+TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse) {
   const bool applies = free_threads() >= 2 &&
                        recurrence_threads(size.batch, size.hidden_size) == 1 && !has_lengths &&
                        !reverse && size.steps >= 2 && size.batch > 0 && size.hidden_size > 0 &&
                        size.output_size > 0;
   if (!applies) return TwoThreadSchedule::none;
   const Index rows = size.steps * size.batch;
-  if (size.steps >= kMinChunks && rows >= kMinRows &&
-      pipeline_chunk_steps(size.steps, size.batch) * size.batch <= chunk_rows)
-    return TwoThreadSchedule::pipeline;
-  if (rows < kMinRows && rows <= chunk_rows) return TwoThreadSchedule::split;
+  if (size.steps >= kMinChunks && rows >= kMinRows) return TwoThreadSchedule::pipeline;
+  if (rows < kMinRows) return TwoThreadSchedule::split;
   return TwoThreadSchedule::none;
+}
+
+Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size) {
+  const Index rows = size.steps * size.batch;
+  switch (schedule) {
+    case TwoThreadSchedule::pipeline:
+      return std::min(kStagingRows, pipeline_chunk_steps(size.steps, size.batch) * size.batch);
+    case TwoThreadSchedule::split:
+      return rows;  // dL/da of every row, while dO stays in work for dV
+    case TwoThreadSchedule::none:
+      break;
+  }
+  return 0;
 }
 
 Index pipeline_chunk_steps(Index steps, Index batch) {
@@ -145,9 +158,13 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       const ConstMatrixView<S> d_logits =
           matrix_view(static_cast<const S*>(logits.data()), rows, O, width);
       head_parameter_gradients(h, d_logits, head_grads, c > 0);
-      MatrixView<S> upstream = matrix_view(chunk, rows, H, H);
-      head_hidden_gradient(head, d_logits, upstream);
-      matrix_view(work + first * width, rows, H, width) = upstream;
+      for (Index r = 0; r < rows; r += kStagingRows) {
+        const Index staged_rows = std::min(kStagingRows, rows - r);
+        MatrixView<S> staged = matrix_view(chunk, staged_rows, H, H);
+        head_hidden_gradient(head, matrix_view(d_logits.data() + r * width, staged_rows, O, width),
+                             staged);
+        matrix_view(work + (first + r) * width, staged_rows, H, width) = staged;
+      }
       head_done.publish(c + 1);
     }
   };

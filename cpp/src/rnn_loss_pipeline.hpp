@@ -21,16 +21,16 @@ enum class TwoThreadSchedule { none, pipeline, split };
 // none unless there are two free threads, steps that stay on one thread and full-length
 // sequences forward in time; then the pipeline if there are steps and rows (steps·batch) enough
 // for several chunks, the split if the rows are few, and none for a few steps of a wide batch.
-// chunk_rows: the rows of the caller's chunk buffer, which each schedule needs room in.
-TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse,
-                                      Index chunk_rows);
+TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse);
 
-// The steps per chunk; chunks this size fit in rnn_loss_and_grad's upstream chunk buffer.
+// The steps per chunk of the pipeline.
 Index pipeline_chunk_steps(Index steps, Index batch);
 
+// The rows (of hidden_size scalars) of the chunk buffer a schedule takes.
+Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size);
+
 // rnn_loss_and_grad on its scratch: states ((steps + 1)·batch·hidden, h0 in slot 0), work
-// ((steps·batch) × max(hidden, output)) and chunk (pipeline_chunk_steps·batch·hidden for the
-// pipeline, steps·batch·hidden for the split).
+// ((steps·batch) × max(hidden, output)) and chunk (schedule_chunk_rows·hidden).
 // Leaves the hidden states in states; returns L.
 template <class S>
 double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
