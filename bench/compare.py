@@ -68,10 +68,11 @@ MEMORY_METHOD = (
     "that the call allocates them): VmHWM after the call, reset through /proc/self/clear_refs before it, minus VmRSS before it (glibc "
     "malloc told to return freed blocks: MALLOC_MMAP_THRESHOLD_=65536, MALLOC_TRIM_THRESHOLD_=0); "
     "the outputs (gradients) are included; the NumPy oracle also by tracemalloc's peak (NumPy "
-    "arrays only). What bptt holds beyond its bound and outputs does not grow with T: W laid "
-    "out once for the per-step products (H·H, i.e. H/B per-step vectors), the block of "
-    "about 128 rows in which Vᵀ·dO is formed, and the cache-sized packing blocks of Eigen's "
-    "matrix products"
+    "arrays only). Besides the states, bptt holds, none of it growing with T: with one "
+    "thread for the recurrence, logits and dO in (T·B)×O and dL/da in a ring of two chunks of "
+    "about 128 rows; in the two-thread pipeline, the (T·B)×max(H, O) work buffer and 16 rows "
+    "of Vᵀ·dO staged; W laid out once for the per-step products (H·H, i.e. H/B per-step "
+    "vectors); and the cache-sized packing blocks of Eigen's matrix products"
 )
 TOKENS_NOTE = (
     "token inputs: bptt and the NumPy oracle take int ids; PyTorch gets one-hot float vectors "
