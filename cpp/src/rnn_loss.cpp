@@ -22,8 +22,8 @@ Index upstream_chunk_steps(const ProblemSize& size) {
 }
 
 // Scalars of each buffer. One thread: the logits, then dO in place, in work (rows of output_size)
-// and dL/da in the ring. The two-thread schedules turn dO into dL/da in place, in rows of
-// max(hidden_size, output_size), with a chunk buffer besides.
+// and dL/da in the ring. The two-thread schedules keep rows of max(hidden_size, output_size) in
+// work (the pipeline turns dO into dL/da in place there) and a chunk buffer besides.
 struct ScratchCounts {
   std::size_t hidden_states, work, chunk;
 };
