@@ -27,16 +27,17 @@ py::array vector_argument(py::handle object, const char* name, bool writable) {
     throw py::value_error(std::string(name) + ": expected a vector (1 axis), got shape " +
                           shape_string(array));
   }
-  const auto flags = array.attr("flags");
-  if (!flags.attr("c_contiguous").cast<bool>()) {
-    throw py::value_error(std::string(name) + ": expected a contiguous vector, got strides " +
-                          std::string(py::str(array.attr("strides"))));
-  }
-  if (!flags.attr("aligned").cast<bool>()) {
+  if (!is_c_contiguous_and_aligned(array)) {
+    if (!(array.flags() & py::array::c_style)) {
+      throw py::value_error(std::string(name) + ": expected a contiguous vector, got strides " +
+                            std::string(py::str(array.attr("strides"))));
+    }
     throw py::value_error(std::string(name) +
                           ": expected a vector aligned for its dtype, got a misaligned one");
   }
-  if (!array.dtype().attr("isnative").cast<bool>()) {
+  // NumPy spells native order '=' ('|' where order does not apply); asked only otherwise.
+  const char order = array.dtype().byteorder();
+  if (order != '=' && order != '|' && !array.dtype().attr("isnative").cast<bool>()) {
     throw py::value_error(std::string(name) + ": expected native byte order, got dtype " +
                           std::string(py::str(array.dtype())));
   }
