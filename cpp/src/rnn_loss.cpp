@@ -50,7 +50,7 @@ std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t
   // The most any schedule takes: the schedule depends on the threads free at the call.
   std::size_t most = 0;
   for (const auto schedule : {detail::TwoThreadSchedule::none, detail::TwoThreadSchedule::pipeline,
-                              detail::TwoThreadSchedule::split})
+                              detail::TwoThreadSchedule::stepwise})
     most = std::max(most, scratch_bytes(scratch_counts(size, schedule), scalar_bytes));
   return most;
 }
@@ -76,7 +76,7 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   if (schedule != detail::TwoThreadSchedule::none) {
     const auto run = schedule == detail::TwoThreadSchedule::pipeline
                          ? detail::pipelined_loss_and_grad<S>
-                         : detail::split_loss_and_grad<S>;
+                         : detail::stepwise_loss_and_grad<S>;
     const double loss = run(layer, head, inputs, targets, h0, activation, reduction, layer_grads,
                             head_grads, states, work, chunk);
     matrix_view(h_last, B, H, H) = matrix_view(static_cast<const S*>(states) + N * H, B, H, H);

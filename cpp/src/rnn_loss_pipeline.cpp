@@ -2,6 +2,7 @@
 
 #include "bptt/recurrent_layer.hpp"
 #include "bptt/softmax_head.hpp"
+#include "bptt/step_product.hpp"
 #include "bptt/threads.hpp"
 
 #include <algorithm>
@@ -30,8 +31,8 @@ constexpr Index kStagingRows = 16;
 
 // How far one thread has got, for the other to wait on. A wait spins briefly (a chunk takes
 // microseconds), then yields the CPU, which on a busy machine may be needed by the thread
-// being waited for.
-class StepCounter {
+// being waited for. Each counter has a cache line of its own, which only its writer changes.
+class alignas(64) StepCounter {
  public:
   void publish(Index done) { done_.store(done, std::memory_order_release); }
 
@@ -51,14 +52,6 @@ class StepCounter {
   }
   std::atomic<Index> done_{0};
 };
-
-template <class S>
-Targets<S> targets_from(const Targets<S>& targets, Index row, Index output_size) {
-  Targets<S> rest;
-  if (targets.ids) rest.ids = targets.ids + row;
-  if (targets.soft) rest.soft = targets.soft + row * output_size;
-  return rest;
-}
 
 // dx and dh0 from the pre-activation gradients of all steps (the schedules run forward in time,
 // without lengths: dh0 is Wᵀ da of the first step).
@@ -82,7 +75,7 @@ TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths,
   if (!applies) return TwoThreadSchedule::none;
   const Index rows = size.steps * size.batch;
   if (size.steps >= kMinChunks && rows >= kMinRows) return TwoThreadSchedule::pipeline;
-  if (rows < kMinRows) return TwoThreadSchedule::split;
+  if (rows < kMinRows) return TwoThreadSchedule::stepwise;
   return TwoThreadSchedule::none;
 }
 
@@ -91,7 +84,7 @@ Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size) {
   switch (schedule) {
     case TwoThreadSchedule::pipeline:
       return std::min(kStagingRows, pipeline_chunk_steps(size.steps, size.batch) * size.batch);
-    case TwoThreadSchedule::split:
+    case TwoThreadSchedule::stepwise:
       return rows;  // dL/da of every row, while dO stays in work for dV
     case TwoThreadSchedule::none:
       break;
@@ -213,46 +206,111 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
 }
 
 template <class S>
-double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
-                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
-                           Activation activation, Reduction reduction,
-                           const LayerGradients<S>& layer_grads,
-                           const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
+double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
+                              const SequenceInput<S>& inputs, const Targets<S>& targets,
+                              const S* h0, Activation activation, Reduction reduction,
+                              const LayerGradients<S>& layer_grads,
+                              const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
   const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
   const LossReduction reduced{reduction, counted_targets(targets, N)};
   const S scale = reduced.gradient_scale<S>();
+  std::vector<double> step_losses(size_t(T), 0.0);
   const S* hidden = states + B * H;
   const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
   const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
-  // dO stays in work for dV while the backward loop runs on dL/da in the chunk buffer.
-  MatrixView<S> logits = matrix_view(work, N, O, width);
+  // work: each step's logits, then dL/do in place; chunk: dL/dh_t = Vᵀ dO_t, then da in place.
   const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work), N, O, width);
-  MatrixView<S> d_pre = matrix_view(chunk, N, H, H);
-
-  recurrent_forward(layer, inputs, h0, activation, states);
-  head_logits(head, hidden_states, logits);
-  const double loss = softmax_cross_entropy_rows(logits, targets, scale);
-  head_hidden_gradient(head, d_logits, d_pre);
-
   const ConstMatrixView<S> da = matrix_view(static_cast<const S*>(chunk), N, H, H);
+  const ConstRowVectorView<S> c(head.c, O);
+
+  prepare_states(layer, inputs, h0, states, T);
   InputGradientSum<S> input_side(layer, inputs, layer_grads);
-  on_threads(2, [&](int thread, int threads) {
-    if (thread == 0) {
-      backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
-                          T, [](Index, Index) {}, [](Index, Index) {},
-                          GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b);
-      team_barrier(threads);
-      multiply(matrix_view(layer_grads.W, H, H, H), da.transpose(), previous);
+  StepCounter forward_done, logits_done, early_upstream_done;
+  auto run_forward = [&] {
+    forward_recurrence(layer.W, inputs, H, activation, states,
+                       [&](Index done) { forward_done.publish(done); });
+  };
+  // dL/dh = Vᵀ dO of the steps [t0, t1).
+  auto upstream = [&](Index t0, Index t1) {
+    const Index rows = (t1 - t0) * B;
+    head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * width, rows, O, width),
+                         matrix_view(chunk + t0 * B * H, rows, H, H));
+  };
+  // The backward recurrence runs the later steps first: their dL/dh comes from its own thread,
+  // once every step's logits are done; that of the earlier ones from the other thread meanwhile.
+  const Index early_steps = T / 2;
+  // Logits and loss of each step as soon as the forward recurrence has its state (with V packed
+  // once for all the steps, where a product per step would pack it every time); then dL/dh of
+  // the early steps, then dV and dc from all the rows. Both products with V in the step loop
+  // would not fit in the L1 cache together.
+  auto follow_forward = [&] {
+    StepProduct<S> logits_product(head.V, H, WeightUse::transposed, 0, O, B, H, T);
+    for (Index t = 0; t < T; ++t) {
+      forward_done.wait_for(t + 1);
+      const Index first = t * B;
+      MatrixView<S> logits = matrix_view(work + first * width, B, O, width);
+      logits.rowwise() = c;
+      logits_product.accumulate(hidden + first * H, H, logits.data(), width);
+      step_losses[size_t(t)] =
+          softmax_cross_entropy_rows(logits, targets_from(targets, first, O), scale);
+      logits_done.publish(t + 1);
     }
-    if (thread == 1 || threads == 1) {
+    upstream(0, early_steps);
+    early_upstream_done.publish(1);
+  };
+  auto run_backward = [&] {
+    auto fill_upstream = [&](Index t0, Index t1) {
+      if (t0 == 0) {
+        early_upstream_done.wait_for(1);
+      } else {
+        logits_done.wait_for(T);
+        upstream(t0, t1);
+      }
+    };
+    backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
+                        T - early_steps, fill_upstream, [](Index, Index) {},
+                        GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b);
+  };
+  // dW by halves of its rows, one for each thread, the same halves with any thread count.
+  auto recurrent_weight_rows = [&](int half) {
+    const auto [first, last] = column_share(H, half, 2);
+    multiply(matrix_view(layer_grads.W + first * H, last - first, H, H),
+             da.middleCols(first, last - first).transpose(), previous);
+  };
+
+  on_threads(2, [&](int thread, int threads) {
+    if (threads == 1) {  // no second thread to be had: the same work, one part after another
+      run_forward();
+      follow_forward();
       head_parameter_gradients(hidden_states, d_logits, head_grads);
-      team_barrier(threads);
-      input_side.add(0, da);
+      run_backward();
+      recurrent_weight_rows(0);
+      recurrent_weight_rows(1);
       input_and_initial_state_gradients(layer, layer_grads, da, B);
+      input_side.add(0, da);
+      return;
+    }
+    if (thread == 0) {
+      run_forward();
+      run_backward();
+    } else if (thread == 1) {
+      follow_forward();
+      head_parameter_gradients(hidden_states, d_logits, head_grads);
+    }
+    team_barrier(threads);
+    if (thread == 0) {
+      recurrent_weight_rows(0);
+      input_and_initial_state_gradients(layer, layer_grads, da, B);
+    } else if (thread == 1) {
+      recurrent_weight_rows(1);
+      input_side.add(0, da);
     }
   });
   input_side.finish();
+
+  double loss = 0.0;
+  for (const double step_loss : step_losses) loss += step_loss;
   return reduced.loss(loss);
 }
 
@@ -263,8 +321,8 @@ double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& h
                               S*, S*);
 BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, float)
 BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, double)
-BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(split_loss_and_grad, float)
-BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(split_loss_and_grad, double)
+BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(stepwise_loss_and_grad, float)
+BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(stepwise_loss_and_grad, double)
 
 }  // namespace detail
 }  // namespace BPTT_ISA_NAMESPACE

@@ -6,8 +6,10 @@
 //   recurrence's thread projects the inputs just ahead of itself and computes dx after. The
 //   chunks depend on the problem's size alone, so results do not depend on how the two threads
 //   happen to interleave;
-// - the split, for problems too short for chunks: dV and dc alongside the backward recurrence,
-//   then dW on one thread alongside db, dU, dx and dh0 on the other.
+// - stepwise, for problems too short for chunks: the other thread follows the forward
+//   recurrence step by step, with V packed once, for the logits, the loss and dL/dh, then takes
+//   dV and dc alongside the backward recurrence; dW is then split between the threads by rows,
+//   alongside dU on one and dx and dh0 on the other.
 #pragma once
 
 #include "bptt/rnn_loss.hpp"
@@ -16,11 +18,11 @@ namespace bptt {
 inline namespace BPTT_ISA_NAMESPACE {
 namespace detail {
 
-enum class TwoThreadSchedule { none, pipeline, split };
+enum class TwoThreadSchedule { none, pipeline, stepwise };
 
 // none unless there are two free threads, steps that stay on one thread and full-length
 // sequences forward in time; then the pipeline if there are steps and rows (steps·batch) enough
-// for several chunks, the split if the rows are few, and none for a few steps of a wide batch.
+// for several chunks, stepwise if the rows are few, and none for a few steps of a wide batch.
 TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse);
 
 // The steps per chunk of the pipeline.
@@ -33,7 +35,7 @@ Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size);
 // ((steps·batch) × max(hidden, output)) and chunk (schedule_chunk_rows·hidden).
 // Leaves the hidden states in states; returns L.
 template <class S>
-double split_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
+double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
                            const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                            Activation activation, Reduction reduction,
                            const LayerGradients<S>& layer_grads,

@@ -63,34 +63,43 @@ Index counted_targets(const Targets<S>& targets, Index rows) {
 template <class S>
 double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets,
                              Reduction reduction) {
-  const LossReduction reduced{reduction, counted_targets(targets, logits.rows())};
+  const Index N = logits.rows();
+  const LossReduction reduced{reduction, counted_targets(targets, N)};
   if (reduced.counted == 0) {
     // Nothing counts: L = 0 and every gradient is zero, also for the mean (not 0/0).
     logits.setZero();
     return 0.0;
   }
-  return reduced.loss(
-      softmax_cross_entropy_rows(logits, targets, reduced.gradient_scale<S>()));
+  const S scale = reduced.gradient_scale<S>();
+  const Index chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+  auto chunk_loss = [&](Index chunk) {
+    const Index first = chunk * kRowsPerChunk, rows = std::min(N, first + kRowsPerChunk) - first;
+    const Index O = logits.cols();
+    return softmax_cross_entropy_rows(
+        matrix_view(logits.data() + first * logits.outerStride(), rows, O, logits.outerStride()),
+        targets_from(targets, first, O), scale);
+  };
+  double loss = 0.0;
+  const int threads = N * logits.cols() >= kMinLogitsToSplit ? free_threads() : 1;
+  if (threads <= 1) {  // no parallel region: even a team of one costs microseconds
+    for (Index chunk = 0; chunk < chunks; ++chunk) loss += chunk_loss(chunk);
+    return reduced.loss(loss);
+  }
+  std::vector<double> chunk_losses(size_t(chunks), 0.0);
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (Index chunk = 0; chunk < chunks; ++chunk) chunk_losses[size_t(chunk)] = chunk_loss(chunk);
+  for (const double each : chunk_losses) loss += each;
+  return reduced.loss(loss);
 }
 
 template <class S>
 double softmax_cross_entropy_rows(MatrixView<S> logits, const Targets<S>& targets, S scale) {
-  const Index N = logits.rows();
-  const Index chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
-  std::vector<double> chunk_losses(size_t(chunks), 0.0);
-  const int threads = N * logits.cols() >= kMinLogitsToSplit ? free_threads() : 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (Index chunk = 0; chunk < chunks; ++chunk) {
-    double loss = 0.0;
-    for (Index r = chunk * kRowsPerChunk; r < std::min(N, (chunk + 1) * kRowsPerChunk); ++r) {
-      auto o = logits.row(r);
-      if (targets.ids && targets.ids[r] < 0) o.setZero();
-      else loss += cross_entropy_row(o, targets, r, scale);
-    }
-    chunk_losses[size_t(chunk)] = loss;
-  }
   double loss = 0.0;
-  for (const double chunk_loss : chunk_losses) loss += chunk_loss;
+  for (Index r = 0; r < logits.rows(); ++r) {
+    auto o = logits.row(r);
+    if (targets.ids && targets.ids[r] < 0) o.setZero();
+    else loss += cross_entropy_row(o, targets, r, scale);
+  }
   return loss;
 }
 

@@ -262,7 +262,7 @@ void check_mean_is_sum_over_count() {
   expect(std::abs(mean.W[3] - sum.W[3] / counted) < 1e-12, "mean gradient is sum / counted targets");
 }
 
-// With two threads and steps too small to split, the fused loss runs as a pipeline, or split
+// With two threads and steps too small to split, the fused loss runs as a pipeline, or stepwise
 // for short problems (rnn_loss_pipeline.hpp); either must give one thread's results up to
 // rounding.
 void check_two_thread_schedules_match_one_thread() {
@@ -271,8 +271,9 @@ void check_two_thread_schedules_match_one_thread() {
     const char* schedule;
   };
   // 40 steps of 7 sequences: 280 rows, enough for the pipeline's chunks (of 70 rows, staged 16
-  // at a time; one thread runs 3 chunks through its ring); 6 steps of 2 are split.
-  for (const Size size : {Size{40, 7, "pipeline"}, Size{6, 2, "split"}})
+  // at a time; one thread runs 3 chunks through its ring); 6 steps of 2, and 9 of one sequence
+  // (products of one row), run stepwise.
+  for (const Size size : {Size{40, 7, "pipeline"}, Size{6, 2, "stepwise"}, Size{9, 1, "stepwise"}})
     for (Activation activation : {Activation::tanh, Activation::relu})
       for (bool tokens : {false, true})
         for (bool soft : {false, true})

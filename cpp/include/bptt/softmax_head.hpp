@@ -15,6 +15,15 @@ void head_logits(const HeadWeights<S>& weights, ConstMatrixView<S> hidden, Matri
 template <class S>
 Index counted_targets(const Targets<S>& targets, Index rows);
 
+// The targets of the rows from `row` on.
+template <class S>
+Targets<S> targets_from(const Targets<S>& targets, Index row, Index output_size) {
+  Targets<S> rest;
+  if (targets.ids) rest.ids = targets.ids + row;
+  if (targets.soft) rest.soft = targets.soft + row * output_size;
+  return rest;
+}
+
 // How a reduction over `counted` targets scales dL/do (1/counted for the mean) and turns the
 // rows' summed −Σ y log ŷ into L; with nothing counted, L = 0 (not 0/0 for the mean).
 struct LossReduction {
@@ -38,7 +47,7 @@ template <class S>
 double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets, Reduction reduction);
 
 // The same pass over some of the rows (targets as seen from the first of them), with the
-// gradient scaled by `scale`: returns their −Σ y log ŷ, unscaled.
+// gradient scaled by `scale`, on the calling thread: returns their −Σ y log ŷ, unscaled.
 template <class S>
 double softmax_cross_entropy_rows(MatrixView<S> logits, const Targets<S>& targets, S scale);
 
