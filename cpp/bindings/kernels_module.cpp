@@ -5,6 +5,7 @@
 #include "gradient_outputs.hpp"
 #include "optimizer_steps.hpp"
 #include "output_arrays.hpp"
+#include "training_step.hpp"
 #include "without_gil.hpp"
 
 #include "bptt/activation.hpp"
@@ -573,5 +574,6 @@ PYBIND11_MODULE(BPTT_MODULE_NAME, m) {
         "Frees the scratch memory the calling thread keeps between calls, and the kept memory of "
         "result arrays already freed; returns its bytes.");
   bind_optimizer_steps(m);
+  bind_training_step(m);
   bind_output_blocks(m);
 }

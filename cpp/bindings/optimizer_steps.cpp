@@ -11,12 +11,9 @@
 #include <vector>
 
 namespace bptt::bindings {
-namespace {
 
 using namespace pybind11::literals;
 
-// A 1-D, C-contiguous, aligned, native-order float vector, taken as it is: the step updates it
-// in place (writable) or reads it where it lies, so a copy would be a silent no-op or a waste.
 py::array vector_argument(py::handle object, const char* name, bool writable) {
   if (!py::isinstance<py::array>(object)) {
     throw py::type_error(std::string(name) + ": expected a NumPy array, got " +
@@ -47,57 +44,41 @@ py::array vector_argument(py::handle object, const char* name, bool writable) {
   return array;
 }
 
-// The vectors of one step, checked: param sets the dtype and length every other one must share;
-// grad is read, param and the optimizer's state vectors are updated in place.
-struct StepVectors {
-  DType dtype;
-  py::ssize_t size;
-  py::array param, grad;
-  std::vector<py::array> state;
+StepVectors::StepVectors(py::handle param_object, py::handle grad_object,
+                         std::initializer_list<std::pair<const char*, py::handle>> state_objects,
+                         bool grad_written)
+    : param(vector_argument(param_object, "param", true)) {
+  dtype = parameter_dtype(param, "param");
+  size = param.shape(0);
+  grad = like_param(grad_object, "grad", grad_written);
+  std::vector<std::pair<const char*, py::array>> named{{"param", param}, {"grad", grad}};
+  for (const auto& [name, object] : state_objects) {
+    state.push_back(like_param(object, name, true));
+    named.emplace_back(name, state.back());
+  }
+  // The core reads and writes each vector once per element, as if no two overlapped.
+  for (size_t i = 0; i < named.size(); ++i)
+    for (size_t j = i + 1; j < named.size(); ++j)
+      if (share_memory(named[i].second, named[j].second))
+        throw py::value_error(std::string(named[j].first) +
+                              ": expected a vector of its own, got one sharing memory with " +
+                              named[i].first);
+}
 
-  StepVectors(py::handle param_object, py::handle grad_object,
-              std::initializer_list<std::pair<const char*, py::handle>> state_objects)
-      : param(vector_argument(param_object, "param", true)) {
-    dtype = parameter_dtype(param, "param");
-    size = param.shape(0);
-    grad = like_param(grad_object, "grad", false);
-    std::vector<std::pair<const char*, py::array>> named{{"param", param}, {"grad", grad}};
-    for (const auto& [name, object] : state_objects) {
-      state.push_back(like_param(object, name, true));
-      named.emplace_back(name, state.back());
-    }
-    // The core reads and writes each vector once per element, as if no two overlapped.
-    for (size_t i = 0; i < named.size(); ++i)
-      for (size_t j = i + 1; j < named.size(); ++j)
-        if (share_memory(named[i].second, named[j].second))
-          throw py::value_error(std::string(named[j].first) +
-                                ": expected a vector of its own, got one sharing memory with " +
-                                named[i].first);
+py::array StepVectors::like_param(py::handle object, const char* name, bool writable) const {
+  py::array array = vector_argument(object, name, writable);
+  if (parameter_dtype(array, name) != dtype) {
+    throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dtype) +
+                         " like param, got " + std::string(py::str(array.dtype())));
   }
+  if (array.shape(0) != size) {
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(size) +
+                          " values like param, got shape " + shape_string(array));
+  }
+  return array;
+}
 
-  template <class S>
-  S* updated(const py::array& array) const {
-    return static_cast<S*>(const_cast<void*>(array.data()));
-  }
-  template <class S>
-  const S* read(const py::array& array) const {
-    return static_cast<const S*>(array.data());
-  }
-
- private:
-  py::array like_param(py::handle object, const char* name, bool writable) const {
-    py::array array = vector_argument(object, name, writable);
-    if (parameter_dtype(array, name) != dtype) {
-      throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dtype) +
-                           " like param, got " + std::string(py::str(array.dtype())));
-    }
-    if (array.shape(0) != size) {
-      throw py::value_error(std::string(name) + ": expected " + std::to_string(size) +
-                            " values like param, got shape " + shape_string(array));
-    }
-    return array;
-  }
-};
+namespace {
 
 template <class S>
 void adagrad_typed(const StepVectors& v, double lr, double eps) {

@@ -2,6 +2,7 @@
 
 #include "bptt/recurrent_layer.hpp"
 #include "bptt/softmax_head.hpp"
+#include "bptt/threads.hpp"
 #include "bptt/workspace.hpp"
 #include "rnn_loss_pipeline.hpp"
 
@@ -60,7 +61,7 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
                          const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                          Activation activation, Reduction reduction,
                          const LayerGradients<S>& layer_grads, const HeadGradients<S>& head_grads,
-                         S* h_last) {
+                         S* h_last, const GradientsDone* done) {
   const ProblemSize size{inputs.steps, inputs.batch, layer.input_size, layer.hidden_size,
                          head.output_size};
   const Index B = size.batch, H = size.hidden_size, O = size.output_size;
@@ -78,7 +79,7 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
                          ? detail::pipelined_loss_and_grad<S>
                          : detail::stepwise_loss_and_grad<S>;
     const double loss = run(layer, head, inputs, targets, h0, activation, reduction, layer_grads,
-                            head_grads, states, work, chunk);
+                            head_grads, states, work, chunk, done);
     matrix_view(h_last, B, H, H) = matrix_view(static_cast<const S*>(states) + N * H, B, H, H);
     return loss;
   }
@@ -110,6 +111,10 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   detail::recurrent_backward_into(layer, inputs, activation, initial, hidden,
                                   static_cast<const S*>(nullptr), chunk_steps, fill_upstream,
                                   d_pre, layer_grads);
+  if (done) {
+    on_threads(std::min(done->max_threads, free_threads()),
+               [&](int thread, int threads) { done->run(thread, threads, loss); });
+  }
   return loss;
 }
 

@@ -65,6 +65,34 @@ void input_and_initial_state_gradients(const LayerWeights<S>& layer,
       da.topRows(batch) * matrix_view(layer.W, H, H, H);
 }
 
+// dW = Σ da_t h_{t-1}ᵀ and dU from the pre-activation gradients da (rows of da_stride), a chunk
+// of steps at a time, from the last steps as the backward loop runs them, each chunk once the
+// loop has completed it. The chunks depend on the sizes alone, and so does the order of the sums.
+template <class S>
+void recurrent_weight_gradients_behind(const StepCounter& backward_done, Index steps, Index batch,
+                                       Index chunk_steps, const S* da, Index da_stride,
+                                       ConstMatrixView<S> previous, MatrixView<S> dW,
+                                       InputGradientSum<S>& input_side) {
+  const Index H = dW.rows();
+  dW.setZero();
+  for (Index chunk_end = steps; chunk_end > 0; chunk_end -= chunk_steps) {
+    const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
+    const Index first = chunk_begin * batch, rows = (chunk_end - chunk_begin) * batch;
+    backward_done.wait_for(steps - chunk_begin);
+    const ConstMatrixView<S> d_pre = matrix_view(da + first * da_stride, rows, H, da_stride);
+    multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
+    input_side.add(first, d_pre);
+  }
+}
+
+// The caller's work on the finished gradients and loss, on this team (rnn_loss.hpp).
+template <class Loss>
+void when_gradients_done(const GradientsDone* done, int thread, int threads, Loss&& loss) {
+  if (!done) return;
+  team_barrier(threads);
+  done->run(thread, threads, loss());
+}
+
 }  // namespace
 
 TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse) {
@@ -102,7 +130,8 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
                                const SequenceInput<S>& inputs, const Targets<S>& targets,
                                const S* h0, Activation activation, Reduction reduction,
                                const LayerGradients<S>& layer_grads,
-                               const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
+                               const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
+                               const GradientsDone* done) {
   const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
   const Index chunk_steps = pipeline_chunk_steps(T, B);
@@ -161,24 +190,24 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       head_done.publish(c + 1);
     }
   };
-  // dW, db and dU from the pre-activation gradients, latest chunk first, behind the backward
-  // loop; dx and dh0 after it, on the loop's thread, which would otherwise wait.
-  MatrixView<S> dW = matrix_view(layer_grads.W, H, H, H);
+  // dW and dU from the pre-activation gradients behind the backward loop; dx and dh0 after it,
+  // on the loop's thread, which would otherwise wait.
   InputGradientSum<S> input_side(layer, inputs, layer_grads);
   auto follow_backward = [&] {
-    dW.setZero();
-    for (Index c = chunks - 1; c >= 0; --c) {
-      const auto [first, rows] = rows_of(c);
-      backward_done.wait_for(T - c * chunk_steps);
-      const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(work) + first * width,
-                                                   rows, H, width);
-      multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
-      input_side.add(first, d_pre);
-    }
+    recurrent_weight_gradients_behind(backward_done, T, B, chunk_steps,
+                                      static_cast<const S*>(work), width, previous,
+                                      matrix_view(layer_grads.W, H, H, H), input_side);
+    input_side.finish();
   };
   auto finish_backward = [&] {
     input_and_initial_state_gradients(
         layer, layer_grads, matrix_view(static_cast<const S*>(work), N, H, width), B);
+  };
+
+  auto total_loss = [&] {
+    double loss = 0.0;
+    for (const double chunk_loss : chunk_losses) loss += chunk_loss;
+    return reduced.loss(loss);
   };
 
   on_threads(2, [&](int thread, int threads) {
@@ -197,12 +226,9 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       follow_forward();
       follow_backward();
     }
+    when_gradients_done(done, thread, threads, total_loss);
   });
-  input_side.finish();
-
-  double loss = 0.0;
-  for (const double chunk_loss : chunk_losses) loss += chunk_loss;
-  return reduced.loss(loss);
+  return total_loss();
 }
 
 template <class S>
@@ -210,7 +236,8 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
                               const SequenceInput<S>& inputs, const Targets<S>& targets,
                               const S* h0, Activation activation, Reduction reduction,
                               const LayerGradients<S>& layer_grads,
-                              const HeadGradients<S>& head_grads, S* states, S* work, S* chunk) {
+                              const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
+                              const GradientsDone* done) {
   const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
   const LossReduction reduced{reduction, counted_targets(targets, N)};
@@ -226,7 +253,11 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
 
   prepare_states(layer, inputs, h0, states, T);
   InputGradientSum<S> input_side(layer, inputs, layer_grads);
-  StepCounter forward_done, logits_done, early_upstream_done;
+  StepCounter forward_done, logits_done, early_upstream_done, backward_done;
+  // The backward loop runs in chunks of late_steps, from the last steps: dL/dh of the last chunk
+  // comes from the loop's own thread once every step's logits are done, that of the earlier
+  // steps from the other thread meanwhile.
+  const Index late_steps = std::max<Index>(1, T / 4);
   auto run_forward = [&] {
     forward_recurrence(layer.W, inputs, H, activation, states,
                        [&](Index done) { forward_done.publish(done); });
@@ -237,17 +268,15 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
     head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * width, rows, O, width),
                          matrix_view(chunk + t0 * B * H, rows, H, H));
   };
-  // The backward recurrence runs the later steps first: their dL/dh comes from its own thread,
-  // once every step's logits are done; that of the earlier ones from the other thread meanwhile.
-  const Index early_steps = T / 2;
-  // Logits and loss of each step as soon as the forward recurrence has its state (with V packed
-  // once for all the steps, where a product per step would pack it every time); then dL/dh of
-  // the early steps, then dV and dc from all the rows. Both products with V in the step loop
-  // would not fit in the L1 cache together.
+  // Logits and loss of each step (with V packed once for all of them, where a product per step
+  // would pack it every time), a step behind the forward recurrence, whose next state shares a
+  // cache line with this one's last values; then dL/dh of the early steps and dV and dc. The
+  // product with V for dL/dh is left out of the step loop: with the logits' it would not fit in
+  // the L1 cache.
   auto follow_forward = [&] {
     StepProduct<S> logits_product(head.V, H, WeightUse::transposed, 0, O, B, H, T);
     for (Index t = 0; t < T; ++t) {
-      forward_done.wait_for(t + 1);
+      forward_done.wait_for(std::min(T, t + 2));
       const Index first = t * B;
       MatrixView<S> logits = matrix_view(work + first * width, B, O, width);
       logits.rowwise() = c;
@@ -256,69 +285,67 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
           softmax_cross_entropy_rows(logits, targets_from(targets, first, O), scale);
       logits_done.publish(t + 1);
     }
-    upstream(0, early_steps);
+    upstream(0, T - late_steps);
     early_upstream_done.publish(1);
+    head_parameter_gradients(hidden_states, d_logits, head_grads);
   };
   auto run_backward = [&] {
     auto fill_upstream = [&](Index t0, Index t1) {
-      if (t0 == 0) {
+      if (t1 < T) {
         early_upstream_done.wait_for(1);
-      } else {
-        logits_done.wait_for(T);
-        upstream(t0, t1);
+        return;
       }
+      logits_done.wait_for(T);
+      upstream(t0, t1);
     };
     backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
-                        T - early_steps, fill_upstream, [](Index, Index) {},
-                        GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b);
+                        late_steps, fill_upstream, [](Index, Index) {},
+                        GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b,
+                        [&](Index done) { backward_done.publish(done); });
   };
-  // dW by halves of its rows, one for each thread, the same halves with any thread count.
-  auto recurrent_weight_rows = [&](int half) {
-    const auto [first, last] = column_share(H, half, 2);
-    multiply(matrix_view(layer_grads.W + first * H, last - first, H, H),
-             da.middleCols(first, last - first).transpose(), previous);
+  // dW, dx and dh0 on the loop's thread, which has da and the states in its cache; dU on the
+  // other.
+  auto finish_backward = [&] {
+    multiply(matrix_view(layer_grads.W, H, H, H), da.transpose(), previous);
+    input_and_initial_state_gradients(layer, layer_grads, da, B);
+  };
+  auto input_weight_gradient = [&] {
+    backward_done.wait_for(T);
+    input_side.add(0, da);
+    input_side.finish();
+  };
+
+  auto total_loss = [&] {
+    double loss = 0.0;
+    for (const double step_loss : step_losses) loss += step_loss;
+    return reduced.loss(loss);
   };
 
   on_threads(2, [&](int thread, int threads) {
     if (threads == 1) {  // no second thread to be had: the same work, one part after another
       run_forward();
       follow_forward();
-      head_parameter_gradients(hidden_states, d_logits, head_grads);
       run_backward();
-      recurrent_weight_rows(0);
-      recurrent_weight_rows(1);
-      input_and_initial_state_gradients(layer, layer_grads, da, B);
-      input_side.add(0, da);
-      return;
-    }
-    if (thread == 0) {
+      finish_backward();
+      input_weight_gradient();
+    } else if (thread == 0) {
       run_forward();
       run_backward();
+      finish_backward();
     } else if (thread == 1) {
       follow_forward();
-      head_parameter_gradients(hidden_states, d_logits, head_grads);
+      input_weight_gradient();
     }
-    team_barrier(threads);
-    if (thread == 0) {
-      recurrent_weight_rows(0);
-      input_and_initial_state_gradients(layer, layer_grads, da, B);
-    } else if (thread == 1) {
-      recurrent_weight_rows(1);
-      input_side.add(0, da);
-    }
+    when_gradients_done(done, thread, threads, total_loss);
   });
-  input_side.finish();
-
-  double loss = 0.0;
-  for (const double step_loss : step_losses) loss += step_loss;
-  return reduced.loss(loss);
+  return total_loss();
 }
 
 #define BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(function, S)                                       \
   template double function<S>(const LayerWeights<S>&, const HeadWeights<S>&,                  \
                               const SequenceInput<S>&, const Targets<S>&, const S*, Activation, \
                               Reduction, const LayerGradients<S>&, const HeadGradients<S>&, S*, \
-                              S*, S*);
+                              S*, S*, const GradientsDone*);
 BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, float)
 BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, double)
 BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(stepwise_loss_and_grad, float)

@@ -33,20 +33,22 @@ Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size);
 
 // rnn_loss_and_grad on its scratch: states ((steps + 1)·batch·hidden, h0 in slot 0), work
 // ((steps·batch) × max(hidden, output)) and chunk (schedule_chunk_rows·hidden).
-// Leaves the hidden states in states; returns L.
+// Leaves the hidden states in states; returns L. Runs `done` on its team of threads.
 template <class S>
 double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
-                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
-                           Activation activation, Reduction reduction,
-                           const LayerGradients<S>& layer_grads,
-                           const HeadGradients<S>& head_grads, S* states, S* work, S* chunk);
+                              const SequenceInput<S>& inputs, const Targets<S>& targets,
+                              const S* h0, Activation activation, Reduction reduction,
+                              const LayerGradients<S>& layer_grads,
+                              const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
+                              const GradientsDone* done);
 
 template <class S>
 double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
                                const SequenceInput<S>& inputs, const Targets<S>& targets,
                                const S* h0, Activation activation, Reduction reduction,
                                const LayerGradients<S>& layer_grads,
-                               const HeadGradients<S>& head_grads, S* states, S* work, S* chunk);
+                               const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
+                               const GradientsDone* done);
 
 }  // namespace detail
 }  // namespace BPTT_ISA_NAMESPACE

@@ -7,6 +7,7 @@
 #include "bptt/softmax_head.hpp"
 #include "bptt/step_product.hpp"
 #include "bptt/threads.hpp"
+#include "bptt/training_step.hpp"
 #include "bptt/workspace.hpp"
 
 #include <algorithm>
@@ -417,6 +418,98 @@ void check_optimizer_steps_round_each_operation() {
   expect(equal, "adagrad_step rounds each operation as written");
 }
 
+// The training step in one call against its parts called one after another: the mean loss and
+// its gradients, the global norm and the clip of torch.nn.utils.clip_grad_norm_, then each
+// optimizer's step; on one thread and two (over 8192 parameters, the clip and the update are
+// split), with the clip active and not, and with a NaN parameter, which must leave every vector
+// as it was.
+void check_training_step_composes_its_parts() {
+  for (const OptimizerKind kind :
+       {OptimizerKind::adam, OptimizerKind::adagrad, OptimizerKind::sgd_momentum})
+    for (const double max_norm : {1e6, 0.05})
+      for (const int threads : {1, 2})
+        for (const bool poisoned : {false, true}) {
+          Problem<double> p(5, 2, 40, 64, 40, true, false, 17u);
+          for (auto& id : p.target_ids) id = std::max<TokenId>(id, 0);
+          const ParameterLayout layout{p.D, p.H, p.O};
+          std::vector<double> params;
+          for (const auto* part : {&p.U, &p.W, &p.b, &p.V, &p.c})
+            params.insert(params.end(), part->begin(), part->end());
+          if (poisoned) params[size_t(layout.V() + 3)] = std::nan("");
+          const Index n = layout.size();
+          std::vector<double> first(static_cast<size_t>(n)), second(static_cast<size_t>(n));
+          for (Index i = 0; i < n; ++i) {
+            first[size_t(i)] = 0.01 * double(i % 7);
+            second[size_t(i)] = 0.02 * double(i % 5);
+          }
+          OptimizerUpdate<double> update{kind, {first.data(), second.data()}};
+          update.lr = 0.05;
+          update.eps = 1e-10;
+          update.momentum = 0.9;
+          update.adam = AdamStep<double>{0.1, 0.999, 0.001, 0.02, 0.3, 1e-8};
+
+          // The parts: the gradients by rnn_loss_and_grad, clipped and stepped by hand.
+          const Problem<double> unpacked = p;
+          std::vector<double> expected = params, expected_first = first,
+                              expected_second = second;
+          set_num_threads(1);
+          Gradients<double> g;
+          if (!poisoned) g = run(unpacked, Activation::tanh, Reduction::mean);
+          std::vector<double> grad;
+          for (const auto* part : {&g.U, &g.W, &g.b, &g.V, &g.c})
+            grad.insert(grad.end(), part->begin(), part->end());
+          double squares = 0.0;
+          for (const double value : grad) squares += value * value;
+          const double norm = std::sqrt(squares), coef = max_norm / (norm + 1e-6);
+          if (!poisoned) {
+            if (coef < 1.0)
+              for (auto& value : grad) value *= coef;
+            if (kind == OptimizerKind::adam)
+              adam_step(expected.data(), grad.data(), expected_first.data(),
+                        expected_second.data(), n, update.adam);
+            else if (kind == OptimizerKind::adagrad)
+              adagrad_step(expected.data(), grad.data(), expected_first.data(), n, update.lr,
+                           update.eps);
+            else
+              sgd_momentum_step(expected.data(), grad.data(), expected_first.data(), n,
+                                update.lr, update.momentum, update.first_step);
+          }
+
+          set_num_threads(threads);
+          std::vector<double> grads(static_cast<size_t>(n)), h_last(static_cast<size_t>(p.B * p.H));
+          const StepOutcome outcome =
+              training_step(layout, params.data(), grads.data(), p.inputs(), p.targets(),
+                            p.h0.data(), h_last.data(), Activation::tanh, max_norm, update);
+          set_num_threads(1);
+          const std::string what = "training step, optimizer " + std::to_string(int(kind)) +
+                                   " max_norm " + std::to_string(max_norm) + " threads " +
+                                   std::to_string(threads) + " poisoned " +
+                                   std::to_string(poisoned);
+          if (poisoned) {
+            expect(!outcome.updated && std::isnan(outcome.loss), what + ": reports the NaN");
+            expect(first == expected_first && second == expected_second &&
+                       std::equal(params.begin(), params.end(), expected.begin(),
+                                  [](double a, double b) { return a == b || (a != a && b != b); }),
+                   what + ": leaves the parameters and states unchanged");
+            continue;
+          }
+          expect(outcome.updated, what + ": updates");
+          expect(std::abs(outcome.loss - g.loss) <= 1e-12 * std::abs(g.loss), what + ": loss");
+          expect(std::abs(outcome.grad_norm - norm) <= 1e-12 * norm, what + ": norm");
+          // The norms' sums differ in order: a few ulps, which Adam's division by √v of a
+          // near-zero gradient can magnify to a few ulps of a large update.
+          auto close = [](const std::vector<double>& a, const std::vector<double>& b) {
+            for (size_t i = 0; i < a.size(); ++i)
+              if (std::abs(a[i] - b[i]) > 1e-12 * std::max(1.0, std::abs(b[i]))) return false;
+            return true;
+          };
+          expect(close(params, expected) && close(first, expected_first) &&
+                     close(second, expected_second),
+                 what + ": parameters and states");
+          expect(h_last == g.h_last || threads == 2, what + ": h_last");
+        }
+}
+
 }  // namespace
 
 int main() {
@@ -441,6 +534,7 @@ int main() {
   check_two_thread_schedules_match_one_thread();
   check_optimizer_steps_round_each_operation<float>();
   check_optimizer_steps_round_each_operation<double>();
+  check_training_step_composes_its_parts();
   expect(!supported_instruction_sets().empty(), "the baseline instruction set is always supported");
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;

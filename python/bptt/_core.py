@@ -49,6 +49,7 @@ available_memory_bytes = _kernels.available_memory_bytes
 adagrad_step = _kernels.adagrad_step
 adam_step = _kernels.adam_step
 sgd_momentum_step = _kernels.sgd_momentum_step
+TrainingStep = _kernels.TrainingStep
 
 
 def build_info() -> dict:

@@ -39,6 +39,19 @@ class Optimizer:
     def _update(self, param: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError
 
+    def fused_settings(self) -> dict:
+        """This optimizer as the core's whole training step takes it (`_core.TrainingStep`): its
+        name, its state vectors in order, and its hyperparameters."""
+        return {
+            "optimizer": self.name,
+            "states": tuple(self.state[state] for state in self.state_names),
+            "lr": self.lr,
+            **self._hyperparameters(),
+        }
+
+    def _hyperparameters(self) -> dict:
+        return {}
+
     @classmethod
     def state_array_name(cls, state: str, param: str) -> str:
         """A checkpoint's name for one parameter's part of a state vector, e.g. 'adam.exp_avg.W'."""
@@ -77,6 +90,9 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = betas
         self.eps = eps
 
+    def _hyperparameters(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
     def _update(self, param, grad):
         _core.adam_step(
             param,
@@ -103,6 +119,9 @@ class Adagrad(Optimizer):
         super().__init__(params, lr)
         self.eps = eps
 
+    def _hyperparameters(self):
+        return {"eps": self.eps}
+
     def _update(self, param, grad):
         _core.adagrad_step(param, grad, self.state["sum"], lr=self.lr, eps=self.eps)
 
@@ -118,6 +137,9 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=default_momentum):
         super().__init__(params, lr)
         self.momentum = momentum
+
+    def _hyperparameters(self):
+        return {"momentum": self.momentum}
 
     def _update(self, param, grad):
         _core.sgd_momentum_step(

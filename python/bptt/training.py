@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bptt import _api, _params, checkpoint, memory, metrics, sampling
+from bptt import _api, _core, _params, checkpoint, memory, metrics, sampling
 from bptt.corpus import STDLIB, Corpus, Streams, Vocabulary, read_text, shortest_text_length
 from bptt.errors import UsageError, check_integer, check_number, writing
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS, clip_grad_norm, make_optimizer
@@ -155,7 +155,10 @@ class Trainer:
         # the gradients land in one vector laid out like the parameters: clipped and stepped whole
         self._grad = np.zeros_like(self.parameters.vector)
         self._grads = self.parameters.views(self._grad)
-        self.hidden = np.zeros((config.batch, config.hidden), config.dtype)
+        # the state each step starts from; the core's whole step writes the next one into the
+        # other of two buffers
+        self._states = tuple(np.zeros((config.batch, config.hidden), config.dtype) for _ in "ab")
+        self.hidden = self._states[0]
         self.position = 0  # where every stream's next chunk starts
         self.step_count = 0
         self.rng = np.random.default_rng(config.seed)
@@ -163,6 +166,22 @@ class Trainer:
         self.budget = Budget()  # the last invocation's, which a resume without one reuses
         self.last_checkpoint: tuple[Path, int] | None = None  # (path, step) on disk
         self.loss_and_grad = loss_and_grad
+        # With the core's gradients, the whole step (gradients, clipping, update) is one call of
+        # the core; a step with another loss_and_grad (the benchmark's NumPy oracle) is taken in
+        # parts, the same maths.
+        self._fused_step = None
+        if loss_and_grad is _api.loss_and_grad:
+            size = len(corpus.vocabulary)
+            self._fused_step = _core.TrainingStep(
+                self.parameters.vector,
+                self._grad,
+                input_size=size,
+                hidden_size=config.hidden,
+                output_size=size,
+                activation=config.activation,
+                max_norm=config.clip,
+                **self.optimizer.fused_settings(),
+            )
 
     @classmethod
     def start(cls, config: TrainConfig, **options) -> "Trainer":
@@ -178,6 +197,26 @@ class Trainer:
     def step(self) -> float:
         """One step of truncated BPTT; returns the chunk's mean cross-entropy in nats."""
         inputs, targets = self.streams.chunk(self.position)
+        if self._fused_step is None:
+            loss, h_last = self._step_in_parts(inputs, targets)
+        else:
+            h_last = self._states[1] if self.hidden is self._states[0] else self._states[0]
+            loss, _, updated = self._fused_step(
+                inputs, targets, self.hidden, h_last, self.optimizer.step_count + 1
+            )
+            if not updated:
+                raise TrainingDiverged(
+                    self.step_count + 1, "the loss or the gradient is", self.last_checkpoint
+                )
+            self.optimizer.step_count += 1
+        self.position = self.streams.next_position(self.position)
+        # at a new epoch every stream starts again from its beginning: no state to carry
+        self.hidden = h_last if self.position else np.zeros_like(self.hidden)
+        self.step_count += 1
+        return loss
+
+    def _step_in_parts(self, inputs, targets) -> tuple[float, np.ndarray]:
+        """loss_and_grad, clip_grad_norm and the optimizer's step; returns (loss, h_last)."""
         result = self.loss_and_grad(
             self.params,
             inputs,
@@ -194,11 +233,7 @@ class Trainer:
                 self.step_count + 1, "the loss or the gradient is", self.last_checkpoint
             )
         self.optimizer.step(grad)
-        self.position = self.streams.next_position(self.position)
-        # at a new epoch every stream starts again from its beginning: no state to carry
-        self.hidden = result.h_last if self.position else np.zeros_like(self.hidden)
-        self.step_count += 1
-        return result.loss
+        return result.loss, result.h_last
 
     def validation_bpc(self) -> float:
         """Bits per character on the first `validation_chars` held-out characters, read as

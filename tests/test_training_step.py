@@ -1,0 +1,200 @@
+"""`bptt train`'s step in one call of the core (`_core.TrainingStep`) is the step in parts (the
+loss and gradients, clip_grad_norm, the optimizer's step) in one pass: the same parameters after
+a run of steps, on one thread and two, with the clip active and not; its bad arguments get
+errors naming them."""
+
+import re
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import _api, _core, optimizers, training
+
+TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
+# The parts and the fused step sum the squares of the norm in other orders (a few ulps of
+# float64 apart) and run the same operations otherwise: each update of parameters of size about
+# 1 off by a few hundred ulps at most. Training amplifies such differences, the more the larger
+# the model: at hidden size 100 and Adagrad's rate they double every few steps, and 45 steps
+# take them from 1e-16 to 1e-3. So 45 steps (across an epoch's end: 38 steps an epoch at batch
+# 3, seq-len 10) at hidden size 16, and 10 at hidden size 100 (over 8192 parameters, where two
+# threads split the clip and the update).
+RUNS = [(16, 45), (100, 10)]
+
+
+def tolerance(steps):
+    return steps * 1000 * np.finfo(np.float64).eps
+
+
+def in_parts(*args, **kwargs):
+    """The core's loss_and_grad, as another callable: the trainer then takes its steps in parts."""
+    return _api.loss_and_grad(*args, **kwargs)
+
+
+def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=_api.loss_and_grad):
+    text_file = tmp_path / "text.txt"
+    text_file.write_text(TEXT)
+    config = training.TrainConfig(
+        text=str(text_file),
+        hidden=hidden,
+        seq_len=10,
+        batch=3,
+        optimizer=optimizer,
+        clip=clip,
+        dtype="float64",
+        seed=5,
+    )
+    config.check()
+    trainer = training.Trainer.start(config, loss_and_grad=loss_and_grad)
+    losses = [trainer.step() for _ in range(steps)]
+    return trainer, losses
+
+
+@pytest.fixture(params=[1, 2], ids=["one thread", "two threads"])
+def threads(request):
+    saved = bptt.get_num_threads()
+    bptt.set_num_threads(request.param)
+    yield request.param
+    bptt.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("optimizer", list(optimizers.OPTIMIZERS))
+@pytest.mark.parametrize("clip", [0.25, 1e6], ids=["clipped", "unclipped"])
+@pytest.mark.parametrize(("hidden", "steps"), RUNS, ids=["hidden 16", "hidden 100"])
+def test_the_fused_step_trains_as_the_step_in_parts(
+    tmp_path, threads, optimizer, clip, hidden, steps
+):
+    fused, fused_losses = trained(tmp_path, optimizer, clip, hidden, steps)
+    parts, parts_losses = trained(tmp_path, optimizer, clip, hidden, steps, in_parts)
+    assert fused._fused_step is not None
+    assert parts._fused_step is None
+    atol = tolerance(steps)
+    np.testing.assert_allclose(fused_losses, parts_losses, rtol=atol)
+    for name, value in parts.params.items():
+        np.testing.assert_allclose(fused.params[name], value, rtol=0, atol=atol, err_msg=name)
+    for name, value in parts.optimizer.state_arrays().items():
+        np.testing.assert_allclose(
+            fused.optimizer.state_arrays()[name], value, rtol=0, atol=atol, err_msg=name
+        )
+    np.testing.assert_allclose(fused.hidden, parts.hidden, rtol=0, atol=atol)
+    assert fused.optimizer.step_count == parts.optimizer.step_count == steps
+
+
+# -- bad arguments -------------------------------------------------------------------------------
+
+H, D = 4, 3
+SIZE = H * D + H * H + H + D * H + D
+
+
+def make_step(**changes):
+    arguments = {
+        "param": np.zeros(SIZE),
+        "grad": np.zeros(SIZE),
+        "states": (np.zeros(SIZE),),
+        "input_size": D,
+        "hidden_size": H,
+        "output_size": D,
+        "activation": "tanh",
+        "max_norm": 5.0,
+        "optimizer": "adagrad",
+        "lr": 0.1,
+        "eps": 1e-10,
+    }
+    arguments.update(changes)
+    return _core.TrainingStep(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        (
+            {
+                "param": np.zeros(SIZE + 1),
+                "grad": np.zeros(SIZE + 1),
+                "states": (np.zeros(SIZE + 1),),
+            },
+            ValueError,
+            f"param: expected H·D + H·H + H + O·H + O = {SIZE} values for D = 3, H = 4, O = 3",
+        ),
+        ({"grad": np.zeros(SIZE, np.float32)}, TypeError, "grad: expected dtype float64"),
+        ({"states": ()}, ValueError, "states: expected 1 vector(s) for adagrad, got 0"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer: expected 'adam', 'adagrad' or 'sgd'"),
+        ({"activation": "gelu"}, ValueError, "activation: expected 'tanh'"),
+        ({"hidden_size": 0}, ValueError, "hidden_size: expected >= 1, got 0"),
+        ({"max_norm": float("nan")}, ValueError, "max_norm: expected a finite number"),
+        ({"param": np.zeros(SIZE)[::-1]}, ValueError, "param: expected a contiguous vector"),
+    ],
+)
+def test_a_bad_vector_or_setting_is_named(changes, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        make_step(**changes)
+
+
+def test_vectors_that_share_memory_are_refused():
+    shared = np.zeros(SIZE)
+    with pytest.raises(ValueError, match="grad: expected a vector of its own"):
+        make_step(param=shared, grad=shared)
+
+
+def chunk(T=2, B=2):
+    return np.zeros((T, B), np.int64), np.zeros((T, B), np.int64)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda s, h: s(np.full((2, 2), D), chunk()[1], h[0], h[1], 1), ValueError, "inputs: "),
+        (
+            lambda s, h: s(chunk()[0], np.zeros((3, 2), np.int64), h[0], h[1], 1),
+            ValueError,
+            "targets: ",
+        ),
+        (lambda s, h: s(*chunk(), np.zeros((2, H + 1)), h[1], 1), ValueError, "h0: "),
+        (
+            lambda s, h: s(*chunk(), h[0], h[0], 1),
+            ValueError,
+            "h_last: expected an array of its own, got one sharing memory with h0",
+        ),
+        (
+            lambda s, h: s(*chunk(), h[0], h[1].astype(np.float32), 1),
+            TypeError,
+            "h_last: expected dtype float64",
+        ),
+        (
+            lambda s, h: s(*chunk(), h[0], h[1][:, ::-1], 1),
+            ValueError,
+            "h_last: expected a writable, C-contiguous array",
+        ),
+        (lambda s, h: s(*chunk(), h[0], h[1], 0), ValueError, "step: expected >= 1, got 0"),
+    ],
+    ids=[
+        "input id",
+        "targets shape",
+        "h0 shape",
+        "h_last is h0",
+        "h_last dtype",
+        "h_last layout",
+        "step",
+    ],
+)
+def test_a_bad_chunk_or_state_is_named_and_nothing_changes(call, error, message):
+    params = np.linspace(-1, 1, SIZE)
+    step = make_step(param=params)
+    states = (np.zeros((2, H)), np.zeros((2, H)))
+    with pytest.raises(error, match=message):
+        call(step, states)
+    np.testing.assert_array_equal(params, np.linspace(-1, 1, SIZE))
+
+
+def test_a_non_finite_loss_updates_nothing():
+    params = np.linspace(-1, 1, SIZE)
+    params[H * D + 1] = np.nan
+    before = params.copy()
+    state = np.zeros(SIZE)
+    step = make_step(param=params, states=(state,))
+    loss, norm, updated = step(*chunk(), np.zeros((2, H)), np.zeros((2, H)), 1)
+    assert not updated
+    assert np.isnan(loss)
+    assert np.isnan(norm)
+    np.testing.assert_array_equal(params, before)
+    assert not state.any()
