@@ -28,6 +28,9 @@ constexpr Index kMinRows = 4 * kRowsPerChunk;
 // dL/dh = Vᵀ dO replaces dO in its rows of work, staged through the chunk buffer this many rows
 // at a time: a few per-step vectors of scratch rather than a chunk's rows.
 constexpr Index kStagingRows = 16;
+// The stepwise schedule's chunks of dL/dh: about this many rows, few enough that the backward
+// loop, which waits for the first of them, starts soon after the forward recurrence ends.
+constexpr Index kUpstreamRows = 4;
 
 // How far one thread has got, for the other to wait on. A wait spins briefly (a chunk takes
 // microseconds), then yields the CPU, which on a busy machine may be needed by the thread
@@ -251,30 +254,27 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
   const ConstMatrixView<S> da = matrix_view(static_cast<const S*>(chunk), N, H, H);
   const ConstRowVectorView<S> c(head.c, O);
 
-  prepare_states(layer, inputs, h0, states, T);
   InputGradientSum<S> input_side(layer, inputs, layer_grads);
-  StepCounter forward_done, logits_done, early_upstream_done, backward_done;
-  // The backward loop runs in chunks of late_steps, from the last steps: dL/dh of the last chunk
-  // comes from the loop's own thread once every step's logits are done, that of the earlier
-  // steps from the other thread meanwhile.
-  const Index late_steps = std::max<Index>(1, T / 4);
+  StepCounter forward_done, upstream_done, backward_done;
+  // dL/dh is computed in chunks of a few steps, from the last, each as soon as the logits are
+  // done, and the backward loop runs each chunk as soon as its dL/dh is.
+  const Index upstream_steps = std::min(T, (kUpstreamRows + B - 1) / B);
   auto run_forward = [&] {
+    prepare_states(layer, inputs, h0, states, T);
     forward_recurrence(layer.W, inputs, H, activation, states,
                        [&](Index done) { forward_done.publish(done); });
   };
-  // dL/dh = Vᵀ dO of the steps [t0, t1).
-  auto upstream = [&](Index t0, Index t1) {
-    const Index rows = (t1 - t0) * B;
-    head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * width, rows, O, width),
-                         matrix_view(chunk + t0 * B * H, rows, H, H));
-  };
-  // Logits and loss of each step (with V packed once for all of them, where a product per step
-  // would pack it every time), a step behind the forward recurrence, whose next state shares a
-  // cache line with this one's last values; then dL/dh of the early steps and dV and dc. The
-  // product with V for dL/dh is left out of the step loop: with the logits' it would not fit in
-  // the L1 cache.
+  // The head, on the second thread: the logits and loss of each step, a step behind the
+  // forward recurrence, whose next state shares a cache line with this one's last values; then
+  // dL/dh = Vᵀ dO a chunk at a time, and dV and dc. V is packed once for each product, where a
+  // product per step or chunk would pack it every time; the product for dL/dh is left out of
+  // the step loop, where the two would not fit in the L1 cache. V is read on this thread alone
+  // and W on the other: each thread's cache keeps the weights it reads, and the gradients it
+  // writes, for an update of the parameters after the call (rnn_loss.hpp's GradientsDone).
   auto follow_forward = [&] {
     StepProduct<S> logits_product(head.V, H, WeightUse::transposed, 0, O, B, H, T);
+    StepProduct<S> upstream_product(head.V, H, WeightUse::as_is, 0, H, upstream_steps * B, O,
+                                    T / upstream_steps + 1);
     for (Index t = 0; t < T; ++t) {
       forward_done.wait_for(std::min(T, t + 2));
       const Index first = t * B;
@@ -283,34 +283,31 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
       logits_product.accumulate(hidden + first * H, H, logits.data(), width);
       step_losses[size_t(t)] =
           softmax_cross_entropy_rows(logits, targets_from(targets, first, O), scale);
-      logits_done.publish(t + 1);
     }
-    upstream(0, T - late_steps);
-    early_upstream_done.publish(1);
+    for (Index chunk_end = T; chunk_end > 0; chunk_end -= upstream_steps) {
+      const Index t0 = std::max<Index>(0, chunk_end - upstream_steps);
+      const Index rows = (chunk_end - t0) * B;
+      MatrixView<S> upstream = matrix_view(chunk + t0 * B * H, rows, H, H);
+      upstream.setZero();
+      upstream_product.accumulate_rows(d_logits.data() + t0 * B * width, width, upstream.data(),
+                                       H, rows);
+      upstream_done.publish(T - t0);
+    }
     head_parameter_gradients(hidden_states, d_logits, head_grads);
   };
+  // The layer's backward pass, on the first thread, which has the states in its cache: the
+  // loop, then dW, dx and dh0; dU on the other thread, once the loop is through.
   auto run_backward = [&] {
-    auto fill_upstream = [&](Index t0, Index t1) {
-      if (t1 < T) {
-        early_upstream_done.wait_for(1);
-        return;
-      }
-      logits_done.wait_for(T);
-      upstream(t0, t1);
-    };
-    backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr),
-                        late_steps, fill_upstream, [](Index, Index) {},
-                        GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b,
-                        [&](Index done) { backward_done.publish(done); });
-  };
-  // dW, dx and dh0 on the loop's thread, which has da and the states in its cache; dU on the
-  // other.
-  auto finish_backward = [&] {
+    backward_recurrence(
+        layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), upstream_steps,
+        [&](Index t0, Index) { upstream_done.wait_for(T - t0); }, [](Index, Index) {},
+        GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b);
+    backward_done.publish(1);
     multiply(matrix_view(layer_grads.W, H, H, H), da.transpose(), previous);
     input_and_initial_state_gradients(layer, layer_grads, da, B);
   };
   auto input_weight_gradient = [&] {
-    backward_done.wait_for(T);
+    backward_done.wait_for(1);
     input_side.add(0, da);
     input_side.finish();
   };
@@ -326,12 +323,10 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
       run_forward();
       follow_forward();
       run_backward();
-      finish_backward();
       input_weight_gradient();
     } else if (thread == 0) {
       run_forward();
       run_backward();
-      finish_backward();
     } else if (thread == 1) {
       follow_forward();
       input_weight_gradient();

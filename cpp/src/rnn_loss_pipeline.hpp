@@ -7,9 +7,10 @@
 //   chunks depend on the problem's size alone, so results do not depend on how the two threads
 //   happen to interleave;
 // - stepwise, for problems too short for chunks: the other thread follows the forward
-//   recurrence step by step, with V packed once, for the logits, the loss and dL/dh, then takes
-//   dV and dc alongside the backward recurrence; dW is then split between the threads by rows,
-//   alongside dU on one and dx and dh0 on the other.
+//   recurrence step by step for the logits and the loss, then computes dL/dh a few steps at a
+//   time, from the last, for the backward recurrence to start on at once, then dV, dc and dU;
+//   the recurrence's thread takes dW, dx and dh0 after its loop.
+// Either way the first thread alone reads W, U and b, and the second V and c.
 #pragma once
 
 #include "bptt/rnn_loss.hpp"

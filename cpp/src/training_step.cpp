@@ -63,18 +63,18 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                                       h0_grad.data()};
   const HeadGradients<S> head_grads{grads + layout.V(), grads + layout.c()};
 
-  // The vector in three parts, each clipped and updated by one thread of two: U, V and c by the
-  // second thread and W and b by the first, as the loss's two-thread schedules mostly leave
-  // their gradients (rnn_loss_pipeline.hpp); the sum of squares adds the parts' in this order
-  // whatever the thread count.
+  // The vector in two parts, each clipped and updated by one thread of two: the layer's U, W
+  // and b on the first, the head's V and c on the second, the threads on which the loss's
+  // two-thread schedules read those weights (rnn_loss_pipeline.hpp). An update writes the
+  // weights: on another thread, each line of them would first have to leave the reader's cache.
+  // The sum of squares adds the parts' in this order whatever the thread count.
   struct Part {
     Index first, count;
     int thread;
   };
-  const Part parts[3] = {{layout.U(), layout.W() - layout.U(), 0},
-                         {layout.W(), layout.V() - layout.W(), 0},
+  const Part parts[2] = {{layout.U(), layout.V() - layout.U(), 0},
                          {layout.V(), layout.size() - layout.V(), 1}};
-  double squares[3] = {0.0, 0.0, 0.0};
+  double squares[2] = {0.0, 0.0};
   StepOutcome outcome{0.0, 0.0, false};
   auto owns = [](const Part& part, int thread, int threads) {
     return threads == 1 || part.thread == thread;
@@ -82,11 +82,11 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
   GradientsDone clip_and_update;
   clip_and_update.max_threads = layout.size() >= kMinParametersToSplit ? 2 : 1;
   clip_and_update.run = [&](int thread, int threads, double loss) {
-    for (int p = 0; p < 3; ++p)
+    for (int p = 0; p < 2; ++p)
       if (owns(parts[p], thread, threads))
         squares[p] = sum_of_squares(grads + parts[p].first, parts[p].count);
     team_barrier(threads);
-    const double norm = std::sqrt(squares[0] + squares[1] + squares[2]);
+    const double norm = std::sqrt(squares[0] + squares[1]);
     if (thread == 0) outcome.grad_norm = norm;
     if (!std::isfinite(loss) || !std::isfinite(norm)) return;
     const double clip_coef = max_norm / (norm + 1e-6);

@@ -188,6 +188,11 @@ void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidde
     std::optional<StepProduct<S>> product;
   };
   std::vector<PackedShare> shares(size_t(std::max(1, threads)));
+  if (threads <= 1) {  // packed before the first upstream, which a caller may wait for
+    shares[0].product.emplace(W, H, WeightUse::as_is, 0, H, B, H, T - 1);
+    shares[0].first = 0;
+    shares[0].last = H;
+  }
   // The steps are visited last-run first: k = T - 1 down to 0, in chunks.
   for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
     const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);

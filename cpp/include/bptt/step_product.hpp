@@ -54,7 +54,13 @@ class StepProduct {
 
   // C (rows × cols, row stride C_stride) += A (rows × depth, row stride A_stride) · op(W).
   void accumulate(const S* A, Index A_stride, S* C, Index C_stride) {
-    if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
+    accumulate_rows(A, A_stride, C, C_stride, rows_);
+  }
+
+  // The same for the first `rows` rows of A and C only, at most the rows the product was made
+  // for (one, if it was made for one).
+  void accumulate_rows(const S* A, Index A_stride, S* C, Index C_stride, Index rows) {
+    if (rows == 0 || cols_ == 0 || depth_ == 0) return;
     if (rows_ == 1) {
       if (vector_) {
         vector_->accumulate(A, C);
@@ -78,11 +84,11 @@ class StepProduct {
     const Index k_panels = (depth_ + kc_ - 1) / kc_;
     for (Index k2 = 0, k = 0; k2 < depth_; k2 += kc_, ++k) {
       const Index actual_kc = std::min(kc_, depth_ - k2);
-      pack_rhs(rhs_block_.data(), A_transposed.getSubMapper(k2, 0), actual_kc, rows_);
+      pack_rhs(rhs_block_.data(), A_transposed.getSubMapper(k2, 0), actual_kc, rows);
       for (Index i2 = 0, i = 0; i2 < cols_; i2 += mc_, ++i) {
         const Index actual_mc = std::min(mc_, cols_ - i2);
         gebp(C_transposed.getSubMapper(i2, 0), packed_weights_.data() + panel_offsets_[size_t(i * k_panels + k)],
-             rhs_block_.data(), actual_mc, actual_kc, rows_, S(1));
+             rhs_block_.data(), actual_mc, actual_kc, rows, S(1));
       }
     }
   }
