@@ -264,19 +264,20 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
     forward_recurrence(layer.W, inputs, H, activation, states,
                        [&](Index done) { forward_done.publish(done); });
   };
-  // The head, on the second thread: the logits and loss of each step, a step behind the
-  // forward recurrence, whose next state shares a cache line with this one's last values; then
-  // dL/dh = Vᵀ dO a chunk at a time, and dV and dc. V is packed once for each product, where a
-  // product per step or chunk would pack it every time; the product for dL/dh is left out of
-  // the step loop, where the two would not fit in the L1 cache. V is read on this thread alone
-  // and W on the other: each thread's cache keeps the weights it reads, and the gradients it
-  // writes, for an update of the parameters after the call (rnn_loss.hpp's GradientsDone).
+  // The head, on the second thread: the logits and loss of each step, two steps behind the
+  // forward recurrence (whose next state shares a cache line with this one's last values, and
+  // which a closer follower slows, polling its progress); then dL/dh = Vᵀ dO a chunk at a time,
+  // and dV and dc. V is packed once for each product, where a product per step or chunk would
+  // pack it every time; the product for dL/dh is left out of the step loop, where the two would
+  // not fit in the L1 cache. V is read on this thread alone and W on the other: each thread's
+  // cache keeps the weights it reads, and the gradients it writes, for an update of the
+  // parameters after the call (rnn_loss.hpp's GradientsDone).
   auto follow_forward = [&] {
     StepProduct<S> logits_product(head.V, H, WeightUse::transposed, 0, O, B, H, T);
     StepProduct<S> upstream_product(head.V, H, WeightUse::as_is, 0, H, upstream_steps * B, O,
                                     T / upstream_steps + 1);
     for (Index t = 0; t < T; ++t) {
-      forward_done.wait_for(std::min(T, t + 2));
+      forward_done.wait_for(std::min(T, t + 3));
       const Index first = t * B;
       MatrixView<S> logits = matrix_view(work + first * width, B, O, width);
       logits.rowwise() = c;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace bptt {
@@ -17,30 +18,73 @@ constexpr Index kRowsPerChunk = 64;
 // Below this many logits the pass takes microseconds and threads would cost more than they give.
 constexpr Index kMinLogitsToSplit = 1 << 15;
 
+// Reductions and maps over a row of n contiguous values, in whole SIMD packets from its first
+// value and then one value at a time: the same order of sums wherever the row lies in memory
+// (Eigen's would start its packets at the row's first aligned address).
+template <class S>
+using Packet = typename Eigen::internal::packet_traits<S>::type;
+
+template <class S>
+constexpr Index packet_size() {
+  return Eigen::internal::packet_traits<S>::size;
+}
+
+template <class S>
+S row_max(const S* o, Index n) {
+  using namespace Eigen::internal;
+  const Index whole = n / packet_size<S>() * packet_size<S>();
+  S largest = -std::numeric_limits<S>::infinity();
+  if (whole > 0) {
+    Packet<S> packets = ploadu<Packet<S>>(o);
+    for (Index j = packet_size<S>(); j < whole; j += packet_size<S>())
+      packets = pmax(packets, ploadu<Packet<S>>(o + j));
+    largest = predux_max(packets);
+  }
+  for (Index j = whole; j < n; ++j) largest = std::max(largest, o[j]);
+  return largest;
+}
+
+// o <- exp(o − shift); returns Σ o.
+template <class S>
+S exp_shifted_sum(S* o, Index n, S shift) {
+  using namespace Eigen::internal;
+  const Index whole = n / packet_size<S>() * packet_size<S>();
+  const Packet<S> shifts = pset1<Packet<S>>(shift);
+  Packet<S> sums = pset1<Packet<S>>(S(0));
+  for (Index j = 0; j < whole; j += packet_size<S>()) {
+    const Packet<S> e = pexp(psub(ploadu<Packet<S>>(o + j), shifts));
+    pstoreu(o + j, e);
+    sums = padd(sums, e);
+  }
+  S sum = predux(sums);
+  for (Index j = whole; j < n; ++j) {
+    o[j] = std::exp(o[j] - shift);
+    sum += o[j];
+  }
+  return sum;
+}
+
 // One row of the fused pass: returns this row's −Σ y log ŷ and leaves (softmax·Σy − y)·scale.
-template <class S, class Row>
-double cross_entropy_row(Row&& o, const Targets<S>& targets, Index r, S scale) {
-  const Index O = o.size();
-  const S max_logit = o.maxCoeff();
+template <class S>
+double cross_entropy_row(S* row, Index O, const Targets<S>& targets, Index r, S scale) {
+  RowVectorView<S> o(row, O);
+  const S max_logit = row_max(row, O);
   if (targets.ids) {
     const Index k = targets.ids[r];
     const S shifted_target_logit = o(k) - max_logit;
-    o = (o.array() - max_logit).exp();
-    const S norm = o.sum();
+    const S norm = exp_shifted_sum(row, O, max_logit);
     o *= scale / norm;
     o(k) -= scale;
     return std::log(double(norm)) - double(shifted_target_logit);
   }
   const ConstRowVectorView<S> y(targets.soft + r * O, O);
-  // Plain loops: Eigen would split the caller's rows by their address and sum in an order that
-  // changes with it; these sums are the same wherever the targets live.
+  // Plain loops, for sums in the same order wherever the targets live.
   double y_total = 0.0, y_dot_shifted = 0.0;
   for (Index k = 0; k < O; ++k) {
     y_total += double(y(k));
     y_dot_shifted += double(y(k)) * double(o(k) - max_logit);
   }
-  o = (o.array() - max_logit).exp();
-  const S norm = o.sum();
+  const S norm = exp_shifted_sum(row, O, max_logit);
   o = (o * (S(y_total) / norm) - y) * scale;
   return y_total * std::log(double(norm)) - y_dot_shifted;
 }
@@ -96,9 +140,9 @@ template <class S>
 double softmax_cross_entropy_rows(MatrixView<S> logits, const Targets<S>& targets, S scale) {
   double loss = 0.0;
   for (Index r = 0; r < logits.rows(); ++r) {
-    auto o = logits.row(r);
-    if (targets.ids && targets.ids[r] < 0) o.setZero();
-    else loss += cross_entropy_row(o, targets, r, scale);
+    S* const row = logits.data() + r * logits.outerStride();
+    if (targets.ids && targets.ids[r] < 0) RowVectorView<S>(row, logits.cols()).setZero();
+    else loss += cross_entropy_row(row, logits.cols(), targets, r, scale);
   }
   return loss;
 }

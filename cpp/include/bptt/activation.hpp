@@ -29,8 +29,7 @@ void apply_activation(Activation activation, Block&& block) {
 // last whole packet one at a time, which for a row of 100 floats takes longer than its packets.
 template <class S>
 void apply_activation_in_row(Activation activation, S* values, Index n) {
-  constexpr Index kPacket =
-      Eigen::internal::unpacket_traits<typename Eigen::internal::packet_traits<S>::type>::size;
+  constexpr Index kPacket = Eigen::internal::packet_traits<S>::size;
   const bool whole_packets = reinterpret_cast<std::uintptr_t>(values) % 64 == 0 && n % kPacket == 0;
   if (whole_packets || (activation != Activation::tanh && activation != Activation::sigmoid)) {
     apply_activation(activation, Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(values, n));
