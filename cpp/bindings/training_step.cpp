@@ -19,7 +19,9 @@ namespace {
 using namespace pybind11::literals;
 
 py::ssize_t positive_size(py::ssize_t value, const char* name) {
-  if (value < 1) throw py::value_error(std::string(name) + ": expected >= 1, got " + std::to_string(value));
+  if (value < 1) {
+    throw py::value_error(std::string(name) + ": expected >= 1, got " + std::to_string(value));
+  }
   return value;
 }
 
@@ -45,8 +47,10 @@ class TrainingStep {
         beta1_(finite_number(beta1, "beta1")),
         beta2_(finite_number(beta2, "beta2")),
         momentum_(finite_number(momentum, "momentum")) {
-    if (!parse_activation(string_argument(activation, "activation"), activation_)) {
-      throw py::value_error("activation: expected 'tanh', 'sigmoid', 'relu' or 'identity'");
+    const std::string activation_name = string_argument(activation, "activation");
+    if (!parse_activation(activation_name, activation_)) {
+      throw py::value_error("activation: expected 'tanh', 'sigmoid', 'relu' or 'identity', got '" +
+                            activation_name + "'");
     }
     const std::string name = string_argument(optimizer, "optimizer");
     const size_t expected_states = name == "adam" ? 2 : name == "adagrad" || name == "sgd" ? 1 : 0;
@@ -60,11 +64,11 @@ class TrainingStep {
     kind_ = name == "adam" ? OptimizerKind::adam
             : name == "adagrad" ? OptimizerKind::adagrad
                                 : OptimizerKind::sgd_momentum;
-    vectors_.emplace(param, grad,
-                     expected_states == 2
-                         ? std::initializer_list<std::pair<const char*, py::handle>>{{"exp_avg", states[0]}, {"exp_avg_sq", states[1]}}
-                         : std::initializer_list<std::pair<const char*, py::handle>>{{"state", states[0]}},
-                     true);
+    using Named = std::initializer_list<std::pair<const char*, py::handle>>;
+    if (expected_states == 2)
+      vectors_.emplace(param, grad, Named{{"exp_avg", states[0]}, {"exp_avg_sq", states[1]}}, true);
+    else
+      vectors_.emplace(param, grad, Named{{"state", states[0]}}, true);
     if (vectors_->size != layout_.size()) {
       throw py::value_error("param: expected H·D + H·H + H + O·H + O = " +
                             std::to_string(layout_.size()) + " values for D = " +
@@ -91,7 +95,7 @@ class TrainingStep {
     check_id_range(target_ids, "targets", -1, layout_.output_size, "O");
     py::array initial = float_array(h0, "h0", v.dtype, "like the params");
     check_shape(initial, "h0", {{"B", B}, {"H", H}});
-    py::array last = vector_argument_2d(h_last, B, H);
+    py::array last = h_last_argument(h_last, B, H);
     for (const auto& [name, array] :
          std::initializer_list<std::pair<const char*, const py::array*>>{
              {"param", &v.param}, {"grad", &v.grad}, {"h0", &initial}}) {
@@ -109,7 +113,7 @@ class TrainingStep {
 
  private:
   // h_last, written in place: a writable, C-contiguous (B, H) array of the params' dtype.
-  py::array vector_argument_2d(py::handle object, py::ssize_t B, py::ssize_t H) const {
+  py::array h_last_argument(py::handle object, py::ssize_t B, py::ssize_t H) const {
     if (!py::isinstance<py::array>(object)) throw py::type_error("h_last: expected a NumPy array");
     auto array = py::reinterpret_borrow<py::array>(object);
     if (!is_float_array(array) || parameter_dtype(array, "h_last") != vectors_->dtype) {
@@ -133,7 +137,8 @@ class TrainingStep {
     target_view.ids = data<TokenId>(targets);
     const ProblemSize size{input_view.steps, input_view.batch, layout_.input_size,
                            layout_.hidden_size, layout_.output_size};
-    check_allocation(double(rnn_loss_and_grad_scratch_bytes(size, sizeof(S))), "the training step");
+    check_allocation(double(rnn_loss_and_grad_scratch_bytes(size, sizeof(S))),
+                     "the training step");
 
     OptimizerUpdate<S> update{kind_};
     update.state[0] = v.updated<S>(v.state[0]);
@@ -147,8 +152,8 @@ class TrainingStep {
     const double t = double(step);
     const double step_size = lr_ / (1.0 - std::pow(beta1_, t));
     const double bias_correction2_sqrt = std::pow(1.0 - std::pow(beta2_, t), 0.5);
-    update.adam = AdamStep<S>{S(1.0 - beta1_), S(beta2_),      S(1.0 - beta2_),
-                              S(step_size),    S(bias_correction2_sqrt), S(eps_)};
+    update.adam = AdamStep<S>{S(1.0 - beta1_), S(beta2_), S(1.0 - beta2_), S(step_size),
+                              S(bias_correction2_sqrt), S(eps_)};
 
     S* const params = v.updated<S>(v.param);
     S* const grads = v.updated<S>(v.grad);

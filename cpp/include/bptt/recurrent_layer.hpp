@@ -153,7 +153,8 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
       const S* h_prev = states + order.previous_slot(t) * B * H;
       S* h = states + order.state_slot(t) * B * H;
       product.accumulate(h_prev, H, h + first, H);
-      for (Index b = 0; b < B; ++b) apply_activation_in_row(activation, h + b * H + first, last - first);
+      for (Index b = 0; b < B; ++b)
+        apply_activation_in_row(activation, h + b * H + first, last - first);
       for (Index b = 0; b < B; ++b) {
         if (is_padding(inputs.lengths, t, b))
           std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);

@@ -19,10 +19,10 @@ template <class S>
 struct OptimizerUpdate {
   OptimizerKind kind;
   S* state[2] = {nullptr, nullptr};
-  S lr = 0, eps = 0;                  // Adagrad; lr for SGD
-  S momentum = 0;                     // SGD
-  bool first_step = false;            // SGD
-  AdamStep<S> adam{};                 // Adam
+  S lr = 0, eps = 0;        // Adagrad; lr for SGD
+  S momentum = 0;           // SGD
+  bool first_step = false;  // SGD
+  AdamStep<S> adam{};       // Adam
 };
 
 // Where each parameter starts in the vector, and its length.
@@ -45,8 +45,8 @@ struct StepOutcome {
 
 // grads receives the gradients (clipped), h_last the state after the last step; the parameters
 // and the optimizer's states are updated in place unless the loss or the norm is not finite.
-// The norm's sum of squares is taken in double, over two fixed halves of the vector, each in an
-// order independent of where the vector lies in memory: the same result on one thread or two.
+// The norm's sum of squares is taken in double, over the layer's parameters and the head's, each
+// in an order independent of where the vector lies in memory: the same on one thread or two.
 template <class S>
 StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
