@@ -76,27 +76,31 @@ def train(rank: int, args) -> None:
         timeout=datetime.timedelta(seconds=args.timeout),
     )
     try:
-        model = DistributedDataParallel(build_model(args))
-        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-        per_process = args.batch // args.processes
-        mine = slice(rank * per_process, (rank + 1) * per_process)
-        for step in range(args.steps):
-            tokens, targets = make_batch(step, args)
-            loss = mean_loss(model, tokens[:, mine], targets[:, mine])
-            optimizer.zero_grad()
-            loss.backward()
-            if step == 0 and rank == 0 and args.save_gradients:
-                gradients = {name: p.grad for name, p in model.module.named_parameters()}
-                torch.save(gradients, args.save_gradients)
-            optimizer.step()
-            if rank == 0 and (step % args.log_every == 0 or step == args.steps - 1):
-                print(f"step {step:4d}  loss of rank 0's slice {loss.item():.4f}", flush=True)
-        # Every process past its last collective before any tears the group down: a process
-        # destroying it while the other's gloo threads still talk to it can abort in
-        # std::terminate (seen about once in twelve runs of the DDP test).
+        take_steps(rank, args)
+        # Every process past its last collective, and its model (which holds the group) freed,
+        # before any tears the group down: otherwise a process could abort in std::terminate at
+        # the teardown (seen about once in a dozen runs of the DDP test).
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def take_steps(rank: int, args) -> None:
+    model = DistributedDataParallel(build_model(args))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    per_process = args.batch // args.processes
+    mine = slice(rank * per_process, (rank + 1) * per_process)
+    for step in range(args.steps):
+        tokens, targets = make_batch(step, args)
+        loss = mean_loss(model, tokens[:, mine], targets[:, mine])
+        optimizer.zero_grad()
+        loss.backward()
+        if step == 0 and rank == 0 and args.save_gradients:
+            gradients = {name: p.grad for name, p in model.module.named_parameters()}
+            torch.save(gradients, args.save_gradients)
+        optimizer.step()
+        if rank == 0 and (step % args.log_every == 0 or step == args.steps - 1):
+            print(f"step {step:4d}  loss of rank 0's slice {loss.item():.4f}", flush=True)
 
 
 def free_port() -> int:
