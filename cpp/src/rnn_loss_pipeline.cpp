@@ -68,32 +68,19 @@ void input_and_initial_state_gradients(const LayerWeights<S>& layer,
       da.topRows(batch) * matrix_view(layer.W, H, H, H);
 }
 
-// dW = Σ da_t h_{t-1}ᵀ and dU from the pre-activation gradients da (rows of da_stride), a chunk
-// of steps at a time, from the last steps as the backward loop runs them, each chunk once the
-// loop has completed it. The chunks depend on the sizes alone, and so does the order of the sums.
-template <class S>
-void recurrent_weight_gradients_behind(const StepCounter& backward_done, Index steps, Index batch,
-                                       Index chunk_steps, const S* da, Index da_stride,
-                                       ConstMatrixView<S> previous, MatrixView<S> dW,
-                                       InputGradientSum<S>& input_side) {
-  const Index H = dW.rows();
-  dW.setZero();
-  for (Index chunk_end = steps; chunk_end > 0; chunk_end -= chunk_steps) {
-    const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
-    const Index first = chunk_begin * batch, rows = (chunk_end - chunk_begin) * batch;
-    backward_done.wait_for(steps - chunk_begin);
-    const ConstMatrixView<S> d_pre = matrix_view(da + first * da_stride, rows, H, da_stride);
-    multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
-    input_side.add(first, d_pre);
-  }
+// L from the losses of the schedule's parts (chunks or steps), summed in their order.
+double total_loss(const std::vector<double>& part_losses, const LossReduction& reduced) {
+  double loss = 0.0;
+  for (const double part_loss : part_losses) loss += part_loss;
+  return reduced.loss(loss);
 }
 
 // The caller's work on the finished gradients and loss, on this team (rnn_loss.hpp).
-template <class Loss>
-void when_gradients_done(const GradientsDone* done, int thread, int threads, Loss&& loss) {
+void when_gradients_done(const GradientsDone* done, int thread, int threads,
+                         const std::vector<double>& part_losses, const LossReduction& reduced) {
   if (!done) return;
   team_barrier(threads);
-  done->run(thread, threads, loss());
+  done->run(thread, threads, total_loss(part_losses, reduced));
 }
 
 }  // namespace
@@ -193,24 +180,27 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       head_done.publish(c + 1);
     }
   };
-  // dW and dU from the pre-activation gradients behind the backward loop; dx and dh0 after it,
-  // on the loop's thread, which would otherwise wait.
+  // dW and dU from the pre-activation gradients behind the backward loop, a chunk at a time
+  // from the last steps, as the loop completes them; dx and dh0 after it, on the loop's thread,
+  // which would otherwise wait.
+  MatrixView<S> dW = matrix_view(layer_grads.W, H, H, H);
   InputGradientSum<S> input_side(layer, inputs, layer_grads);
   auto follow_backward = [&] {
-    recurrent_weight_gradients_behind(backward_done, T, B, chunk_steps,
-                                      static_cast<const S*>(work), width, previous,
-                                      matrix_view(layer_grads.W, H, H, H), input_side);
+    dW.setZero();
+    for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
+      const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
+      const Index first = chunk_begin * B, rows = (chunk_end - chunk_begin) * B;
+      backward_done.wait_for(T - chunk_begin);
+      const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(work) + first * width,
+                                                   rows, H, width);
+      multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
+      input_side.add(first, d_pre);
+    }
     input_side.finish();
   };
   auto finish_backward = [&] {
     input_and_initial_state_gradients(
         layer, layer_grads, matrix_view(static_cast<const S*>(work), N, H, width), B);
-  };
-
-  auto total_loss = [&] {
-    double loss = 0.0;
-    for (const double chunk_loss : chunk_losses) loss += chunk_loss;
-    return reduced.loss(loss);
   };
 
   on_threads(2, [&](int thread, int threads) {
@@ -229,9 +219,9 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       follow_forward();
       follow_backward();
     }
-    when_gradients_done(done, thread, threads, total_loss);
+    when_gradients_done(done, thread, threads, chunk_losses, reduced);
   });
-  return total_loss();
+  return total_loss(chunk_losses, reduced);
 }
 
 template <class S>
@@ -313,12 +303,6 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
     input_side.finish();
   };
 
-  auto total_loss = [&] {
-    double loss = 0.0;
-    for (const double step_loss : step_losses) loss += step_loss;
-    return reduced.loss(loss);
-  };
-
   on_threads(2, [&](int thread, int threads) {
     if (threads == 1) {  // no second thread to be had: the same work, one part after another
       run_forward();
@@ -332,9 +316,9 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
       follow_forward();
       input_weight_gradient();
     }
-    when_gradients_done(done, thread, threads, total_loss);
+    when_gradients_done(done, thread, threads, step_losses, reduced);
   });
-  return total_loss();
+  return total_loss(step_losses, reduced);
 }
 
 #define BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(function, S)                                       \
