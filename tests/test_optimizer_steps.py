@@ -76,11 +76,11 @@ def test_adam_steps_equal_numpys_formulas_bitwise(dtype, size):
             grad,
             exp_avg,
             exp_avg_sq,
+            lr=lr,
             beta1=beta1,
             beta2=beta2,
-            step_size=lr / (1 - beta1**step),
-            bias_correction2_sqrt=(1 - beta2**step) ** 0.5,
             eps=eps,
+            step=step,
         )
         numpy_adam(expected[0], grad, expected[1], expected[2], beta1, beta2, step, lr, eps)
     for got, want in zip([param, exp_avg, exp_avg_sq], expected, strict=True):

@@ -2,6 +2,7 @@
 // and finiteness, each failure a Python exception naming the argument.
 #pragma once
 
+#include "bptt/finite.hpp"
 #include "bptt/types.hpp"
 
 #include <pybind11/numpy.h>
@@ -71,13 +72,18 @@ struct FiniteCheck {
 template <class S>
 const char* first_non_finite(const std::vector<FiniteCheck>& checks) {
   for (const auto& check : checks) {
-    if (!check.data || check.size == 0) continue;
-    const Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>> values(
-        static_cast<const S*>(check.data), check.size);
-    // One vectorised pass: x·0 is 0 for every finite x and NaN for NaN and ±inf.
-    if (!((values * S(0)).sum() == S(0))) return check.name;
+    if (!check.data) continue;
+    if (!all_finite(static_cast<const S*>(check.data), Index(check.size))) return check.name;
   }
   return nullptr;
+}
+
+// Calls compute(S{}) with S the C++ type of `dtype`: the one place where a call branches on the
+// parameters' dtype.
+template <class Compute>
+decltype(auto) with_scalar_type(DType dtype, Compute&& compute) {
+  if (dtype == DType::float32) return compute(float{});
+  return compute(double{});
 }
 
 }  // namespace bptt::bindings

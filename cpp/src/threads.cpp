@@ -1,4 +1,4 @@
-#include "bptt/threads.hpp"
+#include "thread_shares.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -9,7 +9,6 @@
 #endif
 
 namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
 namespace {
 
 int default_threads() {
@@ -21,10 +20,9 @@ int default_threads() {
 }
 
 std::atomic<int>& thread_budget() {
-  static std::atomic<int> budget{[] {
-    Eigen::setNbThreads(1);  // the core splits its products itself (parallel_product.hpp)
-    return default_threads();
-  }()};
+  // Eigen never forks threads of its own (EIGEN_DONT_PARALLELIZE): the core splits its
+  // products itself (kernels/parallel_product.hpp).
+  static std::atomic<int> budget{default_threads()};
   return budget;
 }
 
@@ -89,5 +87,4 @@ int this_region_threads() {
 #endif
 }
 
-}  // namespace BPTT_ISA_NAMESPACE
 }  // namespace bptt

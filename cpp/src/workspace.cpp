@@ -1,4 +1,6 @@
-#include "bptt/workspace.hpp"
+#include "workspace.hpp"
+
+#include "bptt/scratch.hpp"
 
 #include <array>
 #include <cstdlib>
@@ -99,5 +101,7 @@ void* Workspace::take_bytes(std::size_t bytes) {
   if (used_ > capacity_) throw std::bad_alloc();  // a caller asked for less than it takes
   return piece;
 }
+
+std::size_t release_scratch() { return Workspace::release_kept(); }
 
 }  // namespace bptt

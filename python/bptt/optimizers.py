@@ -99,11 +99,11 @@ class Adam(Optimizer):
             grad,
             self.state["exp_avg"],
             self.state["exp_avg_sq"],
+            lr=self.lr,
             beta1=self.beta1,
             beta2=self.beta2,
-            step_size=self.lr / (1 - self.beta1**self.step_count),
-            bias_correction2_sqrt=(1 - self.beta2**self.step_count) ** 0.5,
             eps=self.eps,
+            step=self.step_count,
         )
 
 

@@ -1,27 +1,20 @@
 // One step of each optimizer of `bptt train`, over a whole parameter vector: torch.optim's update
-// formulas, evaluated operation for operation in the parameters' precision. The source file is
+// formulas, evaluated operation for operation in the parameters' precision. The kernels are
 // compiled without contracting a·b + c into one rounding, so that a step agrees bitwise with the
 // same formulas evaluated one array operation at a time (as NumPy would), in one pass over memory
 // instead of one per operation.
 #pragma once
 
-#include "bptt/types.hpp"
+#include "bptt/optimizer_types.hpp"
 
 namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
 
 // torch.optim.Adagrad (no lr decay): s <- s + g·g; p <- p + (g·(−lr)) / (√s + ε).
 template <class S>
 void adagrad_step(S* param, const S* grad, S* sum, Index size, S lr, S eps);
 
 // torch.optim.Adam: m <- m + (g − m)·(1 − β1); v <- v·β2 + (g·(1 − β2))·g;
-// p <- p + (m·(−step_size)) / (√v / bias_correction2_sqrt + ε), with the step's bias corrections
-// in step_size = lr / (1 − β1^t) and bias_correction2_sqrt = √(1 − β2^t). The scalars are each
-// rounded once from their exact (double) value, as torch and NumPy round them.
-template <class S>
-struct AdamStep {
-  S one_minus_beta1, beta2, one_minus_beta2, step_size, bias_correction2_sqrt, eps;
-};
+// p <- p + (m·(−step_size)) / (√v / bias_correction2_sqrt + ε) (adam_step_scalars).
 template <class S>
 void adam_step(S* param, const S* grad, S* exp_avg, S* exp_avg_sq, Index size,
                const AdamStep<S>& step);
@@ -32,12 +25,4 @@ template <class S>
 void sgd_momentum_step(S* param, const S* grad, S* buffer, Index size, S lr, S momentum,
                        bool first_step);
 
-#define BPTT_DECLARE_OPTIMIZER_STEPS(S, EXTERN)                                                \
-  EXTERN template void adagrad_step<S>(S*, const S*, S*, Index, S, S);                        \
-  EXTERN template void adam_step<S>(S*, const S*, S*, S*, Index, const AdamStep<S>&);          \
-  EXTERN template void sgd_momentum_step<S>(S*, const S*, S*, Index, S, S, bool);
-BPTT_DECLARE_OPTIMIZER_STEPS(float, extern)
-BPTT_DECLARE_OPTIMIZER_STEPS(double, extern)
-
-}  // namespace BPTT_ISA_NAMESPACE
 }  // namespace bptt

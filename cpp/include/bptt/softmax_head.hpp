@@ -1,77 +1,27 @@
-// The softmax head o_t = c + V h_t, ŷ_t = softmax(o_t), L = −Σ_t y_t · log ŷ_t, over the rows of a
-// (steps·batch) × hidden matrix of hidden states.
+// The softmax head on its own: o_t = c + V h_t, ŷ_t = softmax(o_t), L = −Σ_t y_t · log ŷ_t, over
+// `rows` hidden states (rows × hidden_size, row-major), for composing with other layers.
 #pragma once
 
 #include "bptt/types.hpp"
 
+#include <cstddef>
+
 namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
 
-// logits = hidden Vᵀ + c, (rows × output_size).
+// logits (rows × output_size) = hidden Vᵀ + c.
 template <class S>
-void head_logits(const HeadWeights<S>& weights, ConstMatrixView<S> hidden, MatrixView<S> logits);
+void head_logits(const HeadWeights<S>& weights, const S* hidden, Index rows, S* logits);
 
-// The number of targets that count towards the loss: ids other than -1, or every soft row.
+// Returns L over the rows (Reduction::mean: divided by the targets that count, ids other than
+// -1, and 0 when none does); writes dV, dc and dL/dh for every row into d_hidden
+// (rows × hidden_size).
 template <class S>
-Index counted_targets(const Targets<S>& targets, Index rows);
+double head_loss_and_grad(const HeadWeights<S>& weights, const S* hidden, Index rows,
+                          const Targets<S>& targets, Reduction reduction,
+                          const HeadGradients<S>& grads, S* d_hidden);
 
-// The targets of the rows from `row` on.
-template <class S>
-Targets<S> targets_from(const Targets<S>& targets, Index row, Index output_size) {
-  Targets<S> rest;
-  if (targets.ids) rest.ids = targets.ids + row;
-  if (targets.soft) rest.soft = targets.soft + row * output_size;
-  return rest;
-}
+// Scratch bytes that head_loss_and_grad allocates: the rows' logits.
+std::size_t head_loss_and_grad_scratch_bytes(Index rows, Index output_size,
+                                             std::size_t scalar_bytes);
 
-// How a reduction over `counted` targets scales dL/do (1/counted for the mean) and turns the
-// rows' summed −Σ y log ŷ into L; with nothing counted, L = 0 (not 0/0 for the mean).
-struct LossReduction {
-  Reduction reduction;
-  Index counted;
-
-  template <class S>
-  S gradient_scale() const {
-    return reduction == Reduction::mean && counted > 0 ? S(1) / S(counted) : S(1);
-  }
-  double loss(double summed) const {
-    if (counted == 0) return 0.0;
-    return reduction == Reduction::mean ? summed / double(counted) : summed;
-  }
-};
-
-// One fused pass over the rows, in place: logits become dL/do = softmax(o)·Σy − y (divided by the
-// counted targets for Reduction::mean) through a stable log-softmax, without a separate
-// probability tensor. Returns L.
-template <class S>
-double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets, Reduction reduction);
-
-// The same pass over some of the rows (targets as seen from the first of them), with the
-// gradient scaled by `scale`, on the calling thread: returns their −Σ y log ŷ, unscaled.
-template <class S>
-double softmax_cross_entropy_rows(MatrixView<S> logits, const Targets<S>& targets, S scale);
-
-// dV = Σ_t dO_t h_tᵀ and dc = Σ_t dO_t (added to them with accumulate).
-template <class S>
-void head_parameter_gradients(ConstMatrixView<S> hidden, ConstMatrixView<S> d_logits,
-                              const HeadGradients<S>& grads, bool accumulate = false);
-
-// dL/dh_t = Vᵀ dO_t for every row.
-template <class S>
-void head_hidden_gradient(const HeadWeights<S>& weights, ConstMatrixView<S> d_logits,
-                          MatrixView<S> d_hidden);
-
-#define BPTT_DECLARE_SOFTMAX_HEAD(S, EXTERN)                                                    \
-  EXTERN template void head_logits<S>(const HeadWeights<S>&, ConstMatrixView<S>, MatrixView<S>); \
-  EXTERN template Index counted_targets<S>(const Targets<S>&, Index);                           \
-  EXTERN template double softmax_cross_entropy<S>(MatrixView<S>, const Targets<S>&, Reduction); \
-  EXTERN template double softmax_cross_entropy_rows<S>(MatrixView<S>, const Targets<S>&, S);    \
-  EXTERN template void head_parameter_gradients<S>(ConstMatrixView<S>, ConstMatrixView<S>,      \
-                                                   const HeadGradients<S>&, bool);              \
-  EXTERN template void head_hidden_gradient<S>(const HeadWeights<S>&, ConstMatrixView<S>,       \
-                                               MatrixView<S>);
-BPTT_DECLARE_SOFTMAX_HEAD(float, extern)
-BPTT_DECLARE_SOFTMAX_HEAD(double, extern)
-
-}  // namespace BPTT_ISA_NAMESPACE
 }  // namespace bptt

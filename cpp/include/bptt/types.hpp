@@ -1,52 +1,26 @@
-// Shared vocabulary of the core: index type, matrix views over caller-owned memory, and the
-// per-instruction-set namespace.
+// Shared vocabulary of the core's API: sizes, the model's options, and views of caller-owned
+// memory for the parameters, the sequences, the targets and the gradients. Row-major, like
+// NumPy's default; nothing here allocates.
 #pragma once
 
-#include <Eigen/Core>
-
+#include <cstddef>
 #include <cstdint>
-
-// Every translation unit of one kernel build is compiled with the same -m flags and the same
-// BPTT_ISA_NAMESPACE, so Eigen templates instantiated for one instruction set can never be merged
-// by the linker with another set's copies.
-#ifndef BPTT_ISA_NAMESPACE
-#define BPTT_ISA_NAMESPACE isa_native
-#endif
+#include <functional>
+#include <string_view>
 
 namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
 
-using Index = Eigen::Index;
+using Index = std::ptrdiff_t;
 using TokenId = std::int64_t;
-
-template <class S>
-using RowMatrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class S>
-using RowVector = Eigen::Matrix<S, 1, Eigen::Dynamic>;
-
-// Row-major views with an explicit row stride, so that one buffer can hold rows narrower than it.
-template <class S>
-using MatrixView = Eigen::Map<RowMatrix<S>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <class S>
-using ConstMatrixView = Eigen::Map<const RowMatrix<S>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <class S>
-using RowVectorView = Eigen::Map<RowVector<S>>;
-template <class S>
-using ConstRowVectorView = Eigen::Map<const RowVector<S>>;
-
-template <class S>
-MatrixView<S> matrix_view(S* data, Index rows, Index cols, Index row_stride) {
-  return MatrixView<S>(data, rows, cols, Eigen::OuterStride<>(row_stride));
-}
-template <class S>
-ConstMatrixView<S> matrix_view(const S* data, Index rows, Index cols, Index row_stride) {
-  return ConstMatrixView<S>(data, rows, cols, Eigen::OuterStride<>(row_stride));
-}
 
 enum class Activation { tanh, sigmoid, relu, identity };
 enum class Reduction { sum, mean };
 
-// Parameters of the recurrent layer a_t = b + W h_{t-1} + U x_t, row-major like NumPy's default.
+// "tanh", "sigmoid", "relu", "identity" / "sum", "mean"; false for any other name.
+bool parse_activation(std::string_view name, Activation& out);
+bool parse_reduction(std::string_view name, Reduction& out);
+
+// Parameters of the recurrent layer a_t = b + W h_{t-1} + U x_t.
 template <class S>
 struct LayerWeights {
   const S* U;  // (hidden_size, input_size)
@@ -103,5 +77,18 @@ struct HeadGradients {
   S* c;
 };
 
-}  // namespace BPTT_ISA_NAMESPACE
+// The sizes of one call of the whole model.
+struct ProblemSize {
+  Index steps, batch, input_size, hidden_size, output_size;
+};
+
+// Work a caller wants done on the finished gradients by a team of threads: run(thread, threads,
+// L) is called by every thread of a team once L and every gradient are written. The team is
+// the one that computed them when the call ran on two threads (so that each thread finds in its
+// own cache the gradients it wrote), or else a new team of up to max_threads threads.
+struct GradientsDone {
+  std::function<void(int thread, int threads, double loss)> run;
+  int max_threads = 1;
+};
+
 }  // namespace bptt

@@ -4,15 +4,14 @@
 // cost as much as the product itself.
 #pragma once
 
-#include "bptt/types.hpp"
-#include "bptt/vector_step_product.hpp"
+#include "matrix_views.hpp"
+#include "vector_step_product.hpp"
 
 #include <algorithm>
 #include <optional>
 #include <vector>
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 
 // Uses Eigen 3.4's internal packing routines and GEBP kernel, the ones its own GEMM calls, since
 // the public API cannot keep one operand packed across products. Works column-major: Cᵀ (cols ×
@@ -132,5 +131,4 @@ class StepProduct {
   Buffer rhs_block_;
 };
 
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,5 +1,5 @@
-// The optimizer steps of the core (bptt/optimizer_steps.hpp) for bptt.optimizers: updates in
-// place on NumPy vectors, each argument checked and never copied.
+// The vectors an optimizer step updates in place (the optimizer steps' and the training step's
+// arguments), each checked and never copied.
 #pragma once
 
 #include "arguments.hpp"
@@ -41,7 +41,5 @@ struct StepVectors {
  private:
   py::array like_param(py::handle object, const char* name, bool writable) const;
 };
-
-void bind_optimizer_steps(pybind11::module_& module);
 
 }  // namespace bptt::bindings

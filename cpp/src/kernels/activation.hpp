@@ -2,14 +2,13 @@
 // backward pass needs only the stored hidden states.
 #pragma once
 
-#include "bptt/types.hpp"
+#include "matrix_views.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <string_view>
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 
 // In place: block = σ(block).
 template <class Block>
@@ -72,5 +71,4 @@ inline bool parse_activation(std::string_view name, Activation& out) {
   return true;
 }
 
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,4 +1,4 @@
-#include "bptt/memory_budget.hpp"
+#include "bptt/available_memory.hpp"
 
 #include <unistd.h>
 

@@ -1,20 +1,20 @@
-#include "bptt/softmax_head.hpp"
+#include "softmax_head.hpp"
 
-#include "bptt/parallel_product.hpp"
-#include "bptt/threads.hpp"
+#include "chunks.hpp"
+#include "entry_points.hpp"
+#include "parallel_product.hpp"
+#include "team.hpp"
+
+#include "../workspace.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 namespace {
 
-// Rows are summed in fixed chunks, whatever the thread count, so that the loss is bitwise
-// repeatable.
-constexpr Index kRowsPerChunk = 64;
 // Below this many logits the pass takes microseconds and threads would cost more than they give.
 constexpr Index kMinLogitsToSplit = 1 << 15;
 
@@ -115,9 +115,9 @@ double softmax_cross_entropy(MatrixView<S> logits, const Targets<S>& targets,
     return 0.0;
   }
   const S scale = reduced.gradient_scale<S>();
-  const Index chunks = (N + kRowsPerChunk - 1) / kRowsPerChunk;
+  const Index chunks = (N + kLossChunkRows - 1) / kLossChunkRows;
   auto chunk_loss = [&](Index chunk) {
-    const Index first = chunk * kRowsPerChunk, rows = std::min(N, first + kRowsPerChunk) - first;
+    const Index first = chunk * kLossChunkRows, rows = std::min(N, first + kLossChunkRows) - first;
     const Index O = logits.cols();
     return softmax_cross_entropy_rows(
         matrix_view(logits.data() + first * logits.outerStride(), rows, O, logits.outerStride()),
@@ -170,8 +170,49 @@ void head_hidden_gradient(const HeadWeights<S>& weights, ConstMatrixView<S> d_lo
   multiply(d_hidden, d_logits, matrix_view(weights.V, O, H, H));
 }
 
-BPTT_DECLARE_SOFTMAX_HEAD(float, )
-BPTT_DECLARE_SOFTMAX_HEAD(double, )
+std::size_t head_loss_and_grad_scratch_bytes(Index rows, Index output_size,
+                                             std::size_t scalar_bytes) {
+  return Workspace::bytes_for({std::size_t(rows * output_size) * scalar_bytes});
+}
 
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+template <class S>
+void head_logits(const HeadWeights<S>& weights, const S* hidden, Index rows, S* logits) {
+  const Index H = weights.hidden_size, O = weights.output_size;
+  head_logits(weights, matrix_view(hidden, rows, H, H), matrix_view(logits, rows, O, O));
+}
+
+template <class S>
+double head_loss_and_grad(const HeadWeights<S>& weights, const S* hidden, Index rows,
+                          const Targets<S>& targets, Reduction reduction,
+                          const HeadGradients<S>& grads, S* d_hidden) {
+  const Index H = weights.hidden_size, O = weights.output_size;
+  const ConstMatrixView<S> hidden_states = matrix_view(hidden, rows, H, H);
+  // The logits, then dL/do in place.
+  Workspace workspace(head_loss_and_grad_scratch_bytes(rows, O, sizeof(S)));
+  const MatrixView<S> logits = matrix_view(workspace.take<S>(std::size_t(rows * O)), rows, O, O);
+  head_logits(weights, hidden_states, logits);
+  const double loss = softmax_cross_entropy(logits, targets, reduction);
+  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(logits.data()), rows, O, O);
+  head_parameter_gradients(hidden_states, d_logits, grads);
+  head_hidden_gradient(weights, d_logits, matrix_view(d_hidden, rows, H, H));
+  return loss;
+}
+
+#define BPTT_INSTANTIATE(S)                                                                      \
+  template void head_logits<S>(const HeadWeights<S>&, ConstMatrixView<S>, MatrixView<S>);       \
+  template Index counted_targets<S>(const Targets<S>&, Index);                                  \
+  template double softmax_cross_entropy<S>(MatrixView<S>, const Targets<S>&, Reduction);        \
+  template double softmax_cross_entropy_rows<S>(MatrixView<S>, const Targets<S>&, S);           \
+  template void head_parameter_gradients<S>(ConstMatrixView<S>, ConstMatrixView<S>,             \
+                                            const HeadGradients<S>&, bool);                     \
+  template void head_hidden_gradient<S>(const HeadWeights<S>&, ConstMatrixView<S>,              \
+                                        MatrixView<S>);                                         \
+  template void head_logits<S>(const HeadWeights<S>&, const S*, Index, S*);                     \
+  template double head_loss_and_grad<S>(const HeadWeights<S>&, const S*, Index,                 \
+                                        const Targets<S>&, Reduction, const HeadGradients<S>&,  \
+                                        S*);
+BPTT_INSTANTIATE(float)
+BPTT_INSTANTIATE(double)
+#undef BPTT_INSTANTIATE
+
+}  // namespace bptt::BPTT_ISA_NAMESPACE

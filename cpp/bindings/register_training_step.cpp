@@ -1,11 +1,12 @@
-#include "training_step.hpp"
-
-#include "arguments.hpp"
-#include "optimizer_steps.hpp"
+// bptt._core.TrainingStep: bptt train's whole step (loss, gradients, clipping and the
+// optimizer's update) in one call of the core, on the flat vectors bptt train keeps.
+#include "model_arguments.hpp"
+#include "registration.hpp"
+#include "step_vectors.hpp"
 #include "without_gil.hpp"
 
-#include "bptt/activation.hpp"
-#include "bptt/memory_budget.hpp"
+#include "bptt/available_memory.hpp"
+#include "bptt/rnn_loss.hpp"
 #include "bptt/training_step.hpp"
 
 #include <cmath>
@@ -47,11 +48,7 @@ class TrainingStep {
         beta1_(finite_number(beta1, "beta1")),
         beta2_(finite_number(beta2, "beta2")),
         momentum_(finite_number(momentum, "momentum")) {
-    const std::string activation_name = string_argument(activation, "activation");
-    if (!parse_activation(activation_name, activation_)) {
-      throw py::value_error("activation: expected 'tanh', 'sigmoid', 'relu' or 'identity', got '" +
-                            activation_name + "'");
-    }
+    activation_ = activation_argument(activation);
     const std::string name = string_argument(optimizer, "optimizer");
     const size_t expected_states = name == "adam" ? 2 : name == "adagrad" || name == "sgd" ? 1 : 0;
     if (expected_states == 0) {
@@ -107,8 +104,9 @@ class TrainingStep {
       if (share_memory(last, state))
         throw py::value_error("h_last: expected an array of its own, got one sharing memory with "
                               "an optimizer state");
-    if (v.dtype == DType::float32) return run<float>(input_ids, target_ids, initial, last, step);
-    return run<double>(input_ids, target_ids, initial, last, step);
+    return with_scalar_type(v.dtype, [&](auto scalar) {
+      return run<decltype(scalar)>(input_ids, target_ids, initial, last, step);
+    });
   }
 
  private:
@@ -147,13 +145,7 @@ class TrainingStep {
     update.eps = S(eps_);
     update.momentum = S(momentum_);
     update.first_step = step == 1;
-    // torch.optim.Adam's bias corrections, each scalar rounded once from its double value, as
-    // bptt.optimizers.Adam computes them (Python's ** is C's pow).
-    const double t = double(step);
-    const double step_size = lr_ / (1.0 - std::pow(beta1_, t));
-    const double bias_correction2_sqrt = std::pow(1.0 - std::pow(beta2_, t), 0.5);
-    update.adam = AdamStep<S>{S(1.0 - beta1_), S(beta2_), S(1.0 - beta2_), S(step_size),
-                              S(bias_correction2_sqrt), S(eps_)};
+    update.adam = adam_step_scalars<S>(lr_, beta1_, beta2_, eps_, step);
 
     S* const params = v.updated<S>(v.param);
     S* const grads = v.updated<S>(v.grad);
@@ -176,7 +168,7 @@ class TrainingStep {
 
 }  // namespace
 
-void bind_training_step(py::module_& m) {
+void register_training_step(py::module_& m) {
   py::class_<TrainingStep>(m, "TrainingStep",
                            "bptt train's step in one call: loss and gradients of a chunk of "
                            "token streams (mean reduction), clipping by the global norm, and the "

@@ -13,11 +13,33 @@
 // Either way the first thread alone reads W, U and b, and the second V and c.
 #pragma once
 
-#include "bptt/rnn_loss.hpp"
+#include "matrix_views.hpp"
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 namespace detail {
+
+// One call of the whole model: what it reads, and what it writes besides the scratch.
+template <class S>
+struct LossCall {
+  const LayerWeights<S>& layer;
+  const HeadWeights<S>& head;
+  const SequenceInput<S>& inputs;
+  const Targets<S>& targets;
+  const S* h0;  // null: the zero initial state
+  Activation activation;
+  Reduction reduction;
+  const LayerGradients<S>& layer_grads;
+  const HeadGradients<S>& head_grads;
+  const GradientsDone* done;  // may be null
+};
+
+// The scratch of one call (rnn_loss.cpp sizes it for its schedule):
+template <class S>
+struct LossScratch {
+  S* states;       // (steps + 1)·batch·hidden: h0 in slot 0 and h_t in slot t + 1
+  S* logit_rows;   // a row per (t, b): its logits, then dL/do in place
+  S* hidden_rows;  // rows of dL/dh, then of da, as the schedule uses them
+};
 
 enum class TwoThreadSchedule { none, pipeline, stepwise };
 
@@ -29,28 +51,17 @@ TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths,
 // The steps per chunk of the pipeline.
 Index pipeline_chunk_steps(Index steps, Index batch);
 
-// The rows (of hidden_size scalars) of the chunk buffer a schedule takes.
-Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size);
+// The rows (of hidden_size scalars) of hidden_rows that a schedule takes.
+Index schedule_hidden_rows(TwoThreadSchedule schedule, const ProblemSize& size);
 
-// rnn_loss_and_grad on its scratch: states ((steps + 1)·batch·hidden, h0 in slot 0), work
-// ((steps·batch) × max(hidden, output)) and chunk (schedule_chunk_rows·hidden).
-// Leaves the hidden states in states; returns L. Runs `done` on its team of threads.
+// rnn_loss_and_grad on two threads, on scratch whose logit_rows have max(hidden, output)
+// scalars each and hidden_rows schedule_hidden_rows of them: leaves the hidden states in the
+// scratch's states, runs the call's `done` on its team of threads and returns L.
 template <class S>
-double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
-                              const SequenceInput<S>& inputs, const Targets<S>& targets,
-                              const S* h0, Activation activation, Reduction reduction,
-                              const LayerGradients<S>& layer_grads,
-                              const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
-                              const GradientsDone* done);
+double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch);
 
 template <class S>
-double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
-                               const SequenceInput<S>& inputs, const Targets<S>& targets,
-                               const S* h0, Activation activation, Reduction reduction,
-                               const LayerGradients<S>& layer_grads,
-                               const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
-                               const GradientsDone* done);
+double pipelined_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch);
 
 }  // namespace detail
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,9 +1,7 @@
 #include "rnn_loss_pipeline.hpp"
 
-#include "bptt/recurrent_layer.hpp"
-#include "bptt/softmax_head.hpp"
-#include "bptt/step_product.hpp"
-#include "bptt/threads.hpp"
+#include "recurrence.hpp"
+#include "softmax_head.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -14,18 +12,14 @@
 #include <immintrin.h>
 #endif
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 namespace detail {
-namespace {
 
-// About this many rows per chunk: enough for efficient products, few enough that the follower
-// is never far behind. Below kMinRows rows in all (one short sequence), a product's fixed cost
-// would dominate chunks this small: such problems are split instead.
-constexpr Index kRowsPerChunk = 64;
+// Below kMinRows rows in all (one short sequence), a product's fixed cost would dominate chunks
+// of kPipelineChunkRows (chunks.hpp): such problems run stepwise instead.
 constexpr Index kMinChunks = 8;
-constexpr Index kMinRows = 4 * kRowsPerChunk;
-// dL/dh = Vᵀ dO replaces dO in its rows of work, staged through the chunk buffer this many rows
+constexpr Index kMinRows = 4 * kPipelineChunkRows;
+// dL/dh = Vᵀ dO replaces dO in its rows of logit_rows, staged through hidden_rows this many rows
 // at a time: a few per-step vectors of scratch rather than a chunk's rows.
 constexpr Index kStagingRows = 16;
 // The stepwise schedule's chunks of dL/dh: about this many rows, few enough that the backward
@@ -83,8 +77,6 @@ void when_gradients_done(const GradientsDone* done, int thread, int threads,
   done->run(thread, threads, total_loss(part_losses, reduced));
 }
 
-}  // namespace
-
 TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse) {
   const bool applies = free_threads() >= 2 &&
                        recurrence_threads(size.batch, size.hidden_size) == 1 && !has_lengths &&
@@ -97,13 +89,13 @@ TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths,
   return TwoThreadSchedule::none;
 }
 
-Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size) {
+Index schedule_hidden_rows(TwoThreadSchedule schedule, const ProblemSize& size) {
   const Index rows = size.steps * size.batch;
   switch (schedule) {
     case TwoThreadSchedule::pipeline:
       return std::min(kStagingRows, pipeline_chunk_steps(size.steps, size.batch) * size.batch);
     case TwoThreadSchedule::stepwise:
-      return rows;  // dL/da of every row, while dO stays in work for dV
+      return rows;  // dL/dh, then dL/da, of every row, while dO stays in logit_rows for dV
     case TwoThreadSchedule::none:
       break;
   }
@@ -111,22 +103,26 @@ Index schedule_chunk_rows(TwoThreadSchedule schedule, const ProblemSize& size) {
 }
 
 Index pipeline_chunk_steps(Index steps, Index batch) {
-  const Index by_rows = (kRowsPerChunk + batch - 1) / std::max<Index>(1, batch);
-  return std::clamp<Index>(by_rows, 1, std::max<Index>(1, steps / kMinChunks));
+  return steps_per_chunk(kPipelineChunkRows, batch, steps / kMinChunks);
 }
 
 template <class S>
-double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
-                               const SequenceInput<S>& inputs, const Targets<S>& targets,
-                               const S* h0, Activation activation, Reduction reduction,
-                               const LayerGradients<S>& layer_grads,
-                               const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
-                               const GradientsDone* done) {
+double pipelined_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch) {
+  const LayerWeights<S>& layer = call.layer;
+  const HeadWeights<S>& head = call.head;
+  const SequenceInput<S>& inputs = call.inputs;
+  const Targets<S>& targets = call.targets;
+  const Activation activation = call.activation;
+  const LayerGradients<S>& layer_grads = call.layer_grads;
+  const HeadGradients<S>& head_grads = call.head_grads;
+  S* const states = scratch.states;
+  S* const logit_rows = scratch.logit_rows;
+  S* const hidden_rows = scratch.hidden_rows;
   const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
   const Index chunk_steps = pipeline_chunk_steps(T, B);
   const Index chunks = (T + chunk_steps - 1) / chunk_steps;
-  const LossReduction reduced{reduction, counted_targets(targets, N)};
+  const LossReduction reduced{call.reduction, counted_targets(targets, N)};
   const S scale = reduced.gradient_scale<S>();
   std::vector<double> chunk_losses(size_t(chunks), 0.0);
   // Slot 0 holds h0 and slot t + 1 holds h_t (recurrent_layer.hpp): the states before the
@@ -137,7 +133,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   // Dense inputs are projected a chunk at a time by the recurrence's thread, just before it
   // needs them, so that the follower starts after one chunk rather than the whole projection.
   const Index projected_ahead = inputs.dense ? chunk_steps : T;
-  prepare_states(layer, inputs, h0, states, projected_ahead);
+  prepare_states(layer, inputs, call.h0, states, projected_ahead);
 
   StepCounter forward_done, head_done, backward_done;
   auto run_forward = [&] {
@@ -150,7 +146,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   auto run_backward = [&] {
     backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), T,
                         [](Index, Index) {}, [](Index, Index) {},
-                        GradientRows<S>{work, width, B, TimeOrder{T, false}}, layer_grads.b,
+                        GradientRows<S>{logit_rows, width, B, TimeOrder{T, false}}, layer_grads.b,
                         [&](Index done) { backward_done.publish(done); });
   };
   auto rows_of = [&](Index c) {
@@ -163,7 +159,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       const auto [first, rows] = rows_of(c);
       forward_done.wait_for(std::min(T, (c + 1) * chunk_steps));
       const ConstMatrixView<S> h = matrix_view(hidden + first * H, rows, H, H);
-      MatrixView<S> logits = matrix_view(work + first * width, rows, O, width);
+      MatrixView<S> logits = matrix_view(logit_rows + first * width, rows, O, width);
       head_logits(head, h, logits);
       chunk_losses[size_t(c)] =
           softmax_cross_entropy_rows(logits, targets_from(targets, first, O), scale);
@@ -172,10 +168,10 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       head_parameter_gradients(h, d_logits, head_grads, c > 0);
       for (Index r = 0; r < rows; r += kStagingRows) {
         const Index staged_rows = std::min(kStagingRows, rows - r);
-        MatrixView<S> staged = matrix_view(chunk, staged_rows, H, H);
+        MatrixView<S> staged = matrix_view(hidden_rows, staged_rows, H, H);
         head_hidden_gradient(head, matrix_view(d_logits.data() + r * width, staged_rows, O, width),
                              staged);
-        matrix_view(work + (first + r) * width, staged_rows, H, width) = staged;
+        matrix_view(logit_rows + (first + r) * width, staged_rows, H, width) = staged;
       }
       head_done.publish(c + 1);
     }
@@ -191,7 +187,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
       const Index first = chunk_begin * B, rows = (chunk_end - chunk_begin) * B;
       backward_done.wait_for(T - chunk_begin);
-      const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(work) + first * width,
+      const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(logit_rows) + first * width,
                                                    rows, H, width);
       multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
       input_side.add(first, d_pre);
@@ -200,7 +196,7 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
   };
   auto finish_backward = [&] {
     input_and_initial_state_gradients(
-        layer, layer_grads, matrix_view(static_cast<const S*>(work), N, H, width), B);
+        layer, layer_grads, matrix_view(static_cast<const S*>(logit_rows), N, H, width), B);
   };
 
   on_threads(2, [&](int thread, int threads) {
@@ -219,29 +215,35 @@ double pipelined_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S
       follow_forward();
       follow_backward();
     }
-    when_gradients_done(done, thread, threads, chunk_losses, reduced);
+    when_gradients_done(call.done, thread, threads, chunk_losses, reduced);
   });
   return total_loss(chunk_losses, reduced);
 }
 
 template <class S>
-double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
-                              const SequenceInput<S>& inputs, const Targets<S>& targets,
-                              const S* h0, Activation activation, Reduction reduction,
-                              const LayerGradients<S>& layer_grads,
-                              const HeadGradients<S>& head_grads, S* states, S* work, S* chunk,
-                              const GradientsDone* done) {
+double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch) {
+  const LayerWeights<S>& layer = call.layer;
+  const HeadWeights<S>& head = call.head;
+  const SequenceInput<S>& inputs = call.inputs;
+  const Targets<S>& targets = call.targets;
+  const Activation activation = call.activation;
+  const LayerGradients<S>& layer_grads = call.layer_grads;
+  const HeadGradients<S>& head_grads = call.head_grads;
+  S* const states = scratch.states;
+  S* const logit_rows = scratch.logit_rows;
+  S* const hidden_rows = scratch.hidden_rows;
   const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
   const Index O = head.output_size, N = T * B, width = std::max(H, O);
-  const LossReduction reduced{reduction, counted_targets(targets, N)};
+  const LossReduction reduced{call.reduction, counted_targets(targets, N)};
   const S scale = reduced.gradient_scale<S>();
   std::vector<double> step_losses(size_t(T), 0.0);
   const S* hidden = states + B * H;
   const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
   const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
-  // work: each step's logits, then dL/do in place; chunk: dL/dh_t = Vᵀ dO_t, then da in place.
-  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(work), N, O, width);
-  const ConstMatrixView<S> da = matrix_view(static_cast<const S*>(chunk), N, H, H);
+  // logit_rows: each step's logits, then dL/do in place; hidden_rows: dL/dh_t = Vᵀ dO_t, then
+  // da in place.
+  const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(logit_rows), N, O, width);
+  const ConstMatrixView<S> da = matrix_view(static_cast<const S*>(hidden_rows), N, H, H);
   const ConstRowVectorView<S> c(head.c, O);
 
   InputGradientSum<S> input_side(layer, inputs, layer_grads);
@@ -250,7 +252,7 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
   // done, and the backward loop runs each chunk as soon as its dL/dh is.
   const Index upstream_steps = std::min(T, (kUpstreamRows + B - 1) / B);
   auto run_forward = [&] {
-    prepare_states(layer, inputs, h0, states, T);
+    prepare_states(layer, inputs, call.h0, states, T);
     forward_recurrence(layer.W, inputs, H, activation, states,
                        [&](Index done) { forward_done.publish(done); });
   };
@@ -269,7 +271,7 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
     for (Index t = 0; t < T; ++t) {
       forward_done.wait_for(std::min(T, t + 3));
       const Index first = t * B;
-      MatrixView<S> logits = matrix_view(work + first * width, B, O, width);
+      MatrixView<S> logits = matrix_view(logit_rows + first * width, B, O, width);
       logits.rowwise() = c;
       logits_product.accumulate(hidden + first * H, H, logits.data(), width);
       step_losses[size_t(t)] =
@@ -278,7 +280,7 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
     for (Index chunk_end = T; chunk_end > 0; chunk_end -= upstream_steps) {
       const Index t0 = std::max<Index>(0, chunk_end - upstream_steps);
       const Index rows = (chunk_end - t0) * B;
-      MatrixView<S> upstream = matrix_view(chunk + t0 * B * H, rows, H, H);
+      MatrixView<S> upstream = matrix_view(hidden_rows + t0 * B * H, rows, H, H);
       upstream.setZero();
       upstream_product.accumulate_rows(d_logits.data() + t0 * B * width, width, upstream.data(),
                                        H, rows);
@@ -292,7 +294,7 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
     backward_recurrence(
         layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), upstream_steps,
         [&](Index t0, Index) { upstream_done.wait_for(T - t0); }, [](Index, Index) {},
-        GradientRows<S>{chunk, H, B, TimeOrder{T, false}}, layer_grads.b);
+        GradientRows<S>{hidden_rows, H, B, TimeOrder{T, false}}, layer_grads.b);
     backward_done.publish(1);
     multiply(matrix_view(layer_grads.W, H, H, H), da.transpose(), previous);
     input_and_initial_state_gradients(layer, layer_grads, da, B);
@@ -316,21 +318,18 @@ double stepwise_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>
       follow_forward();
       input_weight_gradient();
     }
-    when_gradients_done(done, thread, threads, step_losses, reduced);
+    when_gradients_done(call.done, thread, threads, step_losses, reduced);
   });
   return total_loss(step_losses, reduced);
 }
 
-#define BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(function, S)                                       \
-  template double function<S>(const LayerWeights<S>&, const HeadWeights<S>&,                  \
-                              const SequenceInput<S>&, const Targets<S>&, const S*, Activation, \
-                              Reduction, const LayerGradients<S>&, const HeadGradients<S>&, S*, \
-                              S*, S*, const GradientsDone*);
-BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, float)
-BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(pipelined_loss_and_grad, double)
-BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(stepwise_loss_and_grad, float)
-BPTT_INSTANTIATE_TWO_THREAD_SCHEDULE(stepwise_loss_and_grad, double)
+template double pipelined_loss_and_grad<float>(const LossCall<float>&,
+                                               const LossScratch<float>&);
+template double pipelined_loss_and_grad<double>(const LossCall<double>&,
+                                                const LossScratch<double>&);
+template double stepwise_loss_and_grad<float>(const LossCall<float>&, const LossScratch<float>&);
+template double stepwise_loss_and_grad<double>(const LossCall<double>&,
+                                               const LossScratch<double>&);
 
 }  // namespace detail
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,6 +1,5 @@
-#include "bptt/optimizer_steps.hpp"
-
-#include "bptt/threads.hpp"
+#include "entry_points.hpp"
+#include "team.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,8 +7,7 @@
 // Plain loops, which the compiler vectorizes with the exactly rounded square root and division
 // of the instruction set; Eigen's fast-math square root is an approximation, and contracting
 // a·b + c into one rounding is switched off for this file (cpp/CMakeLists.txt).
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 namespace {
 
 // Each element is updated on its own, so a split changes no bit of the result. A fork and join
@@ -85,8 +83,12 @@ void sgd_momentum_step(S* param, const S* grad, S* buffer, Index size, S lr, S m
   });
 }
 
-BPTT_DECLARE_OPTIMIZER_STEPS(float, )
-BPTT_DECLARE_OPTIMIZER_STEPS(double, )
+#define BPTT_INSTANTIATE(S)                                                                \
+  template void adagrad_step<S>(S*, const S*, S*, Index, S, S);                              \
+  template void adam_step<S>(S*, const S*, S*, S*, Index, const AdamStep<S>&);                \
+  template void sgd_momentum_step<S>(S*, const S*, S*, Index, S, S, bool);
+BPTT_INSTANTIATE(float)
+BPTT_INSTANTIATE(double)
+#undef BPTT_INSTANTIATE
 
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -4,13 +4,12 @@
 // microseconds, which on a busy machine can cost milliseconds.
 #pragma once
 
-#include "bptt/threads.hpp"
-#include "bptt/types.hpp"
+#include "team.hpp"
+#include "matrix_views.hpp"
 
 #include <algorithm>
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 
 // dst = lhs·rhs (or dst += lhs·rhs with accumulate), dst and lhs split by rows alike.
 template <class Dst, class Lhs, class Rhs>
@@ -32,5 +31,4 @@ void multiply(Dst&& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate = false
   }
 }
 
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,11 +1,10 @@
-#include "bptt/training_step.hpp"
-
-#include "bptt/threads.hpp"
+#include "entry_points.hpp"
+#include "matrix_views.hpp"
+#include "team.hpp"
 
 #include <cmath>
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 namespace {
 
 // Below this many parameters the clipping and the update take a microsecond or two: a second
@@ -106,8 +105,12 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
   return outcome;
 }
 
-BPTT_DECLARE_TRAINING_STEP(float, )
-BPTT_DECLARE_TRAINING_STEP(double, )
+#define BPTT_INSTANTIATE(S)                                                                  \
+  template StepOutcome training_step<S>(const ParameterLayout&, S*, S*, const SequenceInput<S>&, \
+                                        const Targets<S>&, const S*, S*, Activation, double,     \
+                                        const OptimizerUpdate<S>&);
+BPTT_INSTANTIATE(float)
+BPTT_INSTANTIATE(double)
+#undef BPTT_INSTANTIATE
 
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -10,7 +10,7 @@
 // and copying it no longer pays.
 #pragma once
 
-#include "bptt/types.hpp"
+#include "matrix_views.hpp"
 
 #include <algorithm>
 
@@ -18,8 +18,7 @@
 // otherwise GCC keeps them in memory, storing each one back on every k.
 #define BPTT_UNROLL _Pragma("GCC unroll 8")
 
-namespace bptt {
-inline namespace BPTT_ISA_NAMESPACE {
+namespace bptt::BPTT_ISA_NAMESPACE {
 
 enum class WeightUse { transposed, as_is };  // C += A·Wᵀ (forward) or C += A·W (backward)
 
@@ -143,7 +142,6 @@ class VectorStepProduct {
   Buffer weights_;  // R, depth × stride_
 };
 
-}  // namespace BPTT_ISA_NAMESPACE
-}  // namespace bptt
+}  // namespace bptt::BPTT_ISA_NAMESPACE
 
 #undef BPTT_UNROLL

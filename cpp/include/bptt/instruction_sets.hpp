@@ -1,0 +1,28 @@
+// The core's kernels are compiled once per instruction set (x86-64: "baseline", "avx2" for
+// x86-64-v3, "avx512" for x86-64-v4); every public function runs the best set this CPU
+// supports, or the one the environment variable BPTT_INSTRUCTION_SET names.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bptt {
+
+// The instruction sets this build has kernels for and this CPU (and its operating system) can
+// run, best last.
+std::vector<std::string> available_instruction_sets();
+
+// The set the core runs. Throws std::invalid_argument when BPTT_INSTRUCTION_SET names a set
+// that is not available.
+std::string instruction_set();
+
+struct BuildInfo {
+  std::string instruction_set;  // as instruction_set()
+  std::string simd;             // the vector instructions its kernels use, as Eigen names them
+  std::string eigen_version;
+  std::string compiler;
+  bool openmp;
+};
+BuildInfo build_info();
+
+}  // namespace bptt

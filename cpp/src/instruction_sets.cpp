@@ -1,0 +1,86 @@
+// Which instruction set's kernels the core runs: the best one this CPU supports among those the
+// build compiled, unless BPTT_INSTRUCTION_SET names another available one.
+#include "bptt/instruction_sets.hpp"
+
+#include "kernel_sets.hpp"
+#include "kernel_table.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+
+#define BPTT_DECLARE_KERNEL_TABLE(set) \
+  namespace isa_##set {                \
+  const KernelTable& kernel_table();   \
+  }
+
+namespace bptt {
+
+BPTT_FOR_EACH_KERNEL_SET(BPTT_DECLARE_KERNEL_TABLE)
+
+namespace {
+
+// Whether this CPU and its operating system run the set: "baseline" (x86-64 or the platform's
+// default), "avx2" (x86-64-v3: AVX2, FMA, BMI2, F16C), "avx512" (x86-64-v4: AVX-512 F, BW,
+// CD, DQ, VL). libgcc's checks include the operating system's support (XGETBV) for the wider
+// registers.
+bool cpu_supports(const std::string& set) {
+  if (set == "baseline") return true;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (set == "avx2") return __builtin_cpu_supports("x86-64-v3");
+  if (set == "avx512") return __builtin_cpu_supports("x86-64-v4");
+#endif
+  return false;
+}
+
+struct KernelSet {
+  const char* name;
+  const KernelTable& (*table)();
+};
+
+#define BPTT_KERNEL_SET_ENTRY(set) KernelSet{#set, &isa_##set::kernel_table},
+constexpr KernelSet kBuiltSets[] = {BPTT_FOR_EACH_KERNEL_SET(BPTT_KERNEL_SET_ENTRY)};
+
+const KernelTable& choose_kernels() {
+  const char* requested = std::getenv("BPTT_INSTRUCTION_SET");
+  const KernelSet* chosen = nullptr;
+  std::string available;
+  for (const KernelSet& set : kBuiltSets) {
+    if (!cpu_supports(set.name)) continue;
+    available += (available.empty() ? "" : ", ") + std::string(set.name);
+    if (!requested || !*requested || requested == std::string(set.name)) chosen = &set;
+  }
+  if (requested && *requested && (!chosen || requested != std::string(chosen->name))) {
+    throw std::invalid_argument("BPTT_INSTRUCTION_SET: expected one of " + available +
+                                " (supported by this CPU and built), got '" + requested + "'");
+  }
+  return chosen->table();
+}
+
+}  // namespace
+
+const KernelTable& active_kernels() {
+  static const KernelTable& table = choose_kernels();
+  return table;
+}
+
+std::vector<std::string> available_instruction_sets() {
+  std::vector<std::string> sets;
+  for (const KernelSet& set : kBuiltSets)
+    if (cpu_supports(set.name)) sets.emplace_back(set.name);
+  return sets;
+}
+
+std::string instruction_set() { return active_kernels().instruction_set; }
+
+BuildInfo build_info() {
+  const KernelTable& kernels = active_kernels();
+#ifdef _OPENMP
+  const bool openmp = true;
+#else
+  const bool openmp = false;
+#endif
+  return {kernels.instruction_set, kernels.simd, kernels.eigen_version, BPTT_COMPILER, openmp};
+}
+
+}  // namespace bptt

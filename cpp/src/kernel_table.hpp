@@ -1,0 +1,60 @@
+// The entry points each instruction set's kernels provide (kernels/entry_points.hpp), as a table
+// of function pointers through which the public functions (dispatch.cpp) call the kernels of the
+// set chosen for this CPU (instruction_sets.cpp).
+#pragma once
+
+#include "bptt/optimizer_types.hpp"
+#include "bptt/types.hpp"
+
+#include <cstddef>
+
+namespace bptt {
+
+template <class S>
+struct ScalarKernels {
+  void (*recurrent_forward)(const LayerWeights<S>&, const SequenceInput<S>&, const S* h0,
+                            Activation, S* states);
+  void (*recurrent_backward)(const LayerWeights<S>&, const SequenceInput<S>&, Activation,
+                             const S* h0, const S* hidden, const S* d_hidden, const S* d_h_last,
+                             const LayerGradients<S>&);
+  void (*head_logits)(const HeadWeights<S>&, const S* hidden, Index rows, S* logits);
+  double (*head_loss_and_grad)(const HeadWeights<S>&, const S* hidden, Index rows,
+                               const Targets<S>&, Reduction, const HeadGradients<S>&,
+                               S* d_hidden);
+  double (*rnn_loss_and_grad)(const LayerWeights<S>&, const HeadWeights<S>&,
+                              const SequenceInput<S>&, const Targets<S>&, const S* h0,
+                              Activation, Reduction, const LayerGradients<S>&,
+                              const HeadGradients<S>&, S* h_last, const GradientsDone*);
+  StepOutcome (*training_step)(const ParameterLayout&, S* params, S* grads,
+                               const SequenceInput<S>&, const Targets<S>&, const S* h0,
+                               S* h_last, Activation, double max_norm,
+                               const OptimizerUpdate<S>&);
+  void (*adagrad_step)(S* param, const S* grad, S* sum, Index size, S lr, S eps);
+  void (*adam_step)(S* param, const S* grad, S* exp_avg, S* exp_avg_sq, Index size,
+                    const AdamStep<S>&);
+  void (*sgd_momentum_step)(S* param, const S* grad, S* buffer, Index size, S lr, S momentum,
+                            bool first_step);
+  bool (*all_finite)(const S* values, Index size);
+};
+
+struct KernelTable {
+  const char* instruction_set;  // "baseline", "avx2", "avx512"
+  const char* simd;             // Eigen's SimdInstructionSetsInUse() in these kernels
+  const char* eigen_version;
+  std::size_t (*rnn_loss_and_grad_scratch_bytes)(const ProblemSize&, std::size_t scalar_bytes);
+  std::size_t (*head_loss_and_grad_scratch_bytes)(Index rows, Index output_size,
+                                                  std::size_t scalar_bytes);
+  ScalarKernels<float> f32;
+  ScalarKernels<double> f64;
+
+  template <class S>
+  const ScalarKernels<S>& scalar() const {
+    if constexpr (sizeof(S) == sizeof(float)) return f32;
+    else return f64;
+  }
+};
+
+// The table of the set the core runs (instruction_sets.cpp).
+const KernelTable& active_kernels();
+
+}  // namespace bptt

@@ -1,0 +1,33 @@
+// How the core divides its work among the threads of the budget (bptt/threads.hpp): how many
+// threads a product or a step loop is worth, and which rows or columns each thread owns.
+#pragma once
+
+#include "bptt/threads.hpp"
+#include "bptt/types.hpp"
+
+#include <utility>
+
+namespace bptt {
+
+// The threads a product may fork: the budget, or 1 inside a region that already runs on threads
+// of its own (a thread of the loss pipeline).
+int free_threads();
+
+// How many threads one per-step product (batch × hidden)·(hidden × hidden) is worth: splitting
+// costs a barrier per step, so small steps stay on one thread.
+int recurrence_threads(Index batch, Index hidden);
+
+// How many threads a whole-sequence product of `flops` with `rows` result rows is worth.
+int product_threads(double flops, Index rows);
+
+// The columns [first, second) of a row of `width` that thread `thread` of `threads` owns, cut at
+// multiples of the SIMD width so that no vector straddles two threads.
+std::pair<Index, Index> column_share(Index width, int thread, int threads);
+
+// The rows [first, second) of `rows` that thread `thread` of `threads` owns.
+std::pair<Index, Index> row_share(Index rows, int thread, int threads);
+
+int this_thread_index();    // inside a parallel region; 0 outside
+int this_region_threads();  // inside a parallel region; 1 outside
+
+}  // namespace bptt
