@@ -1,6 +1,7 @@
-"""The peer comparison's instruments (bench/compare.py): its FLOP count against a hand count, and
-every installed peer computing the same loss and gradients as bptt, so that the timings compare
-the same maths."""
+"""The peer comparison (bench/compare.py, the package bench/comparison): its FLOP count against a
+hand count, every installed peer computing the same loss and gradients as bptt, so that the
+timings compare the same maths; and what it makes of a recorded run (the ratios, the Markdown,
+the changes against a previous run, the record's files)."""
 
 import sys
 from pathlib import Path
@@ -12,9 +13,9 @@ import bptt
 
 # bench/ is a folder of scripts, not a package: its modules import each other by name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import compare
 import gemm_limit
 import peers
+from comparison.problem import Problem, problem_flops
 
 
 def test_flop_count_of_the_small_size_matches_a_hand_count():
@@ -26,8 +27,8 @@ def test_flop_count_of_the_small_size_matches_a_hand_count():
     assert gemm_limit.flop_count(T, B, D, H, O) == forward + backward + dense_only == 158_515_200
     token_count = forward - 2 * N * D * H + backward  # no input projection: a row gather
     assert gemm_limit.flop_count(T, B, D, H, O, tokens=True) == token_count == 118_579_200
-    assert compare.problem_flops("small") == 158_515_200
-    assert compare.problem_flops("small-tokens") == 118_579_200
+    assert problem_flops("small") == 158_515_200
+    assert problem_flops("small-tokens") == 118_579_200
 
 
 def test_gemm_limit_times_every_product_at_its_shape():
@@ -36,7 +37,7 @@ def test_gemm_limit_times_every_product_at_its_shape():
         call()  # shapes that do not chain would raise here
 
 
-def tiny_problem(tokens: bool) -> compare.Problem:
+def tiny_problem(tokens: bool) -> Problem:
     T, B, D, H, O = 7, 3, 5, 6, 4
     rng = np.random.default_rng(1)
     params = bptt.init_params(D, H, O, seed=1)
@@ -46,7 +47,7 @@ def tiny_problem(tokens: bool) -> compare.Problem:
         else rng.standard_normal((T, B, D)).astype(np.float32)
     )
     targets = rng.integers(0, O, size=(T, B))
-    return compare.Problem("tiny", (T, B, D, H, O), tokens, params, inputs, targets)
+    return Problem("tiny", (T, B, D, H, O), tokens, params, inputs, targets)
 
 
 @pytest.mark.parametrize("tokens", [False, True], ids=["dense", "tokens"])
