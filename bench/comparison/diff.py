@@ -5,7 +5,7 @@ peer missing from one run does not pass for a change of bptt's speed."""
 
 import peers
 
-from .markdown import fmt_ms
+from .markdown import fmt_ms, table_head, table_row
 from .ratios import peer_ratios
 
 
@@ -21,8 +21,7 @@ def ratio_changes(report: dict, previous: dict, source: str) -> str:
             "before → now (change)"
         ),
         "",
-        "| threads | problem | bptt ms before → now | " + " | ".join(labels) + " |",
-        "|---|---|---|" + "---|" * len(labels),
+        *table_head(["threads", "problem", "bptt ms before → now", *labels]),
     ]
     for run in report["runs"]:
         old = old_runs.get(run["threads"], {})
@@ -43,5 +42,5 @@ def ratio_changes(report: dict, previous: dict, source: str) -> str:
                     )
                 else:
                     row.append("—")
-            lines.append("| " + " | ".join(row) + " |")
+            lines.append(table_row(row))
     return "\n".join(lines)

@@ -34,6 +34,15 @@ def fmt_bytes(n: float | None) -> str:
     return "—" if n is None else f"{n / 2**20:.2f}"
 
 
+def table_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_head(header: list[str]) -> list[str]:
+    """A Markdown table's header line and the line under it."""
+    return [table_row(header), "|" + "---|" * len(header)]
+
+
 def peer_labels(report: dict) -> dict:
     """Each implementation's label in the tables, by name."""
     labels = {peers.SUBJECT: "bptt"}
@@ -67,8 +76,7 @@ def threads_table(run: dict, labels: dict) -> list[str]:
             "shared machine)."
         ),
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        *table_head(header),
     ]
     for name, cell in run["cells"].items():
         flops = problem_flops(name)
@@ -105,7 +113,7 @@ def threads_table(run: dict, labels: dict) -> list[str]:
             f"{cell['others_cpus']:.2f}"
             + (f" (+{cell['steal_cpus']:.2f} stolen)" if cell["steal_cpus"] > 0.05 else "")
         )
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(table_row(row))
     return lines
 
 
@@ -140,8 +148,7 @@ def memory_table(memory: dict, labels: dict) -> list[str]:
         "",
         f"Method: {MEMORY_METHOD}.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        *table_head(header),
     ]
     for name, by_impl in memory["cells"].items():
         _, B, _, H, _ = problem_shape(name)
@@ -161,7 +168,7 @@ def memory_table(memory: dict, labels: dict) -> list[str]:
             if "tracemalloc_peak_bytes" in entry:
                 text += f" (tracemalloc {fmt_bytes(entry['tracemalloc_peak_bytes'])})"
             row.append(text)
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(table_row(row))
     return lines
 
 
