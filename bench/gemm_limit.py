@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+KEY = "limit"  # its name beside the peers' in the comparison's options and records
+
 FLOP_RULE = (
     "2·m·n·k FLOPs per (m×k)·(k×n) product of the kernel (input projection, per-step recurrent "
     "products, output, dV, Vᵀ·dO, dW, dU, dx); elementwise operations are not counted; token "

@@ -11,6 +11,8 @@ STANDARD_SIZES = {
     "large": (100, 64, 256, 1024, 256),
     "long": (1000, 8, 64, 256, 64),
 }
+# The sizes also benchmarked with token-id inputs (the embedding path).
+TOKEN_SIZES = ("charrnn", "small")
 
 
 def make_problem(size: str, tokens: bool = False, dtype=np.float32):

@@ -5,9 +5,9 @@ import pytest
 
 import bptt
 
-from problems import STANDARD_SIZES, make_problem
+from problems import STANDARD_SIZES, TOKEN_SIZES, make_problem
 
-LOSS_CASES = [(size, False) for size in STANDARD_SIZES] + [("charrnn", True), ("small", True)]
+LOSS_CASES = [(size, False) for size in STANDARD_SIZES] + [(size, True) for size in TOKEN_SIZES]
 # The oracle takes seconds at the larger sizes; it is the peer at the others.
 ORACLE_SIZES = ["charrnn", "small", "medium"]
 

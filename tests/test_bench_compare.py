@@ -1,7 +1,12 @@
-"""The peer comparison's instruments (bench/compare.py): its FLOP count against a hand count, and
-every installed peer computing the same loss and gradients as bptt, so that the timings compare
-the same maths."""
+"""The peer comparison (bench/compare.py, the package bench/comparison): its FLOP count against a
+hand count, every installed peer computing the same loss and gradients as bptt, so that the
+timings compare the same maths; and what it makes of a recorded run (the ratios, the Markdown,
+the changes against a previous run, the record's files)."""
 
+# ruff: noqa: RUF001, RUF003  (× is the tables' symbol for ratios)
+
+import itertools
+import math
 import sys
 from pathlib import Path
 
@@ -12,9 +17,20 @@ import bptt
 
 # bench/ is a folder of scripts, not a package: its modules import each other by name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import compare
 import gemm_limit
 import peers
+from comparison import records
+from comparison.cli import parse_args
+from comparison.diff import ratio_changes
+from comparison.markdown import bptt_bound_bytes, fmt_bytes, output_bytes, report_markdown
+from comparison.problem import Problem, problem_flops
+from comparison.ratios import derive
+from comparison.timing_child import (
+    GRAD_TOLERANCE,
+    LOSS_TOLERANCE,
+    mismatch_note,
+    relative_errors,
+)
 
 
 def test_flop_count_of_the_small_size_matches_a_hand_count():
@@ -26,8 +42,8 @@ def test_flop_count_of_the_small_size_matches_a_hand_count():
     assert gemm_limit.flop_count(T, B, D, H, O) == forward + backward + dense_only == 158_515_200
     token_count = forward - 2 * N * D * H + backward  # no input projection: a row gather
     assert gemm_limit.flop_count(T, B, D, H, O, tokens=True) == token_count == 118_579_200
-    assert compare.problem_flops("small") == 158_515_200
-    assert compare.problem_flops("small-tokens") == 118_579_200
+    assert problem_flops("small") == 158_515_200
+    assert problem_flops("small-tokens") == 118_579_200
 
 
 def test_gemm_limit_times_every_product_at_its_shape():
@@ -36,7 +52,7 @@ def test_gemm_limit_times_every_product_at_its_shape():
         call()  # shapes that do not chain would raise here
 
 
-def tiny_problem(tokens: bool) -> compare.Problem:
+def tiny_problem(tokens: bool) -> Problem:
     T, B, D, H, O = 7, 3, 5, 6, 4
     rng = np.random.default_rng(1)
     params = bptt.init_params(D, H, O, seed=1)
@@ -46,7 +62,7 @@ def tiny_problem(tokens: bool) -> compare.Problem:
         else rng.standard_normal((T, B, D)).astype(np.float32)
     )
     targets = rng.integers(0, O, size=(T, B))
-    return compare.Problem("tiny", (T, B, D, H, O), tokens, params, inputs, targets)
+    return Problem("tiny", (T, B, D, H, O), tokens, params, inputs, targets)
 
 
 @pytest.mark.parametrize("tokens", [False, True], ids=["dense", "tokens"])
@@ -68,3 +84,244 @@ def test_peer_computes_the_loss_and_gradients_of_bptt(peer, tokens):
     for name, want in want_grads.items():
         scale = np.max(np.abs(want))
         np.testing.assert_allclose(grads[name], want, rtol=0, atol=1e-5 * scale, err_msg=name)
+
+
+# ------------------------------------------------------------------------- a recorded run, read
+
+
+def timing(median_ms: float, fastest_ms: float | None = None, iqr_ms: float = 0.0) -> dict:
+    """A cell's timing as a timing child records it."""
+    return {
+        "median_ms": median_ms,
+        "min_ms": median_ms if fastest_ms is None else fastest_ms,
+        "q1_ms": median_ms - iqr_ms / 2,
+        "q3_ms": median_ms + iqr_ms / 2,
+        "repeats": 5,
+        "cpu_per_wall": 1.0,
+    }
+
+
+def recorded_run(threads: int = 1, oracle_ms: float = 6.0, bptt_iqr_ms: float = 0.0) -> dict:
+    """A timing child's record of charrnn: bptt at 1.5 ms (fastest 1 ms), the oracle timed
+    (fastest 1 ms under its median), PyTorch not installed, JAX's gradients mismatched, the GEMM
+    limit at 0.75 ms."""
+    return {
+        "threads": threads,
+        "xla_flags": "",
+        "peers": {
+            "bptt": {"available": True, "label": "bptt", "versions": {}},
+            "oracle": {"available": True, "label": "NumPy oracle", "versions": {}},
+            "torch": {"available": False, "note": "torch is not installed"},
+            "jax": {"available": True, "label": "JAX jit", "versions": {"xla_pool_threads": 1}},
+        },
+        "cells": {
+            "charrnn": {
+                "peers": {
+                    "oracle": {"status": "ok", **timing(oracle_ms, oracle_ms - 1)},
+                    "jax": {"status": "mismatch", "note": "worst gradient dW 1.0e-01"},
+                },
+                "loss": 100.0,
+                "others_cpus": 0.25,
+                "steal_cpus": 0.0,
+                "bptt": timing(1.5, 1.0, bptt_iqr_ms),
+                gemm_limit.KEY: {"median_ms": 0.75, "products": []},
+            }
+        },
+        "blas": [],
+    }
+
+
+def recorded_report(*runs: dict, memory: dict | None = None) -> dict:
+    """A parent's report of the runs, their ratios derived as the parent does."""
+    for run in runs:
+        derive(run)
+    report = {
+        "schema": 1,
+        "label": "quick",
+        "timestamp": "20260101-120000",
+        "command": "python bench/compare.py --quick",
+        "machine": {
+            "cpu_model": "a CPU",
+            "logical_cpus": 2,
+            "platform": "Linux",
+            "python": "3.12.0",
+            "versions": {"bptt": "0.1.0", "numpy": "2.0.0"},
+            "bptt_build_info": {"instruction_set": "avx2"},
+            "bptt_source": {"commit": "0123abc", "core_sources_changed": False},
+            "numpy_blas": [],
+            "openblas_tuning_set": [],
+            "load_average_start": [0.5, 0.5, 0.5],
+            "load_average_end": [0.5, 0.5, 0.5],
+            "niceness": 0,
+        },
+        "runs": list(runs),
+    }
+    if memory is not None:
+        report["memory"] = memory
+    return report
+
+
+def table(markdown: str, heading: str) -> list[dict]:
+    """The rows of the table under a Markdown heading (up to the next one), each {column: cell}."""
+    lines = markdown.splitlines()
+    section = itertools.takewhile(
+        lambda line: not line.startswith("#"), lines[lines.index(heading) + 1 :]
+    )
+    rows = [
+        [cell.strip() for cell in line.strip("|").split(" | ")]
+        for line in section
+        if line.startswith("|")
+    ]
+    header, body = rows[0], rows[2:]  # rows[1] is the |---| line
+    return [dict(zip(header, row, strict=True)) for row in body]
+
+
+def test_derive_reads_the_best_peer_and_the_ratios_from_the_medians():
+    run = recorded_run()
+    derive(run)
+    cell = run["cells"]["charrnn"]
+    assert cell["best_peer"] == "oracle"  # JAX mismatched: not timed, not a candidate
+    assert cell["ratio"] == 6.0 / 1.5
+    assert cell["ratio_of_minima"] == 5.0 / 1.0
+    assert cell["limit_fraction"] == 0.75 / 1.5
+
+
+def test_derive_gives_no_ratio_when_no_peer_was_timed():
+    run = recorded_run()
+    del run["cells"]["charrnn"]["peers"]["oracle"]
+    derive(run)
+    cell = run["cells"]["charrnn"]
+    assert (cell["best_peer"], cell["ratio"]) == (None, None)
+    assert "ratio_of_minima" not in cell
+
+
+def test_threads_table_gives_medians_gflops_ratio_and_target():
+    markdown = report_markdown(recorded_report(recorded_run()))
+    (row,) = table(markdown, "### 1 thread")
+    flops = problem_flops("charrnn")  # 3.45 MFLOP: GFLOP/s = flops / ms / 1e6
+    assert row["problem (T, B, D, H, O)"] == "charrnn (25, 1, 65, 100, 65)"
+    assert row["GFLOP"] == f"{flops / 1e9:.3g}"
+    assert row["bptt"] == f"1.5 ms · {flops / 1.5e6:.3g}"
+    assert row["NumPy oracle"] == f"6 ms · {flops / 6e6:.3g}"
+    assert row["PyTorch eager"] == "not installed"
+    assert row["JAX jit"] == "MISMATCH"
+    assert row["GEMM limit"] == f"0.75 ms · {flops / 0.75e6:.3g}"
+    assert row["best peer ÷ bptt"] == "4.00× vs NumPy oracle; minima 5.00×"
+    assert row["limit ÷ bptt"] == "50%"
+    assert row["target"] == "≥ 1× every peer met"
+    assert row["CPUs busy elsewhere"] == "0.25"
+
+
+def test_threads_table_marks_a_median_whose_interquartile_range_exceeds_half_of_it():
+    markdown = report_markdown(recorded_report(recorded_run(bptt_iqr_ms=0.8)))
+    (row,) = table(markdown, "### 1 thread")
+    assert row["bptt"].endswith(" *")
+    assert not row["NumPy oracle"].endswith(" *")
+
+
+@pytest.mark.parametrize(
+    ("oracle_ms", "target"),
+    [(6.0, "≥ 4× met"), (5.0, "≥ 4× MISSED")],  # charrnn's target at 2 threads: 4× the best peer
+)
+def test_threads_table_holds_two_threads_against_the_size_target(oracle_ms, target):
+    markdown = report_markdown(recorded_report(recorded_run(threads=2, oracle_ms=oracle_ms)))
+    (row,) = table(markdown, "### 2 threads")
+    assert row["target"] == target
+
+
+def test_report_notes_the_peers_skipped_and_mismatched():
+    markdown = report_markdown(recorded_report(recorded_run()))
+    notes = markdown.split("### Notes\n\n", 1)[1].splitlines()
+    assert notes == [
+        "- torch skipped at 1 thread: torch is not installed",
+        "- jax at charrnn, 1 thread: mismatch: worst gradient dW 1.0e-01",
+    ]
+
+
+@pytest.mark.parametrize("name", ["charrnn", "charrnn-tokens"])
+def test_memory_outputs_are_the_gradients_bptt_returns(name):
+    problem = Problem.make(name)
+    result = bptt.loss_and_grad(problem.params, problem.inputs, problem.targets)
+    assert output_bytes(name) == sum(grad.nbytes for grad in result.grads.values())
+
+
+@pytest.mark.parametrize(
+    ("extra_vectors", "beyond"),
+    [(0, "none"), (2, f"{fmt_bytes(2 * 4 * 100)} = 2.0")],  # charrnn's per-step vector: B·H = 100
+)
+def test_memory_table_gives_what_bptt_holds_beyond_its_bound_and_outputs(extra_vectors, beyond):
+    held = bptt_bound_bytes("charrnn") + output_bytes("charrnn")
+    peak = held + extra_vectors * 4 * 100
+    memory = {"threads": 1, "cells": {"charrnn": {"bptt": {"peak_extra_bytes": peak}}}}
+    markdown = report_markdown(recorded_report(recorded_run(), memory=memory))
+    (row,) = table(markdown, "### Peak extra memory, MiB (1 thread)")
+    assert row["bptt"] == fmt_bytes(peak)
+    assert row["bptt beyond bound and outputs, in per-step vectors (B·H)"] == beyond
+    assert row["NumPy oracle"] == "—"  # not measured
+
+
+def test_ratio_changes_compare_each_peer_with_itself():
+    previous = recorded_report(recorded_run(oracle_ms=6.0))
+    now_run = recorded_run(oracle_ms=3.0)
+    now_run["cells"]["small"] = now_run["cells"]["charrnn"]  # not in the previous run: left out
+    text = ratio_changes(recorded_report(now_run), previous, "previous/results.json")
+    assert text.splitlines()[0].startswith("Against previous/results.json (20260101-120000)")
+    (row,) = table("# changes\n" + text.split("\n", 1)[1], "# changes")
+    assert row["threads"] == "1"
+    assert row["problem"] == "charrnn"
+    assert row["bptt ms before → now"] == "1.5 → 1.5"
+    assert row["NumPy oracle"] == "4.00 → 2.00 (0.50×)"
+    assert row["JAX jit"] == "—"  # mismatched in both: no ratio to compare
+
+
+def test_a_saved_run_has_a_dated_folder_and_latest_copies(tmp_path):
+    report = recorded_report(recorded_run())
+    markdown = report_markdown(report)
+    folder, note = records.save(report, markdown, tmp_path, chart=False)
+    assert (folder, note) == (tmp_path / "20260101-120000-quick", None)
+    assert sorted(path.name for path in folder.iterdir()) == ["results.json", "results.md"]
+    assert (tmp_path / "latest.md").read_text() == markdown + "\n"
+    assert records.load(tmp_path / "latest.json") == records.load(folder)
+
+
+def test_render_of_latest_rewrites_the_markdown_the_run_wrote(tmp_path):
+    report = recorded_report(recorded_run())
+    records.save(report, report_markdown(report), tmp_path, chart=False)
+    written = (tmp_path / "latest.md").read_text()
+    (tmp_path / "latest.md").unlink()
+    markdown, _ = records.render(tmp_path / "latest.json", chart=False)
+    assert (tmp_path / "latest.md").read_text() == markdown + "\n" == written
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["--sizes", "huge"], "--sizes"),
+        (["--peers", "tensorflow"], "--peers"),
+        (["--threads", "0"], "--threads"),
+        (["--threads", "two"], "--threads"),
+        (["--compare", "no/such/results.json"], "--compare"),
+        (["--render", "no/such/folder"], "--render"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(argv, option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert f"error: {option}: " in capsys.readouterr().err
+
+
+def test_a_peer_within_the_tolerances_is_timed_and_one_beyond_them_is_not():
+    ref_grads = {"W": np.ones((2, 2), np.float32), "b": np.ones(2, np.float32)}
+    close = {name: grad * (1 + GRAD_TOLERANCE / 2) for name, grad in ref_grads.items()}
+    assert mismatch_note(*relative_errors(100.0, close, 100.0, ref_grads)) is None
+    far = {**close, "W": ref_grads["W"] * (1 + 2 * GRAD_TOLERANCE)}
+    assert "worst gradient dW" in mismatch_note(*relative_errors(100.0, far, 100.0, ref_grads))
+    off_loss = 100.0 * (1 + 2 * LOSS_TOLERANCE)
+    assert "loss relative error" in mismatch_note(*relative_errors(off_loss, close, 100, ref_grads))
+
+
+def test_a_gradient_missing_or_of_another_shape_is_a_mismatch():
+    ref_grads = {"W": np.ones((2, 2), np.float32), "b": np.ones(2, np.float32)}
+    _, errors = relative_errors(1.0, {"W": np.ones((2, 3), np.float32)}, 1.0, ref_grads)
+    assert errors == {"W": math.inf, "b": math.inf}

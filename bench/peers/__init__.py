@@ -14,6 +14,7 @@ the work compared is the same.
 """
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 # The first is the subject; the others are its peers, in table order.
@@ -34,3 +35,29 @@ def load(name: str) -> ModuleType:
 def load_note(name: str) -> str:
     """Why the implementation cannot run here, "" when it can (without importing its library)."""
     return load(name).unavailable()
+
+
+def not_installed(library: str) -> str:
+    """A peer's unavailable() for its library: why it cannot run, "" when it is installed."""
+    if importlib.util.find_spec(library) is None:
+        return f"{library} is not installed (pip install '.[bench]')"
+    return ""
+
+
+class LossAndGradRunner:
+    """A Runner for a loss_and_grad(params, inputs, targets) of bptt's NumPy API, returning the
+    loss and the gradients by name (bptt's and the oracle's)."""
+
+    def __init__(self, loss_and_grad, problem):
+        self.loss_and_grad = loss_and_grad
+        self.args = (problem.params, problem.inputs, problem.targets)
+        self.last = None
+
+    def __call__(self):
+        self.last = self.loss_and_grad(*self.args)
+
+    def release(self):
+        self.last = None
+
+    def result(self):
+        return self.last.loss, dict(self.last.grads)

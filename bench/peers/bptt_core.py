@@ -1,6 +1,7 @@
 """The subject: bptt.loss_and_grad on the problem as given (float inputs or token ids)."""
 
 import bptt
+from peers import LossAndGradRunner
 
 NAME = "bptt"
 
@@ -17,20 +18,10 @@ def set_threads(n: int) -> None:
     bptt.set_num_threads(n)
 
 
-class Runner:
+class Runner(LossAndGradRunner):
     def __init__(self, problem):
-        self.args = (problem.params, problem.inputs, problem.targets)
-        self.last = None
-
-    def __call__(self):
-        self.last = bptt.loss_and_grad(*self.args)
-
-    def release(self):
-        self.last = None
+        super().__init__(bptt.loss_and_grad, problem)
 
     def release_kept_memory(self):
         """The scratch the core keeps between calls, so that a memory measurement counts it."""
         bptt.release_scratch()
-
-    def result(self):
-        return self.last.loss, dict(self.last.grads)

@@ -5,19 +5,19 @@ XLA computes as a scatter-add), the output product and log-softmax over the whol
 XLA's CPU thread count is fixed when its client is created: see set_threads."""
 
 import contextlib
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 
+from bptt._model import PARAM_NAMES
+from peers import not_installed
+
 NAME = "JAX jit"
 
 
 def unavailable() -> str:
-    if importlib.util.find_spec("jax") is None:
-        return "jax is not installed (pip install '.[bench]')"
-    return ""
+    return not_installed("jax")
 
 
 def versions() -> dict:
@@ -79,7 +79,7 @@ def _loss(U, W, b, V, c, h0, inputs, targets, tokens):
 
 
 class Runner:
-    NAMES = ("U", "W", "b", "V", "c", "h0", "x")
+    NAMES = (*PARAM_NAMES, "h0", "x")
 
     def __init__(self, problem):
         import jax
@@ -88,7 +88,7 @@ class Runner:
         _, B, _, H, _ = problem.shape
         p = problem.params
         self.tokens = problem.tokens
-        self.args = [jnp.asarray(p[name]) for name in "UWbVc"]
+        self.args = [jnp.asarray(p[name]) for name in PARAM_NAMES]
         self.args.append(jnp.zeros((B, H), jnp.float32))
         self.args.append(
             jnp.asarray(problem.inputs.astype(np.int32) if self.tokens else problem.inputs)

@@ -4,6 +4,7 @@ threads limited with threadpoolctl (and OPENBLAS_NUM_THREADS, set by compare.py'
 import numpy as np
 
 import bptt
+from peers import LossAndGradRunner
 
 NAME = "NumPy oracle"
 
@@ -24,16 +25,6 @@ def set_threads(n: int) -> None:
     threadpool_limits(limits=n, user_api="blas")  # kept for the life of the process
 
 
-class Runner:
+class Runner(LossAndGradRunner):
     def __init__(self, problem):
-        self.args = (problem.params, problem.inputs, problem.targets)
-        self.last = None
-
-    def __call__(self):
-        self.last = bptt.reference.loss_and_grad(*self.args)
-
-    def release(self):
-        self.last = None
-
-    def result(self):
-        return self.last.loss, dict(self.last.grads)
+        super().__init__(bptt.reference.loss_and_grad, problem)

@@ -5,17 +5,15 @@ torch's RNN has two biases (b_ih + b_hh); b_ih holds bptt's b and b_hh is zero, 
 the same (it costs one more bias gradient). Token ids go in as one-hot float vectors, since
 nn.RNN takes only floats; no input gradient is asked for them, as bptt returns none."""
 
-import importlib.util
-
 import numpy as np
+
+from peers import not_installed
 
 NAME = "PyTorch eager"
 
 
 def unavailable() -> str:
-    if importlib.util.find_spec("torch") is None:
-        return "torch is not installed (pip install '.[bench]')"
-    return ""
+    return not_installed("torch")
 
 
 def versions() -> dict:

@@ -1,0 +1,57 @@
+"""What a run's medians are read for: each peer's ratio to bptt, the best peer, the fraction of
+the GEMM limit bptt reaches, and the speed targets they are held against."""
+
+# ruff: noqa: RUF001, RUF003  (× is the ratios' symbol)
+
+import gemm_limit
+
+# The targets at 2 threads: best peer's median ÷ bptt's median, and at 1 thread ahead of every
+# peer; at the large size also 80% of the GEMM limit.
+TARGET_RATIOS = {"charrnn": 4.0, "small": 2.5, "medium": 2.0, "large": 1.25, "long": 2.0}
+TARGET_LIMIT_FRACTION = {"large": 0.8}
+
+
+def timed_peers(cell: dict) -> dict:
+    """The median (ms) of every peer timed on the cell's problem."""
+    return {
+        name: entry["median_ms"]
+        for name, entry in cell["peers"].items()
+        if entry.get("status") == "ok" and "median_ms" in entry
+    }
+
+
+def peer_ratios(cell: dict) -> dict:
+    """Each timed peer's median ÷ bptt's median."""
+    bptt_ms = cell["bptt"]["median_ms"]
+    return {name: median_ms / bptt_ms for name, median_ms in timed_peers(cell).items()}
+
+
+def derive(run: dict) -> None:
+    """Best peer, ratio and GEMM-limit fraction of every cell, from the medians (kept in the JSON
+    and recomputed the same way by --render)."""
+    for cell in run["cells"].values():
+        timed = timed_peers(cell)
+        bptt_ms = cell["bptt"]["median_ms"]
+        cell["best_peer"] = min(timed, key=timed.get) if timed else None
+        cell["ratio"] = timed[cell["best_peer"]] / bptt_ms if timed else None
+        limit = cell[gemm_limit.KEY]["median_ms"] if gemm_limit.KEY in cell else None
+        cell["limit_fraction"] = limit / bptt_ms if limit is not None else None
+        # Noise only ever adds time: on a busy machine the fastest calls say more than the median.
+        minima = [cell["peers"][name].get("min_ms") for name in timed]
+        if timed and None not in minima and "min_ms" in cell["bptt"]:
+            cell["ratio_of_minima"] = min(minima) / cell["bptt"]["min_ms"]
+
+
+def target_text(name: str, threads: int, cell: dict) -> str:
+    """Which targets the cell's ratios meet, "—" where none applies."""
+    if cell["ratio"] is None:
+        return "—"
+    goals = []
+    if threads == 1:
+        goals.append((cell["ratio"] >= 1.0, "≥ 1× every peer"))
+    elif name in TARGET_RATIOS:
+        goals.append((cell["ratio"] >= TARGET_RATIOS[name], f"≥ {TARGET_RATIOS[name]:g}×"))
+    if threads > 1 and name in TARGET_LIMIT_FRACTION and cell["limit_fraction"] is not None:
+        goal = TARGET_LIMIT_FRACTION[name]
+        goals.append((cell["limit_fraction"] >= goal, f"≥ {100 * goal:.0f}% of limit"))
+    return ", ".join(f"{text} {'met' if met else 'MISSED'}" for met, text in goals) or "—"
