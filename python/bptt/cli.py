@@ -37,6 +37,7 @@ def option(setting: str) -> str:
 
 @contextmanager
 def _errors_naming_options() -> Iterator[None]:
+    """The library's SettingErrors as UsageErrors naming the options that gave the settings."""
     try:
         yield
     except SettingError as error:
