@@ -3,7 +3,7 @@ clipping, optimizer), against peers measured in the same process, in alternating
 a busy machine slows both alike.
 
 - default settings (hidden 256, seq-len 100, batch 32, Adam, float32): bptt against the same
-  loop in PyTorch eager (`bptt.torch_loop`) with the same number of threads; target >= 2x.
+  loop in PyTorch eager (`tests/torch_loop.py`) with the same number of threads; target >= 2x.
 - min-char-rnn settings (hidden 100, seq-len 25, batch 1, Adagrad): bptt against the same
   training loop with the NumPy oracle's gradients (min-char-rnn's way); target >= 50x.
 
@@ -17,13 +17,20 @@ its own, which no step of a real run meets.
 Medians and ratios; `--breakdown` adds where a bptt step spends its time."""
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 import bptt
-from bptt import corpus, training
+from bptt import corpus
+from bptt.trainer import Trainer
+from bptt.training_config import TrainConfig
+
+# the PyTorch loop is the tests' judge of the trainer too, and lives beside them
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 DEFAULT = {"hidden": 256, "seq_len": 100, "batch": 32, "optimizer": "adam"}
 MIN_CHAR_RNN = {"hidden": 100, "seq_len": 25, "batch": 1, "optimizer": "adagrad"}
@@ -48,11 +55,11 @@ def median_seconds_alternating(
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
-def trainer(text_corpus, settings, **options) -> training.Trainer:
-    config = training.TrainConfig(**settings)
+def trainer(text_corpus, settings, **options) -> Trainer:
+    config = TrainConfig(**settings)
     size = len(text_corpus.vocabulary)
     params = bptt.init_params(size, config.hidden, size, seed=config.seed)
-    return training.Trainer(config, text_corpus, params, **options)
+    return Trainer(config, text_corpus, params, **options)
 
 
 def report(title: str, settings: dict, medians: dict[str, float], peer: str, target: float):
@@ -68,8 +75,7 @@ def report(title: str, settings: dict, medians: dict[str, float], peer: str, tar
 
 def default_settings(text_corpus, repeats: int) -> float:
     import torch
-
-    from bptt.torch_loop import TorchLoop
+    from torch_loop import TorchLoop
 
     torch.set_num_threads(bptt.get_num_threads())
     ours = trainer(text_corpus, DEFAULT)
@@ -101,7 +107,7 @@ def breakdown(text_corpus, settings: dict, repeats: int, block: int = 1) -> None
     ours = trainer(text_corpus, settings)
     inputs, targets = ours.streams.chunk(0)
     h_last = np.zeros_like(ours.hidden)
-    grads = ours.parameters.views(np.zeros_like(ours.parameters.vector))
+    grads = ours.params.views(np.zeros_like(ours.params.vector))
     parts = {
         "whole step": ours.step,
         "data (chunk views)": lambda: ours.streams.chunk(0),

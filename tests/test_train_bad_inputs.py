@@ -13,6 +13,9 @@ from command_line import assert_one_line_error, bptt_command
 import bptt
 from bptt import __main__, checkpoint, corpus, training
 from bptt.errors import UsageError
+from bptt.trainer import Trainer, TrainingDiverged, corpus_for
+from bptt.training_config import Budget, TrainConfig
+from bptt.training_memory import memory_needed
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
 SMALL = ["--hidden", "8", "--seq-len", "10", "--batch", "3", "--threads", "1"]
@@ -26,8 +29,8 @@ def files(tmp_path_factory):
     text.write_text(TEXT)
     threads = bptt.get_num_threads()
     bptt.set_num_threads(1)
-    config = training.TrainConfig(text=str(text), hidden=8, seq_len=10, batch=3)
-    training.train(config, root / "run", training.Budget(steps=3), show_progress=False)
+    config = TrainConfig(text=str(text), hidden=8, seq_len=10, batch=3)
+    training.train(config, root / "run", Budget(steps=3), show_progress=False)
     bptt.set_num_threads(threads)
     (root / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 500)
     (root / "short.txt").write_text("def f(x): return x\n")
@@ -199,7 +202,7 @@ def test_a_resume_may_name_its_directory_as_out_too_however_spelled(run_copy):
     result = bptt_command("train", "--resume", "run", "--out", str(run_copy), "--steps", "4",
                           "--quiet", "--threads", "1", cwd=run_copy.parent)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert training.read_checkpoint(run_copy).step == 4
+    assert checkpoint.read_run(run_copy).step == 4
 
 
 # -- sizes too large: refused at once, before allocating ----------------------------------------
@@ -212,13 +215,13 @@ def test_a_run_larger_than_the_memory_is_refused_before_allocating(files):
 
 
 def test_the_memory_a_run_needs_is_compared_with_the_memory_available(files, monkeypatch):
-    config = training.TrainConfig(text=str(files / "text.txt"), hidden=8, seq_len=10, batch=3)
-    needed = training.memory_needed(config, training.corpus_for(config))
+    config = TrainConfig(text=str(files / "text.txt"), hidden=8, seq_len=10, batch=3)
+    needed = memory_needed(config, corpus_for(config))
     monkeypatch.setattr(bptt._core, "available_memory_bytes", lambda: needed - 1)
     with pytest.raises(UsageError, match=r"needs about .* GB of memory"):
-        training.Trainer.start(config)
+        Trainer.start(config)
     monkeypatch.setattr(bptt._core, "available_memory_bytes", lambda: needed)
-    training.Trainer.start(config)  # does not raise
+    Trainer.start(config)  # does not raise
 
 
 def test_running_out_of_memory_anyway_is_one_line(files, monkeypatch, capsys):
@@ -289,27 +292,27 @@ def test_a_resume_that_diverges_after_checkpointing_keeps_its_last_finite_checkp
     # Its checkpoints of steps 4 and 6 are finite states of the same run: kept, and the error
     # says which one is on disk.
     rewrite_checkpoint(run_copy, metadata=lambda m: m["config"].update(checkpoint_every=2))
-    take_step = training.Trainer.step
+    take_step = Trainer.step
 
     def step_whose_loss_is_nan_from_step_8(trainer):
         if trainer.step_count + 1 == 8:
             trainer.params["W"][0, 0] = math.nan  # every later loss and gradient is NaN
         return take_step(trainer)
 
-    monkeypatch.setattr(training.Trainer, "step", step_whose_loss_is_nan_from_step_8)
+    monkeypatch.setattr(Trainer, "step", step_whose_loss_is_nan_from_step_8)
     path = checkpoint.checkpoint_path(run_copy)
-    with pytest.raises(training.TrainingDiverged) as diverged:
-        training.resume(run_copy, training.Budget(steps=10), show_progress=False)
+    with pytest.raises(TrainingDiverged) as diverged:
+        training.resume(run_copy, Budget(steps=10), show_progress=False)
     assert str(diverged.value).startswith("training diverged at step 8: the loss")
     assert str(diverged.value).endswith(f"(last good checkpoint: step 6, {path})")
-    assert training.read_checkpoint(run_copy).step == 6  # which refuses non-finite values
+    assert checkpoint.read_run(run_copy).step == 6  # which refuses non-finite values
 
 
 def test_a_resume_that_fails_after_its_steps_leaves_the_checkpoint_as_it_was(run_copy, monkeypatch):
     def failing_validation(trainer):
         raise UsageError("the final validation failed")
 
-    monkeypatch.setattr(training.Trainer, "validation_bpc", failing_validation)
+    monkeypatch.setattr(Trainer, "validation_bpc", failing_validation)
     before = checkpoint.checkpoint_path(run_copy).read_bytes()
     with pytest.raises(UsageError, match="the final validation failed"):
         training.resume(run_copy, show_progress=False)  # the run's 3 steps are spent already
@@ -355,11 +358,11 @@ def set_field(name, value, within=None):
         ({"arrays": set_element("adam.exp_avg_sq.W", -1.0)}, "adam.exp_avg_sq.W holds negative"),
         ({"metadata": set_field("optimizer_steps", -1)}, "optimizer_steps: expected an integer"),
         ({"metadata": set_field("optimizer_steps", 0)}, "optimizer_steps 0 is not the step count"),
-        ({"metadata": set_field("text", 5, within="config")}, "--text: expected a file name"),
-        ({"metadata": set_field("text", None, within="config")}, "--text: expected a file name"),
+        ({"metadata": set_field("text", 5, within="config")}, "config.text: expected a file name"),
+        ({"metadata": set_field("text", None, within="config")}, "config.text: expected a file"),
         ({"metadata": set_field("step", 2.7)}, "step: expected an integer >= 0, got 2.7"),
         ({"metadata": set_field("elapsed_seconds", math.nan)}, "elapsed_seconds: expected"),
-        ({"metadata": set_field("budget", {"steps": None, "minutes": 1e308})}, "--minutes"),
+        ({"metadata": set_field("budget", {"steps": None, "minutes": 1e308})}, "budget.minutes"),
         ({"metadata": set_field("rng_state", "seed 0")}, "rng_state"),
         ({"metadata_json": "[" * 100_000 + "]" * 100_000}, "nested too deep"),
     ],

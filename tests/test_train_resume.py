@@ -13,6 +13,8 @@ import pytest
 
 import bptt
 from bptt import checkpoint, training
+from bptt.trainer import Trainer
+from bptt.training_config import Budget, TrainConfig
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
 
@@ -31,17 +33,17 @@ def config(tmp_path):
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
     # 38 steps an epoch: a run of 60 steps crosses an epoch's end
-    return training.TrainConfig(
+    return TrainConfig(
         text=str(text_file), hidden=16, seq_len=10, batch=3, eval_every=20, checkpoint_every=20
     )
 
 
-def state_of(trainer: training.Trainer) -> dict[str, np.ndarray]:
+def state_of(trainer: Trainer) -> dict[str, np.ndarray]:
     """Every array a later step depends on."""
     return {**trainer.params, **trainer.optimizer.state_arrays(), "hidden": trainer.hidden}
 
 
-def assert_same_state(resumed: training.Trainer, one_go: training.Trainer):
+def assert_same_state(resumed: Trainer, one_go: Trainer):
     assert resumed.step_count == one_go.step_count
     assert resumed.position == one_go.position
     assert resumed.rng.bit_generator.state == one_go.rng.bit_generator.state
@@ -52,24 +54,20 @@ def assert_same_state(resumed: training.Trainer, one_go: training.Trainer):
 
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
 def test_n_steps_then_a_resume_to_2n_equal_2n_steps_in_one_go(tmp_path, config, optimizer):
-    config = training.TrainConfig(**{**config.__dict__, "optimizer": optimizer})
-    one_go = training.train(
-        config, tmp_path / "one", training.Budget(steps=60), show_progress=False
-    )
-    training.train(config, tmp_path / "two", training.Budget(steps=30), show_progress=False)
-    resumed = training.resume(tmp_path / "two", training.Budget(steps=60), show_progress=False)
+    config = TrainConfig(**{**config.__dict__, "optimizer": optimizer})
+    one_go = training.train(config, tmp_path / "one", Budget(steps=60), show_progress=False)
+    training.train(config, tmp_path / "two", Budget(steps=30), show_progress=False)
+    resumed = training.resume(tmp_path / "two", Budget(steps=60), show_progress=False)
     assert_same_state(resumed.trainer, one_go.trainer)
 
 
 def test_a_resume_without_a_budget_finishes_the_one_the_run_was_given(tmp_path, config):
     # no samples: the stepping by hand below draws none at its validation steps either
-    config = training.TrainConfig(**{**config.__dict__, "sample_chars": 0})
-    one_go = training.train(
-        config, tmp_path / "one", training.Budget(steps=60), show_progress=False
-    )
+    config = TrainConfig(**{**config.__dict__, "sample_chars": 0})
+    one_go = training.train(config, tmp_path / "one", Budget(steps=60), show_progress=False)
     # a run of 60 steps stopped after 30, as Ctrl-C would leave it
-    stopped = training.Trainer.start(config)
-    stopped.budget = training.Budget(steps=60)
+    stopped = Trainer.start(config)
+    stopped.budget = Budget(steps=60)
     for _ in range(30):
         stopped.step()
     (tmp_path / "two").mkdir()
@@ -79,8 +77,8 @@ def test_a_resume_without_a_budget_finishes_the_one_the_run_was_given(tmp_path, 
 
 
 def test_a_resumed_run_logs_each_step_once_in_order(tmp_path, config):
-    training.train(config, tmp_path / "run", training.Budget(steps=30), show_progress=False)
-    training.resume(tmp_path / "run", training.Budget(steps=60), show_progress=False)
+    training.train(config, tmp_path / "run", Budget(steps=30), show_progress=False)
+    training.resume(tmp_path / "run", Budget(steps=60), show_progress=False)
     with open(tmp_path / "run" / "metrics.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     train_steps = [int(row["step"]) for row in rows if row["train_bpc"]]
@@ -88,10 +86,10 @@ def test_a_resumed_run_logs_each_step_once_in_order(tmp_path, config):
 
 
 def test_a_new_run_refuses_a_directory_with_a_checkpoint_and_leaves_it_as_it_was(tmp_path, config):
-    training.train(config, tmp_path / "run", training.Budget(steps=5), show_progress=False)
+    training.train(config, tmp_path / "run", Budget(steps=5), show_progress=False)
     before = checkpoint.checkpoint_path(tmp_path / "run").read_bytes()
     with pytest.raises(bptt.errors.UsageError, match="holds a checkpoint already"):
-        training.train(config, tmp_path / "run", training.Budget(steps=5), show_progress=False)
+        training.train(config, tmp_path / "run", Budget(steps=5), show_progress=False)
     assert checkpoint.checkpoint_path(tmp_path / "run").read_bytes() == before
 
 
@@ -118,6 +116,6 @@ def test_ctrl_c_stops_after_a_whole_step_and_leaves_a_checkpoint_that_resumes(tm
     assert "stopped by Ctrl-C" in stdout
     assert f"bptt train --resume {run_dir}" in stdout
     # the checkpoint was written by the Ctrl-C alone (checkpoints every 10^8 steps), and resumes
-    trainer = training.Trainer.resume(run_dir)
+    trainer = Trainer.resume(run_dir)
     assert trainer.step_count >= 2
     assert not list(run_dir.glob(".*.tmp")), os.listdir(run_dir)

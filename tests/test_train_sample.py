@@ -9,6 +9,7 @@ import pytest
 import bptt
 from bptt import sampling, training
 from bptt.corpus import Vocabulary
+from bptt.training_config import Budget, TrainConfig
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
 
@@ -19,8 +20,8 @@ def run_dir(tmp_path_factory):
     (root / "text.txt").write_text(TEXT)
     threads = bptt.get_num_threads()
     bptt.set_num_threads(1)
-    config = training.TrainConfig(text=str(root / "text.txt"), hidden=16, seq_len=10, batch=3)
-    training.train(config, root / "run", training.Budget(steps=40), show_progress=False)
+    config = TrainConfig(text=str(root / "text.txt"), hidden=16, seq_len=10, batch=3)
+    training.train(config, root / "run", Budget(steps=40), show_progress=False)
     bptt.set_num_threads(threads)
     return root / "run"
 

@@ -6,7 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from bptt import reference, training
+from bptt import reference
+from bptt.trainer import Trainer
+from bptt.training_config import TrainConfig
+from bptt.validation import VALIDATION_CHUNK
 
 # 14,500 characters: 725 held out, more than one validation chunk (500 time steps)
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))
@@ -16,10 +19,10 @@ TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(40
 def trainer(tmp_path):
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
-    config = training.TrainConfig(
+    config = TrainConfig(
         text=str(text_file), hidden=16, seq_len=10, batch=1, dtype="float64", seed=5
     )
-    return training.Trainer.start(config)
+    return Trainer.start(config)
 
 
 def oracle_bpc(trainer, ids) -> float:
@@ -30,13 +33,13 @@ def oracle_bpc(trainer, ids) -> float:
 
 def test_validation_scores_the_whole_held_out_text_as_one_sequence(trainer):
     ids = trainer.corpus.validation_ids
-    assert len(ids) > training.VALIDATION_CHUNK + 1
+    assert len(ids) > VALIDATION_CHUNK + 1
     # float64, 725 terms of a mean: agreement to rounding
     assert trainer.validation_bpc() == pytest.approx(oracle_bpc(trainer, ids), rel=1e-12)
 
 
 def test_validation_scores_only_the_first_validation_chars(trainer):
-    trainer.config = training.TrainConfig(**{**trainer.config.__dict__, "validation_chars": 100})
+    trainer.config = TrainConfig(**{**trainer.config.__dict__, "validation_chars": 100})
     ids = trainer.corpus.validation_ids[:101]
     assert trainer.validation_bpc() == pytest.approx(oracle_bpc(trainer, ids), rel=1e-12)
 

@@ -4,10 +4,12 @@ weights, data order, optimizer and clipping give the same parameters after 50 st
 
 import numpy as np
 import pytest
+from torch_loop import TorchLoop
 
 import bptt
 from bptt import optimizers, training
-from bptt.torch_loop import TorchLoop
+from bptt.trainer import Trainer
+from bptt.training_config import Budget, TrainConfig
 
 torch = pytest.importorskip("torch")
 
@@ -35,7 +37,7 @@ def one_thread():
 def train_both(tmp_path, optimizer: str, clip: float, activation: str = "tanh"):
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
-    config = training.TrainConfig(
+    config = TrainConfig(
         text=str(text_file),
         hidden=16,
         seq_len=10,
@@ -48,7 +50,7 @@ def train_both(tmp_path, optimizer: str, clip: float, activation: str = "tanh"):
         eval_every=20,
         checkpoint_every=20,
     )
-    initial = training.Trainer.start(config)  # the weights a run with this seed starts from
+    initial = Trainer.start(config)  # the weights a run with this seed starts from
     peer = TorchLoop(
         initial.params,
         initial.streams,
@@ -59,9 +61,7 @@ def train_both(tmp_path, optimizer: str, clip: float, activation: str = "tanh"):
     )
     for _ in range(STEPS):
         peer.step()
-    outcome = training.train(
-        config, tmp_path / "run", training.Budget(steps=STEPS), show_progress=False
-    )
+    outcome = training.train(config, tmp_path / "run", Budget(steps=STEPS), show_progress=False)
     assert outcome.trainer.step_count == STEPS
     return outcome.trainer.params, peer.params()
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import _api, _core, optimizers, training
+from bptt import _api, _core, optimizers
+from bptt.trainer import Trainer
+from bptt.training_config import TrainConfig
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
 # The parts and the fused step sum the squares of the norm in other orders (a few ulps of
@@ -26,15 +28,11 @@ def tolerance(steps):
     return steps * 1000 * np.finfo(np.float64).eps
 
 
-def in_parts(*args, **kwargs):
-    """The core's loss_and_grad, as another callable: the trainer then takes its steps in parts."""
-    return _api.loss_and_grad(*args, **kwargs)
-
-
-def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=_api.loss_and_grad):
+def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=None):
+    """A run of `steps` steps, each one call of the core, or, given a loss_and_grad, in parts."""
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
-    config = training.TrainConfig(
+    config = TrainConfig(
         text=str(text_file),
         hidden=hidden,
         seq_len=10,
@@ -45,7 +43,7 @@ def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=_api.loss_an
         seed=5,
     )
     config.check()
-    trainer = training.Trainer.start(config, loss_and_grad=loss_and_grad)
+    trainer = Trainer.start(config, loss_and_grad=loss_and_grad)
     losses = [trainer.step() for _ in range(steps)]
     return trainer, losses
 
@@ -65,7 +63,7 @@ def test_the_fused_step_trains_as_the_step_in_parts(
     tmp_path, threads, optimizer, clip, hidden, steps
 ):
     fused, fused_losses = trained(tmp_path, optimizer, clip, hidden, steps)
-    parts, parts_losses = trained(tmp_path, optimizer, clip, hidden, steps, in_parts)
+    parts, parts_losses = trained(tmp_path, optimizer, clip, hidden, steps, _api.loss_and_grad)
     assert fused._fused_step is not None
     assert parts._fused_step is None
     atol = tolerance(steps)

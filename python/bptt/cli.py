@@ -1,21 +1,51 @@
-"""The command lines of `bptt train` and `bptt sample`: options in, a run or a sample out."""
+"""The command lines of `bptt train` and `bptt sample`: options in, a run or a sample out. The
+library's errors name its settings (`SettingError`); here they name this command's options."""
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from bptt import _api, memory, sampling, training
-from bptt.errors import UsageError, check_integer, check_number
+from bptt import _api, checkpoint, memory, run_directory, sampling, training
+from bptt.errors import SettingError, UsageError, check_integer, check_number
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+from bptt.training_config import ACTIVATIONS, DEFAULT_MINUTES, DTYPES, Budget, TrainConfig
 
 EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
 
+# The option of each setting the library's errors name: a run's settings (TrainConfig's and
+# Budget's fields, the option spelled as argparse reads it), its directory, a sample's prime.
+OPTIONS = {
+    **{
+        field.name: "--" + field.name.replace("_", "-")
+        for field in (*fields(TrainConfig), *fields(Budget))
+    },
+    run_directory.NEW_RUN: "--out",
+    run_directory.RESUMED_RUN: "--resume",
+    "prime": "--prime",
+}
+
+
+def option(setting: str) -> str:
+    """The option of a setting; this module's own checks name their options already."""
+    return OPTIONS.get(setting, setting)
+
+
+@contextmanager
+def _errors_naming_options() -> Iterator[None]:
+    """The library's SettingErrors as UsageErrors naming the options that gave the settings."""
+    try:
+        yield
+    except SettingError as error:
+        raise UsageError(error.describe(option)) from None
+
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = training.TrainConfig()
+    defaults = TrainConfig()
     # every setting defaults to None here, so that a resume can tell which ones were given
     parser.add_argument(
         "--text",
@@ -45,7 +75,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--minutes",
         type=float,
         help="stop after this many minutes "
-        f"(default {training.DEFAULT_MINUTES:g} when --steps is not given)",
+        f"(default {DEFAULT_MINUTES:g} when --steps is not given)",
     )
     parser.add_argument(
         "--optimizer", choices=list(OPTIMIZERS), help=f"(default {defaults.optimizer})"
@@ -56,9 +86,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--clip", type=float, help=f"largest global gradient norm (default {defaults.clip:g})"
     )
     parser.add_argument(
-        "--activation", choices=training.ACTIVATIONS, help=f"(default {defaults.activation})"
+        "--activation", choices=ACTIVATIONS, help=f"(default {defaults.activation})"
     )
-    parser.add_argument("--dtype", choices=training.DTYPES, help=f"(default {defaults.dtype})")
+    parser.add_argument("--dtype", choices=DTYPES, help=f"(default {defaults.dtype})")
     parser.add_argument(
         "--seed", type=int, help=f"for the initial weights and samples (default {defaults.seed})"
     )
@@ -102,23 +132,22 @@ def _set_threads(threads: int | None) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    names = {field.name for field in fields(training.TrainConfig)} - {"text"}
+    names = {field.name for field in fields(TrainConfig)} - {"text"}
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    budget = training.Budget(args.steps, args.minutes).check()
-    _set_threads(args.threads)
-    show = not args.quiet
-    if args.resume is not None:
-        if args.out is not None and args.out.resolve() != args.resume.resolve():
-            raise UsageError("--out: a resumed run stays in its own directory (--resume DIR)")
-        outcome = training.resume(
-            args.resume, budget, text=args.text, settings=settings, show_progress=show
-        )
-    else:
-        config = training.TrainConfig(
-            **settings, **({} if args.text is None else {"text": args.text})
-        )
-        out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-        outcome = training.train(config, out, budget, show_progress=show)
+    with _errors_naming_options():
+        budget = Budget(args.steps, args.minutes).check()
+        _set_threads(args.threads)
+        show = not args.quiet
+        if args.resume is not None:
+            if args.out is not None and args.out.resolve() != args.resume.resolve():
+                raise UsageError("--out: a resumed run stays in its own directory (--resume DIR)")
+            outcome = training.resume(
+                args.resume, budget, text=args.text, settings=settings, show_progress=show
+            )
+        else:
+            config = TrainConfig(**settings, **({} if args.text is None else {"text": args.text}))
+            out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+            outcome = training.train(config, out, budget, show_progress=show)
     return 0 if outcome.finished else EXIT_INTERRUPTED
 
 
@@ -144,26 +173,27 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    check_integer("--length", args.length, 0, sampling.MAX_LENGTH)
-    check_number("--temperature", args.temperature)
-    if args.seed is not None:
-        check_integer("--seed", args.seed, 0)
-    _set_threads(args.threads)
-    params, vocabulary, activation = training.load_model(args.run_dir)
-    sampling.check_prime(args.prime, vocabulary)
-    hidden_size, itemsize = params["W"].shape[0], params["W"].itemsize
-    needed = sampling.memory_needed(
-        hidden_size, len(vocabulary), itemsize, args.length, len(args.prime)
-    )
-    memory.check_available(needed, f"a sample of --length {args.length}")
-    text = sampling.generate(
-        params,
-        vocabulary,
-        args.length,
-        np.random.default_rng(args.seed),
-        temperature=args.temperature,
-        prime=args.prime,
-        activation=activation,
-    )
+    with _errors_naming_options():
+        check_integer("--length", args.length, 0, sampling.MAX_LENGTH)
+        check_number("--temperature", args.temperature)
+        if args.seed is not None:
+            check_integer("--seed", args.seed, 0)
+        _set_threads(args.threads)
+        params, vocabulary, activation = checkpoint.load_model(args.run_dir)
+        sampling.check_prime(args.prime, vocabulary)
+        hidden_size, itemsize = params["W"].shape[0], params["W"].itemsize
+        needed = sampling.memory_needed(
+            hidden_size, len(vocabulary), itemsize, args.length, len(args.prime)
+        )
+        memory.check_available(needed, f"a sample of --length {args.length}")
+        text = sampling.generate(
+            params,
+            vocabulary,
+            args.length,
+            np.random.default_rng(args.seed),
+            temperature=args.temperature,
+            prime=args.prime,
+            activation=activation,
+        )
     print(args.prime + text)
     return 0

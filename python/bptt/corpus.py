@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.errors import UsageError
+from bptt.errors import SettingError
 
 VALIDATION_FRACTION = Fraction(1, 20)  # the last 5% is held out; a Fraction: lengths are exact
 STDLIB = "stdlib"  # the name a checkpoint records for the default corpus
@@ -50,29 +50,35 @@ def read_stdlib_text() -> str:
             continue  # unreadable or not pure ASCII: left out, the same way on every run
         texts.append(text)
     if not texts:
-        raise UsageError(
-            f"default corpus: no readable *.py files under {sysconfig.get_paths()['stdlib']}; "
-            "pass --text FILE"
+        root = sysconfig.get_paths()["stdlib"]
+        raise SettingError(
+            lambda name: (
+                f"default corpus: no readable *.py files under {root}; pass {name('text')} FILE"
+            )
         )
     return "".join(texts)
 
 
 def read_text_file(path: str | os.PathLike) -> str:
+    """The file's text; else a SettingError about the setting `text` naming the file."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"--text {path}: no such file") from None
+        raise _text_error(path, "no such file") from None
     except IsADirectoryError:
-        raise UsageError(f"--text {path}: is a directory, expected a UTF-8 text file") from None
+        raise _text_error(path, "is a directory, expected a UTF-8 text file") from None
     except OSError as error:
-        raise UsageError(f"--text {path}: cannot read it ({error.strerror})") from None
+        raise _text_error(path, f"cannot read it ({error.strerror})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise UsageError(
-            f"--text {path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
-            f"{error.start})"
+        raise _text_error(
+            path, f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
         ) from None
+
+
+def _text_error(path, problem: str) -> SettingError:
+    return SettingError(lambda name: f"{name('text')} {path}: {problem}")
 
 
 def read_text(source: str) -> str:
@@ -163,7 +169,7 @@ class Streams:
     The pieces overlap by one character (piece b's last target is piece b+1's first input), so
     every consecutive pair of the training text is an (input, target) pair once per epoch, but
     the last (len - 1) mod batch pairs. The last step of an epoch takes the remaining, shorter
-    chunk; then every stream starts again at its beginning (with a zero state: see `wraps`).
+    chunk; then every stream starts again at its beginning, and the trainer from a zero state.
     """
 
     def __init__(self, ids: np.ndarray, batch: int, seq_len: int):

@@ -3,7 +3,7 @@ checks of single values that raise it."""
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -12,8 +12,25 @@ class UsageError(Exception):
     and exits with status 2, without a traceback."""
 
 
+class SettingError(UsageError):
+    """A UsageError about settings, which its message names as the library does ("hidden",
+    "seq_len": TrainConfig's fields) and a caller may name otherwise (the command line: by its
+    options, "--hidden"). `describe(name)` is the message with `name(setting)` for each setting;
+    str() is `describe` with each named as given."""
+
+    def __init__(self, describe: Callable[[Callable[[str], str]], str]):
+        super().__init__(describe(lambda setting: setting))
+        self.describe = describe
+
+    @classmethod
+    def invalid(cls, setting: str, problem: str) -> "SettingError":
+        """The error "{setting}: {problem}", e.g. "hidden: expected an integer >= 1, got 0"."""
+        return cls(lambda name: f"{name(setting)}: {problem}")
+
+
 def check_integer(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    """value, if it is an integer (not a bool) in [minimum, maximum]; else UsageError."""
+    """value, if it is an integer (not a bool) in [minimum, maximum]; else a SettingError about
+    the setting `name`."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -21,14 +38,15 @@ def check_integer(name: str, value, minimum: int, maximum: int | None = None) ->
         or (maximum is not None and value > maximum)
     ):
         expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise UsageError(f"{name}: expected an integer {expected}, got {value!r}")
+        raise SettingError.invalid(name, f"expected an integer {expected}, got {value!r}")
     return value
 
 
 def check_number(
     name: str, value, *, zero_allowed: bool = False, maximum: float | None = None
 ) -> float:
-    """value, if it is a finite number > 0 (>= 0 when zero_allowed; <= maximum); else UsageError."""
+    """value, if it is a finite number > 0 (>= 0 when zero_allowed; <= maximum); else a
+    SettingError about the setting `name`."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -42,7 +60,7 @@ def check_number(
             if maximum is None
             else f"a number in {'[' if zero_allowed else '('}0, {maximum:g}]"
         )
-        raise UsageError(f"{name}: expected {expected}, got {value!r}")
+        raise SettingError.invalid(name, f"expected {expected}, got {value!r}")
     return value
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bptt import _core
-from bptt.errors import UsageError
+from bptt.errors import SettingError
 from bptt.parameter_vector import ParameterVector
 
 DEFAULT_LEARNING_RATES = {"adam": 2e-3, "adagrad": 5e-2, "sgd": 0.1}
@@ -94,6 +94,7 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _update(self, param, grad):
+        # the bias corrections; their C++ twin: TrainingStep::run in cpp/bindings/training_step.cpp
         _core.adam_step(
             param,
             grad,
@@ -157,7 +158,9 @@ OPTIMIZERS = {optimizer.name: optimizer for optimizer in (Adam, Adagrad, SGD)}
 
 def make_optimizer(name: str, params: ParameterVector, lr: float | None) -> Optimizer:
     if name not in OPTIMIZERS:
-        raise UsageError(f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
+        raise SettingError.invalid(
+            "optimizer", f"expected one of {', '.join(OPTIMIZERS)}, got {name!r}"
+        )
     return OPTIMIZERS[name](params, DEFAULT_LEARNING_RATES[name] if lr is None else lr)
 
 
@@ -165,6 +168,7 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
     """Scale the gradient vector in place so that its L2 norm is at most max_norm, as
     torch.nn.utils.clip_grad_norm_ does over all the parameters' gradients (factor
     max_norm / (norm + 1e-6), capped at 1); returns the norm before clipping."""
+    # C++ twin: training_step in cpp/src/training_step.cpp, the core's whole step
     total_norm = math.sqrt(float(np.dot(grad, grad)))
     clip_coef = max_norm / (total_norm + 1e-6)
     if clip_coef < 1.0:  # torch multiplies by min(coef, 1); a factor of 1 changes nothing

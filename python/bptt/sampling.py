@@ -7,7 +7,7 @@ import numpy as np
 
 from bptt import _api
 from bptt.corpus import Vocabulary
-from bptt.errors import UsageError
+from bptt.errors import SettingError
 
 MAX_LENGTH = 10_000_000  # characters of one sample: minutes of steps, a few hundred MB
 # an int64 id, a pointer in the decoding's list and up to 4 bytes of the decoded string
@@ -15,11 +15,12 @@ BYTES_PER_SAMPLED_CHARACTER = 24
 
 
 def check_prime(prime: str, vocabulary: Vocabulary) -> None:
+    """A SettingError about `prime` naming its characters outside the vocabulary, if any."""
     unknown = sorted({character for character in prime if character not in vocabulary})
     if unknown:
         shown = ", ".join(repr(character) for character in unknown[:5])
-        raise UsageError(
-            f"--prime: {len(unknown)} character(s) not in the model's vocabulary: {shown}"
+        raise SettingError.invalid(
+            "prime", f"{len(unknown)} character(s) not in the model's vocabulary: {shown}"
         )
 
 

@@ -1,6 +1,7 @@
 """The `bptt train` step in PyTorch eager: nn.RNN (one-hot inputs) + nn.Linear + cross-entropy +
 clip_grad_norm_ + torch.optim, on the same streams. The judge of the trainer in the parity tests
-and its peer in the throughput benchmark; needs torch (the `torch` extra)."""
+and its peer in the throughput benchmark (bench/train_throughput.py, which imports it from this
+directory); needs torch (the `torch` extra)."""
 
 from collections.abc import Mapping
 
@@ -12,7 +13,8 @@ from bptt.optimizers import OPTIMIZERS
 
 class TorchLoop:
     """W h_{t-1} + U x_t + b is nn.RNN's weight_hh, weight_ih and bias_ih; its second bias
-    (bias_hh) stays zero and frozen, since the note's model has one."""
+    (bias_hh) stays zero and frozen, since the model (Goodfellow et al., Deep Learning 10.2.2)
+    has one."""
 
     def __init__(
         self,

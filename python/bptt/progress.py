@@ -1,0 +1,106 @@
+"""What `bptt train` shows while it runs, on stdout through tqdm: the corpus and settings, a
+progress bar (step, training loss, characters per second, time left), each validation with its
+sample above the bar, and how the run ended. Nothing but the (disabled) bar when not shown."""
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bptt import _api
+from bptt.corpus import STDLIB
+from bptt.training_config import Budget
+
+
+class Progress:
+    def __init__(self, show: bool):
+        self.show = show
+        self._bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            self._write = lambda text: tqdm.write(text, file=sys.stdout)
+
+    def write(self, text: str) -> None:
+        if self.show:
+            self._write(text)
+
+    def started(self, trainer, run_dir: Path, resumed: bool) -> None:
+        config, corpus = trainer.config, trainer.corpus
+        source = "the standard library's sources" if config.text == STDLIB else config.text
+        self.write(
+            f"bptt train: {source}: {len(corpus.train_ids):,} characters to train on, "
+            f"{len(corpus.validation_ids):,} held out, {len(corpus.vocabulary)} in the vocabulary\n"
+            f"  {config.hidden} hidden units ({config.activation}), --batch {config.batch} x "
+            f"--seq-len {config.seq_len}, {config.optimizer} lr {config.learning_rate:g}, clip "
+            f"{config.clip:g}, {config.dtype}, {_api.get_num_threads()} thread(s)\n"
+            + (
+                f"  resuming {run_dir} at step {trainer.step_count}"
+                if resumed
+                else f"  into {run_dir}"
+            )
+        )
+
+    @contextmanager
+    def bar(self, budget: Budget, step_count: int) -> Iterator[None]:
+        """The progress bar while the steps run: of steps when they decide the end, of seconds
+        when minutes decide it."""
+        from tqdm.auto import tqdm
+
+        self._by_steps = budget.steps is not None
+        if self._by_steps:
+            total, initial, unit = budget.steps, min(step_count, budget.steps), "step"
+        else:
+            total, initial, unit = round(budget.minutes * 60), 0, "s"
+        self._bar = tqdm(
+            total=total,
+            initial=initial,
+            unit=unit,
+            disable=not self.show,
+            dynamic_ncols=True,
+            bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+        )
+        try:
+            yield
+        finally:
+            self._bar.close()
+
+    def logged(self, step: int, train_bpc: float, chars_per_s: float) -> None:
+        self._bar.set_postfix_str(
+            f"step {step}, train {train_bpc:.3f} bpc, {chars_per_s:,.0f} chars/s", refresh=False
+        )
+
+    def stepped(self, start: float) -> None:
+        """One step more, or the seconds since `start` (a perf_counter time) when the bar counts
+        seconds."""
+        bar = self._bar
+        bar.update(1 if self._by_steps else min(time.perf_counter() - start, bar.total) - bar.n)
+
+    def validated(self, step: int, validation_bpc: float, sample: str | None) -> None:
+        if sample is None:
+            self.write(f"step {step}: validation {validation_bpc:.3f} bpc")
+            return
+        self.write(
+            f"---- step {step}: validation {validation_bpc:.3f} bpc; sample: ----\n{sample}\n----"
+        )
+
+    def ended(
+        self,
+        step: int,
+        finished: bool,
+        validation_bpc: float | None,
+        outputs: tuple[Path, Path, Path | None],
+        run_dir: Path,
+    ) -> None:
+        """outputs: the checkpoint, metrics.csv and the plot (None without matplotlib)."""
+        checkpoint, metrics, plot = outputs
+        what = "finished" if finished else "stopped by Ctrl-C"
+        self.write(
+            f"{what} at step {step}"
+            + ("" if validation_bpc is None else f", validation {validation_bpc:.3f} bpc")
+            + f"; checkpoint {checkpoint}, metrics {metrics}"
+            + (f", plot {plot}" if plot else ", no plot (matplotlib is not installed)")
+        )
+        if not finished:
+            self.write(f"continue with: bptt train --resume {run_dir}")

@@ -1,0 +1,56 @@
+"""A run's directory, checked before the first step: a new run never takes one that holds a
+checkpoint, and every run must be able to write its outputs there, so that a bad directory is
+an error at once rather than a traceback at the first checkpoint.
+
+Errors name the directory as the setting that gave it: NEW_RUN (train's run_dir) or RESUMED_RUN
+(resume's), which the command line calls --out and --resume."""
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bptt import checkpoint, metrics
+from bptt.errors import SettingError, UsageError, writing
+
+NEW_RUN = "train.run_dir"
+RESUMED_RUN = "resume.run_dir"
+
+
+def check_new(run_dir: Path) -> None:
+    """SettingError if run_dir holds a checkpoint: a new run never replaces one."""
+    with _named_as(NEW_RUN), writing(run_dir):  # e.g. a name too long to look up
+        holds_checkpoint = checkpoint.checkpoint_path(run_dir).exists()
+    if holds_checkpoint:
+        raise SettingError(
+            lambda name: (
+                f"{name(NEW_RUN)} {run_dir}: holds a checkpoint already; continue it "
+                f"with {name(RESUMED_RUN)} {run_dir} or choose another {name(NEW_RUN)}"
+            )
+        )
+
+
+def prepare(run_dir: Path, setting: str) -> None:
+    """Create run_dir and check that the run can write its outputs there; errors name it as
+    `setting` (NEW_RUN or RESUMED_RUN)."""
+    with _named_as(setting):
+        with writing(run_dir):
+            if run_dir.exists() and not run_dir.is_dir():
+                raise UsageError(f"{run_dir}: is a file, expected a directory")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=run_dir):
+                pass
+        for name in (metrics.METRICS_NAME, metrics.PLOT_NAME):
+            if (run_dir / name).is_dir():
+                raise UsageError(f"{run_dir}: its {name} is a directory, expected a file")
+
+
+@contextmanager
+def _named_as(setting: str) -> Iterator[None]:
+    """A UsageError about the directory, its message starting with the path, as a SettingError
+    naming `setting` before the path ("--out runs/x: is a file, ..." on the command line)."""
+    try:
+        yield
+    except UsageError as error:
+        message = str(error)
+        raise SettingError(lambda name: f"{name(setting)} {message}") from None

@@ -1,0 +1,95 @@
+"""The settings of a `bptt train` run: what decides its parameters (`TrainConfig`, which a
+checkpoint keeps and a resume reuses) and when an invocation stops (`Budget`), each with its
+check. Their errors (`SettingError`) name the settings by their fields; the command line names
+them by its options."""
+
+from dataclasses import dataclass
+
+from bptt import _model, sampling
+from bptt.corpus import STDLIB
+from bptt.errors import SettingError, check_integer, check_number
+from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+
+# the model's activations but identity: `bptt train` offers nonlinear recurrences only
+ACTIVATIONS = tuple(name for name in _model.ACTIVATIONS if name != "identity")
+DTYPES = ("float32", "float64")
+DEFAULT_MINUTES = 5.0
+MAX_MINUTES = 365 * 24 * 60.0  # a year; longer is a typo (1e308 overflows a count of seconds)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run's parameters; a checkpoint keeps it, a resume reuses it."""
+
+    text: str = STDLIB  # a UTF-8 file, or STDLIB: the standard library's sources
+    hidden: int = 256
+    seq_len: int = 100
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
+    clip: float = 5.0  # the largest global gradient norm
+    activation: str = "tanh"
+    dtype: str = "float32"
+    seed: int = 0  # draws the initial weights and the printed samples
+    eval_every: int = 200  # steps between validations (with a printed sample)
+    checkpoint_every: int = 200  # steps between checkpoints
+    log_every: int = 10  # steps between rows of metrics.csv
+    validation_chars: int = 100_000  # the first this many held-out characters are scored
+    sample_chars: int = 200
+
+    def check(self) -> "TrainConfig":
+        """SettingError naming the first invalid field."""
+        if not isinstance(self.text, str) or not self.text:
+            raise SettingError.invalid("text", f"expected a file name, got {self.text!r}")
+        positive_ints = (
+            "hidden",
+            "seq_len",
+            "batch",
+            "eval_every",
+            "checkpoint_every",
+            "log_every",
+            "validation_chars",
+        )
+        for name in positive_ints:
+            check_integer(name, getattr(self, name), 1)
+        check_integer("sample_chars", self.sample_chars, 0, sampling.MAX_LENGTH)
+        if self.lr is not None:
+            check_number("lr", self.lr)
+        check_number("clip", self.clip)
+        for name, allowed in (
+            ("optimizer", tuple(OPTIMIZERS)),
+            ("activation", ACTIVATIONS),
+            ("dtype", DTYPES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise SettingError.invalid(
+                    name, f"expected one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
+        check_integer("seed", self.seed, 0)
+        return self
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LEARNING_RATES[self.optimizer] if self.lr is None else self.lr
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When this invocation stops: when the run has taken `steps` steps in all (counting those
+    before a resume), or after `minutes` of this invocation, whichever comes first."""
+
+    steps: int | None = None
+    minutes: float | None = None
+
+    def check(self) -> "Budget":
+        """SettingError naming the first invalid field."""
+        if self.steps is not None:
+            check_integer("steps", self.steps, 1)
+        if self.minutes is not None:
+            check_number("minutes", self.minutes, maximum=MAX_MINUTES)
+        return self
+
+    def or_default(self) -> "Budget":
+        if self.steps is None and self.minutes is None:
+            return Budget(minutes=DEFAULT_MINUTES)
+        return self

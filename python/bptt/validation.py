@@ -1,0 +1,29 @@
+"""The validation loss of `bptt train`: the mean cross-entropy of the held-out text in bits per
+character, read as parallel streams with the state carried across the chunks it is scored in."""
+
+import math
+
+import numpy as np
+
+from bptt import _api, reference
+from bptt.corpus import Streams
+
+VALIDATION_CHUNK = 500  # time steps a forward call takes when scoring the validation text
+
+
+def bits_per_character(params, ids: np.ndarray, batch: int, activation: str) -> float:
+    """The mean of -log2 ŷ_t[y_t] of predicting ids[1:] from ids[:-1], read as up to `batch`
+    streams: the logits from the core, their log-softmax the oracle's."""
+    batch = min(batch, len(ids) - 1)
+    streams = Streams(ids, batch, min(VALIDATION_CHUNK, (len(ids) - 1) // batch))
+    state, position, nats = None, 0, 0.0
+    while True:
+        inputs, targets = streams.chunk(position)
+        out = _api.forward(params, inputs, h0=state, activation=activation)
+        log_y_hat = reference._log_softmax(out.logits)
+        picked = np.take_along_axis(log_y_hat, targets[..., None], axis=-1)
+        nats -= float(np.sum(picked, dtype=np.float64))
+        state, position = out.h_last, streams.next_position(position)
+        if position == 0:
+            break
+    return nats / (streams.length * streams.batch) / math.log(2)
