@@ -94,7 +94,7 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _update(self, param, grad):
-        # the bias corrections; their C++ twin: TrainingStep::run in cpp/bindings/training_step.cpp
+        # The core applies the step's bias corrections (bptt/optimizer_types.hpp).
         _core.adam_step(
             param,
             grad,
@@ -168,7 +168,7 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
     """Scale the gradient vector in place so that its L2 norm is at most max_norm, as
     torch.nn.utils.clip_grad_norm_ does over all the parameters' gradients (factor
     max_norm / (norm + 1e-6), capped at 1); returns the norm before clipping."""
-    # C++ twin: training_step in cpp/src/training_step.cpp, the core's whole step
+    # C++ twin: training_step in cpp/src/kernels/training_step.cpp, the core's whole step
     total_norm = math.sqrt(float(np.dot(grad, grad)))
     clip_coef = max_norm / (total_norm + 1e-6)
     if clip_coef < 1.0:  # torch multiplies by min(coef, 1); a factor of 1 changes nothing
