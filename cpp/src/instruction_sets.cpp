@@ -54,6 +54,12 @@ const KernelTable& choose_kernels() {
     throw std::invalid_argument("BPTT_INSTRUCTION_SET: expected one of " + available +
                                 " (supported by this CPU and built), got '" + requested + "'");
   }
+  if (!chosen) {  // a development build for another CPU (BPTT_INSTRUCTION_SETS)
+    std::string built;
+    for (const KernelSet& set : kBuiltSets) built += (built.empty() ? "" : ", ") + std::string(set.name);
+    throw std::runtime_error("this build has kernels for " + built +
+                             " only, none of which this CPU supports");
+  }
   return chosen->table();
 }
 
