@@ -1,6 +1,6 @@
 """bptt as a gradient backend for JAX (needs the `jax` extra).
 
-- `loss(params, inputs, targets)`: the note's loss, a scalar, L = -Σ_t y_t · log softmax(o_t).
+- `loss(params, inputs, targets)`: the model's loss, a scalar, L = -Σ_t y_t · log softmax(o_t).
 - `rnn(params, inputs)`: the recurrent layer alone, h_t = σ(b + W h_{t-1} + U x_t): the hidden
   states (T, B, H) and the last state h_T (B, H).
 
@@ -22,20 +22,14 @@ of range: ...").
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bptt import _core
-from bptt._api import _flag, _unpack
+from bptt import _arguments, _core
 
 __all__ = ["loss", "rnn"]
-
-
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
-REDUCTIONS = ("sum", "mean")
 
 
 def loss(params, inputs, targets, *, h0=None, activation: str = "tanh", reduction: str = "sum"):
@@ -44,11 +38,11 @@ def loss(params, inputs, targets, *, h0=None, activation: str = "tanh", reductio
     params: {U (H, D), W (H, H), b (H,), V (O, H), c (O,)}; inputs: float (T, B, D) or integer
     token ids (T, B); targets: class ids (T, B), -1 meaning no loss at that step, or soft targets
     (T, B, O); h0: (B, H) or None (zeros). Gradients reach the params, float inputs and h0."""
-    U, W, b, V, c = _unpack(params)
+    U, W, b, V, c = _arguments.model_params(params)
     steps, batch = _check_layer_arguments((U, W, b), inputs, h0, activation)
     output_size = _check_head(V, c, U)
     _check_targets(targets, steps, batch, output_size, jnp.result_type(U))
-    _check_choice(reduction, "reduction", REDUCTIONS)
+    _arguments.reduction(reduction)
     h0 = _initial_state(h0, batch, U)
     return _loss(activation, reduction, (U, W, b, V, c), inputs, targets, h0)
 
@@ -59,11 +53,9 @@ def rnn(params, inputs, *, h0=None, activation: str = "tanh", reverse: bool = Fa
     params: a mapping holding U (H, D), W (H, H) and b (H,) (any other entries, such as the
     head's V and c, are left alone); inputs: float (T, B, D) or integer token ids (T, B); h0: (B,
     H) or None (zeros); reverse: run from t = T - 1 down to 0 (the last state is then h_0's)."""
-    if not isinstance(params, Mapping) or any(name not in params for name in "UWb"):
-        raise ValueError("params: expected a mapping holding U, W and b")
-    layer = (params["U"], params["W"], params["b"])
+    layer = _arguments.layer_params(params)
     _, batch = _check_layer_arguments(layer, inputs, h0, activation)
-    reverse = _flag(reverse, "reverse")
+    reverse = _arguments.flag(reverse, "reverse")
     h0 = _initial_state(h0, batch, layer[0])
     return _rnn(activation, reverse, layer, inputs, h0)
 
@@ -111,7 +103,7 @@ def _check_layer_arguments(layer, inputs, h0, activation: str) -> tuple[int, int
     steps, batch = jnp.shape(inputs)[:2]
     if h0 is not None:
         _check_float(h0, "h0", dtype, "like the params", ("B", batch), ("H", hidden_size))
-    _check_choice(activation, "activation", ACTIVATIONS)
+    _arguments.activation(activation)
     return steps, batch
 
 
@@ -173,29 +165,7 @@ def _check_float(array, name: str, dtype, like: str, *axes: tuple[str, int | Non
 
 
 def _check_shape(array, name: str, *axes: tuple[str, int | None]) -> None:
-    """axes: (symbol, extent, or None for any). The message reads "expected shape (H, H) =
-    (5, 5)" when every extent is known and "(T, B, D) with D = 4" when some are."""
-    shape = jnp.shape(array)
-    if len(shape) == len(axes) and all(
-        extent is None or got == extent for got, (_, extent) in zip(shape, axes, strict=True)
-    ):
-        return
-    symbols, extents = zip(*axes, strict=True)
-    expected = "(" + ", ".join(symbols) + ("," if len(axes) == 1 else "") + ")"
-    if None in extents:
-        known = {symbol: extent for symbol, extent in axes if extent is not None}
-        expected += " with " + ", ".join(f"{symbol} = {extent}" for symbol, extent in known.items())
-    else:
-        expected += f" = {extents}"
-    raise ValueError(f"{name}: expected shape {expected}, got {shape}")
-
-
-def _check_choice(value, name: str, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a string, got {type(value).__name__}")
-    if value not in choices:
-        expected = ", ".join(repr(choice) for choice in choices[:-1]) + f" or {choices[-1]!r}"
-        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    _arguments.check_shape(jnp.shape(array), name, *axes)
 
 
 def _shape_of(array):

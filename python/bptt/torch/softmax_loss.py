@@ -1,4 +1,4 @@
-"""The note's whole loss, L = -Σ_t y_t · log softmax(c + V σ(b + W h_{t-1} + U x_t)), as one
+"""The model's whole loss, L = -Σ_t y_t · log softmax(c + V σ(b + W h_{t-1} + U x_t)), as one
 torch autograd operation: the core computes L and every gradient in one call in forward, and
 backward only scales them by the upstream gradient."""
 
@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 import torch
 
-from bptt import _core
+from bptt import _arguments, _core
+from bptt._model import PARAM_NAMES
 from bptt.torch.tensors import (
     as_array,
     as_tensor,
@@ -16,8 +17,6 @@ from bptt.torch.tensors import (
     check_float_cpu,
     first_order_only,
 )
-
-PARAM_NAMES = ("U", "W", "b", "V", "c")
 
 
 class RNNSoftmaxLoss(torch.autograd.Function):
@@ -76,13 +75,13 @@ def rnn_softmax_loss(
     Unbatched (T, D) / (T,) inputs take (T,) / (T, O) targets and an (H,) h0. Gradients reach U,
     W, b, V, c, float inputs and h0. With return_h_last, returns (loss, h_last), h_last the last
     state without a gradient (for truncated BPTT)."""
-    if not isinstance(params, Mapping) or set(params) != set(PARAM_NAMES):
-        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-        raise ValueError(f"params: expected a dict with exactly the keys U, W, b, V, c, got {got}")
-    U = params["U"]
+    weights = _arguments.model_params(params)
+    activation, reduction = _arguments.activation(activation), _arguments.reduction(reduction)
+    return_h_last = _arguments.flag(return_h_last, "return_h_last")
+    U = weights[0]
     check_float_cpu(U, "params['U']")
-    for name in PARAM_NAMES[1:]:
-        check_float_cpu(params[name], f"params['{name}']", U.dtype)
+    for name, weight in zip(PARAM_NAMES[1:], weights[1:], strict=True):
+        check_float_cpu(weight, f"params['{name}']", U.dtype)
     _check_data(inputs, "inputs", U.dtype)
     _check_data(targets, "targets", U.dtype)
     if targets.is_floating_point() and targets.requires_grad:
@@ -101,9 +100,7 @@ def rnn_softmax_loss(
             raise ValueError(f"h0: expected shape (H,) for unbatched inputs, got {tuple(h0.shape)}")
         inputs, targets = inputs.unsqueeze(1), targets.unsqueeze(1)
         h0 = None if h0 is None else h0.unsqueeze(0)
-    loss, h_last = RNNSoftmaxLoss.apply(
-        *(params[name] for name in PARAM_NAMES), inputs, targets, h0, activation, reduction
-    )
+    loss, h_last = RNNSoftmaxLoss.apply(*weights, inputs, targets, h0, activation, reduction)
     if not return_h_last:
         return loss
     return loss, (h_last.squeeze(0) if unbatched else h_last)
