@@ -5,23 +5,17 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from closeness import assert_close, finite_difference_tolerance
 
-from bptt import reference
+from bptt import _model, reference
 
 T, B, D, H, O = 4, 2, 3, 5, 4  # tiny, so that every gradient entry can be checked
-ACTIVATIONS = ["tanh", "sigmoid", "relu", "identity"]
+ACTIVATIONS = _model.ACTIVATIONS
 INPUT_KINDS = ["float", "tokens"]
 TARGET_KINDS = ["ids", "soft"]
-PARAM_NAMES = ("U", "W", "b", "V", "c")
+PARAM_NAMES = _model.PARAM_NAMES
 
-EPS = np.finfo(np.float64).eps
 FD_STEP = 1e-6
-
-
-def fd_tolerance(loss):
-    """Absolute error bound of a central difference of a loss of this magnitude."""
-    # rounding: eps·|L|/step ≈ 2e-10·|L|, truncation: step²·|L'''|/6 ≈ 1e-12; allow 100x both
-    return 100 * (EPS * max(abs(loss), 1.0) / FD_STEP + FD_STEP**2)
 
 
 class Problem(NamedTuple):
@@ -81,12 +75,13 @@ def central_differences(loss_of, variables):
     return fd
 
 
-def assert_same_loss_and_grads(actual, expected, rtol=1e-12, atol=1e-14):
-    np.testing.assert_allclose(actual.loss, expected.loss, rtol=rtol, atol=atol)
+def assert_same_loss_and_grads(actual, expected):
+    """Equal to float64 rounding over the T + 1 steps (the same sums in other forms)."""
+    assert_close(actual.loss, expected.loss, dtype=np.float64, terms=T + 1, name="loss")
     assert actual.grads.keys() == expected.grads.keys()
     for name in expected.grads:
-        np.testing.assert_allclose(
-            actual.grads[name], expected.grads[name], rtol=rtol, atol=atol, err_msg=name
+        assert_close(
+            actual.grads[name], expected.grads[name], dtype=np.float64, terms=T + 1, name=name
         )
 
 
@@ -111,9 +106,8 @@ def test_every_gradient_entry_equals_the_central_finite_difference(
     assert result.grads.keys() == expected.keys()
     for name, fd in expected.items():
         assert result.grads[name].shape == fd.shape, name
-        np.testing.assert_allclose(
-            result.grads[name], fd, rtol=0, atol=fd_tolerance(result.loss), err_msg=name
-        )
+        tolerance = finite_difference_tolerance(result.loss, FD_STEP)
+        np.testing.assert_allclose(result.grads[name], fd, rtol=0, atol=tolerance, err_msg=name)
 
 
 @pytest.mark.parametrize("target_kind", TARGET_KINDS)
@@ -124,11 +118,10 @@ def test_mean_reduction_is_the_sum_divided_by_the_counted_targets(target_kind):
     summed = loss_and_grad(problem, reduction="sum")
     mean = loss_and_grad(problem, reduction="mean")
 
-    np.testing.assert_allclose(mean.loss, summed.loss / counted, rtol=1e-12)
+    assert_close(mean.loss, summed.loss / counted, dtype=np.float64, terms=T + 1, name="loss")
     for name in summed.grads:
-        np.testing.assert_allclose(
-            mean.grads[name], summed.grads[name] / counted, rtol=1e-12, atol=1e-15
-        )
+        expected = summed.grads[name] / counted
+        assert_close(mean.grads[name], expected, dtype=np.float64, terms=T + 1, name=name)
 
 
 @pytest.mark.parametrize("input_kind", INPUT_KINDS)
@@ -213,7 +206,10 @@ def test_missing_h0_means_a_zero_initial_state():
     without_h0 = reference.loss_and_grad(problem.params, problem.inputs, problem.targets)
     with_zeros = loss_and_grad(problem._replace(h0=np.zeros((B, H))))
 
-    assert_same_loss_and_grads(without_h0, with_zeros, rtol=0, atol=0)
+    assert without_h0.loss == with_zeros.loss
+    assert without_h0.grads.keys() == with_zeros.grads.keys()
+    for name, grad in with_zeros.grads.items():
+        np.testing.assert_array_equal(without_h0.grads[name], grad, err_msg=name)
     assert reference.forward(problem.params, np.zeros((0, B, D))).h_last.shape == (B, H)
 
 
@@ -253,11 +249,11 @@ def test_forward_agrees_with_what_loss_and_grad_uses(activation, target_kind):
     else:
         y = problem.targets
     log_y_hat = fwd.logits - np.log(np.exp(fwd.logits).sum(axis=-1, keepdims=True))
-    np.testing.assert_allclose(result.loss, -np.sum(y * log_y_hat), rtol=1e-12)
+    assert_close(result.loss, -np.sum(y * log_y_hat), dtype=np.float64, terms=T + 1, name="loss")
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_forward_follows_the_recurrence_of_the_note_one_sequence_at_a_time(activation):
+def test_forward_follows_the_models_recurrence_one_sequence_at_a_time(activation):
     problem = make_problem(f"recurrence-{activation}")
     U, W, b, V, c = (problem.params[k] for k in PARAM_NAMES)
     sigma = {
@@ -269,12 +265,12 @@ def test_forward_follows_the_recurrence_of_the_note_one_sequence_at_a_time(activ
 
     fwd = reference.forward(problem.params, problem.inputs, h0=problem.h0, activation=activation)
 
-    for n in range(B):  # column vectors, exactly as written in the note
+    for n in range(B):  # column vectors, exactly as Goodfellow et al. write it (10.2.2)
         h = problem.h0[n]
         for t in range(T):
             h = sigma(b + W @ h + U @ problem.inputs[t, n])
-            np.testing.assert_allclose(fwd.hidden[t, n], h, rtol=1e-12, atol=1e-15)
-            np.testing.assert_allclose(fwd.logits[t, n], c + V @ h, rtol=1e-12, atol=1e-15)
+            assert_close(fwd.hidden[t, n], h, dtype=np.float64, terms=t + 1, name="h_t")
+            assert_close(fwd.logits[t, n], c + V @ h, dtype=np.float64, terms=t + 1, name="o_t")
 
 
 def test_token_ids_act_as_one_hot_float_inputs():
