@@ -332,3 +332,131 @@ def test_invalid_argument_is_a_value_error_naming_it(argument, change):
 
     with pytest.raises(ValueError, match=argument):
         loss_and_grad(problem._replace(**arrays), **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer and the head on their own.
+
+LENGTHS = np.array([T, 1])  # the second sequence has one real step, then padding
+
+
+def assert_matches_central_differences(grads, loss_of, variables):
+    expected = central_differences(loss_of, variables)
+    assert grads.keys() == expected.keys()
+    tolerance = finite_difference_tolerance(loss_of(variables), FD_STEP)
+    for name, fd in expected.items():
+        assert grads[name].shape == fd.shape, name
+        np.testing.assert_allclose(grads[name], fd, rtol=0, atol=tolerance, err_msg=name)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_layer_backward_equals_the_central_differences_of_a_loss_on_the_states(
+    activation, reverse, padded
+):
+    # L = Σ_t G_t · h_t over the real steps + G_last · h_last, for fixed random G_t, G_last
+    problem = make_problem(f"layer-{activation}-{reverse}-{padded}")
+    rng = np.random.default_rng(1)
+    d_hidden, d_h_last = rng.standard_normal((T, B, H)), rng.standard_normal((B, H))
+    lengths = LENGTHS if padded else None
+    real_steps = LENGTHS if padded else np.full(B, T)
+    real = (np.arange(T)[:, None] < real_steps)[..., None]  # d_hidden is ignored at padding
+    options = {"activation": activation, "lengths": lengths, "reverse": reverse}
+
+    def loss_of(v):
+        layer = reference.layer_forward(v, v["x"], h0=v["h0"], **options)
+        return float(np.sum(d_hidden * layer.hidden * real) + np.sum(d_h_last * layer.h_last))
+
+    variables = {k: problem.params[k].copy() for k in ("U", "W", "b")}
+    variables.update(h0=problem.h0.copy(), x=problem.inputs.copy())
+    hidden = reference.layer_forward(variables, problem.inputs, h0=problem.h0, **options).hidden
+    grads = reference.layer_backward(
+        variables,
+        problem.inputs,
+        hidden,
+        h0=problem.h0,
+        d_hidden=d_hidden,
+        d_h_last=d_h_last,
+        **options,
+    )
+
+    assert_matches_central_differences(grads, loss_of, variables)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("target_kind", TARGET_KINDS)
+def test_head_loss_and_grad_equals_the_central_differences_of_its_loss(target_kind, reduction):
+    problem = make_problem(f"head-{target_kind}-{reduction}", target_kind=target_kind)
+    hidden = np.random.default_rng(2).uniform(-1, 1, (T, B, H))
+
+    def loss_of(v):
+        return reference.head_loss_and_grad(
+            v, v["hidden"], problem.targets, reduction=reduction
+        ).loss
+
+    variables = {"V": problem.params["V"].copy(), "c": problem.params["c"].copy(), "hidden": hidden}
+    head = reference.head_loss_and_grad(variables, hidden, problem.targets, reduction=reduction)
+
+    assert head.loss == loss_of(variables)
+    assert_matches_central_differences(head.grads | {"hidden": head.d_hidden}, loss_of, variables)
+
+
+def test_head_logits_are_c_plus_V_h_at_every_step():
+    problem = make_problem("logits")
+    hidden = np.random.default_rng(3).uniform(-1, 1, (T, B, H))
+    V, c = problem.params["V"], problem.params["c"]
+
+    logits = reference.head_logits(problem.params, hidden)
+
+    for t in range(T):
+        for n in range(B):  # column vectors, exactly as Goodfellow et al. write them (10.2.2)
+            assert_close(logits[t, n], c + V @ hidden[t, n], dtype=np.float64, terms=H, name="o_t")
+
+
+@pytest.mark.parametrize("input_kind", INPUT_KINDS)
+def test_the_layer_then_the_head_then_the_layer_backwards_give_loss_and_grad(input_kind):
+    problem = make_problem(f"composed-{input_kind}", input_kind)
+    params, inputs, h0 = problem.params, problem.inputs, problem.h0
+
+    layer = reference.layer_forward(params, inputs, h0=h0)
+    head = reference.head_loss_and_grad(params, layer.hidden, problem.targets)
+    layer_grads = reference.layer_backward(
+        params, inputs, layer.hidden, h0=h0, d_hidden=head.d_hidden
+    )
+    whole = loss_and_grad(problem)
+
+    np.testing.assert_array_equal(layer.h_last, whole.h_last)
+    assert_same_loss_and_grads(
+        reference.LossAndGrad(head.loss, layer_grads | head.grads, None), whole
+    )
+
+
+def test_padded_steps_keep_the_state_they_read_in_either_direction():
+    problem = make_problem("padding")
+    params, inputs, h0 = problem.params, problem.inputs, problem.h0
+
+    forward = reference.layer_forward(params, inputs, h0=h0, lengths=LENGTHS)
+    backward = reference.layer_forward(params, inputs, h0=h0, lengths=LENGTHS, reverse=True)
+
+    # sequence 1 runs its one real step, t = 1, from h0 either way, and keeps that state after
+    one_step = reference.layer_forward(params, inputs[:1, 1], h0=h0[1])
+    for layer in (forward, backward):
+        np.testing.assert_array_equal(layer.hidden[0, 1], one_step.h_last)
+    np.testing.assert_array_equal(
+        forward.hidden[1:, 1], np.broadcast_to(one_step.h_last, (T - 1, H))
+    )
+    np.testing.assert_array_equal(backward.hidden[1:, 1], np.broadcast_to(h0[1], (T - 1, H)))
+    np.testing.assert_array_equal(forward.h_last[1], one_step.h_last)
+    np.testing.assert_array_equal(backward.h_last[1], one_step.h_last)
+
+
+def test_reverse_is_the_forward_recurrence_on_the_time_reversed_sequence():
+    problem = make_problem("reverse")
+    params, inputs, h0 = problem.params, problem.inputs, problem.h0
+
+    backward = reference.layer_forward(params, inputs, h0=h0, reverse=True)
+    flipped = reference.layer_forward(params, inputs[::-1], h0=h0)
+
+    np.testing.assert_array_equal(backward.hidden, flipped.hidden[::-1])
+    np.testing.assert_array_equal(backward.h_last, flipped.h_last)
