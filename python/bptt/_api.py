@@ -5,6 +5,7 @@ bptt._layer_and_head."""
 # ruff: noqa: RUF002
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -44,8 +45,8 @@ def loss_and_grad(
     weights = _arguments.model_params(params)
     check_finite = _arguments.flag(check_finite, "check_finite")
     input_grad = _arguments.flag(input_grad, "input_grad")
-    options = (_arguments.activation(activation), _arguments.reduction(reduction))
-    options += (check_finite, input_grad)
+    activation, reduction = _arguments.activation(activation), _arguments.reduction(reduction)
+    options = (activation, reduction, check_finite, input_grad)
     inputs = _arguments.as_array(inputs, "inputs")
     if not _arguments.is_unbatched(inputs):
         return LossAndGrad(*_core.loss_and_grad(*weights, inputs, targets, h0, *options, out))
@@ -65,7 +66,7 @@ def loss_and_grad(
     return LossAndGrad(loss, grads, h_last[0])
 
 
-def _batched_out(out, weights, inputs):
+def _batched_out(out: object, weights: tuple[Any, ...], inputs: np.ndarray) -> object:
     """An unbatched call's out arrays for h0 (H,) and x (T, D) as the batched views the core
     writes, (1, H) and (T, 1, D), after checking their unbatched shapes (when the weights'
     own shapes are sound: the core reports theirs first); anything else is passed on for the

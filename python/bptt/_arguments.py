@@ -17,9 +17,10 @@ checks before the core runs its own.
 
 from collections.abc import Callable, Mapping
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from bptt._model import ACTIVATIONS, PARAM_NAMES, REDUCTIONS
 
@@ -32,19 +33,23 @@ _LAYER_GETTER = itemgetter(*LAYER_PARAM_NAMES)
 _HEAD_GETTER = itemgetter(*HEAD_PARAM_NAMES)
 
 
-def model_params(params: object) -> tuple[Any, ...]:
+def model_params(params: object) -> tuple[Any, Any, Any, Any, Any]:
     """(U, W, b, V, c) from a mapping with exactly these keys."""
-    return _unpack(params, PARAM_NAMES, _MODEL_GETTER, others_allowed=False)
+    arrays = _unpack(params, PARAM_NAMES, _MODEL_GETTER, others_allowed=False)
+    return cast(tuple[Any, Any, Any, Any, Any], arrays)
 
 
-def layer_params(params: object) -> tuple[Any, ...]:
+def layer_params(params: object) -> tuple[Any, Any, Any]:
     """(U, W, b) from a mapping holding them."""
-    return _unpack(params, LAYER_PARAM_NAMES, _LAYER_GETTER, others_allowed=True)
+    arrays = _unpack(params, LAYER_PARAM_NAMES, _LAYER_GETTER, others_allowed=True)
+    return cast(tuple[Any, Any, Any], arrays)
 
 
-def head_params(params: object) -> tuple[Any, ...]:
+def head_params(params: object) -> tuple[Any, Any]:
     """(V, c) from a mapping holding them."""
-    return _unpack(params, HEAD_PARAM_NAMES, _HEAD_GETTER, others_allowed=True)
+    return cast(
+        tuple[Any, Any], _unpack(params, HEAD_PARAM_NAMES, _HEAD_GETTER, others_allowed=True)
+    )
 
 
 def _unpack(
@@ -161,7 +166,7 @@ def unbatched_inputs(inputs: np.ndarray, input_size: int | None) -> np.ndarray:
     return inputs[:, None]
 
 
-def unbatched_targets(targets: object, steps: int, output_size: int | None) -> object:
+def unbatched_targets(targets: object, steps: int, output_size: int | None) -> np.ndarray:
     """An unbatched call's class ids (T,) or soft targets (T, O), checked in their own shape, as
     the batch of one (T, 1) / (T, 1, O) that the core reads; targets of no float or integer
     dtype pass on to the core, which names what it expected."""
@@ -171,11 +176,11 @@ def unbatched_targets(targets: object, steps: int, output_size: int | None) -> o
     elif array.dtype.kind == "f":
         axes = (("T", steps), ("O", output_size))
     else:
-        return targets
+        return array
     return add_batch_axis(array, "targets", *axes, batch_axis=1)
 
 
-def matrix_shape(matrix: object) -> tuple[int, int] | tuple[None, None]:
+def matrix_shape(matrix: ArrayLike) -> tuple[int, int] | tuple[None, None]:
     """The two extents of a parameter matrix (U (H, D), V (O, H)), or (None, None), any extent,
     while it is no matrix: the core reports that first."""
     try:

@@ -100,7 +100,9 @@ def layer_backward(
         H, D = _arguments.matrix_shape(U)
         _refuse_lengths(lengths, inputs)
         by_step = (("T", len(inputs)), ("H", H))
-        hidden = _arguments.with_batch_axis(hidden, "hidden", *by_step, batch_axis=1)
+        hidden = _arguments.add_batch_axis(
+            _arguments.as_array(hidden, "hidden"), "hidden", *by_step, batch_axis=1
+        )
         d_hidden = _arguments.with_batch_axis(d_hidden, "d_hidden", *by_step, batch_axis=1)
         h0 = _arguments.with_batch_axis(h0, "h0", ("H", H), batch_axis=0)
         d_h_last = _arguments.with_batch_axis(d_h_last, "d_h_last", ("H", H), batch_axis=0)
@@ -175,11 +177,11 @@ def _refuse_lengths(lengths: object, inputs: np.ndarray) -> None:
         )
 
 
-def _head_hidden(hidden: object, V: object) -> tuple[object, bool]:
+def _head_hidden(hidden: ArrayLike, V: ArrayLike) -> tuple[np.ndarray, bool]:
     """Hidden states as the core reads them, (T, B, H), and whether they came unbatched, (T, H)
     checked against V's H here."""
     array = _arguments.as_array(hidden, "hidden")
     if array.ndim != 2:
         return array, False
     _, H = _arguments.matrix_shape(V)
-    return _arguments.with_batch_axis(array, "hidden", ("T", None), ("H", H), batch_axis=1), True
+    return _arguments.add_batch_axis(array, "hidden", ("T", None), ("H", H), batch_axis=1), True

@@ -6,13 +6,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+__all__ = ["UsageError", "check_integer", "check_number", "writing"]
+
 
 class UsageError(Exception):
     """A bad file, text, checkpoint or option; the command line prints its message on one line
     and exits with status 2, without a traceback."""
 
 
-def check_integer(name: str, value, minimum: int, maximum: int | None = None) -> int:
+def check_integer(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     """value, if it is an integer (not a bool) in [minimum, maximum]; else UsageError."""
     if (
         isinstance(value, bool)
@@ -26,7 +28,7 @@ def check_integer(name: str, value, minimum: int, maximum: int | None = None) ->
 
 
 def check_number(
-    name: str, value, *, zero_allowed: bool = False, maximum: float | None = None
+    name: str, value: object, *, zero_allowed: bool = False, maximum: float | None = None
 ) -> float:
     """value, if it is a finite number > 0 (>= 0 when zero_allowed; <= maximum); else UsageError."""
     if (

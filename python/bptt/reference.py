@@ -207,13 +207,13 @@ def layer_backward(
     T, B = x.shape[:2]
     H = params["W"].shape[0]
     per_step = (T, H) if unbatched else None
-    hidden = _batched(hidden, "hidden", per_step, 1, h0.dtype)
+    hidden = _batched(hidden, "hidden", per_step, 1, x.dtype)
     _check_shape(hidden, (T, B, H), "hidden")
-    d_hidden = _batched(d_hidden, "d_hidden", per_step, 1, h0.dtype)
+    d_hidden = _batched(d_hidden, "d_hidden", per_step, 1, x.dtype)
     if d_hidden is None:
         d_hidden = np.zeros_like(hidden)
     _check_shape(d_hidden, (T, B, H), "d_hidden")
-    d_h_last = _batched(d_h_last, "d_h_last", (H,) if unbatched else None, 0, h0.dtype)
+    d_h_last = _batched(d_h_last, "d_h_last", (H,) if unbatched else None, 0, x.dtype)
     if d_h_last is not None:
         _check_shape(d_h_last, (B, H), "d_h_last")
     real = _real_steps(lengths, T, B)

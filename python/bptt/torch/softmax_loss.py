@@ -5,6 +5,7 @@ backward only scales them by the upstream gradient."""
 # ruff: noqa: RUF002
 
 from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 import torch
 
@@ -18,15 +19,33 @@ from bptt.torch.tensors import (
     first_order_only,
 )
 
+__all__ = ["RNNSoftmaxLoss", "rnn_softmax_loss"]
+
 
 class RNNSoftmaxLoss(torch.autograd.Function):
     """The loss (a 0-d tensor) and h_last (B, H); the gradients are computed in forward."""
 
     @staticmethod
-    def forward(ctx, U, W, b, V, c, inputs, targets, h0, activation, reduction):
+    def forward(
+        ctx: Any,
+        U: torch.Tensor,
+        W: torch.Tensor,
+        b: torch.Tensor,
+        V: torch.Tensor,
+        c: torch.Tensor,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        h0: torch.Tensor | None,
+        activation: str,
+        reduction: str,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         float_inputs = inputs.is_floating_point()
-        loss, grads, h_last = _core.loss_and_grad(
-            *(as_array(param) for param in (U, W, b, V, c)),
+        loss, grads, last_state = _core.loss_and_grad(
+            as_array(U),
+            as_array(W),
+            as_array(b),
+            as_array(V),
+            as_array(c),
             as_array(inputs),
             as_array(targets),
             None if h0 is None else as_array(h0),
@@ -38,14 +57,16 @@ class RNNSoftmaxLoss(torch.autograd.Function):
         ctx.grads += [as_tensor(grads["x"]) if float_inputs else None, as_tensor(grads["h0"])]
         # Read only by first_order_only, which joins any second derivative to them.
         ctx.save_for_backward(U, W, b, V, c, inputs, h0)
-        h_last = torch.from_numpy(h_last)
+        h_last = torch.from_numpy(last_state)
         # Truncated BPTT carries h_last into the next chunk without a gradient through it.
         ctx.mark_non_differentiable(h_last)
         return torch.tensor(loss, dtype=U.dtype), h_last
 
     @staticmethod
     @first_order_only
-    def backward(ctx, d_loss, _d_h_last):
+    def backward(
+        ctx: Any, d_loss: torch.Tensor, _d_h_last: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
         # Out of place: with retain_graph, backward may run again on the same stored gradients.
         scaled = [
             None if grad is None or not needed else grad * d_loss
@@ -54,6 +75,32 @@ class RNNSoftmaxLoss(torch.autograd.Function):
             )
         ]
         return (*scaled[:6], None, scaled[6], None, None)
+
+
+@overload
+def rnn_softmax_loss(
+    params: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    h0: torch.Tensor | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+    return_h_last: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def rnn_softmax_loss(
+    params: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    h0: torch.Tensor | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+    return_h_last: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def rnn_softmax_loss(
@@ -65,7 +112,7 @@ def rnn_softmax_loss(
     activation: str = "tanh",
     reduction: str = "sum",
     return_h_last: bool = False,
-):
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """bptt.loss_and_grad's loss as a differentiable torch scalar, in one core call.
 
     params: tensors U (H, D), W (H, H), b (H,), V (O, H), c (O,), float32 or float64 on the CPU
@@ -106,7 +153,7 @@ def rnn_softmax_loss(
     return loss, (h_last.squeeze(0) if unbatched else h_last)
 
 
-def _check_data(tensor, name: str, dtype: torch.dtype) -> None:
+def _check_data(tensor: torch.Tensor, name: str, dtype: torch.dtype) -> None:
     """Integer ids, or floats of the params' dtype, dense on the CPU."""
     check_dense_cpu(tensor, name)
     if tensor.is_complex() or tensor.dtype == torch.bool:
