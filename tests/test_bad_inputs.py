@@ -839,7 +839,7 @@ UNBATCHED_CASES = {
     ),
     "head_logits-hidden": (
         lambda p, x, hidden, y: bptt.head_logits(p, np.zeros((T, H + 1), np.float32)),
-        r"^hidden: expected shape \(T, H\) with H = 5 for unbatched inputs, got \(3, 6\)",
+        r"^hidden: expected shape \(T, H\) = \(3, 5\) for unbatched inputs, got \(3, 6\)",
     ),
     "head_loss_and_grad-targets": (
         lambda p, x, hidden, y: bptt.head_loss_and_grad(p, hidden, np.zeros((T, B), np.int64)),

@@ -50,16 +50,19 @@ def loss_and_grad(
     inputs = _arguments.as_array(inputs, "inputs")
     if not _arguments.is_unbatched(inputs):
         return LossAndGrad(*_core.loss_and_grad(*weights, inputs, targets, h0, *options, out))
-    H, D = _arguments.matrix_shape(weights[0])
-    O, _ = _arguments.matrix_shape(weights[3])
-    loss, grads, h_last = _core.loss_and_grad(
-        *weights,
-        _arguments.unbatched_inputs(inputs, D),
-        _arguments.unbatched_targets(targets, len(inputs), O),
-        _arguments.with_batch_axis(h0, "h0", ("H", H), batch_axis=0),
-        *options,
-        _batched_out(out, weights, inputs),
-    )
+    try:
+        loss, grads, h_last = _core.loss_and_grad(
+            *weights,
+            inputs[:, None],
+            _arguments.by_step(targets, "targets"),
+            _arguments.state(h0, "h0"),
+            *options,
+            _batched_out(out, weights, inputs),
+        )
+    except ValueError as error:
+        arrays = {"inputs": inputs, "targets": targets, "h0": h0}
+        _arguments.restate_unbatched(error, len(inputs), weights[0], weights[3], arrays)
+        raise
     grads["h0"] = out["h0"] if out and "h0" in out else grads["h0"][0]
     if "x" in grads:
         grads["x"] = out["x"] if out and "x" in out else grads["x"][:, 0]
@@ -79,9 +82,10 @@ def _batched_out(out: object, weights: tuple[Any, ...], inputs: np.ndarray) -> o
     for name, (axes, batch_axis) in expected.items():
         array = out.get(name)
         if isinstance(array, np.ndarray):
-            batched[name] = _arguments.add_batch_axis(
-                array, f"out['{name}']", *axes, batch_axis=batch_axis
+            _arguments.check_shape(
+                array.shape, f"out['{name}']", *axes, context=_arguments.UNBATCHED
             )
+            batched[name] = np.expand_dims(array, batch_axis)
     return batched
 
 
@@ -101,22 +105,28 @@ def forward(
     activation = _arguments.activation(activation)
     inputs = _arguments.as_array(inputs, "inputs")
     unbatched = _arguments.is_unbatched(inputs)
-    if unbatched:
-        H, D = _arguments.matrix_shape(U)
-        inputs = _arguments.unbatched_inputs(inputs, D)
-        h0 = _arguments.with_batch_axis(h0, "h0", ("H", H), batch_axis=0)
-    # states[0] is h0 and states[1:] the hidden states h_1..h_T, one buffer without copies.
-    states = _core.layer_forward(
-        U, W, b, inputs, h0, activation=activation, check_finite=check_finite
-    )
-    hidden = states[1:]
-    logits = _core.head_logits(V, c, hidden, check_finite=check_finite)
+    try:
+        # states[0] is h0 and states[1:] the hidden states h_1..h_T, one buffer without copies.
+        states = _core.layer_forward(
+            U,
+            W,
+            b,
+            inputs[:, None] if unbatched else inputs,
+            _arguments.state(h0, "h0") if unbatched else h0,
+            activation=activation,
+            check_finite=check_finite,
+        )
+        hidden = states[1:]
+        logits = _core.head_logits(V, c, hidden, check_finite=check_finite)
+    except ValueError as error:
+        if unbatched:
+            _arguments.restate_unbatched(error, len(inputs), U, V, {"inputs": inputs, "h0": h0})
+        raise
     # h_T copied out of hidden[-1]: a caller changing the hidden states in place (a mask, a
     # dropout) must not change the state it carries to the next call, as the oracle's does not.
-    h_last = states[-1].copy()
     if unbatched:
-        return ForwardResult(hidden[:, 0], logits[:, 0], h_last[0])
-    return ForwardResult(hidden, logits, h_last)
+        return ForwardResult(hidden[:, 0], logits[:, 0], states[-1, 0].copy())
+    return ForwardResult(hidden, logits, states[-1].copy())
 
 
 MAX_THREADS = 1024  # the core's bound: OpenMP can fail, uncatchably, to start many more

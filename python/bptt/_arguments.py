@@ -10,24 +10,25 @@ checks before the core runs its own.
 - `flag(value, name)`: a bool argument.
 - `activation(value)`, `reduction(value)`: one of `bptt._model`'s names.
 - `check_shape(shape, name, *axes)`: a shape, described by its axes' symbols and extents.
-- `as_array`, `is_unbatched`, `with_batch_axis`, `add_batch_axis`, `unbatched_inputs`, `unbatched_targets`,
-  `matrix_shape`: NumPy arguments, and unbatched calls' arrays checked in their own shapes
-  before they get the batch axis of one that the core reads.
+- `as_array(value, name)`: a NumPy argument.
+- `is_unbatched`, `by_step`, `state`, `restate_unbatched`: one sequence without its batch
+  axis, which the core reads as a batch of one, and the core's errors about it said again in
+  the caller's shapes.
 """
 
 from collections.abc import Callable, Mapping
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from bptt._model import ACTIVATIONS, PARAM_NAMES, REDUCTIONS
 
 LAYER_PARAM_NAMES = PARAM_NAMES[:3]  # U, W, b: a_t = b + W h_{t-1} + U x_t
 HEAD_PARAM_NAMES = PARAM_NAMES[3:]  # V, c: o_t = c + V h_t
 
-# itemgetter picks every key in one C call: these run on every call of the API.
+# These checks run on every call of the API, where microseconds show: each takes the usual case
+# first (a dict, a bool, a known name), and itemgetter picks every key in one C call.
 _MODEL_GETTER = itemgetter(*PARAM_NAMES)
 _LAYER_GETTER = itemgetter(*LAYER_PARAM_NAMES)
 _HEAD_GETTER = itemgetter(*HEAD_PARAM_NAMES)
@@ -35,32 +36,32 @@ _HEAD_GETTER = itemgetter(*HEAD_PARAM_NAMES)
 
 def model_params(params: object) -> tuple[Any, Any, Any, Any, Any]:
     """(U, W, b, V, c) from a mapping with exactly these keys."""
-    arrays = _unpack(params, PARAM_NAMES, _MODEL_GETTER, others_allowed=False)
-    return cast(tuple[Any, Any, Any, Any, Any], arrays)
+    if type(params) is dict and len(params) == len(PARAM_NAMES):
+        try:
+            return _MODEL_GETTER(params)
+        except KeyError:
+            pass  # _unpack names it
+    return _unpack(params, PARAM_NAMES, _MODEL_GETTER, others_allowed=False)
 
 
 def layer_params(params: object) -> tuple[Any, Any, Any]:
     """(U, W, b) from a mapping holding them."""
-    arrays = _unpack(params, LAYER_PARAM_NAMES, _LAYER_GETTER, others_allowed=True)
-    return cast(tuple[Any, Any, Any], arrays)
+    return _unpack(params, LAYER_PARAM_NAMES, _LAYER_GETTER, others_allowed=True)
 
 
 def head_params(params: object) -> tuple[Any, Any]:
     """(V, c) from a mapping holding them."""
-    return cast(
-        tuple[Any, Any], _unpack(params, HEAD_PARAM_NAMES, _HEAD_GETTER, others_allowed=True)
-    )
+    return _unpack(params, HEAD_PARAM_NAMES, _HEAD_GETTER, others_allowed=True)
 
 
 def _unpack(
     params: object, names: tuple[str, ...], getter: Callable[[Any], Any], *, others_allowed: bool
-) -> tuple[Any, ...]:
-    if others_allowed:
-        expected = f"a mapping holding {', '.join(names[:-1])} and {names[-1]}"
-    else:
-        expected = f"a dict with exactly the keys {', '.join(names)}"
+) -> Any:
+    """The tuple of params[name] for the names (typed by each caller)."""
     if not isinstance(params, Mapping):
-        raise TypeError(f"params: expected {expected}, got {type(params).__name__}")
+        raise TypeError(
+            f"params: expected {_keys(names, others_allowed)}, got {type(params).__name__}"
+        )
     try:
         arrays = getter(params)
     except KeyError:
@@ -71,24 +72,36 @@ def _unpack(
         problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
             [f"unexpected {', '.join(extra)}"] if extra else []
         )
-        raise ValueError(f"params: expected {expected}; {'; '.join(problems)}")
+        raise ValueError(f"params: expected {_keys(names, others_allowed)}; {'; '.join(problems)}")
     return arrays
+
+
+def _keys(names: tuple[str, ...], others_allowed: bool) -> str:
+    if others_allowed:
+        return f"a mapping holding {', '.join(names[:-1])} and {names[-1]}"
+    return f"a dict with exactly the keys {', '.join(names)}"
 
 
 def flag(value: object, name: str) -> bool:
     """A bool argument: None or a string would otherwise pass for False or True."""
-    if not isinstance(value, bool | np.bool_):
+    if type(value) is bool:
+        return value
+    if not isinstance(value, np.bool_):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
 
 
 def activation(value: object) -> str:
     """The activation's name, one of bptt._model.ACTIVATIONS."""
+    if type(value) is str and value in ACTIVATIONS:
+        return value
     return choice(value, "activation", ACTIVATIONS)
 
 
 def reduction(value: object) -> str:
     """The loss reduction's name, one of bptt._model.REDUCTIONS."""
+    if type(value) is str and value in REDUCTIONS:
+        return value
     return choice(value, "reduction", REDUCTIONS)
 
 
@@ -102,16 +115,26 @@ def choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+Axes = tuple[tuple[str, int | None], ...]  # (symbol, extent or None for any) of each axis
+
+
 def check_shape(
     shape: tuple[int, ...], name: str, *axes: tuple[str, int | None], context: str = ""
 ) -> None:
-    """axes: (symbol, extent, or None for any). The message reads "expected shape (H, H) =
-    (5, 5)" when every extent is known, "(T, B, D) with D = 4" when some are; `context` ends
-    what was expected (" for unbatched inputs")."""
-    if len(shape) == len(axes) and all(
+    """ValueError unless shape fits axes. The message reads "expected shape (H, H) = (5, 5)"
+    when every extent is known, "(T, B, D) with D = 4" when some are; `context` ends what was
+    expected (" for unbatched inputs")."""
+    if not fits(shape, axes):
+        raise ValueError(shape_message(shape, name, axes, context))
+
+
+def fits(shape: tuple[int, ...], axes: Axes) -> bool:
+    return len(shape) == len(axes) and all(
         extent is None or got == extent for got, (_, extent) in zip(shape, axes, strict=True)
-    ):
-        return
+    )
+
+
+def shape_message(shape: tuple[int, ...], name: str, axes: Axes, context: str = "") -> str:
     symbols, extents = zip(*axes, strict=True)
     expected = "(" + ", ".join(symbols) + ("," if len(axes) == 1 else "") + ")"
     if None not in extents:
@@ -119,7 +142,7 @@ def check_shape(
     elif any(extent is not None for extent in extents):
         known = {symbol: extent for symbol, extent in axes if extent is not None}
         expected += " with " + ", ".join(f"{symbol} = {extent}" for symbol, extent in known.items())
-    raise ValueError(f"{name}: expected shape {expected}{context}, got {tuple(shape)}")
+    return f"{name}: expected shape {expected}{context}, got {tuple(shape)}"
 
 
 def as_array(value: object, name: str) -> np.ndarray:
@@ -132,6 +155,16 @@ def as_array(value: object, name: str) -> np.ndarray:
         ) from None
 
 
+# ---------------------------------------------------------------------------------------------
+# Unbatched calls: one sequence, without the batch axis. The core reads it as a batch of one,
+# views with a batch axis of 1 and no copy; when it refuses one, its error quotes the batched
+# shape, (T, B, H) = (5, 1, 4), and restate_unbatched says it again in the caller's shapes.
+# Checked only once the core has refused: a call that the core accepts costs nothing more.
+
+
+UNBATCHED = " for unbatched inputs"  # the end of what an error expected of such a call
+
+
 def is_unbatched(inputs: np.ndarray) -> bool:
     """(T, D) float vectors or (T,) token ids: one sequence without a batch axis. Inputs of any
     other dtype go to the core as they are, which refuses them naming the dtype."""
@@ -139,48 +172,47 @@ def is_unbatched(inputs: np.ndarray) -> bool:
     return inputs.ndim == 2 if kind == "f" else (kind in "iu" and inputs.ndim == 1)
 
 
-def with_batch_axis(
-    value: object, name: str, *axes: tuple[str, int | None], batch_axis: int
-) -> np.ndarray | None:
-    """An unbatched call's array (None stays None) checked against its own shape `axes` (see
-    check_shape), as the view with a batch axis of one at `batch_axis` that the core reads: the
-    core's errors would quote the batched shape, (T, B, H) = (5, 1, 4)."""
-    if value is None:
-        return None
-    return add_batch_axis(as_array(value, name), name, *axes, batch_axis=batch_axis)
+def by_step(value: object, name: str) -> np.ndarray:
+    """A sequence's array by step, (T, ...), as the batch of one (T, 1, ...); a 0-d value as it
+    is, for the core to refuse."""
+    array = as_array(value, name)
+    return array[:, None] if array.ndim else array
 
 
-def add_batch_axis(
-    array: np.ndarray, name: str, *axes: tuple[str, int | None], batch_axis: int
-) -> np.ndarray:
-    """with_batch_axis of an array."""
-    check_shape(array.shape, name, *axes, context=" for unbatched inputs")
-    return np.expand_dims(array, batch_axis)
+def state(value: object, name: str) -> np.ndarray | None:
+    """A sequence's state (H,), or None, as the batch of one (1, H)."""
+    return None if value is None else as_array(value, name)[None]
 
 
-def unbatched_inputs(inputs: np.ndarray, input_size: int | None) -> np.ndarray:
-    """Unbatched inputs as the batch of one the core reads: float vectors (T, D) checked against
-    D here, in their own shape; token ids (T,), whose range the core checks."""
-    if inputs.ndim == 2:
-        return add_batch_axis(inputs, "inputs", ("T", None), ("D", input_size), batch_axis=1)
-    return inputs[:, None]
+def restate_unbatched(
+    error: ValueError, steps: int, U: Any, V: Any, arrays: Mapping[str, Any]
+) -> None:
+    """The core refused an unbatched call's batch of one: when its error is about one of the
+    arrays given by name (inputs, targets, hidden, d_hidden, h0, d_h_last) and that array does
+    not fit its unbatched shape, with the extents read from the params U (H, D) and V (O, H),
+    raise that in the caller's shapes instead; else return, and the core's own error stands."""
+    name = str(error).partition(":")[0]
+    array = arrays.get(name)
+    float_array = np.asarray(array).dtype.kind == "f"
+    if array is None or (name == "inputs" and not float_array):
+        return  # token ids (T,) have the one shape of a sequence's: the core's error stands
+    H, D = matrix_shape(U)
+    O, head_H = matrix_shape(V)
+    H = head_H if H is None else H
+    axes: Axes = {
+        "inputs": (("T", None), ("D", D)),
+        "hidden": (("T", steps), ("H", H)),
+        "d_hidden": (("T", steps), ("H", H)),
+        "h0": (("H", H),),
+        "d_h_last": (("H", H),),
+        "targets": (("T", steps), ("O", O)) if float_array else (("T", steps),),
+    }[name]
+    shape = np.shape(array)
+    if not fits(shape, axes):
+        raise ValueError(shape_message(shape, name, axes, UNBATCHED)) from None
 
 
-def unbatched_targets(targets: object, steps: int, output_size: int | None) -> np.ndarray:
-    """An unbatched call's class ids (T,) or soft targets (T, O), checked in their own shape, as
-    the batch of one (T, 1) / (T, 1, O) that the core reads; targets of no float or integer
-    dtype pass on to the core, which names what it expected."""
-    array = as_array(targets, "targets")
-    if array.dtype.kind in "iu":
-        axes: tuple[tuple[str, int | None], ...] = (("T", steps),)
-    elif array.dtype.kind == "f":
-        axes = (("T", steps), ("O", output_size))
-    else:
-        return array
-    return add_batch_axis(array, "targets", *axes, batch_axis=1)
-
-
-def matrix_shape(matrix: ArrayLike) -> tuple[int, int] | tuple[None, None]:
+def matrix_shape(matrix: Any) -> tuple[int, int] | tuple[None, None]:
     """The two extents of a parameter matrix (U (H, D), V (O, H)), or (None, None), any extent,
     while it is no matrix: the core reports that first."""
     try:

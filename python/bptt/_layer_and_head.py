@@ -51,19 +51,30 @@ def layer_forward(
     reverse = _arguments.flag(reverse, "reverse")
     check_finite = _arguments.flag(check_finite, "check_finite")
     inputs = _arguments.as_array(inputs, "inputs")
-    unbatched = _arguments.is_unbatched(inputs)
-    if unbatched:
-        H, D = _arguments.matrix_shape(U)
-        _refuse_lengths(lengths, inputs)
-        inputs = _arguments.unbatched_inputs(inputs, D)
-        h0 = _arguments.with_batch_axis(h0, "h0", ("H", H), batch_axis=0)
-    # (T + 1, B, H): h0, h_1 .. h_T; reversed, h_1 .. h_T, h0
-    states = _core.layer_forward(U, W, b, inputs, h0, activation, lengths, reverse, check_finite)
-    hidden = states[:-1] if reverse else states[1:]
-    h_last = (states[0] if reverse else states[-1]).copy()
-    if unbatched:
-        return LayerForwardResult(hidden[:, 0], h_last[0])
-    return LayerForwardResult(hidden, h_last)
+    if not _arguments.is_unbatched(inputs):
+        states = _core.layer_forward(
+            U, W, b, inputs, h0, activation, lengths, reverse, check_finite
+        )
+        return _hidden_and_last(states, reverse)
+    _refuse_lengths(lengths, inputs)
+    try:
+        h0_batch = _arguments.state(h0, "h0")
+        states = _core.layer_forward(
+            U, W, b, inputs[:, None], h0_batch, activation, None, reverse, check_finite
+        )
+    except ValueError as error:
+        _arguments.restate_unbatched(error, len(inputs), U, None, {"inputs": inputs, "h0": h0})
+        raise
+    return _hidden_and_last(states[:, 0], reverse)
+
+
+def _hidden_and_last(states: np.ndarray, reverse: bool) -> LayerForwardResult:
+    """hidden h_1 .. h_T, a view of the core's states (T + 1, ..., H): h0, h_1 .. h_T, or
+    reversed h_1 .. h_T, h0; and h_last, a copy (changing one in place leaves the other
+    alone)."""
+    if reverse:
+        return LayerForwardResult(states[:-1], states[0].copy())
+    return LayerForwardResult(states[1:], states[-1].copy())
 
 
 def layer_backward(
@@ -91,41 +102,33 @@ def layer_backward(
     gradient (H,) and x's (T, D). Other arguments as in layer_forward."""
     U, W, b = _arguments.layer_params(params)
     activation = _arguments.activation(activation)
-    reverse = _arguments.flag(reverse, "reverse")
-    check_finite = _arguments.flag(check_finite, "check_finite")
-    input_grad = _arguments.flag(input_grad, "input_grad")
-    inputs = _arguments.as_array(inputs, "inputs")
-    unbatched = _arguments.is_unbatched(inputs)
-    if unbatched:
-        H, D = _arguments.matrix_shape(U)
-        _refuse_lengths(lengths, inputs)
-        by_step = (("T", len(inputs)), ("H", H))
-        hidden = _arguments.add_batch_axis(
-            _arguments.as_array(hidden, "hidden"), "hidden", *by_step, batch_axis=1
-        )
-        d_hidden = _arguments.with_batch_axis(d_hidden, "d_hidden", *by_step, batch_axis=1)
-        h0 = _arguments.with_batch_axis(h0, "h0", ("H", H), batch_axis=0)
-        d_h_last = _arguments.with_batch_axis(d_h_last, "d_h_last", ("H", H), batch_axis=0)
-        inputs = _arguments.unbatched_inputs(inputs, D)
-    grads = _core.layer_backward(
-        U,
-        W,
-        b,
-        inputs,
-        hidden,
-        h0,
-        d_hidden,
-        d_h_last,
+    options = (
         activation,
         lengths,
-        reverse,
-        check_finite,
-        input_grad,
+        _arguments.flag(reverse, "reverse"),
+        _arguments.flag(check_finite, "check_finite"),
+        _arguments.flag(input_grad, "input_grad"),
     )
-    if unbatched:
-        grads["h0"] = grads["h0"][0]
-        if "x" in grads:
-            grads["x"] = grads["x"][:, 0]
+    inputs = _arguments.as_array(inputs, "inputs")
+    if not _arguments.is_unbatched(inputs):
+        return _core.layer_backward(U, W, b, inputs, hidden, h0, d_hidden, d_h_last, *options)
+    _refuse_lengths(lengths, inputs)
+    try:
+        grads = _core.layer_backward(
+            *(U, W, b, inputs[:, None], _arguments.by_step(hidden, "hidden")),
+            _arguments.state(h0, "h0"),
+            None if d_hidden is None else _arguments.by_step(d_hidden, "d_hidden"),
+            _arguments.state(d_h_last, "d_h_last"),
+            *options,
+        )
+    except ValueError as error:
+        arrays = {"inputs": inputs, "hidden": hidden, "d_hidden": d_hidden, "h0": h0}
+        arrays["d_h_last"] = d_h_last
+        _arguments.restate_unbatched(error, len(inputs), U, None, arrays)
+        raise
+    grads["h0"] = grads["h0"][0]
+    if "x" in grads:
+        grads["x"] = grads["x"][:, 0]
     return grads
 
 
@@ -137,9 +140,14 @@ def head_logits(
     layer's U, W and b, are left alone)."""
     V, c = _arguments.head_params(params)
     check_finite = _arguments.flag(check_finite, "check_finite")
-    hidden, unbatched = _head_hidden(hidden, V)
-    logits = _core.head_logits(V, c, hidden, check_finite)
-    return logits[:, 0] if unbatched else logits
+    hidden = _arguments.as_array(hidden, "hidden")
+    if hidden.ndim != 2:
+        return _core.head_logits(V, c, hidden, check_finite)
+    try:
+        return _core.head_logits(V, c, hidden[:, None], check_finite)[:, 0]
+    except ValueError as error:
+        _arguments.restate_unbatched(error, len(hidden), None, V, {"hidden": hidden})
+        raise
 
 
 def head_loss_and_grad(
@@ -161,12 +169,22 @@ def head_loss_and_grad(
     V, c = _arguments.head_params(params)
     reduction = _arguments.reduction(reduction)
     check_finite = _arguments.flag(check_finite, "check_finite")
-    hidden, unbatched = _head_hidden(hidden, V)
-    if unbatched:
-        O, _ = _arguments.matrix_shape(V)
-        targets = _arguments.unbatched_targets(targets, len(hidden), O)
-    loss, grads, d_hidden = _core.head_loss_and_grad(V, c, hidden, targets, reduction, check_finite)
-    return HeadLossAndGrad(loss, grads, d_hidden[:, 0] if unbatched else d_hidden)
+    hidden = _arguments.as_array(hidden, "hidden")
+    if hidden.ndim != 2:
+        return HeadLossAndGrad(
+            *_core.head_loss_and_grad(V, c, hidden, targets, reduction, check_finite)
+        )
+    try:
+        loss, grads, d_hidden = _core.head_loss_and_grad(
+            *(V, c, hidden[:, None], _arguments.by_step(targets, "targets")),
+            reduction,
+            check_finite,
+        )
+    except ValueError as error:
+        arrays = {"hidden": hidden, "targets": targets}
+        _arguments.restate_unbatched(error, len(hidden), None, V, arrays)
+        raise
+    return HeadLossAndGrad(loss, grads, d_hidden[:, 0])
 
 
 def _refuse_lengths(lengths: object, inputs: np.ndarray) -> None:
@@ -175,13 +193,3 @@ def _refuse_lengths(lengths: object, inputs: np.ndarray) -> None:
             "lengths: per-sequence lengths need a batch, inputs (T, B, D) or token ids (T, B); "
             f"got unbatched inputs of shape {inputs.shape} (for one sequence, leave lengths None)"
         )
-
-
-def _head_hidden(hidden: ArrayLike, V: ArrayLike) -> tuple[np.ndarray, bool]:
-    """Hidden states as the core reads them, (T, B, H), and whether they came unbatched, (T, H)
-    checked against V's H here."""
-    array = _arguments.as_array(hidden, "hidden")
-    if array.ndim != 2:
-        return array, False
-    _, H = _arguments.matrix_shape(V)
-    return _arguments.add_batch_axis(array, "hidden", ("T", None), ("H", H), batch_axis=1), True
