@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import _core
+from bptt import _core, _model
 
 T, B, D, H, O = 3, 2, 4, 5, 6
-PARAM_NAMES = ("U", "W", "b", "V", "c")
-PARAM_SHAPES = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+PARAM_NAMES = _model.PARAM_NAMES
+PARAM_SHAPES = _model.parameter_shapes(D, H, O)
 
 
 def valid(dtype=np.float32):

@@ -91,7 +91,7 @@ def make_problem(cfg: Config) -> Problem:
     rng = np.random.default_rng(cfg.seed)
     T, B, D, H, O = cfg.steps, cfg.batch, cfg.input_size, cfg.hidden_size, cfg.output_size
     bound = 1.0 / np.sqrt(H)
-    shapes = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+    shapes = _model.parameter_shapes(D, H, O)
     params = {k: rng.uniform(-bound, bound, shape).astype(cfg.dtype) for k, shape in shapes.items()}
     if cfg.tokens:
         inputs = rng.integers(0, D, (T, B))

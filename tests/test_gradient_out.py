@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import reference
+from bptt import _model, reference
 
-PARAM_NAMES = ("U", "W", "b", "V", "c")
+PARAM_NAMES = _model.PARAM_NAMES
 
 
 def problem(dtype, tokens, unbatched=False, T=9, B=3, D=11, H=20, O=7, seed=0):

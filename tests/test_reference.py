@@ -28,7 +28,7 @@ class Problem(NamedTuple):
 def make_problem(case, input_kind="float", target_kind="ids", steps=T, batch=B):
     """Random params of scale 0.5, a random non-zero h0 and targets; seeded by the case name."""
     rng = np.random.default_rng(zlib.crc32(case.encode()))
-    shapes = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+    shapes = _model.parameter_shapes(D, H, O)
     params = {k: 0.5 * rng.standard_normal(shape) for k, shape in shapes.items()}
     if input_kind == "float":
         inputs = rng.standard_normal((steps, batch, D))

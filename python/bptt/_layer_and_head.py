@@ -115,15 +115,24 @@ def layer_backward(
     _refuse_lengths(lengths, inputs)
     try:
         grads = _core.layer_backward(
-            *(U, W, b, inputs[:, None], _arguments.by_step(hidden, "hidden")),
+            U,
+            W,
+            b,
+            inputs[:, None],
+            _arguments.by_step(hidden, "hidden"),
             _arguments.state(h0, "h0"),
             None if d_hidden is None else _arguments.by_step(d_hidden, "d_hidden"),
             _arguments.state(d_h_last, "d_h_last"),
             *options,
         )
     except ValueError as error:
-        arrays = {"inputs": inputs, "hidden": hidden, "d_hidden": d_hidden, "h0": h0}
-        arrays["d_h_last"] = d_h_last
+        arrays = {
+            "inputs": inputs,
+            "hidden": hidden,
+            "d_hidden": d_hidden,
+            "h0": h0,
+            "d_h_last": d_h_last,
+        }
         _arguments.restate_unbatched(error, len(inputs), U, None, arrays)
         raise
     grads["h0"] = grads["h0"][0]
@@ -176,9 +185,7 @@ def head_loss_and_grad(
         )
     try:
         loss, grads, d_hidden = _core.head_loss_and_grad(
-            *(V, c, hidden[:, None], _arguments.by_step(targets, "targets")),
-            reduction,
-            check_finite,
+            V, c, hidden[:, None], _arguments.by_step(targets, "targets"), reduction, check_finite
         )
     except ValueError as error:
         arrays = {"hidden": hidden, "targets": targets}
