@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import _core
+from bptt import _core, _model
 
 T, B, D, H, O = 3, 2, 4, 5, 6
-PARAM_NAMES = ("U", "W", "b", "V", "c")
-PARAM_SHAPES = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+PARAM_NAMES = _model.PARAM_NAMES
+PARAM_SHAPES = _model.parameter_shapes(D, H, O)
 
 
 def valid(dtype=np.float32):
@@ -669,3 +669,208 @@ def test_core_head_logits_with_a_bad_argument_raises_naming_it(change, name, err
 
     with pytest.raises(error, match=name):
         _core.head_logits(**call_args)
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer and the head on their own: loss_and_grad's checks, each naming the argument.
+
+
+def layer_and_head_calls(**options):
+    """Each public layer and head function on the valid problem, by name, as a function of the
+    params; each takes those of the options it has."""
+    args = valid()
+    inputs, targets, h0 = args["inputs"], args["targets"], args["h0"]
+    hidden = bptt.layer_forward(args["params"], inputs, h0=h0).hidden
+
+    def taking(*names):
+        return {name: value for name, value in options.items() if name in names}
+
+    layer = taking("activation", "reverse", "check_finite")
+    return {
+        "layer_forward": lambda params: bptt.layer_forward(params, inputs, h0=h0, **layer),
+        "layer_backward": lambda params: bptt.layer_backward(
+            params, inputs, hidden, h0=h0, d_hidden=hidden, **layer, **taking("input_grad")
+        ),
+        "head_logits": lambda params: bptt.head_logits(params, hidden, **taking("check_finite")),
+        "head_loss_and_grad": lambda params: bptt.head_loss_and_grad(
+            params, hidden, targets, **taking("check_finite", "reduction")
+        ),
+    }
+
+
+LAYER_FUNCTIONS = ["layer_forward", "layer_backward"]
+HEAD_FUNCTIONS = ["head_logits", "head_loss_and_grad"]
+
+
+@pytest.mark.parametrize("function", LAYER_FUNCTIONS + HEAD_FUNCTIONS)
+@pytest.mark.parametrize("params", [None, [1, 2], "UWbVc"])
+def test_layer_and_head_params_that_are_not_a_mapping_are_a_type_error(params, function):
+    with pytest.raises(TypeError, match=r"^params: expected a mapping holding"):
+        layer_and_head_calls()[function](params)
+
+
+@pytest.mark.parametrize(
+    ("function", "name"),
+    [(function, name) for function in LAYER_FUNCTIONS for name in ("U", "W", "b")]
+    + [(function, name) for function in HEAD_FUNCTIONS for name in ("V", "c")],
+)
+def test_layer_and_head_params_missing_their_own_key_are_a_value_error_naming_it(function, name):
+    params = {k: v for k, v in valid()["params"].items() if k != name}
+
+    with pytest.raises(
+        ValueError, match=rf"^params: expected a mapping holding .*; missing {name}"
+    ):
+        layer_and_head_calls()[function](params)
+
+
+def test_the_layer_needs_no_head_params_and_the_head_no_layer_params():
+    params = valid()["params"]
+    calls = layer_and_head_calls()
+
+    for function in LAYER_FUNCTIONS:
+        calls[function]({name: params[name] for name in ("U", "W", "b")})
+    for function in HEAD_FUNCTIONS:
+        calls[function]({name: params[name] for name in ("V", "c")})
+
+
+@pytest.mark.parametrize(
+    ("function", "name", "shape"),
+    [(function, "W", (H, H + 1)) for function in LAYER_FUNCTIONS]
+    + [(function, "c", (O + 1,)) for function in HEAD_FUNCTIONS],
+)
+def test_layer_and_head_params_of_the_wrong_shape_are_a_value_error_naming_them(
+    function, name, shape
+):
+    with pytest.raises(ValueError, match=quoted(name)):
+        layer_and_head_calls()[function](params_with(name, np.zeros(shape, np.float32)))
+
+
+@pytest.mark.parametrize("value", [None, "yes", 1], ids=repr)
+@pytest.mark.parametrize(
+    ("function", "flag"),
+    [(f, "check_finite") for f in LAYER_FUNCTIONS + HEAD_FUNCTIONS]
+    + [(f, "reverse") for f in LAYER_FUNCTIONS]
+    + [("layer_backward", "input_grad")],
+)
+def test_a_layer_or_head_flag_that_is_not_a_bool_is_a_type_error_naming_it(function, flag, value):
+    with pytest.raises(TypeError, match=rf"^{flag}: expected True or False"):
+        layer_and_head_calls(**{flag: value})[function](valid()["params"])
+
+
+@pytest.mark.parametrize("function", LAYER_FUNCTIONS)
+def test_an_unknown_activation_of_the_layer_is_a_value_error_naming_it(function):
+    with pytest.raises(ValueError, match=r"^activation: expected 'tanh', 'sigmoid', 'relu' or"):
+        layer_and_head_calls(activation="gelu")[function](valid()["params"])
+
+
+def test_an_unknown_reduction_of_the_head_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"^reduction: expected 'sum' or 'mean', got 'max'"):
+        layer_and_head_calls(reduction="max")["head_loss_and_grad"](valid()["params"])
+
+
+@pytest.mark.parametrize(
+    ("name", "array", "error"),
+    [
+        ("hidden", np.zeros((T + 1, B, H), np.float32), ValueError),
+        ("hidden", np.zeros((T, B, H), np.float64), TypeError),
+        ("d_hidden", np.zeros((T, B, H + 1), np.float32), ValueError),
+        ("d_h_last", np.zeros((B + 1, H), np.float32), ValueError),
+        ("d_h_last", with_nan(np.zeros((B, H), np.float32)), ValueError),
+    ],
+    ids=["hidden-T+1", "hidden-float64", "d_hidden-H", "d_h_last-B", "d_h_last-nan"],
+)
+def test_layer_backward_with_a_bad_state_array_raises_naming_it(name, array, error):
+    args = valid()
+    hidden = bptt.layer_forward(args["params"], args["inputs"], h0=args["h0"]).hidden
+    arrays = {"hidden": hidden, "d_hidden": None, "d_h_last": None, name: array}
+
+    with pytest.raises(error, match=f"^{name}: "):
+        bptt.layer_backward(
+            args["params"], args["inputs"], arrays.pop("hidden"), h0=args["h0"], **arrays
+        )
+
+
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        (np.array([T + 1, 0]), r"^lengths: length 4 of sequence b=0 is out of range"),
+        (np.array([1, 2, 3]), r"^lengths: expected shape \(B,\) = \(2,\)"),
+        (np.array([1.5, 2.0]), r"^lengths: "),
+    ],
+    ids=["T+1", "B+1", "float"],
+)
+def test_bad_lengths_are_an_error_naming_lengths(lengths, message):
+    args = valid()
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        bptt.layer_forward(args["params"], args["inputs"], lengths=lengths)
+
+
+# Unbatched calls: each error speaks of the unbatched shapes the caller passed, not of the
+# batch of one the core reads.
+UNBATCHED_CASES = {
+    "layer_forward-h0": (
+        lambda p, x, hidden, y: bptt.layer_forward(p, x, h0=np.zeros(H + 1, np.float32)),
+        r"^h0: expected shape \(H,\) = \(5,\) for unbatched inputs, got \(6,\)",
+    ),
+    "layer_forward-inputs": (
+        lambda p, x, hidden, y: bptt.layer_forward(p, np.zeros((T, D + 1), np.float32)),
+        r"^inputs: expected shape \(T, D\) with D = 4 for unbatched inputs, got \(3, 5\)",
+    ),
+    "layer_forward-lengths": (
+        lambda p, x, hidden, y: bptt.layer_forward(p, x, lengths=np.array([T])),
+        r"^lengths: per-sequence lengths need a batch",
+    ),
+    "layer_backward-hidden": (
+        lambda p, x, hidden, y: bptt.layer_backward(p, x, np.zeros((T, H + 1), np.float32)),
+        r"^hidden: expected shape \(T, H\) = \(3, 5\) for unbatched inputs, got \(3, 6\)",
+    ),
+    "layer_backward-d_hidden": (
+        lambda p, x, hidden, y: bptt.layer_backward(
+            p, x, hidden, d_hidden=np.zeros((T + 1, H), np.float32)
+        ),
+        r"^d_hidden: expected shape \(T, H\) = \(3, 5\) for unbatched inputs, got \(4, 5\)",
+    ),
+    "layer_backward-d_h_last": (
+        lambda p, x, hidden, y: bptt.layer_backward(
+            p, x, hidden, d_h_last=np.zeros((1, H), np.float32)
+        ),
+        r"^d_h_last: expected shape \(H,\) = \(5,\) for unbatched inputs, got \(1, 5\)",
+    ),
+    "head_logits-hidden": (
+        lambda p, x, hidden, y: bptt.head_logits(p, np.zeros((T, H + 1), np.float32)),
+        r"^hidden: expected shape \(T, H\) = \(3, 5\) for unbatched inputs, got \(3, 6\)",
+    ),
+    "head_loss_and_grad-targets": (
+        lambda p, x, hidden, y: bptt.head_loss_and_grad(p, hidden, np.zeros((T, B), np.int64)),
+        r"^targets: expected shape \(T,\) = \(3,\) for unbatched inputs, got \(3, 2\)",
+    ),
+    "head_loss_and_grad-soft-targets": (
+        lambda p, x, hidden, y: bptt.head_loss_and_grad(
+            p, hidden, np.zeros((T, O + 1), np.float32)
+        ),
+        r"^targets: expected shape \(T, O\) = \(3, 6\) for unbatched inputs, got \(3, 7\)",
+    ),
+    "loss_and_grad-h0": (
+        lambda p, x, hidden, y: bptt.loss_and_grad(p, x, y, h0=np.zeros(H + 1, np.float32)),
+        r"^h0: expected shape \(H,\) = \(5,\) for unbatched inputs, got \(6,\)",
+    ),
+    "loss_and_grad-soft-targets": (
+        lambda p, x, hidden, y: bptt.loss_and_grad(p, x, np.zeros((T + 1, O), np.float32)),
+        r"^targets: expected shape \(T, O\) = \(3, 6\) for unbatched inputs, got \(4, 6\)",
+    ),
+    "forward-h0": (
+        lambda p, x, hidden, y: bptt.forward(p, x, h0=np.zeros((1, H), np.float32)),
+        r"^h0: expected shape \(H,\) = \(5,\) for unbatched inputs, got \(1, 5\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNBATCHED_CASES)
+def test_unbatched_calls_name_the_unbatched_shape_expected(case):
+    call, message = UNBATCHED_CASES[case]
+    args = valid()
+    hidden = bptt.layer_forward(args["params"], args["inputs"]).hidden[:, 0]
+
+    with pytest.raises(ValueError, match=message):
+        call(args["params"], args["inputs"][:, 0], hidden, args["targets"][:, 0])

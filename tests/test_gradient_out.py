@@ -1,6 +1,6 @@
-"""loss_and_grad(..., out=...): the gradients written into the caller's arrays (a training loop's
-flat gradient vector), bit for bit what new arrays would hold, and every unusable out array
-refused before anything is written."""
+"""Where loss_and_grad's gradients go, and which: out=... writes them into the caller's arrays
+(a training loop's flat gradient vector), bit for bit what new arrays would hold, and refuses
+every unusable out array before anything is written; input_grad=False leaves dL/dx out."""
 
 import re
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import reference
+from bptt import _model, reference
 
-PARAM_NAMES = ("U", "W", "b", "V", "c")
+PARAM_NAMES = _model.PARAM_NAMES
 
 
 def problem(dtype, tokens, unbatched=False, T=9, B=3, D=11, H=20, O=7, seed=0):
@@ -144,3 +144,15 @@ def test_unbatched_out_arrays_are_checked_against_the_unbatched_shapes(name, sha
     params, inputs, targets, h0 = problem(np.float32, tokens=False, unbatched=True)
     with pytest.raises(ValueError, match=re.escape(words)):
         bptt.loss_and_grad(params, inputs, targets, h0=h0, out={name: np.zeros(shape, np.float32)})
+
+
+def test_input_grad_false_omits_x_and_changes_no_other_gradient():
+    params = bptt.init_params(4, 6, 3, dtype=np.float64, seed=2)
+    rng = np.random.default_rng(2)
+    inputs, targets = rng.standard_normal((5, 2, 4)), rng.integers(0, 3, size=(5, 2))
+    full = bptt.loss_and_grad(params, inputs, targets)
+    without_x = bptt.loss_and_grad(params, inputs, targets, input_grad=False)
+    assert set(without_x.grads) == set(full.grads) - {"x"}
+    assert without_x.loss == full.loss
+    for name, grad in without_x.grads.items():
+        assert np.array_equal(grad, full.grads[name]), name

@@ -5,23 +5,17 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from closeness import assert_close, finite_difference_tolerance
 
-from bptt import reference
+from bptt import _model, reference
 
 T, B, D, H, O = 4, 2, 3, 5, 4  # tiny, so that every gradient entry can be checked
-ACTIVATIONS = ["tanh", "sigmoid", "relu", "identity"]
+ACTIVATIONS = _model.ACTIVATIONS
 INPUT_KINDS = ["float", "tokens"]
 TARGET_KINDS = ["ids", "soft"]
-PARAM_NAMES = ("U", "W", "b", "V", "c")
+PARAM_NAMES = _model.PARAM_NAMES
 
-EPS = np.finfo(np.float64).eps
 FD_STEP = 1e-6
-
-
-def fd_tolerance(loss):
-    """Absolute error bound of a central difference of a loss of this magnitude."""
-    # rounding: eps·|L|/step ≈ 2e-10·|L|, truncation: step²·|L'''|/6 ≈ 1e-12; allow 100x both
-    return 100 * (EPS * max(abs(loss), 1.0) / FD_STEP + FD_STEP**2)
 
 
 class Problem(NamedTuple):
@@ -34,7 +28,7 @@ class Problem(NamedTuple):
 def make_problem(case, input_kind="float", target_kind="ids", steps=T, batch=B):
     """Random params of scale 0.5, a random non-zero h0 and targets; seeded by the case name."""
     rng = np.random.default_rng(zlib.crc32(case.encode()))
-    shapes = {"U": (H, D), "W": (H, H), "b": (H,), "V": (O, H), "c": (O,)}
+    shapes = _model.parameter_shapes(D, H, O)
     params = {k: 0.5 * rng.standard_normal(shape) for k, shape in shapes.items()}
     if input_kind == "float":
         inputs = rng.standard_normal((steps, batch, D))
@@ -81,12 +75,13 @@ def central_differences(loss_of, variables):
     return fd
 
 
-def assert_same_loss_and_grads(actual, expected, rtol=1e-12, atol=1e-14):
-    np.testing.assert_allclose(actual.loss, expected.loss, rtol=rtol, atol=atol)
+def assert_same_loss_and_grads(actual, expected):
+    """Equal to float64 rounding over the T + 1 steps (the same sums in other forms)."""
+    assert_close(actual.loss, expected.loss, dtype=np.float64, terms=T + 1, name="loss")
     assert actual.grads.keys() == expected.grads.keys()
     for name in expected.grads:
-        np.testing.assert_allclose(
-            actual.grads[name], expected.grads[name], rtol=rtol, atol=atol, err_msg=name
+        assert_close(
+            actual.grads[name], expected.grads[name], dtype=np.float64, terms=T + 1, name=name
         )
 
 
@@ -111,9 +106,8 @@ def test_every_gradient_entry_equals_the_central_finite_difference(
     assert result.grads.keys() == expected.keys()
     for name, fd in expected.items():
         assert result.grads[name].shape == fd.shape, name
-        np.testing.assert_allclose(
-            result.grads[name], fd, rtol=0, atol=fd_tolerance(result.loss), err_msg=name
-        )
+        tolerance = finite_difference_tolerance(result.loss, FD_STEP)
+        np.testing.assert_allclose(result.grads[name], fd, rtol=0, atol=tolerance, err_msg=name)
 
 
 @pytest.mark.parametrize("target_kind", TARGET_KINDS)
@@ -124,11 +118,10 @@ def test_mean_reduction_is_the_sum_divided_by_the_counted_targets(target_kind):
     summed = loss_and_grad(problem, reduction="sum")
     mean = loss_and_grad(problem, reduction="mean")
 
-    np.testing.assert_allclose(mean.loss, summed.loss / counted, rtol=1e-12)
+    assert_close(mean.loss, summed.loss / counted, dtype=np.float64, terms=T + 1, name="loss")
     for name in summed.grads:
-        np.testing.assert_allclose(
-            mean.grads[name], summed.grads[name] / counted, rtol=1e-12, atol=1e-15
-        )
+        expected = summed.grads[name] / counted
+        assert_close(mean.grads[name], expected, dtype=np.float64, terms=T + 1, name=name)
 
 
 @pytest.mark.parametrize("input_kind", INPUT_KINDS)
@@ -213,7 +206,10 @@ def test_missing_h0_means_a_zero_initial_state():
     without_h0 = reference.loss_and_grad(problem.params, problem.inputs, problem.targets)
     with_zeros = loss_and_grad(problem._replace(h0=np.zeros((B, H))))
 
-    assert_same_loss_and_grads(without_h0, with_zeros, rtol=0, atol=0)
+    assert without_h0.loss == with_zeros.loss
+    assert without_h0.grads.keys() == with_zeros.grads.keys()
+    for name, grad in with_zeros.grads.items():
+        np.testing.assert_array_equal(without_h0.grads[name], grad, err_msg=name)
     assert reference.forward(problem.params, np.zeros((0, B, D))).h_last.shape == (B, H)
 
 
@@ -253,11 +249,11 @@ def test_forward_agrees_with_what_loss_and_grad_uses(activation, target_kind):
     else:
         y = problem.targets
     log_y_hat = fwd.logits - np.log(np.exp(fwd.logits).sum(axis=-1, keepdims=True))
-    np.testing.assert_allclose(result.loss, -np.sum(y * log_y_hat), rtol=1e-12)
+    assert_close(result.loss, -np.sum(y * log_y_hat), dtype=np.float64, terms=T + 1, name="loss")
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_forward_follows_the_recurrence_of_the_note_one_sequence_at_a_time(activation):
+def test_forward_follows_the_models_recurrence_one_sequence_at_a_time(activation):
     problem = make_problem(f"recurrence-{activation}")
     U, W, b, V, c = (problem.params[k] for k in PARAM_NAMES)
     sigma = {
@@ -269,12 +265,12 @@ def test_forward_follows_the_recurrence_of_the_note_one_sequence_at_a_time(activ
 
     fwd = reference.forward(problem.params, problem.inputs, h0=problem.h0, activation=activation)
 
-    for n in range(B):  # column vectors, exactly as written in the note
+    for n in range(B):  # column vectors, exactly as Goodfellow et al. write it (10.2.2)
         h = problem.h0[n]
         for t in range(T):
             h = sigma(b + W @ h + U @ problem.inputs[t, n])
-            np.testing.assert_allclose(fwd.hidden[t, n], h, rtol=1e-12, atol=1e-15)
-            np.testing.assert_allclose(fwd.logits[t, n], c + V @ h, rtol=1e-12, atol=1e-15)
+            assert_close(fwd.hidden[t, n], h, dtype=np.float64, terms=t + 1, name="h_t")
+            assert_close(fwd.logits[t, n], c + V @ h, dtype=np.float64, terms=t + 1, name="o_t")
 
 
 def test_token_ids_act_as_one_hot_float_inputs():
@@ -336,3 +332,131 @@ def test_invalid_argument_is_a_value_error_naming_it(argument, change):
 
     with pytest.raises(ValueError, match=argument):
         loss_and_grad(problem._replace(**arrays), **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer and the head on their own.
+
+LENGTHS = np.array([T, 1])  # the second sequence has one real step, then padding
+
+
+def assert_matches_central_differences(grads, loss_of, variables):
+    expected = central_differences(loss_of, variables)
+    assert grads.keys() == expected.keys()
+    tolerance = finite_difference_tolerance(loss_of(variables), FD_STEP)
+    for name, fd in expected.items():
+        assert grads[name].shape == fd.shape, name
+        np.testing.assert_allclose(grads[name], fd, rtol=0, atol=tolerance, err_msg=name)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_layer_backward_equals_the_central_differences_of_a_loss_on_the_states(
+    activation, reverse, padded
+):
+    # L = Σ_t G_t · h_t over the real steps + G_last · h_last, for fixed random G_t, G_last
+    problem = make_problem(f"layer-{activation}-{reverse}-{padded}")
+    rng = np.random.default_rng(1)
+    d_hidden, d_h_last = rng.standard_normal((T, B, H)), rng.standard_normal((B, H))
+    lengths = LENGTHS if padded else None
+    real_steps = LENGTHS if padded else np.full(B, T)
+    real = (np.arange(T)[:, None] < real_steps)[..., None]  # d_hidden is ignored at padding
+    options = {"activation": activation, "lengths": lengths, "reverse": reverse}
+
+    def loss_of(v):
+        layer = reference.layer_forward(v, v["x"], h0=v["h0"], **options)
+        return float(np.sum(d_hidden * layer.hidden * real) + np.sum(d_h_last * layer.h_last))
+
+    variables = {k: problem.params[k].copy() for k in ("U", "W", "b")}
+    variables.update(h0=problem.h0.copy(), x=problem.inputs.copy())
+    hidden = reference.layer_forward(variables, problem.inputs, h0=problem.h0, **options).hidden
+    grads = reference.layer_backward(
+        variables,
+        problem.inputs,
+        hidden,
+        h0=problem.h0,
+        d_hidden=d_hidden,
+        d_h_last=d_h_last,
+        **options,
+    )
+
+    assert_matches_central_differences(grads, loss_of, variables)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("target_kind", TARGET_KINDS)
+def test_head_loss_and_grad_equals_the_central_differences_of_its_loss(target_kind, reduction):
+    problem = make_problem(f"head-{target_kind}-{reduction}", target_kind=target_kind)
+    hidden = np.random.default_rng(2).uniform(-1, 1, (T, B, H))
+
+    def loss_of(v):
+        return reference.head_loss_and_grad(
+            v, v["hidden"], problem.targets, reduction=reduction
+        ).loss
+
+    variables = {"V": problem.params["V"].copy(), "c": problem.params["c"].copy(), "hidden": hidden}
+    head = reference.head_loss_and_grad(variables, hidden, problem.targets, reduction=reduction)
+
+    assert head.loss == loss_of(variables)
+    assert_matches_central_differences(head.grads | {"hidden": head.d_hidden}, loss_of, variables)
+
+
+def test_head_logits_are_c_plus_V_h_at_every_step():
+    problem = make_problem("logits")
+    hidden = np.random.default_rng(3).uniform(-1, 1, (T, B, H))
+    V, c = problem.params["V"], problem.params["c"]
+
+    logits = reference.head_logits(problem.params, hidden)
+
+    for t in range(T):
+        for n in range(B):  # column vectors, exactly as Goodfellow et al. write them (10.2.2)
+            assert_close(logits[t, n], c + V @ hidden[t, n], dtype=np.float64, terms=H, name="o_t")
+
+
+@pytest.mark.parametrize("input_kind", INPUT_KINDS)
+def test_the_layer_then_the_head_then_the_layer_backwards_give_loss_and_grad(input_kind):
+    problem = make_problem(f"composed-{input_kind}", input_kind)
+    params, inputs, h0 = problem.params, problem.inputs, problem.h0
+
+    layer = reference.layer_forward(params, inputs, h0=h0)
+    head = reference.head_loss_and_grad(params, layer.hidden, problem.targets)
+    layer_grads = reference.layer_backward(
+        params, inputs, layer.hidden, h0=h0, d_hidden=head.d_hidden
+    )
+    whole = loss_and_grad(problem)
+
+    np.testing.assert_array_equal(layer.h_last, whole.h_last)
+    assert_same_loss_and_grads(
+        reference.LossAndGrad(head.loss, layer_grads | head.grads, None), whole
+    )
+
+
+def test_padded_steps_keep_the_state_they_read_in_either_direction():
+    problem = make_problem("padding")
+    params, inputs, h0 = problem.params, problem.inputs, problem.h0
+
+    forward = reference.layer_forward(params, inputs, h0=h0, lengths=LENGTHS)
+    backward = reference.layer_forward(params, inputs, h0=h0, lengths=LENGTHS, reverse=True)
+
+    # sequence 1 runs its one real step, t = 1, from h0 either way, and keeps that state after
+    one_step = reference.layer_forward(params, inputs[:1, 1], h0=h0[1])
+    for layer in (forward, backward):
+        np.testing.assert_array_equal(layer.hidden[0, 1], one_step.h_last)
+    np.testing.assert_array_equal(
+        forward.hidden[1:, 1], np.broadcast_to(one_step.h_last, (T - 1, H))
+    )
+    np.testing.assert_array_equal(backward.hidden[1:, 1], np.broadcast_to(h0[1], (T - 1, H)))
+    np.testing.assert_array_equal(forward.h_last[1], one_step.h_last)
+    np.testing.assert_array_equal(backward.h_last[1], one_step.h_last)
+
+
+def test_reverse_is_the_forward_recurrence_on_the_time_reversed_sequence():
+    problem = make_problem("reverse")
+    params, inputs, h0 = problem.params, problem.inputs, problem.h0
+
+    backward = reference.layer_forward(params, inputs, h0=h0, reverse=True)
+    flipped = reference.layer_forward(params, inputs[::-1], h0=h0)
+
+    np.testing.assert_array_equal(backward.hidden, flipped.hidden[::-1])
+    np.testing.assert_array_equal(backward.h_last, flipped.h_last)

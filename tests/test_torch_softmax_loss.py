@@ -1,9 +1,9 @@
-"""bptt.torch.rnn_softmax_loss, the note's whole loss as one torch autograd operation, against
+"""bptt.torch.rnn_softmax_loss, the model's whole loss as one torch autograd operation, against
 the same model written in plain torch operations and differentiated by torch's autograd."""
 
-import math
 import re
 
+import closeness
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,9 +14,6 @@ from bptt.torch import rnn_softmax_loss
 
 T, B, D, H, O = 7, 3, 5, 6, 4
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
-# Sums of at most T·B·max(D, H, O) ≈ 100 products in another order than torch's, relative to
-# values of size 1: 64·eps·sqrt(T) as in the layer's parity tests.
-TOLERANCE = {torch.float32: 64 * 1.2e-7 * math.sqrt(T), torch.float64: 64 * 2.3e-16 * math.sqrt(T)}
 # The two ways to differentiate a scalar again: into every leaf, or into some only.
 DIFFERENTIATE = {
     "backward": lambda scalar, leaf: scalar.backward(),
@@ -63,6 +60,14 @@ def make_problem(dtype, token_inputs, soft_targets, with_h0, seed=0):
     return params, inputs, targets, h0
 
 
+def assert_equal_to_rounding(loss, expected_loss, grads, expected_grads, dtype):
+    """The loss and each gradient equal to rounding over the T steps: sums of at most
+    T·B·max(D, H, O) ≈ 100 products in another order than torch's."""
+    closeness.assert_close(loss, expected_loss, dtype=dtype, terms=T, name="loss")
+    for ours, theirs in zip(grads, expected_grads, strict=True):
+        closeness.assert_close(ours, theirs, dtype=dtype, terms=T)
+
+
 def gradients(loss, params, inputs, h0):
     leaves = [*params.values()]
     leaves += [inputs] if inputs.is_floating_point() else []
@@ -82,12 +87,13 @@ def test_loss_and_every_gradient_equal_plain_torch_autograd(
     got = rnn_softmax_loss(params, inputs, targets, h0=h0, reduction=reduction)
     assert got.dtype == dtype
     assert got.shape == ()
-    tolerance = TOLERANCE[dtype]
-    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
-    for ours, theirs in zip(
-        gradients(got, params, inputs, h0), gradients(expected, params, inputs, h0), strict=True
-    ):
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=tolerance)
+    assert_equal_to_rounding(
+        got,
+        expected,
+        gradients(got, params, inputs, h0),
+        gradients(expected, params, inputs, h0),
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
@@ -95,12 +101,13 @@ def test_other_activations_and_no_h0_equal_plain_torch_autograd(activation):
     params, inputs, targets, _ = make_problem(torch.float64, False, False, with_h0=False)
     expected = plain_torch_loss(params, inputs, targets, None, activation, "sum")
     got = rnn_softmax_loss(params, inputs, targets, activation=activation)
-    tolerance = TOLERANCE[torch.float64]
-    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
-    for ours, theirs in zip(
-        gradients(got, params, inputs, None), gradients(expected, params, inputs, None), strict=True
-    ):
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=tolerance)
+    assert_equal_to_rounding(
+        got,
+        expected,
+        gradients(got, params, inputs, None),
+        gradients(expected, params, inputs, None),
+        torch.float64,
+    )
 
 
 def test_backward_scales_the_gradients_by_the_upstream_gradient():
@@ -108,7 +115,8 @@ def test_backward_scales_the_gradients_by_the_upstream_gradient():
     once = gradients(rnn_softmax_loss(params, inputs, targets, h0=h0), params, inputs, h0)
     scaled = gradients(-2.5 * rnn_softmax_loss(params, inputs, targets, h0=h0), params, inputs, h0)
     for single, scaled_one in zip(once, scaled, strict=True):
-        torch.testing.assert_close(scaled_one, -2.5 * single, rtol=1e-15, atol=0)
+        # one rounding of each product apart
+        closeness.assert_close(scaled_one, -2.5 * single, dtype=torch.float64, terms=1)
 
 
 def test_a_retained_graph_gives_the_same_gradients_on_every_backward():
@@ -119,7 +127,8 @@ def test_a_retained_graph_gives_the_same_gradients_on_every_backward():
     scaled.backward(retain_graph=True)
     scaled.backward()
     for param, single in zip(params.values(), once, strict=True):
-        torch.testing.assert_close(param.grad, 6 * single, rtol=1e-15, atol=0)
+        # a few roundings of each sum apart
+        closeness.assert_close(param.grad, 6 * single, dtype=torch.float64, terms=3)
 
 
 @pytest.mark.parametrize("differentiate", DIFFERENTIATE)
@@ -151,7 +160,7 @@ def test_h_last_is_the_last_hidden_state_without_a_gradient():
     with torch.no_grad():
         for x in inputs:
             h = torch.tanh(params["b"] + h @ params["W"].T + x @ params["U"].T)
-    torch.testing.assert_close(h_last, h, rtol=0, atol=1e-14)
+    closeness.assert_close(h_last, h, dtype=torch.float64, terms=T)
     assert not h_last.requires_grad
 
 

@@ -7,21 +7,35 @@ C++/Eigen core.
 
 # ruff: noqa: RUF002
 
+import importlib
+import importlib.metadata
+from types import ModuleType
+
 from bptt import reference
 from bptt._api import forward, get_num_threads, loss_and_grad, release_scratch, set_num_threads
 from bptt._core import build_info
+from bptt._layer_and_head import head_logits, head_loss_and_grad, layer_backward, layer_forward
 from bptt._params import init_params
-from bptt.reference import ForwardResult, LossAndGrad
+from bptt.results import ForwardResult, HeadLossAndGrad, LayerForwardResult, LossAndGrad
 
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml, and installed with the distribution
+    __version__ = importlib.metadata.version("bptt")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ForwardResult",
+    "HeadLossAndGrad",
+    "LayerForwardResult",
     "LossAndGrad",
     "build_info",
     "forward",
     "get_num_threads",
+    "head_logits",
+    "head_loss_and_grad",
     "init_params",
+    "layer_backward",
+    "layer_forward",
     "loss_and_grad",
     "reference",
     "release_scratch",
@@ -29,10 +43,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     """bptt.torch and bptt.jax import PyTorch and JAX, so they load on first use only."""
     if name in ("torch", "jax"):
-        import importlib
-
         return importlib.import_module(f"bptt.{name}")
     raise AttributeError(f"module 'bptt' has no attribute {name!r}")

@@ -1,146 +1,132 @@
-"""The public functions: NumPy arrays in, NumPy arrays out, the work done by the compiled core."""
+"""The public functions of the whole model: NumPy arrays in, NumPy arrays out, the work done by
+the compiled core. The recurrent layer and the softmax head on their own are in
+bptt._layer_and_head."""
+
+# ruff: noqa: RUF002
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from bptt import _core
-from bptt.reference import ForwardResult, LossAndGrad
+from bptt import _arguments, _core
+from bptt._model import PARAM_NAMES  # noqa: F401  (read here by bptt.training)
+from bptt.results import ForwardResult, LossAndGrad
 
-PARAM_NAMES = ("U", "W", "b", "V", "c")
-
-
-def _unpack(params) -> tuple:
-    if not isinstance(params, Mapping):
-        raise TypeError(
-            f"params: expected a dict with keys U, W, b, V, c, got {type(params).__name__}"
-        )
-    try:  # spelled out: this runs on every call, and a generator costs microseconds
-        arrays = (params["U"], params["W"], params["b"], params["V"], params["c"])
-    except KeyError:
-        arrays = None
-    if arrays is None or len(params) != len(PARAM_NAMES):
-        missing = [name for name in PARAM_NAMES if name not in params]
-        extra = [repr(name) for name in params if name not in PARAM_NAMES]
-        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(extra)}"] if extra else []
-        )
-        raise ValueError(f"params: expected exactly the keys U, W, b, V, c; {'; '.join(problems)}")
-    return arrays
-
-
-def _flag(value, name: str) -> bool:
-    """A bool argument: None or a string would otherwise pass for False or True."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
-
-
-def _as_array(value, name: str) -> np.ndarray:
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError) as error:  # e.g. ragged nested lists
-        raise ValueError(
-            f"{name}: expected an array, got {type(value).__name__}: {error}"
-        ) from None
-
-
-def _is_unbatched(inputs: np.ndarray) -> bool:
-    """(T, D) float vectors or (T,) token ids: one sequence without a batch axis."""
-    return inputs.ndim == (1 if inputs.dtype.kind in "iu" else 2)
+FloatArray = NDArray[np.floating]
 
 
 def loss_and_grad(
-    params: Mapping[str, np.ndarray],
-    inputs,
-    targets,
+    params: Mapping[str, ArrayLike],
+    inputs: ArrayLike,
+    targets: ArrayLike,
     *,
-    h0=None,
+    h0: ArrayLike | None = None,
     activation: str = "tanh",
     reduction: str = "sum",
     check_finite: bool = True,
     input_grad: bool = True,
-    out: dict[str, np.ndarray] | None = None,
+    out: Mapping[str, FloatArray] | None = None,
 ) -> LossAndGrad:
     """L = -Σ_t y_t · log softmax(c + V h_t) and its exact gradients by BPTT.
 
-    inputs: float (T, B, D) or integer token ids (T, B); targets: class ids (T, B), -1 meaning no
-    loss at that step, or float soft targets (T, B, O). Unbatched (T, D) / (T,) inputs give
-    unbatched results. Returns (loss, grads {U, W, b, V, c, h0, and x for float inputs}, h_last);
+    params: U (H, D), W (H, H), b (H,), V (O, H), c (O,), float32 or float64 alike (exactly
+    these keys). inputs: float (T, B, D) or integer token ids (T, B); targets: class ids (T, B),
+    -1 meaning no loss at that step, or float soft targets (T, B, O); h0: (B, H) or None (zeros).
+    Unbatched (T, D) / (T,) inputs take (T,) / (T, O) targets and an (H,) h0, and give unbatched
+    results. Returns (loss, grads {U, W, b, V, c, h0, and x for float inputs}, h_last);
     input_grad=False skips x (one product of (T·B, H) by (H, D)) when nothing needs dL/dx.
     out: arrays, by gradient name (some of those grads has), that the core writes those
     gradients into, and returns as them, instead of new arrays: writable, C-contiguous, of the
     gradient's shape and the params' dtype, sharing memory with no argument and no other.
+    check_finite=False skips the scan for NaN and infinity in every input array.
     """
-    weights = _unpack(params)
-    check_finite, input_grad = _flag(check_finite, "check_finite"), _flag(input_grad, "input_grad")
+    weights = _arguments.model_params(params)
+    check_finite = _arguments.flag(check_finite, "check_finite")
+    input_grad = _arguments.flag(input_grad, "input_grad")
+    activation, reduction = _arguments.activation(activation), _arguments.reduction(reduction)
     options = (activation, reduction, check_finite, input_grad)
-    inputs = _as_array(inputs, "inputs")
-    if not _is_unbatched(inputs):
+    inputs = _arguments.as_array(inputs, "inputs")
+    if not _arguments.is_unbatched(inputs):
         return LossAndGrad(*_core.loss_and_grad(*weights, inputs, targets, h0, *options, out))
-    targets = np.asarray(targets)[:, None] if np.ndim(targets) else targets
-    h0 = None if h0 is None else np.asarray(h0)[None]
-    loss, grads, h_last = _core.loss_and_grad(
-        *weights, inputs[:, None], targets, h0, *options, _batched_out(out, weights, inputs)
-    )
+    try:
+        loss, grads, h_last = _core.loss_and_grad(
+            *weights,
+            inputs[:, None],
+            _arguments.by_step(targets, "targets"),
+            _arguments.state(h0, "h0"),
+            *options,
+            _batched_out(out, weights, inputs),
+        )
+    except ValueError as error:
+        arrays = {"inputs": inputs, "targets": targets, "h0": h0}
+        _arguments.restate_unbatched(error, len(inputs), weights[0], weights[3], arrays)
+        raise
     grads["h0"] = out["h0"] if out and "h0" in out else grads["h0"][0]
     if "x" in grads:
         grads["x"] = out["x"] if out and "x" in out else grads["x"][:, 0]
     return LossAndGrad(loss, grads, h_last[0])
 
 
-def _batched_out(out, weights, inputs):
+def _batched_out(out: object, weights: tuple[Any, ...], inputs: np.ndarray) -> object:
     """An unbatched call's out arrays for h0 (H,) and x (T, D) as the batched views the core
     writes, (1, H) and (T, 1, D), after checking their unbatched shapes (when the weights'
     own shapes are sound: the core reports theirs first); anything else is passed on for the
     core to check."""
     if not isinstance(out, Mapping):
         return out
-    U = weights[0]
-    H, D = np.shape(U) if np.ndim(U) == 2 else (None, None)
-    expected = {"h0": ((H,), "(H,)", 0), "x": ((len(inputs), D), "(T, D)", 1)}
+    H, D = _arguments.matrix_shape(weights[0])
+    expected = {"h0": ((("H", H),), 0), "x": ((("T", len(inputs)), ("D", D)), 1)}
     batched = dict(out)
-    for name, (shape, symbols, batch_axis) in expected.items():
+    for name, (axes, batch_axis) in expected.items():
         array = out.get(name)
-        if not isinstance(array, np.ndarray):
-            continue
-        if array.shape != shape and (H is not None or array.ndim != len(shape)):
-            raise ValueError(
-                f"out['{name}']: expected shape {symbols} = {shape} for unbatched inputs, "
-                f"got {array.shape}"
+        if isinstance(array, np.ndarray):
+            _arguments.check_shape(
+                array.shape, f"out['{name}']", *axes, context=_arguments.UNBATCHED
             )
-        batched[name] = np.expand_dims(array, batch_axis)
+            batched[name] = np.expand_dims(array, batch_axis)
     return batched
 
 
 def forward(
-    params: Mapping[str, np.ndarray],
-    inputs,
+    params: Mapping[str, ArrayLike],
+    inputs: ArrayLike,
     *,
-    h0=None,
+    h0: ArrayLike | None = None,
     activation: str = "tanh",
     check_finite: bool = True,
 ) -> ForwardResult:
-    """Hidden states (T, B, H), logits (T, B, O) and the last state h_T (B, H)."""
-    U, W, b, V, c = _unpack(params)
-    check_finite = _flag(check_finite, "check_finite")
-    inputs = _as_array(inputs, "inputs")
-    unbatched = _is_unbatched(inputs)
-    if unbatched:
-        inputs = inputs[:, None]
-        h0 = None if h0 is None else np.asarray(h0)[None]
-    # states[0] is h0 and states[1:] the hidden states h_1..h_T, one buffer without copies.
-    states = _core.layer_forward(
-        U, W, b, inputs, h0, activation=activation, check_finite=check_finite
-    )
-    hidden = states[1:]
-    logits = _core.head_logits(V, c, hidden, check_finite=check_finite)
+    """Hidden states h_t = σ(b + W h_{t-1} + U x_t) (T, B, H), logits o_t = c + V h_t (T, B, O)
+    and the last state h_T (B, H), for the params, inputs and h0 that loss_and_grad takes;
+    unbatched inputs give unbatched results."""
+    U, W, b, V, c = _arguments.model_params(params)
+    check_finite = _arguments.flag(check_finite, "check_finite")
+    activation = _arguments.activation(activation)
+    inputs = _arguments.as_array(inputs, "inputs")
+    unbatched = _arguments.is_unbatched(inputs)
+    try:
+        # states[0] is h0 and states[1:] the hidden states h_1..h_T, one buffer without copies.
+        states = _core.layer_forward(
+            U,
+            W,
+            b,
+            inputs[:, None] if unbatched else inputs,
+            _arguments.state(h0, "h0") if unbatched else h0,
+            activation=activation,
+            check_finite=check_finite,
+        )
+        hidden = states[1:]
+        logits = _core.head_logits(V, c, hidden, check_finite=check_finite)
+    except ValueError as error:
+        if unbatched:
+            _arguments.restate_unbatched(error, len(inputs), U, V, {"inputs": inputs, "h0": h0})
+        raise
     # h_T copied out of hidden[-1]: a caller changing the hidden states in place (a mask, a
     # dropout) must not change the state it carries to the next call, as the oracle's does not.
-    h_last = states[-1].copy()
     if unbatched:
-        return ForwardResult(hidden[:, 0], logits[:, 0], h_last[0])
-    return ForwardResult(hidden, logits, h_last)
+        return ForwardResult(hidden[:, 0], logits[:, 0], states[-1, 0].copy())
+    return ForwardResult(hidden, logits, states[-1].copy())
 
 
 MAX_THREADS = 1024  # the core's bound: OpenMP can fail, uncatchably, to start many more
@@ -154,6 +140,7 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
+    """Threads the core's products use."""
     return _core.get_num_threads()
 
 

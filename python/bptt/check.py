@@ -2,16 +2,30 @@
 central finite differences, and the time each takes."""
 
 import argparse
+import math
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from bptt import _api, _params, memory, reference
 from bptt._core import build_info
+from bptt._model import ACTIVATIONS, PARAM_NAMES, parameter_shapes
 from bptt.errors import UsageError, check_integer
 
-GRADIENT_NAMES = ("U", "W", "b", "V", "c", "h0", "x")
+__all__ = [
+    "add_arguments",
+    "check_against_finite_differences",
+    "check_against_oracle",
+    "check_arguments",
+    "memory_needed",
+    "report_timings",
+    "run",
+]
+
+GRADIENT_NAMES = (*PARAM_NAMES, "h0", "x")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,14 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", "-H", type=int, default=256, help="hidden size H")
     parser.add_argument("--output", "-O", type=int, default=128, help="output size O")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument(
-        "--activation", default="tanh", choices=["tanh", "sigmoid", "relu", "identity"]
-    )
+    parser.add_argument("--activation", default="tanh", choices=ACTIVATIONS)
     parser.add_argument("--repeats", type=int, default=10, help="timed calls of the core")
     parser.add_argument("--seed", type=int, default=0)
 
 
-def check_arguments(args) -> None:
+def check_arguments(args: argparse.Namespace) -> None:
     """UsageError naming the first size, count or seed out of range."""
     for option, name in (
         ("-T/--steps", "steps"),
@@ -42,18 +54,20 @@ def check_arguments(args) -> None:
     check_integer("--seed", args.seed, 0)
 
 
-def memory_needed(args) -> int:
+def memory_needed(args: argparse.Namespace) -> int:
     """Bytes the check holds at its peak, about, all counted as float64 (the oracle's type, and
     no smaller than --dtype's): while the oracle runs, the problem and the core's gradients in
     --dtype and their float64 copies beside the oracle's own gradients (4 x the parameters and
     the inputs), its two states per step (a and h) and its six (T, B, O) arrays (logits, log
     softmax, one-hot targets, their gradient and two temporaries)."""
     T, B, D, H, O = args.steps, args.batch, args.input, args.hidden, args.output
-    parameters = H * D + H * H + H + O * H + O
+    parameters = sum(math.prod(shape) for shape in parameter_shapes(D, H, O).values())
     return 8 * (4 * (parameters + T * B * D) + 2 * T * B * H + 6 * T * B * O + 5 * B * H + T * B)
 
 
-def _problem(args, dtype):
+def _problem(
+    args: argparse.Namespace, dtype: DTypeLike
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(args.seed)
     params = _params.init_params(args.input, args.hidden, args.output, dtype=dtype, seed=args.seed)
     inputs = rng.standard_normal((args.steps, args.batch, args.input)).astype(dtype)
@@ -62,7 +76,7 @@ def _problem(args, dtype):
     return params, inputs, targets, h0
 
 
-def _median_ms(call, repeats: int) -> float:
+def _median_ms(call: Callable[[], object], repeats: int) -> float:
     call()  # warm-up: first-touch of buffers, thread start-up
     times = []
     for _ in range(repeats):
@@ -72,13 +86,13 @@ def _median_ms(call, repeats: int) -> float:
     return 1e3 * float(np.median(times))
 
 
-def _relative_error(value, truth) -> float:
+def _relative_error(value: np.ndarray, truth: np.ndarray) -> float:
     return float(
         np.max(np.abs(value - truth), initial=0.0) / max(np.max(np.abs(truth), initial=0.0), 1.0)
     )
 
 
-def check_against_oracle(args) -> bool:
+def check_against_oracle(args: argparse.Namespace) -> bool:
     """The core in the requested dtype against the oracle in float64 on the same values."""
     dtype = np.dtype(args.dtype)
     params, inputs, targets, h0 = _problem(args, dtype)
@@ -103,19 +117,21 @@ def check_against_oracle(args) -> bool:
         for name in GRADIENT_NAMES
     ]
     for name, error in rows:
-        passed = error <= tolerance
+        passed = bool(error <= tolerance)
         ok &= passed
         print(f"  {name:>5}  max error / max |value| = {error:.2e}  {'ok' if passed else 'FAILED'}")
     return ok
 
 
-def check_against_finite_differences(args, coordinates_per_gradient: int = 3) -> bool:
+def check_against_finite_differences(
+    args: argparse.Namespace, coordinates_per_gradient: int = 3
+) -> bool:
     """The core's float64 gradients against central differences of its own loss."""
     params, inputs, targets, h0 = _problem(args, np.float64)
     variables = dict(params, h0=h0, x=inputs)
 
     def loss() -> float:
-        model = {name: variables[name] for name in _api.PARAM_NAMES}
+        model = {name: variables[name] for name in PARAM_NAMES}
         return _api.loss_and_grad(
             model,
             variables["x"],
@@ -147,7 +163,7 @@ def check_against_finite_differences(args, coordinates_per_gradient: int = 3) ->
             down = loss()
             array[index] = saved
             worst = max(worst, abs((up - down) / (2 * step) - grads[name][index]))
-        passed = worst <= tolerance
+        passed = bool(worst <= tolerance)
         ok &= passed
         print(
             f"  {'d' + name:>5}  max |analytic - numeric| = {worst:.2e}  "
@@ -156,7 +172,7 @@ def check_against_finite_differences(args, coordinates_per_gradient: int = 3) ->
     return ok
 
 
-def report_timings(args) -> None:
+def report_timings(args: argparse.Namespace) -> None:
     params, inputs, targets, h0 = _problem(args, np.dtype(args.dtype))
     core_ms = _median_ms(
         lambda: _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation),
@@ -174,7 +190,7 @@ def report_timings(args) -> None:
     print(f"  oracle  {oracle_ms:9.2f} ms   (core is {oracle_ms / core_ms:.1f}x faster)")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     memory.check_available(
         memory_needed(args),

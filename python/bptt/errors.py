@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+__all__ = ["SettingError", "UsageError", "check_integer", "check_number", "writing"]
+
 
 class UsageError(Exception):
     """A bad file, text, checkpoint or option; the command line prints its message on one line
@@ -28,7 +30,7 @@ class SettingError(UsageError):
         return cls(lambda name: f"{name(setting)}: {problem}")
 
 
-def check_integer(name: str, value, minimum: int, maximum: int | None = None) -> int:
+def check_integer(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     """value, if it is an integer (not a bool) in [minimum, maximum]; else a SettingError about
     the setting `name`."""
     if (
@@ -43,7 +45,7 @@ def check_integer(name: str, value, minimum: int, maximum: int | None = None) ->
 
 
 def check_number(
-    name: str, value, *, zero_allowed: bool = False, maximum: float | None = None
+    name: str, value: object, *, zero_allowed: bool = False, maximum: float | None = None
 ) -> float:
     """value, if it is a finite number > 0 (>= 0 when zero_allowed; <= maximum); else a
     SettingError about the setting `name`."""

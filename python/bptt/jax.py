@@ -1,6 +1,6 @@
 """bptt as a gradient backend for JAX (needs the `jax` extra).
 
-- `loss(params, inputs, targets)`: the note's loss, a scalar, L = -Σ_t y_t · log softmax(o_t).
+- `loss(params, inputs, targets)`: the model's loss, a scalar, L = -Σ_t y_t · log softmax(o_t).
 - `rnn(params, inputs)`: the recurrent layer alone, h_t = σ(b + W h_{t-1} + U x_t): the hidden
   states (T, B, H) and the last state h_T (B, H).
 
@@ -22,53 +22,63 @@ of range: ...").
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from bptt import _core
-from bptt._api import _flag, _unpack
+from bptt import _arguments, _core
 
 __all__ = ["loss", "rnn"]
 
 
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
-REDUCTIONS = ("sum", "mean")
-
-
-def loss(params, inputs, targets, *, h0=None, activation: str = "tanh", reduction: str = "sum"):
+def loss(
+    params: Mapping[str, ArrayLike],
+    inputs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    h0: ArrayLike | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+) -> jax.Array:
     """bptt.loss_and_grad's loss as a differentiable JAX scalar.
 
     params: {U (H, D), W (H, H), b (H,), V (O, H), c (O,)}; inputs: float (T, B, D) or integer
     token ids (T, B); targets: class ids (T, B), -1 meaning no loss at that step, or soft targets
     (T, B, O); h0: (B, H) or None (zeros). Gradients reach the params, float inputs and h0."""
-    U, W, b, V, c = _unpack(params)
+    U, W, b, V, c = _arguments.model_params(params)
     steps, batch = _check_layer_arguments((U, W, b), inputs, h0, activation)
     output_size = _check_head(V, c, U)
     _check_targets(targets, steps, batch, output_size, jnp.result_type(U))
-    _check_choice(reduction, "reduction", REDUCTIONS)
+    _arguments.reduction(reduction)
     h0 = _initial_state(h0, batch, U)
     return _loss(activation, reduction, (U, W, b, V, c), inputs, targets, h0)
 
 
-def rnn(params, inputs, *, h0=None, activation: str = "tanh", reverse: bool = False):
+def rnn(
+    params: Mapping[str, ArrayLike],
+    inputs: ArrayLike,
+    *,
+    h0: ArrayLike | None = None,
+    activation: str = "tanh",
+    reverse: bool = False,
+) -> tuple[jax.Array, jax.Array]:
     """The recurrent layer: hidden states (T, B, H) and the last state (B, H).
 
     params: a mapping holding U (H, D), W (H, H) and b (H,) (any other entries, such as the
     head's V and c, are left alone); inputs: float (T, B, D) or integer token ids (T, B); h0: (B,
     H) or None (zeros); reverse: run from t = T - 1 down to 0 (the last state is then h_0's)."""
-    if not isinstance(params, Mapping) or any(name not in params for name in "UWb"):
-        raise ValueError("params: expected a mapping holding U, W and b")
-    layer = (params["U"], params["W"], params["b"])
+    layer = _arguments.layer_params(params)
     _, batch = _check_layer_arguments(layer, inputs, h0, activation)
-    reverse = _flag(reverse, "reverse")
+    reverse = _arguments.flag(reverse, "reverse")
     h0 = _initial_state(h0, batch, layer[0])
     return _rnn(activation, reverse, layer, inputs, h0)
 
 
-def _initial_state(h0, batch: int, U):
+def _initial_state(h0: ArrayLike | None, batch: int, U: ArrayLike) -> ArrayLike:
     """h0, or zeros (B, H)."""
     if h0 is not None:
         return h0
@@ -80,7 +90,9 @@ def _initial_state(h0, batch: int, U):
 # errors, raised inside the callback, would reach the caller as a JaxRuntimeError.
 
 
-def _check_layer_arguments(layer, inputs, h0, activation: str) -> tuple[int, int]:
+def _check_layer_arguments(
+    layer: tuple[Any, Any, Any], inputs: Any, h0: Any, activation: str
+) -> tuple[int, int]:
     """U (H, D), W (H, H), b (H,), float32 or float64 alike; inputs, h0 and the activation to
     match. Returns (T, B)."""
     U, W, b = layer
@@ -111,11 +123,11 @@ def _check_layer_arguments(layer, inputs, h0, activation: str) -> tuple[int, int
     steps, batch = jnp.shape(inputs)[:2]
     if h0 is not None:
         _check_float(h0, "h0", dtype, "like the params", ("B", batch), ("H", hidden_size))
-    _check_choice(activation, "activation", ACTIVATIONS)
+    _arguments.activation(activation)
     return steps, batch
 
 
-def _check_head(V, c, U) -> int:
+def _check_head(V: Any, c: Any, U: Any) -> int:
     """V (O, H) and c (O,) of U's dtype; returns O."""
     dtype, hidden_size, like = jnp.result_type(U), jnp.shape(U)[0], "like params['U']"
     _check_dtype(V, "params['V']", dtype, like)
@@ -129,7 +141,7 @@ def _check_head(V, c, U) -> int:
     return output_size
 
 
-def _check_targets(targets, steps: int, batch: int, output_size: int, dtype) -> None:
+def _check_targets(targets: Any, steps: int, batch: int, output_size: int, dtype: Any) -> None:
     """Integer class ids (T, B) or float soft targets (T, B, O) of the params' dtype."""
     targets_dtype = _dtype(targets, "targets")
     if _is_integer(targets_dtype):
@@ -145,68 +157,48 @@ def _check_targets(targets, steps: int, batch: int, output_size: int, dtype) -> 
         )
 
 
-def _dtype(array, name: str) -> np.dtype:
+def _dtype(array: Any, name: str) -> np.dtype:
     """The dtype JAX computes in (float64 is float32 without jax_enable_x64)."""
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         raise TypeError(f"{name}: expected an array, got {type(array).__name__}")
     return jnp.result_type(array)
 
 
-def _is_float(dtype) -> bool:
+def _is_float(dtype: Any) -> bool:
     return jnp.issubdtype(dtype, jnp.floating)
 
 
-def _is_integer(dtype) -> bool:
+def _is_integer(dtype: Any) -> bool:
     return jnp.issubdtype(dtype, jnp.integer)
 
 
-def _check_dtype(array, name: str, dtype, like: str) -> None:
+def _check_dtype(array: Any, name: str, dtype: Any, like: str) -> None:
     got = _dtype(array, name)
     if got != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} {like}, got {got}")
 
 
-def _check_float(array, name: str, dtype, like: str, *axes: tuple[str, int | None]) -> None:
+def _check_float(
+    array: Any, name: str, dtype: Any, like: str, *axes: tuple[str, int | None]
+) -> None:
     """An array of `dtype` and of the shape `axes` describes (see _check_shape)."""
     _check_dtype(array, name, dtype, like)
     _check_shape(array, name, *axes)
 
 
-def _check_shape(array, name: str, *axes: tuple[str, int | None]) -> None:
-    """axes: (symbol, extent, or None for any). The message reads "expected shape (H, H) =
-    (5, 5)" when every extent is known and "(T, B, D) with D = 4" when some are."""
-    shape = jnp.shape(array)
-    if len(shape) == len(axes) and all(
-        extent is None or got == extent for got, (_, extent) in zip(shape, axes, strict=True)
-    ):
-        return
-    symbols, extents = zip(*axes, strict=True)
-    expected = "(" + ", ".join(symbols) + ("," if len(axes) == 1 else "") + ")"
-    if None in extents:
-        known = {symbol: extent for symbol, extent in axes if extent is not None}
-        expected += " with " + ", ".join(f"{symbol} = {extent}" for symbol, extent in known.items())
-    else:
-        expected += f" = {extents}"
-    raise ValueError(f"{name}: expected shape {expected}, got {shape}")
+def _check_shape(array: Any, name: str, *axes: tuple[str, int | None]) -> None:
+    _arguments.check_shape(jnp.shape(array), name, *axes)
 
 
-def _check_choice(value, name: str, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a string, got {type(value).__name__}")
-    if value not in choices:
-        expected = ", ".join(repr(choice) for choice in choices[:-1]) + f" or {choices[-1]!r}"
-        raise ValueError(f"{name}: expected {expected}, got {value!r}")
-
-
-def _shape_of(array):
+def _shape_of(array: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(jnp.shape(array), jnp.result_type(array))
 
 
-def _scalar_like(U):
+def _scalar_like(U: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((), jnp.result_type(U))
 
 
-def _callback(host_function, result_shapes, *args):
+def _callback(host_function: Callable[..., Any], result_shapes: Any, *args: Any) -> Any:
     # sequential: under vmap, one host call per example
     return jax.pure_callback(host_function, result_shapes, *args, vmap_method="sequential")
 
@@ -216,10 +208,18 @@ def _callback(host_function, result_shapes, *args):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _loss(activation, reduction, layer_and_head, inputs, targets, h0):
+def _loss(
+    activation: str,
+    reduction: str,
+    layer_and_head: tuple[Any, ...],
+    inputs: Any,
+    targets: Any,
+    h0: Any,
+) -> Any:
     U = layer_and_head[0]
 
-    def host_loss(U, W, b, V, c, inputs, targets, h0):
+    def host_loss(*arrays: np.ndarray) -> np.ndarray:
+        U, W, b, V, c, inputs, targets, h0 = arrays
         states = _core.layer_forward(U, W, b, inputs, h0, activation=activation, check_finite=False)
         value, _, _ = _core.head_loss_and_grad(V, c, states[1:], targets, reduction, False)
         return np.asarray(value, U.dtype)
@@ -227,11 +227,19 @@ def _loss(activation, reduction, layer_and_head, inputs, targets, h0):
     return _callback(host_loss, _scalar_like(U), *layer_and_head, inputs, targets, h0)
 
 
-def _loss_forward(activation, reduction, layer_and_head, inputs, targets, h0):
+def _loss_forward(
+    activation: str,
+    reduction: str,
+    layer_and_head: tuple[Any, ...],
+    inputs: Any,
+    targets: Any,
+    h0: Any,
+) -> tuple[Any, Any]:
     U = layer_and_head[0]
     float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
 
-    def host_loss_and_grad(U, W, b, V, c, inputs, targets, h0):
+    def host_loss_and_grad(*arrays: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        U, W, b, V, c, inputs, targets, h0 = arrays
         value, grads, _ = _core.loss_and_grad(
             U, W, b, V, c, inputs, targets, h0, activation, reduction, False
         )
@@ -251,7 +259,9 @@ def _loss_forward(activation, reduction, layer_and_head, inputs, targets, h0):
     return value, grads
 
 
-def _loss_backward(activation, reduction, grads, d_loss):
+def _loss_backward(
+    activation: str, reduction: str, grads: tuple[Any, ...], d_loss: Any
+) -> tuple[Any, ...]:
     scaled = tuple(d_loss * grad for grad in grads)
     d_layer_and_head, d_h0 = scaled[:5], scaled[5]
     d_inputs = scaled[6] if len(scaled) > 6 else None
@@ -266,18 +276,21 @@ _loss.defvjp(_loss_forward, _loss_backward)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _rnn(activation, reverse, layer, inputs, h0):
+def _rnn(activation: str, reverse: bool, layer: tuple[Any, ...], inputs: Any, h0: Any) -> Any:
     outputs, _ = _rnn_forward(activation, reverse, layer, inputs, h0)
     return outputs
 
 
-def _rnn_forward(activation, reverse, layer, inputs, h0):
+def _rnn_forward(
+    activation: str, reverse: bool, layer: tuple[Any, ...], inputs: Any, h0: Any
+) -> tuple[Any, Any]:
     U = layer[0]
     (T, B), H, dtype = jnp.shape(inputs)[:2], jnp.shape(U)[0], jnp.result_type(U)
     hidden_shape = jax.ShapeDtypeStruct((T, B, H), dtype)
     state_shape = jax.ShapeDtypeStruct((B, H), dtype)
 
-    def host_layer_forward(U, W, b, inputs, h0):
+    def host_layer_forward(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        U, W, b, inputs, h0 = arrays
         states = _core.layer_forward(
             U, W, b, inputs, h0, activation=activation, reverse=reverse, check_finite=False
         )
@@ -287,12 +300,15 @@ def _rnn_forward(activation, reverse, layer, inputs, h0):
     return (hidden, h_last), (layer, inputs, h0, hidden)
 
 
-def _rnn_backward(activation, reverse, residuals, cotangents):
+def _rnn_backward(
+    activation: str, reverse: bool, residuals: tuple[Any, ...], cotangents: tuple[Any, Any]
+) -> tuple[Any, ...]:
     layer, inputs, h0, hidden = residuals
     d_hidden, d_h_last = cotangents
     float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
 
-    def host_layer_backward(U, W, b, inputs, h0, hidden, d_hidden, d_h_last):
+    def host_layer_backward(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        U, W, b, inputs, h0, hidden, d_hidden, d_h_last = arrays
         grads = _core.layer_backward(
             U,
             W,

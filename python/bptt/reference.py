@@ -5,42 +5,54 @@ An Elman RNN with a softmax output at every step (Goodfellow et al., Deep Learni
     a_t = b + W h_{t-1} + U x_t     h_t = σ(a_t)     o_t = c + V h_t
     ŷ_t = softmax(o_t)              L = - Σ_t y_t · log ŷ_t
 
+It is two pieces, each a pair of functions here as in the fast API: the recurrent layer
+(layer_forward, and layer_backward from any upstream gradient dL/dh_t) and the softmax head
+(head_logits, head_loss_and_grad); forward and loss_and_grad compose them.
+
 Plain loops over t, vectorised over the batch: a batch is a stack of row vectors, so the
 column-vector formula ``W h`` reads ``h @ W.T`` here. Pure NumPy, usable standalone.
 """
 
-# ruff: noqa: RUF002, RUF003  (σ is the note's symbol for the activation)
+# ruff: noqa: RUF002, RUF003  (σ is the model's symbol for the activation)
 
-from typing import NamedTuple
+from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from bptt import _model
+from bptt.results import ForwardResult, HeadLossAndGrad, LayerForwardResult, LossAndGrad
+
+__all__ = [
+    "ACTIVATIONS",
+    "IGNORE",
+    "ForwardResult",
+    "HeadLossAndGrad",
+    "LayerForwardResult",
+    "LossAndGrad",
+    "forward",
+    "head_logits",
+    "head_loss_and_grad",
+    "layer_backward",
+    "layer_forward",
+    "loss_and_grad",
+]
 
 IGNORE = -1  # an integer target equal to this contributes no loss at that step
-
-
-class ForwardResult(NamedTuple):
-    hidden: np.ndarray  # (T, B, H): h_1 .. h_T
-    logits: np.ndarray  # (T, B, O): o_1 .. o_T
-    h_last: np.ndarray  # (B, H): h_T, or h_0 when T == 0
-
-
-class LossAndGrad(NamedTuple):
-    loss: float
-    grads: dict[str, np.ndarray]  # U, W, b, V, c, h0, and x for float inputs
-    h_last: np.ndarray  # (B, H): h_T, or h_0 when T == 0
 
 
 def _sigmoid(a):
     return 0.5 * (1.0 + np.tanh(0.5 * a))  # the logistic σ, written so exp never overflows
 
 
-# activation name -> (σ, σ' as a function of the pre-activation a)
-ACTIVATIONS = {
+_SIGMA_AND_DERIVATIVE = {
     "tanh": (np.tanh, lambda a: 1.0 - np.tanh(a) ** 2),
     "sigmoid": (_sigmoid, lambda a: _sigmoid(a) * (1.0 - _sigmoid(a))),
     "relu": (lambda a: np.maximum(a, 0.0), lambda a: (a > 0).astype(a.dtype)),  # σ'(0) = 0
     "identity": (lambda a: a, np.ones_like),
 }
+# activation name -> (σ, σ' as a function of the pre-activation a), for the model's activations
+ACTIVATIONS = {name: _SIGMA_AND_DERIVATIVE[name] for name in _model.ACTIVATIONS}
 
 
 def _one_hot(ids, n, dtype, name, allow_ignore=False):
@@ -56,6 +68,21 @@ def _check_shape(array, shape, name):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _batched(array, name, unbatched_shape, batch_axis, dtype):
+    """An optional float array of the batched shape, from the unbatched one when given so."""
+    if array is None:
+        return None
+    array = np.array(array, dtype)
+    if unbatched_shape is not None:
+        _check_shape(array, unbatched_shape, name)
+        array = np.expand_dims(array, batch_axis)
+    return array
+
+
+# ---------------------------------------------------------------------------------------------
+# The recurrent layer: a_t = b + W h_{t-1} + U x_t, h_t = σ(a_t).
+
+
 def _prepare(params, inputs, h0, activation):
     """Batched one-hot/float x (T, B, D), h_0 (B, H), σ, σ' and whether to drop the B axis."""
     if activation not in ACTIVATIONS:
@@ -68,28 +95,156 @@ def _prepare(params, inputs, h0, activation):
         inputs = inputs[:, None]
     x = _one_hot(inputs, D, dtype, "inputs") if tokens else inputs.astype(dtype)
     B = x.shape[1]
+    h0 = _batched(h0, "h0", (H,) if unbatched else None, 0, dtype)
     if h0 is None:
         h0 = np.zeros((B, H), dtype)
-    else:
-        h0 = np.array(h0, dtype)
-        _check_shape(h0, (H,) if unbatched else (B, H), "h0")
-        h0 = h0.reshape(B, H)
+    _check_shape(h0, (B, H), "h0")
     return x, h0, tokens, unbatched, ACTIVATIONS[activation]
 
 
-def _forward(params, x, h0, sigma):
-    """Pre-activations a_1..a_T, hidden states h_1..h_T, logits o_1..o_T and h_T."""
-    U, W, b, V, c = (params[k] for k in "UWbVc")
+def _real_steps(lengths, T, B):
+    """real[t, b]: whether step t is one of the lengths[b] real steps of sequence b (all are,
+    without lengths); (T, B, 1), to select whole rows of states."""
+    if lengths is None:
+        return np.ones((T, B, 1), bool)
+    lengths = np.asarray(lengths)
+    _check_shape(lengths, (B,), "lengths")
+    if lengths.size and (lengths.min() < 0 or lengths.max() > T):
+        raise ValueError(f"lengths: must lie in [0, {T}], got [{lengths.min()}, {lengths.max()}]")
+    return (np.arange(T)[:, None] < lengths)[..., None]
+
+
+def _steps(T, reverse):
+    """The order the recurrence runs in: t = 1 .. T, or T .. 1 when reversed (0-based here)."""
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def _previous_state(hidden, h0, t, reverse):
+    """The state step t reads: h_{t-1} (h_{t+1} when reversed), h_0 at the first step."""
+    T = len(hidden)
+    if reverse:
+        return hidden[t + 1] if t < T - 1 else h0
+    return hidden[t - 1] if t > 0 else h0
+
+
+def _pre_activation(params, h_previous, x_t):
+    return params["b"] + h_previous @ params["W"].T + x_t @ params["U"].T  # b + W h_{t-1} + U x_t
+
+
+def _layer_forward(params, x, h0, sigma, real, reverse):
+    """Pre-activations a_t and hidden states h_t, (T, B, H) each, and the last state."""
     T, B = x.shape[:2]
-    a = np.zeros((T, B, W.shape[0]), h0.dtype)
+    a = np.zeros((T, B, params["W"].shape[0]), h0.dtype)
     hidden = np.zeros_like(a)
-    logits = np.zeros((T, B, V.shape[0]), h0.dtype)
     h = h0
-    for t in range(T):
-        a[t] = b + h @ W.T + x[t] @ U.T  # a_t = b + W h_{t-1} + U x_t
-        hidden[t] = h = sigma(a[t])  # h_t = σ(a_t)
-        logits[t] = c + h @ V.T  # o_t = c + V h_t
-    return a, hidden, logits, h
+    for t in _steps(T, reverse):
+        a[t] = _pre_activation(params, h, x[t])
+        hidden[t] = h = np.where(real[t], sigma(a[t]), h)  # h_t = σ(a_t); padding keeps h
+    return a, hidden, h
+
+
+def _layer_backward(params, x, h0, a, hidden, dsigma, real, reverse, d_hidden, d_h_last):
+    """dL/d(U, W, b, h0, x) from dL/dh_t for every t (d_hidden) and dL/dh_last (d_h_last),
+    backwards through the steps in the reverse of the order they ran."""
+    U, W = params["U"], params["W"]
+    grads = {k: np.zeros_like(params[k]) for k in "UWb"}
+    dx = np.zeros_like(x)
+    # dL/dh_t from the steps after t: W^T da_{t+1}, and dL/dh_last at the last step
+    d_later = np.zeros_like(h0) if d_h_last is None else d_h_last
+    for t in reversed(_steps(len(a), reverse)):
+        dh = np.where(real[t], d_hidden[t], 0) + d_later  # dh_t = dL/dh_t + W^T da_{t+1}
+        da = np.where(real[t], dh * dsigma(a[t]), 0)  # da_t = dh_t ⊙ σ'(a_t)
+        h_previous = _previous_state(hidden, h0, t, reverse)
+        grads["W"] += da.T @ h_previous  # dW += da_t^T h_{t-1}
+        grads["U"] += da.T @ x[t]  # dU += da_t^T x_t
+        grads["b"] += da.sum(axis=0)  # db += Σ da_t
+        dx[t] = da @ U  # dx_t = U^T da_t
+        d_later = np.where(real[t], da @ W, dh)  # W^T da_t; a padded step passes dh_t on
+    grads["h0"] = d_later  # dh_0 = W^T da_1
+    grads["x"] = dx
+    return grads
+
+
+def layer_forward(
+    params: Mapping[str, NDArray[np.floating]],
+    inputs: ArrayLike,
+    *,
+    h0: ArrayLike | None = None,
+    activation: str = "tanh",
+    lengths: ArrayLike | None = None,
+    reverse: bool = False,
+) -> LayerForwardResult:
+    """h_t = σ(b + W h_{t-1} + U x_t) over inputs (T, B, D) floats or (T, B) token ids ((T, D) /
+    (T,) unbatched): the hidden states (T, B, H) and the state after the last step run.
+
+    lengths (B,): sequence b has lengths[b] real steps; a padded step keeps the state it reads.
+    reverse: from t = T down to 1, h_t = σ(b + W h_{t+1} + U x_t)."""
+    x, h0, _, unbatched, (sigma, _) = _prepare(params, inputs, h0, activation)
+    real = _real_steps(lengths, *x.shape[:2])
+    _, hidden, h_last = _layer_forward(params, x, h0, sigma, real, reverse)
+    if unbatched:
+        return LayerForwardResult(hidden[:, 0], h_last[0])
+    return LayerForwardResult(hidden, h_last)
+
+
+def layer_backward(
+    params: Mapping[str, NDArray[np.floating]],
+    inputs: ArrayLike,
+    hidden: ArrayLike,
+    *,
+    h0: ArrayLike | None = None,
+    d_hidden: ArrayLike | None = None,
+    d_h_last: ArrayLike | None = None,
+    activation: str = "tanh",
+    lengths: ArrayLike | None = None,
+    reverse: bool = False,
+) -> dict[str, NDArray[np.floating]]:
+    """dL/d(U, W, b, h0), and dL/dx for float inputs, given layer_forward's hidden states, the
+    upstream gradients d_hidden = dL/dh_t (T, B, H) (ignored at padded steps) and d_h_last =
+    dL/dh_last (B, H), None meaning zeros. The pre-activations a_t are computed again from the
+    hidden states."""
+    x, h0, tokens, unbatched, (_, dsigma) = _prepare(params, inputs, h0, activation)
+    T, B = x.shape[:2]
+    H = params["W"].shape[0]
+    per_step = (T, H) if unbatched else None
+    hidden = _batched(hidden, "hidden", per_step, 1, x.dtype)
+    _check_shape(hidden, (T, B, H), "hidden")
+    d_hidden = _batched(d_hidden, "d_hidden", per_step, 1, x.dtype)
+    if d_hidden is None:
+        d_hidden = np.zeros_like(hidden)
+    _check_shape(d_hidden, (T, B, H), "d_hidden")
+    d_h_last = _batched(d_h_last, "d_h_last", (H,) if unbatched else None, 0, x.dtype)
+    if d_h_last is not None:
+        _check_shape(d_h_last, (B, H), "d_h_last")
+    real = _real_steps(lengths, T, B)
+    a = np.zeros_like(hidden)
+    for t in _steps(T, reverse):
+        a[t] = _pre_activation(params, _previous_state(hidden, h0, t, reverse), x[t])
+
+    grads = _layer_backward(params, x, h0, a, hidden, dsigma, real, reverse, d_hidden, d_h_last)
+    if tokens:
+        del grads["x"]
+    return _unbatched_grads(grads) if unbatched else grads
+
+
+def _unbatched_grads(grads):
+    """dL/dh0 (H,) and dL/dx (T, D) without their batch axis of one."""
+    grads["h0"] = grads["h0"][0]
+    if "x" in grads:
+        grads["x"] = grads["x"][:, 0]
+    return grads
+
+
+# ---------------------------------------------------------------------------------------------
+# The softmax head: o_t = c + V h_t, ŷ_t = softmax(o_t), L = - Σ_t y_t · log ŷ_t.
+
+
+def _head_logits(params, hidden):
+    V, c = params["V"], params["c"]
+    logits = np.zeros((*hidden.shape[:2], V.shape[0]), hidden.dtype)
+    for t in range(len(hidden)):
+        logits[t] = c + hidden[t] @ V.T  # o_t = c + V h_t
+    return logits
 
 
 def _log_softmax(o):
@@ -98,28 +253,17 @@ def _log_softmax(o):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def forward(params, inputs, *, h0=None, activation="tanh") -> ForwardResult:
-    """Run the RNN over inputs (T, B, D) floats or (T, B) token ids; (T, D) / (T,) unbatched."""
-    x, h0, _, unbatched, (sigma, _) = _prepare(params, inputs, h0, activation)
-    _, hidden, logits, h_last = _forward(params, x, h0, sigma)
-    if unbatched:
-        return ForwardResult(hidden[:, 0], logits[:, 0], h_last[0])
-    return ForwardResult(hidden, logits, h_last)
-
-
-def loss_and_grad(
-    params, inputs, targets, *, h0=None, activation="tanh", reduction="sum", out=None
-) -> LossAndGrad:
-    """L = - Σ_t y_t · log ŷ_t (or its mean over counted targets) and dL/d(U, W, b, V, c, h0, x).
-
-    targets: class ids (T, B), IGNORE = -1 meaning no loss there, or soft targets y (T, B, O).
-    out: arrays, by gradient name, that the gradients are copied into and returned as.
-    """
-    if reduction not in ("sum", "mean"):
+def _check_reduction(reduction):
+    if reduction not in _model.REDUCTIONS:
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    x, h0, tokens, unbatched, (sigma, dsigma) = _prepare(params, inputs, h0, activation)
-    U, W, V = params["U"], params["W"], params["V"]
-    a, hidden, logits, h_last = _forward(params, x, h0, sigma)
+
+
+def _head_loss_and_grad(params, hidden, targets, reduction, unbatched):
+    """The loss, dL/d(V, c) and dL/dh_t (T, B, H) for batched hidden states; targets as given
+    (unbatched when the call is)."""
+    _check_reduction(reduction)
+    V = params["V"]
+    logits = _head_logits(params, hidden)
     T, B, O = logits.shape
 
     targets = np.asarray(targets)
@@ -128,10 +272,10 @@ def loss_and_grad(
     if unbatched:
         targets = targets[:, None]
     if ids:
-        y = _one_hot(targets, O, h0.dtype, "targets", allow_ignore=True)
+        y = _one_hot(targets, O, hidden.dtype, "targets", allow_ignore=True)
         count = int(np.count_nonzero(targets != IGNORE))
     else:
-        y = targets.astype(h0.dtype)
+        y = targets.astype(hidden.dtype)
         count = T * B
     # "mean" divides by the counted targets; with none counted, loss and grads are zero
     scale = 1.0 if reduction == "sum" else (1.0 / count if count else 0.0)
@@ -141,29 +285,95 @@ def loss_and_grad(
     # dL/do_t = softmax(o_t) Σ_k y_tk - y_t  (the softmax cross-entropy gradient)
     d_logits = scale * (np.exp(log_y_hat) * y.sum(axis=-1, keepdims=True) - y)
 
-    grads = {k: np.zeros_like(params[k]) for k in "UWbVc"}
-    dx = np.zeros_like(x)
-    da_next = np.zeros_like(h0)  # da_{T+1} = 0: nothing flows back from beyond the end
-    for t in reversed(range(T)):
+    grads = {k: np.zeros_like(params[k]) for k in "Vc"}
+    d_hidden = np.zeros_like(hidden)
+    for t in reversed(range(T)):  # from the last step, as BPTT meets them
         dO = d_logits[t]
         grads["V"] += dO.T @ hidden[t]  # dV += dO_t^T h_t
         grads["c"] += dO.sum(axis=0)  # dc += Σ dO_t
-        dh = dO @ V + da_next @ W  # dh_t = V^T dO_t + W^T da_{t+1}
-        da = dh * dsigma(a[t])  # da_t = dh_t ⊙ σ'(a_t)
-        h_prev = hidden[t - 1] if t > 0 else h0
-        grads["W"] += da.T @ h_prev  # dW += da_t^T h_{t-1}
-        grads["U"] += da.T @ x[t]  # dU += da_t^T x_t
-        grads["b"] += da.sum(axis=0)  # db += Σ da_t
-        dx[t] = da @ U  # dx_t = U^T da_t
-        da_next = da
-    grads["h0"] = da_next @ W  # dh_0 = W^T da_1
-    if not tokens:
-        grads["x"] = dx
+        d_hidden[t] = dO @ V  # dL/dh_t through o_t: V^T dO_t
+    return loss, grads, d_hidden
 
+
+def _head_hidden(params, hidden):
+    """Hidden states (T, B, H) of the params' dtype, and whether they came unbatched (T, H)."""
+    hidden = np.asarray(hidden, params["V"].dtype)
+    unbatched = hidden.ndim == 2
+    return (hidden[:, None] if unbatched else hidden), unbatched
+
+
+def head_logits(
+    params: Mapping[str, NDArray[np.floating]], hidden: ArrayLike
+) -> NDArray[np.floating]:
+    """o_t = c + V h_t for hidden states (T, B, H) ((T, H) unbatched): logits (T, B, O)."""
+    hidden, unbatched = _head_hidden(params, hidden)
+    logits = _head_logits(params, hidden)
+    return logits[:, 0] if unbatched else logits
+
+
+def head_loss_and_grad(
+    params: Mapping[str, NDArray[np.floating]],
+    hidden: ArrayLike,
+    targets: ArrayLike,
+    *,
+    reduction: str = "sum",
+) -> HeadLossAndGrad:
+    """L = - Σ_t y_t · log softmax(c + V h_t) (or its mean over counted targets) for hidden
+    states (T, B, H), its gradients dL/d(V, c) and dL/dh_t (T, B, H), the layer's upstream
+    gradient. targets as in loss_and_grad; (T, H) hidden states take unbatched targets."""
+    hidden, unbatched = _head_hidden(params, hidden)
+    loss, grads, d_hidden = _head_loss_and_grad(params, hidden, targets, reduction, unbatched)
+    return HeadLossAndGrad(loss, grads, d_hidden[:, 0] if unbatched else d_hidden)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole model: the layer, then the head at every step.
+
+
+def forward(
+    params: Mapping[str, NDArray[np.floating]],
+    inputs: ArrayLike,
+    *,
+    h0: ArrayLike | None = None,
+    activation: str = "tanh",
+) -> ForwardResult:
+    """Run the RNN over inputs (T, B, D) floats or (T, B) token ids; (T, D) / (T,) unbatched."""
+    x, h0, _, unbatched, (sigma, _) = _prepare(params, inputs, h0, activation)
+    real = _real_steps(None, *x.shape[:2])
+    _, hidden, h_last = _layer_forward(params, x, h0, sigma, real, False)
+    logits = _head_logits(params, hidden)
     if unbatched:
-        grads["h0"] = grads["h0"][0]
-        if "x" in grads:
-            grads["x"] = grads["x"][:, 0]
+        return ForwardResult(hidden[:, 0], logits[:, 0], h_last[0])
+    return ForwardResult(hidden, logits, h_last)
+
+
+def loss_and_grad(
+    params: Mapping[str, NDArray[np.floating]],
+    inputs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    h0: ArrayLike | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+    out: Mapping[str, NDArray[np.floating]] | None = None,
+) -> LossAndGrad:
+    """L = - Σ_t y_t · log ŷ_t (or its mean over counted targets) and dL/d(U, W, b, V, c, h0, x).
+
+    targets: class ids (T, B), IGNORE = -1 meaning no loss there, or soft targets y (T, B, O).
+    out: arrays, by gradient name, that the gradients are copied into and returned as.
+    """
+    _check_reduction(reduction)
+    x, h0, tokens, unbatched, (sigma, dsigma) = _prepare(params, inputs, h0, activation)
+    real = _real_steps(None, *x.shape[:2])
+    a, hidden, h_last = _layer_forward(params, x, h0, sigma, real, False)
+    loss, head_grads, d_hidden = _head_loss_and_grad(params, hidden, targets, reduction, unbatched)
+    layer_grads = _layer_backward(params, x, h0, a, hidden, dsigma, real, False, d_hidden, None)
+
+    grads = {k: layer_grads[k] for k in "UWb"} | head_grads | {"h0": layer_grads["h0"]}
+    if not tokens:
+        grads["x"] = layer_grads["x"]
+    if unbatched:
+        grads = _unbatched_grads(grads)
         h_last = h_last[0]
     for name, array in (out or {}).items():
         if name not in grads:

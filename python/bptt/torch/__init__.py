@@ -2,7 +2,7 @@
 
 - `RNN`: torch.nn.RNN, with each layer's recurrence forwards and backwards computed by bptt's
   core; the same constructor, parameters, initialization, call and numbers.
-- `rnn_softmax_loss`: the note's whole loss (Elman RNN + softmax head + cross-entropy) as one
+- `rnn_softmax_loss`: the model's whole loss (Elman RNN + softmax head + cross-entropy) as one
   autograd operation, the fastest path.
 
 float32 and float64 CPU tensors only. The core skips its NaN scan here (check_finite=False), so

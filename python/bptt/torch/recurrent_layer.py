@@ -7,11 +7,15 @@ lengths, and its exact gradients by BPTT."""
 
 # ruff: noqa: RUF002
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from bptt import _core
 from bptt.torch.tensors import as_array, as_tensor, first_order_only
+
+__all__ = ["RecurrentLayer", "recurrent_layer"]
 
 
 class RecurrentLayer(torch.autograd.Function):
@@ -25,7 +29,17 @@ class RecurrentLayer(torch.autograd.Function):
     does when backward runs a second time (retain_graph)."""
 
     @staticmethod
-    def forward(ctx, inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse):
+    def forward(
+        ctx: Any,
+        inputs: torch.Tensor,
+        h0: torch.Tensor | None,
+        weight_ih: torch.Tensor,
+        weight_hh: torch.Tensor,
+        bias: torch.Tensor,
+        activation: str,
+        lengths: np.ndarray | None,
+        reverse: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ctx.activation, ctx.lengths, ctx.reverse = activation, lengths, reverse
         states = _forward_states(ctx, inputs, h0, weight_ih, weight_hh, bias)
         # A tensor of its own over the buffer, not an autograd view of one made here: torch
@@ -43,7 +57,9 @@ class RecurrentLayer(torch.autograd.Function):
 
     @staticmethod
     @first_order_only
-    def backward(ctx, d_hidden, d_h_last):
+    def backward(
+        ctx: Any, d_hidden: torch.Tensor | None, d_h_last: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
         inputs, h0, weight_ih, weight_hh, bias = ctx.saved_tensors
         states, alias = ctx.states, ctx.output_alias
         # Released here, as saved tensors are after a backward without retain_graph.
@@ -78,7 +94,14 @@ class RecurrentLayer(torch.autograd.Function):
         )
 
 
-def _forward_states(ctx, inputs, h0, weight_ih, weight_hh, bias) -> np.ndarray:
+def _forward_states(
+    ctx: Any,
+    inputs: torch.Tensor,
+    h0: torch.Tensor | None,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias: torch.Tensor,
+) -> np.ndarray:
     """The core's buffer of states (T + 1, B, H), h0 first (last, reversed)."""
     return _core.layer_forward(
         as_array(weight_ih),

@@ -1,11 +1,16 @@
 """bptt.torch.RNN: torch.nn.RNN with each layer's recurrence computed by bptt's core."""
 
+from typing import cast, overload
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from bptt.torch.recurrent_layer import recurrent_layer
 from bptt.torch.tensors import check_float_cpu
+
+__all__ = ["RNN"]
 
 ACTIVATIONS = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
 
@@ -20,7 +25,19 @@ class RNN(torch.nn.RNN):
     batch_first inputs are transposed to time-major with one copy, as the core reads (T, B, D).
     """
 
-    def forward(self, input, hx=None):
+    @overload
+    def forward(
+        self, input: torch.Tensor, hx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    @overload
+    def forward(
+        self, input: PackedSequence, hx: torch.Tensor | None = None
+    ) -> tuple[PackedSequence, torch.Tensor]: ...
+
+    def forward(
+        self, input: torch.Tensor | PackedSequence, hx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | PackedSequence, torch.Tensor]:
         self._check_weights()
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
@@ -61,7 +78,9 @@ class RNN(torch.nn.RNN):
             return output.squeeze(batch_dim), h_n.squeeze(1)
         return output, h_n
 
-    def _forward_packed(self, packed: PackedSequence, hx):
+    def _forward_packed(
+        self, packed: PackedSequence, hx: torch.Tensor | None
+    ) -> tuple[PackedSequence, torch.Tensor]:
         """Padded and per-sequence lengths for the core, in the caller's batch order (that of hx
         and h_n); the output is packed again like the input, as nn.RNN returns it."""
         if len(packed.batch_sizes) == 0:
@@ -100,7 +119,9 @@ class RNN(torch.nn.RNN):
             h_n,
         )
 
-    def _run_layers(self, inputs, hx, lengths):
+    def _run_layers(
+        self, inputs: torch.Tensor, hx: torch.Tensor | None, lengths: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The stack over time-major inputs (T, B, D): output (T, B, directions·H) and h_n
         (layers·directions, B, H), layer-major as nn.RNN orders it."""
         directions = 2 if self.bidirectional else 1
@@ -135,16 +156,21 @@ class RNN(torch.nn.RNN):
             layer_input = layer_output
         return layer_input, torch.stack(last_states)
 
-    def _check_weights(self) -> None:
+    def _weights_dtype(self) -> torch.dtype:
         # by attribute, as the layers read them (torch.func.functional_call may swap them)
-        dtype = self.weight_ih_l0.dtype
+        return cast(torch.Tensor, self.weight_ih_l0).dtype
+
+    def _check_weights(self) -> None:
+        dtype = self._weights_dtype()
         for name in self._flat_weights_names:
             check_float_cpu(getattr(self, name), name, dtype)
 
-    def _check_state(self, input, hx, batch_sizes) -> None:
+    def _check_state(
+        self, input: torch.Tensor, hx: torch.Tensor | None, batch_sizes: torch.Tensor | None
+    ) -> None:
         """nn.RNN's own checks of input and hx (shapes, input dtype), then hx's device and dtype."""
         if hx is None:
             self.check_input(input, batch_sizes)
             return
         self.check_forward_args(input, hx, batch_sizes)
-        check_float_cpu(hx, "hx", self.weight_ih_l0.dtype)
+        check_float_cpu(hx, "hx", self._weights_dtype())

@@ -1,14 +1,16 @@
-"""The note's whole loss, L = -Σ_t y_t · log softmax(c + V σ(b + W h_{t-1} + U x_t)), as one
+"""The model's whole loss, L = -Σ_t y_t · log softmax(c + V σ(b + W h_{t-1} + U x_t)), as one
 torch autograd operation: the core computes L and every gradient in one call in forward, and
 backward only scales them by the upstream gradient."""
 
 # ruff: noqa: RUF002
 
 from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 import torch
 
-from bptt import _core
+from bptt import _arguments, _core
+from bptt._model import PARAM_NAMES
 from bptt.torch.tensors import (
     as_array,
     as_tensor,
@@ -17,17 +19,33 @@ from bptt.torch.tensors import (
     first_order_only,
 )
 
-PARAM_NAMES = ("U", "W", "b", "V", "c")
+__all__ = ["RNNSoftmaxLoss", "rnn_softmax_loss"]
 
 
 class RNNSoftmaxLoss(torch.autograd.Function):
     """The loss (a 0-d tensor) and h_last (B, H); the gradients are computed in forward."""
 
     @staticmethod
-    def forward(ctx, U, W, b, V, c, inputs, targets, h0, activation, reduction):
+    def forward(
+        ctx: Any,
+        U: torch.Tensor,
+        W: torch.Tensor,
+        b: torch.Tensor,
+        V: torch.Tensor,
+        c: torch.Tensor,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        h0: torch.Tensor | None,
+        activation: str,
+        reduction: str,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         float_inputs = inputs.is_floating_point()
-        loss, grads, h_last = _core.loss_and_grad(
-            *(as_array(param) for param in (U, W, b, V, c)),
+        loss, grads, last_state = _core.loss_and_grad(
+            as_array(U),
+            as_array(W),
+            as_array(b),
+            as_array(V),
+            as_array(c),
             as_array(inputs),
             as_array(targets),
             None if h0 is None else as_array(h0),
@@ -39,14 +57,16 @@ class RNNSoftmaxLoss(torch.autograd.Function):
         ctx.grads += [as_tensor(grads["x"]) if float_inputs else None, as_tensor(grads["h0"])]
         # Read only by first_order_only, which joins any second derivative to them.
         ctx.save_for_backward(U, W, b, V, c, inputs, h0)
-        h_last = torch.from_numpy(h_last)
+        h_last = torch.from_numpy(last_state)
         # Truncated BPTT carries h_last into the next chunk without a gradient through it.
         ctx.mark_non_differentiable(h_last)
         return torch.tensor(loss, dtype=U.dtype), h_last
 
     @staticmethod
     @first_order_only
-    def backward(ctx, d_loss, _d_h_last):
+    def backward(
+        ctx: Any, d_loss: torch.Tensor, _d_h_last: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
         # Out of place: with retain_graph, backward may run again on the same stored gradients.
         scaled = [
             None if grad is None or not needed else grad * d_loss
@@ -55,6 +75,32 @@ class RNNSoftmaxLoss(torch.autograd.Function):
             )
         ]
         return (*scaled[:6], None, scaled[6], None, None)
+
+
+@overload
+def rnn_softmax_loss(
+    params: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    h0: torch.Tensor | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+    return_h_last: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def rnn_softmax_loss(
+    params: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    h0: torch.Tensor | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+    return_h_last: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def rnn_softmax_loss(
@@ -66,7 +112,7 @@ def rnn_softmax_loss(
     activation: str = "tanh",
     reduction: str = "sum",
     return_h_last: bool = False,
-):
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """bptt.loss_and_grad's loss as a differentiable torch scalar, in one core call.
 
     params: tensors U (H, D), W (H, H), b (H,), V (O, H), c (O,), float32 or float64 on the CPU
@@ -76,13 +122,13 @@ def rnn_softmax_loss(
     Unbatched (T, D) / (T,) inputs take (T,) / (T, O) targets and an (H,) h0. Gradients reach U,
     W, b, V, c, float inputs and h0. With return_h_last, returns (loss, h_last), h_last the last
     state without a gradient (for truncated BPTT)."""
-    if not isinstance(params, Mapping) or set(params) != set(PARAM_NAMES):
-        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-        raise ValueError(f"params: expected a dict with exactly the keys U, W, b, V, c, got {got}")
-    U = params["U"]
+    weights = _arguments.model_params(params)
+    activation, reduction = _arguments.activation(activation), _arguments.reduction(reduction)
+    return_h_last = _arguments.flag(return_h_last, "return_h_last")
+    U = weights[0]
     check_float_cpu(U, "params['U']")
-    for name in PARAM_NAMES[1:]:
-        check_float_cpu(params[name], f"params['{name}']", U.dtype)
+    for name, weight in zip(PARAM_NAMES[1:], weights[1:], strict=True):
+        check_float_cpu(weight, f"params['{name}']", U.dtype)
     _check_data(inputs, "inputs", U.dtype)
     _check_data(targets, "targets", U.dtype)
     if targets.is_floating_point() and targets.requires_grad:
@@ -101,15 +147,13 @@ def rnn_softmax_loss(
             raise ValueError(f"h0: expected shape (H,) for unbatched inputs, got {tuple(h0.shape)}")
         inputs, targets = inputs.unsqueeze(1), targets.unsqueeze(1)
         h0 = None if h0 is None else h0.unsqueeze(0)
-    loss, h_last = RNNSoftmaxLoss.apply(
-        *(params[name] for name in PARAM_NAMES), inputs, targets, h0, activation, reduction
-    )
+    loss, h_last = RNNSoftmaxLoss.apply(*weights, inputs, targets, h0, activation, reduction)
     if not return_h_last:
         return loss
     return loss, (h_last.squeeze(0) if unbatched else h_last)
 
 
-def _check_data(tensor, name: str, dtype: torch.dtype) -> None:
+def _check_data(tensor: torch.Tensor, name: str, dtype: torch.dtype) -> None:
     """Integer ids, or floats of the params' dtype, dense on the CPU."""
     check_dense_cpu(tensor, name)
     if tensor.is_complex() or tensor.dtype == torch.bool:

@@ -2,14 +2,28 @@
 backward passes that refuse to be differentiated again."""
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
+__all__ = [
+    "FLOAT_DTYPES",
+    "as_array",
+    "as_tensor",
+    "check_dense_cpu",
+    "check_float_cpu",
+    "first_order_only",
+]
+
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
+# An autograd Function's backward: (ctx, *upstream gradients) -> one gradient per input.
+Backward = Callable[..., tuple[torch.Tensor | None, ...]]
 
-def check_dense_cpu(tensor, name: str) -> None:
+
+def check_dense_cpu(tensor: object, name: str) -> None:
     """A dense (strided) CPU tensor, the memory the core can read; TypeError naming `name` if not."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
@@ -25,7 +39,7 @@ def check_dense_cpu(tensor, name: str) -> None:
         )
 
 
-def check_float_cpu(tensor, name: str, dtype: torch.dtype | None = None) -> None:
+def check_float_cpu(tensor: torch.Tensor, name: str, dtype: torch.dtype | None = None) -> None:
     """A dense float32 or float64 CPU tensor (of `dtype`, if given); TypeError naming `name` if
     not."""
     check_dense_cpu(tensor, name)
@@ -52,11 +66,11 @@ class _NotDifferentiableAgain(torch.autograd.Function):
     backward raises."""
 
     @staticmethod
-    def forward(ctx, grad_count, *tensors):
+    def forward(ctx: Any, grad_count: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(tensor.clone() for tensor in tensors[:grad_count])
 
     @staticmethod
-    def backward(ctx, *_):
+    def backward(ctx: Any, *_: torch.Tensor) -> None:
         raise RuntimeError(
             "bptt.torch: trying to differentiate twice, through gradients computed by bptt's "
             "core: second-order gradients (create_graph=True, then backward or grad of a "
@@ -64,7 +78,7 @@ class _NotDifferentiableAgain(torch.autograd.Function):
         )
 
 
-def first_order_only(backward):
+def first_order_only(backward: Backward) -> Backward:
     """For a backward computed by the core, whose gradients are constants to autograd: under
     create_graph=True they come out of a node that raises when differentiated, joined to the
     upstream gradients and the saved forward inputs, so that a second derivative fails instead
@@ -75,7 +89,7 @@ def first_order_only(backward):
     copies, which torch.autograd.grad(..., inputs=x) never visits."""
 
     @functools.wraps(backward)
-    def wrapper(ctx, *grad_outputs):
+    def wrapper(ctx: Any, *grad_outputs: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         with torch.no_grad():
             grads = backward(ctx, *grad_outputs)
         if not torch.is_grad_enabled():  # the usual backward, without create_graph
