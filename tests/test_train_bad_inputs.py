@@ -328,13 +328,13 @@ def rewrite_checkpoint(run, arrays=None, metadata=None, metadata_json=None):
     path = checkpoint.checkpoint_path(run)
     with np.load(path) as archive:
         contents = {name: archive[name].copy() for name in archive.files}
-    stored = json.loads(str(contents.pop(checkpoint._METADATA_KEY)))
+    stored = json.loads(str(contents.pop(checkpoint.METADATA_KEY)))
     if arrays:
         arrays(contents)
     if metadata:
         metadata(stored)
     text = json.dumps(stored) if metadata_json is None else metadata_json
-    np.savez(path, **{checkpoint._METADATA_KEY: np.array(text)}, **contents)
+    np.savez(path, **{checkpoint.METADATA_KEY: np.array(text)}, **contents)
 
 
 def set_element(name, value):

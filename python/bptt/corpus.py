@@ -7,6 +7,7 @@ import os
 import sysconfig
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +96,19 @@ class Vocabulary:
 
     def __init__(self, characters: str):
         self.characters = characters
-        self._ids = {character: i for i, character in enumerate(characters)}
-        # code point -> id (or -1), so that encoding a long text is one NumPy gather
-        self._table = np.full(max(map(ord, characters), default=0) + 1, -1, np.int64)
-        self._table[[ord(character) for character in characters]] = np.arange(len(characters))
+
+    # Built at first use: a checkpoint's vocabulary is read (and compared) without them, in
+    # memory proportional to its length rather than its largest code point.
+    @cached_property
+    def _ids(self) -> dict[str, int]:
+        return {character: i for i, character in enumerate(self.characters)}
+
+    @cached_property
+    def _table(self) -> np.ndarray:
+        """code point -> id (or -1), so that encoding a long text is one NumPy gather."""
+        table = np.full(max(map(ord, self.characters), default=0) + 1, -1, np.int64)
+        table[[ord(character) for character in self.characters]] = np.arange(len(self))
+        return table
 
     @classmethod
     def of_text(cls, text: str) -> "Vocabulary":
