@@ -73,7 +73,7 @@ def _opened(run_dir) -> Iterator[BoundedNpz]:
     except ArchiveError as error:
         raise UsageError(f"{path}: corrupt or truncated checkpoint ({error})") from None
     except NotRegularFile as error:
-        raise UsageError(f"{path}: {error}") from None
+        raise UsageError(f"{path}: is {error}, expected a regular file") from None
     except OSError as error:  # e.g. a name too long to look up
         raise UsageError(f"{run_dir}: cannot read it ({error.strerror or error})") from None
     try:

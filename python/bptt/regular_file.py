@@ -16,7 +16,7 @@ _KINDS = {
 
 
 class NotRegularFile(OSError):
-    """The path names something other than a regular file; str() says what it is."""
+    """The path names something other than a regular file; str() says what it is: "a pipe"."""
 
 
 def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, int]:
@@ -28,8 +28,10 @@ def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, int]:
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((kind for test, kind in _KINDS.items() if test(mode)), "not a file")
-            raise NotRegularFile(f"{kind}, not a regular file")
+            kind = next(
+                (kind for test, kind in _KINDS.items() if test(mode)), "an unknown kind of file"
+            )
+            raise NotRegularFile(kind)
         file = os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
