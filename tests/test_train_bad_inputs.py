@@ -190,6 +190,16 @@ def test_an_out_that_cannot_be_a_directory(files, tmp_path, out, phrase):
     assert_one_line_error(result, "train", f"--out {tmp_path / out}", phrase)
 
 
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [("train --out", "--out"), ("train --resume", "--resume"), ("sample", "DIR")],
+)
+def test_an_empty_directory_name_is_not_the_current_directory(run_copy, command, named):
+    # a run in the current directory, which an empty name must not pick silently
+    result = bptt_command(*command.split(), "", "--threads", "1", cwd=run_copy)
+    assert_one_line_error(result, command.split()[0], f"{named}: expected a directory, got ''")
+
+
 def test_an_out_whose_metrics_csv_is_a_directory(files, tmp_path):
     (tmp_path / "run" / "metrics.csv").mkdir(parents=True)
     result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "2",
