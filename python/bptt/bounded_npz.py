@@ -21,7 +21,7 @@ SUFFIX = ".npy"
 # default max_header_size (10,000 characters) of dictionary
 _MAX_HEADER_BYTES = 8 + 4 + 10_000
 _CHUNK_BYTES = 1 << 20  # members are read in pieces of this size: no second copy of a member
-# what a damaged zip directory or .npy header raises in zipfile and numpy.lib.format
+# what a damaged zip directory or member raises in zipfile (and read_magic, ValueError)
 _DAMAGE = (
     zipfile.BadZipFile,
     EOFError,
@@ -31,9 +31,6 @@ _DAMAGE = (
     NotImplementedError,
     RuntimeError,  # an encrypted member
     OverflowError,
-    SyntaxError,
-    RecursionError,
-    UserWarning,  # numpy's warning that it reparsed a header in Python 2's syntax
 )
 
 
@@ -135,11 +132,15 @@ def _checked_members(infos: list[zipfile.ZipInfo], size: int) -> dict[str, zipfi
             raise ArchiveError(
                 f"{name}: compressed; only uncompressed members (as np.savez writes them) are read"
             )
-        stored_bytes += info.compress_size
-        if info.file_size != info.compress_size or stored_bytes > size:
+        if info.file_size != info.compress_size:
             raise ArchiveError(
-                f"{name}: declares {info.file_size:,} bytes, stored in {info.compress_size:,}, "
-                f"more than the file's {size:,} bytes hold"
+                f"{name}: declares {info.file_size:,} bytes, stored uncompressed in "
+                f"{info.compress_size:,}"
+            )
+        stored_bytes += info.compress_size
+        if stored_bytes > size:
+            raise ArchiveError(
+                f"{name}: with the members before it, declares more bytes than the file's {size:,}"
             )
         members[name] = info
     return members
@@ -166,13 +167,24 @@ class _OpenMember:
 
 
 def _read_header(name: str, member) -> tuple[tuple, bool, np.dtype]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            return np.lib.format.read_array_header_1_0(member)
-        if version == (2, 0):
-            return np.lib.format.read_array_header_2_0(member)
+    """The .npy header's shape, Fortran order and dtype."""
+    version = np.lib.format.read_magic(member)
+    read = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }.get(version)
+    if read is not None:
+        try:
+            with warnings.catch_warnings():
+                # numpy warns when it reparses a header in Python 2's syntax: a damaged one here
+                warnings.simplefilter("error")
+                return read(member)
+        except Exception as error:  # noqa: BLE001
+            # numpy parses the header's text with ast and tokenize, which raise more than
+            # ValueError (tokenize.TokenError: found by tests/fuzz)
+            raise ArchiveError(
+                f"{name}{SUFFIX}: unreadable .npy header ({_problem(error)})"
+            ) from None
     raise ArchiveError(
         f"{name}{SUFFIX}: .npy format version {version[0]}.{version[1]}, expected 1.0 or 2.0"
     )
