@@ -183,15 +183,16 @@ def read_run(run_dir) -> SavedRun:
             )
             for name, shape in shapes.items()
         }
-    optimizer_prefix = f"{config.optimizer}."
+    params = {name: arrays.pop(f"params.{name}") for name in _model.PARAM_NAMES}
+    hidden = arrays.pop("hidden")
     return SavedRun(
         path,
         config,
         Vocabulary(characters),
         fingerprint,
-        {name: arrays[f"params.{name}"] for name in _model.PARAM_NAMES},
-        {name: value for name, value in arrays.items() if name.startswith(optimizer_prefix)},
-        arrays["hidden"],
+        params,
+        arrays,  # the rest: the optimizer's state
+        hidden,
         step,
         position,
         rng,

@@ -130,9 +130,9 @@ class Trainer:
                     f"give its new place with {name('text')} FILE)"
                 )
             )
-        text_read = read_text(config.text)
-        check_same_text(saved, text_read, config, given=text is not None)
-        corpus = corpus_for(config, text_read)
+        contents = read_text(config.text)
+        check_same_text(saved, contents, config, given=text is not None)
+        corpus = corpus_for(config, contents)
         config = replace(config, text=recorded_source(config.text))
         trainer = cls(config, corpus, saved.params, **options)
         if not (0 <= saved.position < trainer.streams.length):

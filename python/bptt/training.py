@@ -1,6 +1,6 @@
 """A `bptt train` run: `train` starts one in a directory, `resume` continues one, and `run` takes
-the trainer's steps until the budget is spent or Ctrl-C, with validation and a sample every so
-often, metrics.csv, atomic checkpoints, and a plot at the end."""
+the trainer's steps until the budget is spent, Ctrl-C or SIGTERM, with validation and a sample
+every so often, metrics.csv, atomic checkpoints, and a plot at the end."""
 
 import math
 import signal

@@ -1,8 +1,9 @@
 """Coverage-guided fuzzing of the checkpoint loader (`bptt.checkpoint.read_run`) with atheris.
 
 From a valid checkpoint of a 2-step run, libFuzzer mutates the file: now its raw bytes (the zip
-structure itself), now one member's bytes, the metadata's JSON text or the set of members, the
-archive then rebuilt with valid CRCs so that the mutation reaches the loader's own checks. For
+structure itself), now one member's bytes, an array's dtype, shape or header, the metadata's
+JSON text or the set of members, the archive then rebuilt with valid CRCs so that the mutation
+reaches the loader's own checks. For
 every input the loader must either return a SavedRun whose arrays have the shapes its settings
 imply and finite values, or raise UsageError (the command line's one-line error); any other
 exception, a crash, or a peak of memory beyond MEMORY_PER_FILE_BYTE times the file's size (and
@@ -120,7 +121,8 @@ def mutated_metadata(member: bytes, max_size: int, rng: random.Random) -> bytes:
         with contextlib.suppress(Exception):  # a text damaged earlier: kept as it is
             text = json.dumps(mutated_json(json.loads(text), rng))
     else:
-        text = atheris.Mutate(text.encode("utf-8"), max_size // 4).decode("utf-8", "replace")
+        encoded = text.encode("utf-8", "surrogatepass")  # NumPy's UTF-32 may hold surrogates
+        text = atheris.Mutate(encoded, max_size // 4).decode("utf-8", "replace")
     buffer = io.BytesIO()
     np.save(buffer, np.array(text))
     return buffer.getvalue()
@@ -140,8 +142,40 @@ def mutated_json(value, rng: random.Random):
     )  # fmt: skip
 
 
+def mutated_array(member: bytes, rng: random.Random) -> bytes:
+    """An array member saved again with another dtype, shape or layout, or header version (or
+    as it was, if it is no longer an array NumPy reads, or the change does not apply to it)."""
+    change = rng.randrange(6)
+    buffer = io.BytesIO()
+    try:
+        array = np.load(io.BytesIO(member), allow_pickle=False)
+        if change == 0:
+            array = array.astype(rng.choice(["float64", "float32", "float16", "int64", ">f4"]))
+        elif change == 1:
+            array = array.reshape(-1) if rng.random() < 0.5 else array[..., None]
+        elif change == 2:
+            array = np.concatenate([array.reshape(-1), array.reshape(-1)])
+        elif change == 3:
+            array = np.asfortranarray(array.T)
+        elif change == 4:
+            array = array.reshape(-1)[: rng.randrange(array.size + 1)]
+        # change 5: the same array under the header of another version of the format
+        version = rng.choice([(1, 0), (2, 0), (3, 0)]) if change == 5 else None
+        np.lib.format.write_array(buffer, array, version=version)
+    except Exception:  # noqa: BLE001 (the metadata's string, a member damaged earlier)
+        return member
+    return buffer.getvalue()
+
+
 def mutate(data: bytes, max_size: int, seed: int) -> bytes:
-    rng = random.Random(seed)
+    """libFuzzer's custom mutator: `data` mutated into at most max_size bytes."""
+    try:
+        return mutated_checkpoint(data, max_size, random.Random(seed))
+    except Exception:  # noqa: BLE001 (a mutation that does not apply: libFuzzer's own then)
+        return atheris.Mutate(data, max_size)
+
+
+def mutated_checkpoint(data: bytes, max_size: int, rng: random.Random) -> bytes:
     members = members_of(data)
     if members is None or not members or rng.random() < 0.2:
         return atheris.Mutate(data, max_size)  # the zip structure itself
@@ -149,6 +183,8 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
     choice = rng.random()
     if choice < 0.35 and name == f"{checkpoint.METADATA_KEY}.npy":
         members[name] = mutated_metadata(members[name], max_size, rng)
+    elif choice < 0.5:
+        members[name] = mutated_array(members[name], rng)
     elif choice < 0.7:
         members[name] = atheris.Mutate(members[name], max(len(members[name]) * 2, 64))
     elif choice < 0.8:
