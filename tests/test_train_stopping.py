@@ -23,6 +23,14 @@ TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(20
 SMALL = ["--hidden", "16", "--seq-len", "10", "--batch", "3", "--threads", "1"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = bptt.get_num_threads()
+    bptt.set_num_threads(1)
+    yield
+    bptt.set_num_threads(threads)
+
+
 @pytest.fixture
 def text_file(tmp_path):
     path = tmp_path / "text.txt"
@@ -180,11 +188,3 @@ def test_ctrl_c_during_start_up_exits_at_once(tmp_path, text_file, monkeypatch, 
     status = __main__.main(["train", "--text", str(text_file), "--out", str(tmp_path / "run")])
     assert status == 128 + signal.SIGINT
     assert capsys.readouterr().err == "bptt train: interrupted\n"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = bptt.get_num_threads()
-    bptt.set_num_threads(1)
-    yield
-    bptt.set_num_threads(threads)
