@@ -190,6 +190,16 @@ def test_an_out_that_cannot_be_a_directory(files, tmp_path, out, phrase):
     assert_one_line_error(result, "train", f"--out {tmp_path / out}", phrase)
 
 
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [("train --out", "--out"), ("train --resume", "--resume"), ("sample", "DIR")],
+)
+def test_an_empty_directory_name_is_not_the_current_directory(run_copy, command, named):
+    # a run in the current directory, which an empty name must not pick silently
+    result = bptt_command(*command.split(), "", "--threads", "1", cwd=run_copy)
+    assert_one_line_error(result, command.split()[0], f"{named}: expected a directory, got ''")
+
+
 def test_an_out_whose_metrics_csv_is_a_directory(files, tmp_path):
     (tmp_path / "run" / "metrics.csv").mkdir(parents=True)
     result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "2",
@@ -224,19 +234,21 @@ def test_the_memory_a_run_needs_is_compared_with_the_memory_available(files, mon
     Trainer.start(config)  # does not raise
 
 
-def test_running_out_of_memory_anyway_is_one_line(files, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [("Unable to allocate 72.8 TiB for an array", None), ("", "no details")],
+    ids=["NumPy's", "none"],
+)
+def test_running_out_of_memory_anyway_is_one_line(files, monkeypatch, capsys, message, shown):
     def allocate_too_much(*args, **kwargs):
-        raise MemoryError("Unable to allocate 72.8 TiB for an array")
+        raise MemoryError(message)
 
     monkeypatch.setattr(training, "train", allocate_too_much)
     status = __main__.main(["train", "--text", str(files / "text.txt"), "--quiet"])
     stderr = capsys.readouterr().err
     assert status == 2
     assert stderr.splitlines() == [
-        (
-            "bptt train: error: out of memory (Unable to allocate 72.8 TiB for an array); "
-            "try smaller sizes"
-        )
+        f"bptt train: error: out of memory ({shown or message}); try smaller sizes"
     ]
 
 
@@ -328,13 +340,13 @@ def rewrite_checkpoint(run, arrays=None, metadata=None, metadata_json=None):
     path = checkpoint.checkpoint_path(run)
     with np.load(path) as archive:
         contents = {name: archive[name].copy() for name in archive.files}
-    stored = json.loads(str(contents.pop(checkpoint._METADATA_KEY)))
+    stored = json.loads(str(contents.pop(checkpoint.METADATA_KEY)))
     if arrays:
         arrays(contents)
     if metadata:
         metadata(stored)
     text = json.dumps(stored) if metadata_json is None else metadata_json
-    np.savez(path, **{checkpoint._METADATA_KEY: np.array(text)}, **contents)
+    np.savez(path, **{checkpoint.METADATA_KEY: np.array(text)}, **contents)
 
 
 def set_element(name, value):

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except MemoryError as error:  # what the estimates up front did not foresee
         print(
-            f"bptt {args.command}: error: out of memory ({error or 'no details'}); "
+            f"bptt {args.command}: error: out of memory ({str(error) or 'no details'}); "
             "try smaller sizes",
             file=sys.stderr,
         )

@@ -1,27 +1,34 @@
-"""A run's checkpoint: one .npz file (allow_pickle=False) holding the arrays and, as one JSON
-string, everything else; written atomically, so that a crash or Ctrl-C mid-write leaves the
-previous checkpoint whole. What a `bptt train` run keeps in it (`run_arrays`, `run_metadata`)
-and reads back, every field checked (`read_run`)."""
+"""A run's checkpoint: one uncompressed .npz file (np.savez) holding the arrays and, as one
+JSON string, everything else; written atomically, so that a crash, Ctrl-C or SIGTERM mid-write
+leaves the previous checkpoint whole and no temporary file. What a `bptt train` run keeps in it
+(`run_arrays`, `run_metadata`) and reads back (`read_run`): only the members the format has,
+each checked against the run's settings before it is read (`bounded_npz`), and every field."""
 
 import json
+import math
 import os
-import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from bptt import _model
+from bptt import _model, memory
+from bptt.bounded_npz import ArchiveError, BoundedNpz
 from bptt.corpus import Vocabulary
 from bptt.errors import SettingError, UsageError, check_integer, check_number, writing
 from bptt.optimizers import OPTIMIZERS
+from bptt.regular_file import NotRegularFile
 from bptt.training_config import Budget, TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT = "bptt-train-checkpoint-1"
-_METADATA_KEY = "metadata_json"
+METADATA_KEY = "metadata_json"
+# the longest metadata: the settings and counts (a few hundred characters) and a vocabulary of
+# every Unicode character, each escaped by json.dumps as up to 12 characters (a surrogate pair)
+MAX_METADATA_LENGTH = 4096 + 12 * 0x110000
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:
@@ -32,7 +39,7 @@ def save(run_dir: str | os.PathLike, arrays: Mapping[str, np.ndarray], metadata:
     """Write arrays and metadata to run_dir/checkpoint.npz: temporary file, fsync, rename."""
     path = checkpoint_path(run_dir)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    contents = {_METADATA_KEY: np.array(json.dumps({"format": FORMAT, **metadata}))}
+    contents = {METADATA_KEY: np.array(json.dumps({"format": FORMAT, **metadata}))}
     contents.update(arrays)
     with writing(path):
         try:
@@ -52,52 +59,48 @@ def save(run_dir: str | os.PathLike, arrays: Mapping[str, np.ndarray], metadata:
     return path
 
 
-def load(run_dir: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """The arrays and metadata of run_dir/checkpoint.npz; UsageError if missing or unreadable."""
+@contextmanager
+def _opened(run_dir) -> Iterator[BoundedNpz]:
+    """run_dir's checkpoint opened; UsageError if missing, unreadable or not a zip archive, and
+    the archive's errors while it is read as UsageErrors naming the checkpoint."""
     path = checkpoint_path(run_dir)
     try:
         if not Path(run_dir).is_dir():
             raise UsageError(f"{run_dir}: no such run directory")
-        if not path.is_file():
+        if not path.exists():
             raise UsageError(f"{run_dir}: no {CHECKPOINT_NAME} in it (not a bptt train run?)")
+        archive = BoundedNpz(path)
+    except ArchiveError as error:
+        raise UsageError(f"{path}: corrupt or truncated checkpoint ({error})") from None
+    except NotRegularFile as error:
+        raise UsageError(f"{path}: is {error}, expected a regular file") from None
     except OSError as error:  # e.g. a name too long to look up
         raise UsageError(f"{run_dir}: cannot read it ({error.strerror or error})") from None
     try:
-        # reading every array here checks every member's CRC, so truncation shows now
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        metadata = json.loads(str(arrays.pop(_METADATA_KEY)))
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise UsageError(f"{path}: corrupt or truncated checkpoint ({error})") from None
+        with archive:
+            yield archive
+    except ArchiveError as error:
+        raise corrupt(path, str(error)) from None
+
+
+def _read_metadata(archive: BoundedNpz, path: Path) -> dict:
+    try:
+        metadata = json.loads(archive.read_string(METADATA_KEY, MAX_METADATA_LENGTH))
+    except ValueError as error:  # not JSON, or an integer of more digits than Python parses
+        raise corrupt(path, f"{METADATA_KEY}: {error}") from None
     except RecursionError:  # JSON nested deeper than the parser's stack
-        raise UsageError(f"{path}: corrupt checkpoint (its metadata is nested too deep)") from None
+        raise corrupt(path, "its metadata is nested too deep") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise UsageError(f"{path}: not a {FORMAT} checkpoint")
-    return arrays, metadata
+    return metadata
 
 
-def require(
-    arrays: Mapping[str, np.ndarray],
-    name: str,
-    shape: tuple,
-    dtype,
-    path,
-    *,
-    nonnegative: bool = False,
-) -> np.ndarray:
-    """arrays[name], checked to have the shape and dtype the run's settings imply and to hold
-    finite values (and no negative ones, when `nonnegative`)."""
-    value = arrays.get(name)
-    if value is None or value.shape != tuple(shape) or value.dtype != np.dtype(dtype):
-        found = "missing" if value is None else f"{value.dtype}{list(value.shape)}"
-        raise UsageError(
-            f"{path}: corrupt checkpoint: {name} should be {np.dtype(dtype)}{list(shape)}, "
-            f"found {found}"
-        )
+def _checked_values(value: np.ndarray, name: str, path, *, nonnegative: bool) -> np.ndarray:
+    """value, checked to hold finite values (and no negative ones, when `nonnegative`)."""
     if not np.isfinite(value).all():
-        raise UsageError(f"{path}: corrupt checkpoint: {name} holds NaN or infinity")
+        raise corrupt(path, f"{name} holds NaN or infinity")
     if nonnegative and (value < 0).any():
-        raise UsageError(f"{path}: corrupt checkpoint: {name} holds negative values")
+        raise corrupt(path, f"{name} holds negative values")
     return value
 
 
@@ -150,57 +153,45 @@ class SavedRun(NamedTuple):
 
 
 def read_run(run_dir) -> SavedRun:
-    """run_dir's checkpoint, or UsageError naming the first field that is missing or invalid."""
-    arrays, metadata = load(run_dir)
+    """run_dir's checkpoint, or UsageError naming the first field or member that is missing or
+    invalid. The metadata is read first; each array then only once its member is checked to
+    have the shape and dtype that the metadata's settings imply."""
     path = checkpoint_path(run_dir)
-    config = _config_of(metadata, path)
-    characters = metadata.get("vocabulary")
-    if not isinstance(characters, str) or not characters or len(set(characters)) != len(characters):
-        raise corrupt(path, "no valid vocabulary")
-    fingerprint = metadata.get("text_fingerprint")
-    if not isinstance(fingerprint, str):
-        raise corrupt(path, "no text fingerprint")
-    size, dtype = len(characters), np.dtype(config.dtype)
-    shapes = _model.parameter_shapes(size, config.hidden, size)
-    params = {
-        name: require(arrays, f"params.{name}", shape, dtype, path)
-        for name, shape in shapes.items()
-    }
-    optimizer = OPTIMIZERS[config.optimizer]
-    optimizer_state = {}
-    for state in optimizer.state_names:
-        for name, shape in shapes.items():
-            key = optimizer.state_array_name(state, name)
-            optimizer_state[key] = require(
-                arrays, key, shape, dtype, path, nonnegative=state in optimizer.nonnegative_states
-            )
-    hidden = require(arrays, "hidden", (config.batch, config.hidden), dtype, path)
-    try:
-        step = check_integer("step", metadata.get("step"), 0)
-        optimizer_steps = check_integer("optimizer_steps", metadata.get("optimizer_steps"), 0)
-        if optimizer_steps != step:  # every step is one optimizer update
-            raise UsageError(f"optimizer_steps {optimizer_steps} is not the step count {step}")
-        position = check_integer("position", metadata.get("position"), 0)
-        if position % config.seq_len:
-            raise UsageError(f"stream position {position}")
-        elapsed_seconds = check_number(
-            "elapsed_seconds", metadata.get("elapsed_seconds"), zero_allowed=True
+    with _opened(run_dir) as archive:
+        metadata = _read_metadata(archive, path)
+        config = _config_of(metadata, path)
+        characters = _vocabulary_of(metadata, path)
+        fingerprint = metadata.get("text_fingerprint")
+        if not isinstance(fingerprint, str):
+            raise corrupt(path, "no text fingerprint")
+        step, position, elapsed_seconds = _counts_of(metadata, config, path)
+        budget = _budget_of(metadata, path)
+        rng = _rng_of(metadata, path)
+        shapes = array_shapes(config, len(characters))
+        unexpected = archive.unexpected_members({*shapes, METADATA_KEY})
+        if unexpected:
+            raise corrupt(path, f"{unexpected[0]}: not a member of a {FORMAT} checkpoint")
+        dtype = np.dtype(config.dtype)
+        memory.check_available(
+            sum(math.prod(shape) for shape in shapes.values()) * dtype.itemsize,
+            f"{path}: reading its arrays",
         )
-    except UsageError as error:
-        raise corrupt(path, str(error)) from None
-    budget = _budget_of(metadata, path)
-    rng = np.random.default_rng()
-    try:
-        rng.bit_generator.state = metadata.get("rng_state")
-    except (TypeError, ValueError, OverflowError) as error:
-        raise corrupt(path, f"rng_state: {error}") from None
+        nonnegative = _nonnegative_arrays(config)
+        arrays = {
+            name: _checked_values(
+                archive.read_array(name, shape, dtype), name, path, nonnegative=name in nonnegative
+            )
+            for name, shape in shapes.items()
+        }
+    params = {name: arrays.pop(f"params.{name}") for name in _model.PARAM_NAMES}
+    hidden = arrays.pop("hidden")
     return SavedRun(
         path,
         config,
         Vocabulary(characters),
         fingerprint,
         params,
-        optimizer_state,
+        arrays,  # the rest: the optimizer's state
         hidden,
         step,
         position,
@@ -214,6 +205,71 @@ def load_model(run_dir) -> tuple[dict[str, np.ndarray], Vocabulary, str]:
     """The parameters, vocabulary and activation saved in run_dir, for sampling."""
     saved = read_run(run_dir)
     return saved.params, saved.vocabulary, saved.config.activation
+
+
+def array_shapes(config: TrainConfig, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
+    """The shape of each array of a checkpoint (`run_arrays`'s names) of a run with these
+    settings and vocabulary size."""
+    shapes = _model.parameter_shapes(vocabulary_size, config.hidden, vocabulary_size)
+    arrays = {f"params.{name}": shape for name, shape in shapes.items()}
+    optimizer = OPTIMIZERS[config.optimizer]
+    for state in optimizer.state_names:
+        for name, shape in shapes.items():
+            arrays[optimizer.state_array_name(state, name)] = shape
+    arrays["hidden"] = (config.batch, config.hidden)
+    return arrays
+
+
+def _nonnegative_arrays(config: TrainConfig) -> set[str]:
+    """The arrays of array_shapes(config, ...) that hold sums of squares."""
+    optimizer = OPTIMIZERS[config.optimizer]
+    return {
+        optimizer.state_array_name(state, name)
+        for state in optimizer.nonnegative_states
+        for name in _model.PARAM_NAMES
+    }
+
+
+def _vocabulary_of(metadata: dict, path: Path) -> str:
+    """The vocabulary's characters, checked to be distinct and in code point order, as
+    Vocabulary.of_text gives them."""
+    characters = metadata.get("vocabulary")
+    if not isinstance(characters, str) or not characters:
+        raise corrupt(path, "no valid vocabulary")
+    try:  # code points from UTF-32: 4 bytes a character, where a set of characters takes ~100
+        code_points = np.frombuffer(characters.encode("utf-32-le"), np.uint32)
+    except UnicodeEncodeError:  # a lone surrogate, which no UTF-8 text holds
+        raise corrupt(path, "its vocabulary holds a character that is not Unicode text") from None
+    if not (np.diff(code_points.astype(np.int64)) > 0).all():
+        raise corrupt(path, "its vocabulary is not distinct characters in code point order")
+    return characters
+
+
+def _counts_of(metadata: dict, config: TrainConfig, path: Path) -> tuple[int, int, float]:
+    """The step, the streams' position and the elapsed seconds."""
+    try:
+        step = check_integer("step", metadata.get("step"), 0)
+        optimizer_steps = check_integer("optimizer_steps", metadata.get("optimizer_steps"), 0)
+        if optimizer_steps != step:  # every step is one optimizer update
+            raise UsageError(f"optimizer_steps {optimizer_steps} is not the step count {step}")
+        position = check_integer("position", metadata.get("position"), 0)
+        if position % config.seq_len:
+            raise UsageError(f"stream position {position}")
+        elapsed_seconds = check_number(
+            "elapsed_seconds", metadata.get("elapsed_seconds"), zero_allowed=True
+        )
+    except UsageError as error:
+        raise corrupt(path, str(error)) from None
+    return step, position, float(elapsed_seconds)
+
+
+def _rng_of(metadata: dict, path: Path) -> np.random.Generator:
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = metadata.get("rng_state")
+    except (TypeError, ValueError, OverflowError, KeyError) as error:
+        raise corrupt(path, f"rng_state: {error!r}") from None
+    return rng
 
 
 def _config_of(metadata: dict, path: Path) -> TrainConfig:

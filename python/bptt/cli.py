@@ -2,6 +2,8 @@
 library's errors name its settings (`SettingError`); here they name this command's options."""
 
 import argparse
+import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +17,9 @@ from bptt.errors import SettingError, UsageError, check_integer, check_number
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 from bptt.training_config import ACTIVATIONS, DEFAULT_MINUTES, DTYPES, Budget, TrainConfig
 
-EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
+# the shell's status for a command ended by a signal: 128 + its number
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 # The option of each setting the library's errors name: a run's settings (TrainConfig's and
 # Budget's fields, the option spelled as argparse reads it), its directory, a sample's prime.
@@ -26,6 +30,7 @@ OPTIONS = {
     },
     run_directory.NEW_RUN: "--out",
     run_directory.RESUMED_RUN: "--resume",
+    run_directory.SAMPLED_RUN: "DIR",
     "prime": "--prime",
 }
 
@@ -53,14 +58,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="a UTF-8 text (default: the Python standard library's "
         "own *.py sources, read from this interpreter's installation)",
     )
+    # directories stay strings here: Path("") would be the current directory, which the
+    # library refuses as an empty name
     parser.add_argument(
         "--out",
         metavar="DIR",
-        type=Path,
         help="where checkpoint, metrics.csv and plot go (default: runs/<time>)",
     )
     parser.add_argument(
-        "--resume", metavar="DIR", type=Path, help="continue the run in DIR, with its own settings"
+        "--resume", metavar="DIR", help="continue the run in DIR, with its own settings"
     )
     parser.add_argument("--hidden", type=int, help=f"hidden units (default {defaults.hidden})")
     parser.add_argument(
@@ -132,6 +138,18 @@ def _set_threads(threads: int | None) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """The run's exit status: 0 when it spent its budget, 128 + the signal's number when Ctrl-C
+    or SIGTERM stopped it (after a step, with a checkpoint) or SIGTERM ended its start-up."""
+    try:
+        with training.sigterm_terminates():
+            outcome = _train(args)
+    except training.Terminated:
+        print("bptt train: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    return 0 if outcome.finished else 128 + outcome.stopped_by
+
+
+def _train(args: argparse.Namespace) -> training.Outcome:
     names = {field.name for field in fields(TrainConfig)} - {"text"}
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     with _errors_naming_options():
@@ -139,20 +157,18 @@ def run_train(args: argparse.Namespace) -> int:
         _set_threads(args.threads)
         show = not args.quiet
         if args.resume is not None:
-            if args.out is not None and args.out.resolve() != args.resume.resolve():
+            if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
                 raise UsageError("--out: a resumed run stays in its own directory (--resume DIR)")
-            outcome = training.resume(
+            return training.resume(
                 args.resume, budget, text=args.text, settings=settings, show_progress=show
             )
-        else:
-            config = TrainConfig(**settings, **({} if args.text is None else {"text": args.text}))
-            out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-            outcome = training.train(config, out, budget, show_progress=show)
-    return 0 if outcome.finished else EXIT_INTERRUPTED
+        config = TrainConfig(**settings, **({} if args.text is None else {"text": args.text}))
+        out = Path("runs") / time.strftime("%Y%m%d-%H%M%S") if args.out is None else args.out
+        return training.train(config, out, budget, show_progress=show)
 
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="DIR", type=Path, help="a bptt train run directory")
+    parser.add_argument("run_dir", metavar="DIR", help="a bptt train run directory")
     parser.add_argument(
         "--length",
         type=int,
@@ -179,7 +195,8 @@ def run_sample(args: argparse.Namespace) -> int:
         if args.seed is not None:
             check_integer("--seed", args.seed, 0)
         _set_threads(args.threads)
-        params, vocabulary, activation = checkpoint.load_model(args.run_dir)
+        run_dir = run_directory.directory(args.run_dir, run_directory.SAMPLED_RUN)
+        params, vocabulary, activation = checkpoint.load_model(run_dir)
         sampling.check_prime(args.prime, vocabulary)
         hidden_size, itemsize = params["W"].shape[0], params["W"].itemsize
         needed = sampling.memory_needed(

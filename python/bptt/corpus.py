@@ -7,14 +7,21 @@ import os
 import sysconfig
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from bptt import memory
 from bptt.errors import SettingError
+from bptt.regular_file import NotRegularFile, open_regular, read_whole
 
 VALIDATION_FRACTION = Fraction(1, 20)  # the last 5% is held out; a Fraction: lengths are exact
 STDLIB = "stdlib"  # the name a checkpoint records for the default corpus
+# The memory a text takes per byte of its file, at most (an ASCII text: a character a byte): the
+# id (int64) of each character twice, in the corpus and in the streams' table, which outlive
+# the bytes, the decoded string and its UTF-32 encoding.
+MEMORY_PER_TEXT_BYTE = 16
 
 
 def stdlib_files() -> list[Path]:
@@ -60,15 +67,26 @@ def read_stdlib_text() -> str:
 
 
 def read_text_file(path: str | os.PathLike) -> str:
-    """The file's text; else a SettingError about the setting `text` naming the file."""
+    """The file's text; else a SettingError about the setting `text` naming the file. Only a
+    regular file is read, and only once its size is known to fit in the memory available."""
     try:
-        data = Path(path).read_bytes()
+        file, size = open_regular(path)
     except FileNotFoundError:
         raise _text_error(path, "no such file") from None
-    except IsADirectoryError:
-        raise _text_error(path, "is a directory, expected a UTF-8 text file") from None
+    except NotRegularFile as error:
+        raise _text_error(path, f"is {error}, expected a regular file of UTF-8 text") from None
     except OSError as error:
         raise _text_error(path, f"cannot read it ({error.strerror})") from None
+    with file:
+        shortfall = memory.shortfall(size * MEMORY_PER_TEXT_BYTE)
+        if shortfall:
+            raise _text_error(path, f"{size:,} bytes: a run on it {shortfall}")
+        try:
+            data = read_whole(file, size)
+        except OSError as error:
+            raise _text_error(path, f"cannot read it ({error.strerror})") from None
+    if data is None:
+        raise _text_error(path, f"grew while it was read (from {size:,} bytes)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -86,6 +104,12 @@ def read_text(source: str) -> str:
     return read_stdlib_text() if source == STDLIB else read_text_file(source)
 
 
+def recorded_source(source: str) -> str:
+    """The source as a checkpoint records it: STDLIB, or the file's absolute path, so that the
+    run resumes from any directory."""
+    return source if source == STDLIB else os.path.abspath(source)
+
+
 def text_fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -95,10 +119,19 @@ class Vocabulary:
 
     def __init__(self, characters: str):
         self.characters = characters
-        self._ids = {character: i for i, character in enumerate(characters)}
-        # code point -> id (or -1), so that encoding a long text is one NumPy gather
-        self._table = np.full(max(map(ord, characters), default=0) + 1, -1, np.int64)
-        self._table[[ord(character) for character in characters]] = np.arange(len(characters))
+
+    # Built at first use: a checkpoint's vocabulary is read (and compared) without them, in
+    # memory proportional to its length rather than its largest code point.
+    @cached_property
+    def _ids(self) -> dict[str, int]:
+        return {character: i for i, character in enumerate(self.characters)}
+
+    @cached_property
+    def _table(self) -> np.ndarray:
+        """code point -> id (or -1), so that encoding a long text is one NumPy gather."""
+        table = np.full(max(map(ord, self.characters), default=0) + 1, -1, np.int64)
+        table[[ord(character) for character in self.characters]] = np.arange(len(self))
+        return table
 
     @classmethod
     def of_text(cls, text: str) -> "Vocabulary":

@@ -99,7 +99,8 @@ def plot(run_dir: str | os.PathLike) -> Path | None:
     axes.set_ylabel("bits per character")
     axes.set_title(f"bptt train: {run_dir.name}")
     axes.grid(alpha=0.3)
-    axes.legend()
+    if axes.lines:  # a run stopped before its first row has no curve to name
+        axes.legend()
     path = run_dir / PLOT_NAME
     try:
         with writing(path):

@@ -2,6 +2,7 @@
 progress bar (step, training loss, characters per second, time left), each validation with its
 sample above the bar, and how the run ended. Nothing but the (disabled) bar when not shown."""
 
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -88,19 +89,23 @@ class Progress:
     def ended(
         self,
         step: int,
-        finished: bool,
+        stopped_by: signal.Signals | None,
         validation_bpc: float | None,
         outputs: tuple[Path, Path, Path | None],
         run_dir: Path,
     ) -> None:
-        """outputs: the checkpoint, metrics.csv and the plot (None without matplotlib)."""
+        """stopped_by: the signal that stopped the run, or None when it finished its budget;
+        outputs: the checkpoint, metrics.csv and the plot (None without matplotlib)."""
         checkpoint, metrics, plot = outputs
-        what = "finished" if finished else "stopped by Ctrl-C"
+        if stopped_by is None:
+            what = "finished"
+        else:
+            what = "stopped by " + ("Ctrl-C" if stopped_by == signal.SIGINT else stopped_by.name)
         self.write(
             f"{what} at step {step}"
             + ("" if validation_bpc is None else f", validation {validation_bpc:.3f} bpc")
             + f"; checkpoint {checkpoint}, metrics {metrics}"
             + (f", plot {plot}" if plot else ", no plot (matplotlib is not installed)")
         )
-        if not finished:
+        if stopped_by is not None:
             self.write(f"continue with: bptt train --resume {run_dir}")

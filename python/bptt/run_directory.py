@@ -2,9 +2,11 @@
 checkpoint, and every run must be able to write its outputs there, so that a bad directory is
 an error at once rather than a traceback at the first checkpoint.
 
-Errors name the directory as the setting that gave it: NEW_RUN (train's run_dir) or RESUMED_RUN
-(resume's), which the command line calls --out and --resume."""
+Errors name the directory as the setting that gave it: NEW_RUN (train's run_dir), RESUMED_RUN
+(resume's) or SAMPLED_RUN (the run sampled from), which the command line calls --out,
+--resume and DIR."""
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,15 @@ from bptt.errors import SettingError, UsageError, writing
 
 NEW_RUN = "train.run_dir"
 RESUMED_RUN = "resume.run_dir"
+SAMPLED_RUN = "sample.run_dir"
+
+
+def directory(run_dir: str | os.PathLike, setting: str) -> Path:
+    """run_dir as a Path; a SettingError naming `setting` if it is the empty string, which Path
+    would take for the current directory."""
+    if not os.fspath(run_dir):
+        raise SettingError.invalid(setting, "expected a directory, got ''")
+    return Path(run_dir)
 
 
 def check_new(run_dir: Path) -> None:

@@ -7,14 +7,24 @@ hidden states, the step count and the samples' RNG; a checkpoint holds it all.
 """
 
 import math
+import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from bptt import _core, _model, _params, checkpoint, memory, run_directory, sampling, validation
-from bptt.corpus import STDLIB, Corpus, Streams, read_text, shortest_text_length
+from bptt.corpus import (
+    STDLIB,
+    Corpus,
+    Streams,
+    Vocabulary,
+    read_text,
+    recorded_source,
+    shortest_text_length,
+    text_fingerprint,
+)
 from bptt.errors import SettingError
 from bptt.optimizers import clip_grad_norm, make_optimizer
 from bptt.parameter_vector import ParameterVector
@@ -97,6 +107,7 @@ class Trainer:
         params = _params.init_params(
             size, config.hidden, size, dtype=np.dtype(config.dtype), seed=config.seed
         )
+        config = replace(config, text=recorded_source(config.text))
         return cls(config, corpus, params, **options)
 
     @classmethod
@@ -111,9 +122,18 @@ class Trainer:
             if getattr(config, field) != value:
                 raise _setting_kept(field, value, getattr(config, field), run_dir)
         if text is not None:
-            config = TrainConfig(**{**asdict(config), "text": text})
-        corpus = corpus_for(config)
-        check_same_text(saved, corpus, config)
+            config = replace(config, text=text)
+        elif config.text != STDLIB and not os.path.exists(config.text):
+            raise SettingError(
+                lambda name: (
+                    f"{name('text')} {config.text}: no such file (the run's text: if it moved, "
+                    f"give its new place with {name('text')} FILE)"
+                )
+            )
+        contents = read_text(config.text)
+        check_same_text(saved, contents, config, given=text is not None)
+        corpus = corpus_for(config, contents)
+        config = replace(config, text=recorded_source(config.text))
         trainer = cls(config, corpus, saved.params, **options)
         if not (0 <= saved.position < trainer.streams.length):
             raise checkpoint.corrupt(saved.path, f"stream position {saved.position}")
@@ -206,10 +226,12 @@ def _setting_kept(field: str, given, kept, run_dir: Path) -> SettingError:
     )
 
 
-def corpus_for(config: TrainConfig) -> Corpus:
-    """The config's text as a corpus, checked to be long enough for one step and validation;
-    and the run checked to fit in the memory available, before it allocates any of it."""
-    text = read_text(config.text)
+def corpus_for(config: TrainConfig, text: str | None = None) -> Corpus:
+    """The config's text (read now unless given) as a corpus, checked to be long enough for one
+    step and validation; and the run checked to fit in the memory available, before it
+    allocates any of it."""
+    if text is None:
+        text = read_text(config.text)
     length, needed = len(text), shortest_text_length(config.batch, config.seq_len)
     if length < needed:
         raise SettingError(
@@ -239,20 +261,34 @@ def text_source(config: TrainConfig, name: Callable[[str], str]) -> str:
     return "the default corpus" if config.text == STDLIB else f"{name('text')} {config.text}"
 
 
-def check_same_text(saved: checkpoint.SavedRun, corpus: Corpus, config: TrainConfig) -> None:
-    """SettingError unless corpus is the text the saved run was trained on."""
-    if saved.vocabulary != corpus.vocabulary:
-        saved_size, size = len(saved.vocabulary), len(corpus.vocabulary)
+def check_same_text(
+    saved: checkpoint.SavedRun, text: str, config: TrainConfig, *, given: bool
+) -> None:
+    """SettingError unless `text` is the text the saved run was trained on (its SHA-256 the
+    one the checkpoint records); `given`: whether it was given anew, or read from where the
+    run's own text was."""
+    if text_fingerprint(text) == saved.text_fingerprint:
+        return
+    if not given:
+        raise SettingError(
+            lambda name: (
+                f"{text_source(config, name)}: changed since the run in {saved.path.parent} "
+                "started (its SHA-256 is not the one the checkpoint records); restore it, or "
+                f"give a copy of the original with {name('text')} FILE"
+            )
+        )
+    vocabulary = Vocabulary.of_text(text)
+    if saved.vocabulary != vocabulary:
+        saved_size, size = len(saved.vocabulary), len(vocabulary)
         raise SettingError(
             lambda name: (
                 f"{saved.path}: the checkpoint's vocabulary ({saved_size} characters) "
                 f"is not that of {text_source(config, name)} ({size} characters)"
             )
         )
-    if saved.text_fingerprint != corpus.fingerprint:
-        raise SettingError(
-            lambda name: (
-                f"{saved.path}: the checkpoint was trained on another text than "
-                f"{text_source(config, name)} (same vocabulary, different contents)"
-            )
+    raise SettingError(
+        lambda name: (
+            f"{saved.path}: the checkpoint was trained on another text than "
+            f"{text_source(config, name)} (same vocabulary, different contents)"
         )
+    )

@@ -1,11 +1,12 @@
 """A `bptt train` run: `train` starts one in a directory, `resume` continues one, and `run` takes
-the trainer's steps until the budget is spent or Ctrl-C, with validation and a sample every so
-often, metrics.csv, atomic checkpoints, and a plot at the end."""
+the trainer's steps until the budget is spent, Ctrl-C or SIGTERM, with validation and a sample
+every so often, metrics.csv, atomic checkpoints, and a plot at the end."""
 
 import math
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -22,14 +23,37 @@ NO_BUDGET = Budget()  # neither steps nor minutes: the default budget, or a resu
 
 class Outcome(NamedTuple):
     trainer: Trainer
-    finished: bool  # False: stopped by Ctrl-C
+    stopped_by: signal.Signals | None  # SIGINT (Ctrl-C) or SIGTERM; None: the budget was spent
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_by is None
+
+
+class Terminated(BaseException):
+    """SIGTERM where a run cannot wait for the end of its step: a second one, or one outside the
+    steps (see `sigterm_terminates`). Like KeyboardInterrupt for Ctrl-C, it unwinds at once,
+    through every `finally` (a checkpoint's temporary file is removed), and no `except
+    Exception` stops it."""
+
+
+@contextmanager
+def sigterm_terminates() -> Iterator[None]:
+    """Within it, SIGTERM raises Terminated (a run's steps, `run`, stop after a whole step
+    instead), rather than kill the process at once."""
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    with _handling({signal.SIGTERM: terminate}):
+        yield
 
 
 def train(
     config: TrainConfig, run_dir, budget: Budget = NO_BUDGET, *, show_progress: bool = True
 ) -> Outcome:
     """A new run in run_dir, which must hold no checkpoint yet."""
-    run_dir = Path(run_dir)
+    run_dir = run_directory.directory(run_dir, run_directory.NEW_RUN)
     budget.check()
     run_directory.check_new(run_dir)
     trainer = Trainer.start(config)
@@ -47,7 +71,7 @@ def resume(
 ) -> Outcome:
     """Continue the run in run_dir, by default with the budget it was last given (steps: up to
     the same total; minutes: as many minutes again)."""
-    run_dir = Path(run_dir)
+    run_dir = run_directory.directory(run_dir, run_directory.RESUMED_RUN)
     budget.check()
     trainer = Trainer.resume(run_dir, text, settings)
     run_directory.prepare(run_dir, run_directory.RESUMED_RUN)
@@ -64,9 +88,9 @@ def run(
     resumed: bool = False,
     show_progress: bool = True,
 ) -> Outcome:
-    """Train until the budget is spent or Ctrl-C. Checkpoints every `checkpoint_every` steps and
-    at the end, validates every `eval_every` steps and at the end (not after Ctrl-C); a Ctrl-C
-    after the steps waits for that end, which writes the checkpoint."""
+    """Train until the budget is spent, Ctrl-C or SIGTERM. Checkpoints every `checkpoint_every`
+    steps and at the end, validates every `eval_every` steps and at the end (not after a
+    signal); a signal after the steps waits for that end, which writes the checkpoint."""
     config = trainer.config
     trainer.budget = budget = budget.or_default()
     progress = Progress(show_progress)
@@ -88,12 +112,12 @@ def run(
     # overflow is checked for where it matters (a diverged step is an error): no NumPy warnings
     with (
         log,
-        _StopOnInterrupt() as interrupt,
+        _StopOnSignals() as stop,
         np.errstate(over="ignore", invalid="ignore"),
         _stop_if_diverged(trainer),
     ):
         with progress.bar(budget, trainer.step_count):
-            while not out_of_budget() and not interrupt.requested:
+            while not out_of_budget() and stop.requested is None:
                 chars = trainer.streams.chunk(trainer.position)[0].size
                 step_start = time.perf_counter()
                 interval_nats += trainer.step()
@@ -113,8 +137,10 @@ def run(
                 if step % config.checkpoint_every == 0:
                     trainer.save(run_dir, elapsed())
                 progress.stepped(start)
-        finished = not interrupt.requested
-        if finished and (last_validation is None or trainer.step_count % config.eval_every):
+        stopped_by = stop.requested
+        if stopped_by is None and (
+            last_validation is None or trainer.step_count % config.eval_every
+        ):
             # the final sample must not advance the saved RNG: a resume samples what one run would
             rng_state = trainer.rng.bit_generator.state
             last_validation = _validate(trainer, progress)
@@ -123,8 +149,8 @@ def run(
         plot = metrics.plot(run_dir)  # from every row: each is flushed as it is written
         # the checkpoint last: a run that fails before it leaves the previous one as it was
         path = trainer.save(run_dir, elapsed())
-    progress.ended(trainer.step_count, finished, last_validation, (path, log.path, plot), run_dir)
-    return Outcome(trainer, finished)
+    progress.ended(trainer.step_count, stopped_by, last_validation, (path, log.path, plot), run_dir)
+    return Outcome(trainer, stopped_by)
 
 
 def _validate(trainer: Trainer, progress: Progress) -> float:
@@ -137,28 +163,44 @@ def _validate(trainer: Trainer, progress: Progress) -> float:
     return validation_bpc
 
 
-class _StopOnInterrupt:
-    """Ctrl-C asks the loop to stop after the current step, so that the state saved is always
-    the state after a whole step; a second Ctrl-C interrupts at once."""
+class _StopOnSignals:
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, so that the
+    state saved is always the state after a whole step; a second signal interrupts at once
+    (KeyboardInterrupt, Terminated)."""
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested: signal.Signals | None = None
+        self._handling = _handling(dict.fromkeys((signal.SIGINT, signal.SIGTERM), self._handle))
 
     def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        if self.requested is None:
+            self.requested = signal.Signals(signum)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            raise Terminated
 
     def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: Ctrl-C is not ours to handle
-            self._previous = None
+        self._handling.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        self._handling.__exit__(*exc)
+
+
+@contextmanager
+def _handling(handlers: dict[signal.Signals, Callable]) -> Iterator[None]:
+    """The signals' handlers set, and the previous ones restored after; nothing outside the
+    main thread, where signals are not Python's to handle."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @contextmanager

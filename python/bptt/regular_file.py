@@ -1,0 +1,46 @@
+"""Opening a file a user names, for reading it whole: a regular file only, its size known before
+any of it is read. A device (/dev/zero), a pipe or a socket has no size to check against the
+memory available, and may never end (or, a pipe, block the open until a writer comes)."""
+
+import os
+import stat
+from typing import BinaryIO
+
+_KINDS = {
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISFIFO: "a pipe",
+    stat.S_ISSOCK: "a socket",
+    stat.S_ISDIR: "a directory",
+}
+
+
+class NotRegularFile(OSError):
+    """The path names something other than a regular file; str() says what it is: "a pipe"."""
+
+
+def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, int]:
+    """The file opened for reading in binary and its size in bytes; NotRegularFile, or the
+    OSError of opening it (FileNotFoundError, PermissionError...), otherwise."""
+    # O_NONBLOCK: opening a pipe returns at once rather than wait for a writer; it changes
+    # nothing for a regular file
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next(
+                (kind for test, kind in _KINDS.items() if test(mode)), "an unknown kind of file"
+            )
+            raise NotRegularFile(kind)
+        file = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return file, os.fstat(file.fileno()).st_size
+
+
+def read_whole(file: BinaryIO, size: int) -> bytes | None:
+    """The file's `size` bytes (fewer if it shrank since), or None if it holds more: it grew
+    after its size was checked, and reading on could take any amount of memory."""
+    data = file.read(size)
+    return None if file.read(1) else data
