@@ -6,14 +6,8 @@ bptt's speed."""
 
 import peers
 
-from . import layer
 from .markdown import fmt_ms, table_head, table_row
-from .ratios import peer_ratios
-
-
-def all_ratios(cell: dict) -> dict:
-    """Each peer's ratio to bptt on the cell's problem: the loss's peers, then the layer's."""
-    return peer_ratios(cell) | (peer_ratios(cell[layer.KEY]) if layer.KEY in cell else {})
+from .ratios import all_ratios
 
 
 def ratio_changes(report: dict, previous: dict, source: str) -> str:

@@ -73,11 +73,7 @@ def threads_table(run: dict, labels: dict) -> list[str]:
     columns = [name for name in peers.PEERS if name in run["peers"]]
     header = ["problem (T, B, D, H, O)", "GFLOP", "bptt", *(labels[c] for c in columns)]
     has_limit = any(gemm_limit.KEY in cell for cell in run["cells"].values())
-    fractions = [
-        key
-        for key in ("sequential_fraction", "peak_fraction")
-        if has_value(run["cells"].values(), key)
-    ]
+    fractions = [key for key in FRACTION_COLUMNS if has_value(run["cells"].values(), key)]
     if has_limit:
         header.append("GEMM limit")
     header += [
@@ -360,13 +356,12 @@ def header_lines(report: dict) -> list[str]:
             "per-step products (B×H)(H×H) timed with NumPy one after the other, each on the last "
             "one's result, as the recurrence orders them; sequential chain ÷ bptt is the share "
             "of bptt's time that no thread count can shorten (where the products are small, "
-            "NumPy's per-call overhead dominates it, and bptt can pass it). "
-            "bptt ÷ peak sgemm: bptt's GFLOP/s "
-            "÷ NumPy's on the large square product, same thread count. Ratio: the best peer's "
-            f"median ÷ bptt's median (above 1: bptt faster). {TOKENS_NOTE}. JAX's thread count: "
-            "XLA's pool is created while the process may run on n CPUs only (XLA sizes it from "
-            f'them), and XLA_FLAGS="{XLA_ONE_THREAD}" at 1 thread, which alone leaves jax 0.10 '
-            f"a pool thread per core; pool threads seen: {xla_threads}."
+            "NumPy's per-call overhead dominates it, and bptt can pass it). bptt ÷ peak sgemm: "
+            "bptt's GFLOP/s ÷ NumPy's on the large square product, same thread count. Ratio: the "
+            f"best peer's median ÷ bptt's median (above 1: bptt faster). {TOKENS_NOTE}. JAX's "
+            "thread count: XLA's pool is created while the process may run on n CPUs only (XLA "
+            f'sizes it from them), and XLA_FLAGS="{XLA_ONE_THREAD}" at 1 thread, which alone '
+            f"leaves jax 0.10 a pool thread per core; pool threads seen: {xla_threads}."
         ),
         "",
     ]

@@ -30,6 +30,12 @@ def peer_ratios(cell: dict) -> dict:
     return {name: median_ms / bptt_ms for name, median_ms in timed_peers(cell).items()}
 
 
+def all_ratios(cell: dict) -> dict:
+    """Each peer's ratio to bptt on the cell's problem: the loss's peers', then the layer peers'
+    to bptt's layer."""
+    return peer_ratios(cell) | (peer_ratios(cell[layer.KEY]) if layer.KEY in cell else {})
+
+
 def machine_fractions(bptt_ms: float, flops: int, sequential: dict | None, peak: dict | None):
     """What bptt reaches of the machine's limits: the sequential chain's time ÷ bptt's (how much
     of bptt's time the recurrence's order alone takes) and bptt's GFLOP/s ÷ the peak sgemm rate;
