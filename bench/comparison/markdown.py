@@ -357,7 +357,8 @@ def header_lines(report: dict) -> list[str]:
             "one's result, as the recurrence orders them; sequential chain ÷ bptt is the share "
             "of bptt's time that no thread count can shorten (where the products are small, "
             "NumPy's per-call overhead dominates it, and bptt can pass it). bptt ÷ peak sgemm: "
-            "bptt's GFLOP/s ÷ NumPy's on the large square product, same thread count. Ratio: the "
+            "bptt's GFLOP/s ÷ NumPy's on the large square product (its fastest call, measured "
+            "before and after the sizes), same thread count. Ratio: the "
             f"best peer's median ÷ bptt's median (above 1: bptt faster). {TOKENS_NOTE}. JAX's "
             "thread count: XLA's pool is created while the process may run on n CPUs only (XLA "
             f'sizes it from them), and XLA_FLAGS="{XLA_ONE_THREAD}" at 1 thread, which alone '
