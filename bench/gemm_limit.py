@@ -10,7 +10,13 @@ softmax, bias additions and sums) is not counted. With N = T·B rows:
     backward  dV (O×N)(N×H) · Vᵀ dO (N×O)(O×H) · T per-step (B×H)(H×H) · dW (H×N)(N×H)
               dU (H×N)(N×D) and dx (N×H)(H×D) [dense inputs only; a scatter-add for token ids]
 
-so a dense problem costs 6·T·B·H·(D + H + O) FLOPs and a token problem 6·T·B·H·(H + O).
+so a dense problem costs 6·T·B·H·(D + H + O) FLOPs and a token problem 6·T·B·H·(H + O); the
+recurrent layer alone (without the output, dV and Vᵀ·dO products of the head) 6·T·B·H·(D + H).
+
+Two more limits of the machine, measured in the same run: the peak sgemm rate of NumPy's BLAS on
+a large square product (GFLOP/s), which no kernel passes; and the sequential chain, the 2·T
+per-step products (B×H)(H×H) done one after the other, each reading the last one's result, as
+the recurrence must: a bound on the time no number of threads shortens.
 """
 
 # ruff: noqa: RUF001, RUF002, RUF003  (× is the shapes' symbol)
@@ -20,6 +26,9 @@ from typing import NamedTuple
 import numpy as np
 
 KEY = "limit"  # its name beside the peers' in the comparison's options and records
+SEQUENTIAL_KEY = "sequential_chain"  # the records' names of the two other limits
+PEAK_KEY = "peak_sgemm"
+PEAK_SGEMM_SIZE = 2048  # n of the square product: large enough for BLAS's peak rate
 
 FLOP_RULE = (
     "2·m·n·k FLOPs per (m×k)·(k×n) product of the kernel (input projection, per-step recurrent "
@@ -36,6 +45,7 @@ class Product(NamedTuple):
     count: int  # how many times the kernel performs it per call (T for the per-step products)
     layout: str  # "N"/"T": whether the left, then the right operand is a transposed view
     dense_only: bool = False  # a row gather or scatter-add instead for token ids
+    head: bool = False  # the softmax head's, not the recurrent layer's
 
     @property
     def flops(self) -> int:
@@ -48,11 +58,11 @@ def products(T: int, B: int, D: int, H: int, O: int, tokens: bool = False) -> li
     forward = [
         Product("forward: input projection (T·B×D)(D×H)", N, D, H, 1, "NT", True),
         Product("forward: per-step W·h (B×H)(H×H), T times", B, H, H, T, "NT"),
-        Product("forward: output (T·B×H)(H×O)", N, H, O, 1, "NT"),
+        Product("forward: output (T·B×H)(H×O)", N, H, O, 1, "NT", head=True),
     ]
     backward = [
-        Product("backward: dV (O×T·B)(T·B×H)", O, N, H, 1, "TN"),
-        Product("backward: Vᵀ·dO (T·B×O)(O×H)", N, O, H, 1, "NN"),
+        Product("backward: dV (O×T·B)(T·B×H)", O, N, H, 1, "TN", head=True),
+        Product("backward: Vᵀ·dO (T·B×O)(O×H)", N, O, H, 1, "NN", head=True),
         Product("backward: per-step Wᵀ·da (B×H)(H×H), T times", B, H, H, T, "NN"),
         Product("backward: dW (H×T·B)(T·B×H)", H, N, H, 1, "TN"),
         Product("backward: dU (H×T·B)(T·B×D)", H, N, D, 1, "TN", True),
@@ -63,6 +73,15 @@ def products(T: int, B: int, D: int, H: int, O: int, tokens: bool = False) -> li
 
 def flop_count(T: int, B: int, D: int, H: int, O: int, tokens: bool = False) -> int:
     return sum(p.flops for p in products(T, B, D, H, O, tokens))
+
+
+def layer_flop_count(T: int, B: int, D: int, H: int) -> int:
+    """The recurrent layer's products alone, float inputs (no head: its O is irrelevant)."""
+    return sum(p.flops for p in products(T, B, D, H, O=0) if not p.head)
+
+
+def peak_sgemm_product(n: int = PEAK_SGEMM_SIZE) -> Product:
+    return Product(f"peak: ({n}×{n})({n}×{n})", n, n, n, 1, "NN")
 
 
 def product_call(product: Product, seed: int = 0):
@@ -80,5 +99,24 @@ def product_call(product: Product, seed: int = 0):
 
     def call():
         np.matmul(left, right, out=out)
+
+    return call
+
+
+def sequential_chain_call(T: int, B: int, H: int, seed: int = 0):
+    """A zero-argument call doing the recurrence's 2·T per-step products in order, each on the
+    previous one's result: h ← h·Wᵀ T times (forward), then d ← d·W T times (backward), with
+    NumPy's BLAS into preallocated buffers. W is orthogonal, so that the values keep their size
+    (neither overflow nor denormals, which would slow the products down)."""
+    rng = np.random.default_rng(seed)
+    W = np.linalg.qr(rng.standard_normal((H, H)))[0].astype(np.float32)
+    buffers = [rng.standard_normal((B, H), dtype=np.float32), np.empty((B, H), np.float32)]
+
+    def call():
+        current, spare = buffers
+        for right in (W.T, W):
+            for _ in range(T):
+                np.matmul(current, right, out=spare)
+                current, spare = spare, current
 
     return call

@@ -9,7 +9,8 @@ Each round times one step of each model back to back (in alternating order), so 
 machine slows both alike; the ratio is the median over rounds of nn.RNN's time ÷ bptt's (above
 1: bptt is faster), the times are medians. `load` is the machine's 1-minute load average, which
 on a shared machine says how far the absolute times can be trusted. Targets: >= 2x at medium,
->= 1x everywhere. Measures; asserts nothing."""
+>= 1x everywhere. Measures; asserts nothing. bptt's layer against oneDNN's RNN primitive, forward
+and backward without a head: `python bench/compare.py --peers onednn,limit`."""
 
 import argparse
 import os

@@ -1,7 +1,8 @@
-"""The peer comparison (bench/compare.py, the package bench/comparison): its FLOP count against a
-hand count, every installed peer computing the same loss and gradients as bptt, so that the
-timings compare the same maths; and what it makes of a recorded run (the ratios, the Markdown,
-the changes against a previous run, the record's files)."""
+"""The peer comparison (bench/compare.py, the package bench/comparison): its FLOP counts against
+a hand count, the machine's limits it times, every installed peer computing the same loss and
+gradients as bptt, so that the timings compare the same maths; and what it makes of a recorded
+run (the ratios, the fractions of the machine's limits, the Markdown, the changes against a
+previous run, the record's files). The oneDNN layer peer: tests/test_bench_onednn.py."""
 
 # ruff: noqa: RUF001, RUF003  (× is the tables' symbol for ratios)
 
@@ -19,18 +20,19 @@ import bptt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import gemm_limit
 import peers
-from comparison import records
-from comparison.cli import parse_args
-from comparison.diff import ratio_changes
-from comparison.markdown import bptt_bound_bytes, fmt_bytes, output_bytes, report_markdown
-from comparison.problem import Problem, problem_flops
-from comparison.ratios import derive
-from comparison.timing_child import (
+from comparison import layer, records, timing_child
+from comparison.agreement import (
     GRAD_TOLERANCE,
     LOSS_TOLERANCE,
     mismatch_note,
     relative_errors,
 )
+from comparison.cli import parse_args
+from comparison.diff import ratio_changes
+from comparison.machine import cpu_info
+from comparison.markdown import bptt_bound_bytes, fmt_bytes, output_bytes, report_markdown
+from comparison.problem import Problem, problem_flops
+from comparison.ratios import derive
 
 
 def test_flop_count_of_the_small_size_matches_a_hand_count():
@@ -50,6 +52,67 @@ def test_gemm_limit_times_every_product_at_its_shape():
     for product in gemm_limit.products(3, 2, 4, 5, 6):
         call = gemm_limit.product_call(product)
         call()  # shapes that do not chain would raise here
+
+
+def test_layer_flop_count_of_the_small_size_is_the_layers_share_of_a_hand_count():
+    T, B, D, H = 50, 16, 65, 128  # small, without its head
+    N = T * B
+    forward = 2 * N * D * H + T * 2 * B * H * H
+    backward = T * 2 * B * H * H + 2 * H * N * H + 2 * H * N * D + 2 * N * H * D  # dW, dU, dx
+    assert gemm_limit.layer_flop_count(T, B, D, H) == forward + backward
+    assert forward + backward == 6 * T * B * H * (D + H)
+
+
+def test_sequential_chain_multiplies_each_step_by_the_last_ones_result(monkeypatch):
+    T, B, H = 5, 3, 4  # T odd: the backward half starts from the other buffer
+    call = gemm_limit.sequential_chain_call(T, B, H)
+    products, real_matmul = [], np.matmul
+
+    def recording_matmul(left, right, out):
+        products.append((left, right, out, float(np.linalg.norm(left))))
+        return real_matmul(left, right, out=out)
+
+    monkeypatch.setattr(gemm_limit.np, "matmul", recording_matmul)
+    call()
+    assert len(products) == 2 * T
+    assert all((left.shape, right.shape) == ((B, H), (H, H)) for left, right, *_ in products)
+    for previous, current in itertools.pairwise(products):
+        assert current[0] is previous[2]
+    W = products[T][1]
+    assert all(np.array_equal(right, W.T) for _, right, *_ in products[:T])
+    assert all(right is W for _, right, *_ in products[T:])
+    # W is orthogonal: the values keep their size, neither overflowing nor going denormal.
+    np.testing.assert_allclose([norm for *_, norm in products], products[0][3], rtol=1e-5)
+
+
+def test_peak_sgemm_rate_is_that_of_the_fastest_call_of_every_measurement(monkeypatch):
+    fastest_ms = iter([4.0, 2.0, 3.0])
+    monkeypatch.setattr(
+        timing_child, "measure", lambda cells, **_: {"peak": timing(5.0, next(fastest_ms))}
+    )
+    args = parse_args(["--quick"])
+    peak = timing_child.peak_sgemm(args)
+    flops = gemm_limit.peak_sgemm_product().flops
+    assert (peak["n"], peak["gflops"]) == (2048, flops / 4.0 / 1e6)
+    peak = timing_child.peak_sgemm(args, timing_child.peak_sgemm(args, peak))
+    assert peak["gflops"] == flops / 2.0 / 1e6  # other processes only ever slow a call down
+    assert [m["min_ms"] for m in peak["measurements"]] == [4.0, 2.0, 3.0]
+
+
+def test_cpu_info_reads_the_first_processor_of_proc_cpuinfo():
+    cpuinfo = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 1\n"
+        "model name\t: AMD EPYC\nstepping\t: 2\nflags\t\t: fpu avx avx2 fma\n\n"
+        "processor\t: 1\ncpu family\t: 6\nmodel\t\t: 85\n"
+    )
+    assert cpu_info(cpuinfo) == {
+        "model_name": "AMD EPYC",
+        "family": "23",
+        "model": "1",
+        "stepping": "2",
+        "flags": ["fpu", "avx", "avx2", "fma"],
+    }
+    assert cpu_info("") == {}
 
 
 def tiny_problem(tokens: bool) -> Problem:
@@ -142,6 +205,12 @@ def recorded_report(*runs: dict, memory: dict | None = None) -> dict:
         "command": "python bench/compare.py --quick",
         "machine": {
             "cpu_model": "a CPU",
+            "cpu": {
+                "model_name": "a CPU",
+                "family": "23",
+                "model": "1",
+                "flags": ["fpu", "avx2", "sse4_2", "avx", "fma"],
+            },
             "logical_cpus": 2,
             "platform": "Linux",
             "python": "3.12.0",
@@ -159,6 +228,28 @@ def recorded_report(*runs: dict, memory: dict | None = None) -> dict:
     if memory is not None:
         report["memory"] = memory
     return report
+
+
+def with_machine_limits(run: dict, sequential_ms: float = 0.3, peak_gflops: float = 10.0) -> dict:
+    """The run with the sequential chain timed on charrnn and the peak sgemm rate measured."""
+    run["cells"]["charrnn"][gemm_limit.SEQUENTIAL_KEY] = {**timing(sequential_ms), "products": 50}
+    run[gemm_limit.PEAK_KEY] = {"n": 2048, "gflops": peak_gflops, "measurements": [timing(1.0)]}
+    return run
+
+
+def with_layer(run: dict, onednn: dict) -> dict:
+    """The run with oneDNN compared on charrnn's layer, bptt's layer at 1 ms (fastest 0.8)."""
+    run["peers"]["onednn"] = {"available": True, "label": "oneDNN RNN", "versions": {}}
+    run["cells"]["charrnn"][layer.KEY] = {
+        "shape": [25, 1, 65, 100],
+        "flops": gemm_limit.layer_flop_count(25, 1, 65, 100),
+        "tolerance": 6e-5,
+        "bptt": timing(1.0, 0.8),
+        "peers": {"onednn": onednn},
+        "others_cpus": 0.5,
+        "steal_cpus": 0.0,
+    }
+    return run
 
 
 def table(markdown: str, heading: str) -> list[dict]:
@@ -210,6 +301,76 @@ def test_threads_table_gives_medians_gflops_ratio_and_target():
     assert row["limit ÷ bptt"] == "50%"
     assert row["target"] == "≥ 1× every peer met"
     assert row["CPUs busy elsewhere"] == "0.25"
+
+
+def test_derive_gives_the_fractions_of_the_machine_limits_bptt_reaches():
+    run = with_machine_limits(recorded_run(), sequential_ms=0.3, peak_gflops=10.0)
+    derive(run)
+    cell = run["cells"]["charrnn"]
+    assert cell["sequential_fraction"] == 0.3 / 1.5
+    assert cell["peak_fraction"] == problem_flops("charrnn") / 1.5e6 / 10.0
+
+
+def test_threads_table_gives_the_fractions_of_the_machine_limits_and_the_header_the_peak():
+    markdown = report_markdown(recorded_report(with_machine_limits(recorded_run())))
+    (row,) = table(markdown, "### 1 thread")
+    assert row["sequential chain ÷ bptt"] == "20%"
+    assert row["bptt ÷ peak sgemm"] == f"{100 * problem_flops('charrnn') / 1.5e6 / 10:.0f}%"
+    assert "- Peak sgemm, NumPy's BLAS on (2048×2048)(2048×2048), float32: 1 thread 10 GFLOP/s" in (
+        markdown.splitlines()
+    )
+
+
+def test_threads_table_leaves_out_the_limits_a_run_did_not_measure():
+    markdown = report_markdown(recorded_report(recorded_run()))
+    (row,) = table(markdown, "### 1 thread")
+    assert "sequential chain ÷ bptt" not in row
+    assert "bptt ÷ peak sgemm" not in row
+    assert "Peak sgemm" not in markdown
+
+
+def test_header_names_the_cpu_by_family_and_model_with_its_vector_flags():
+    lines = report_markdown(recorded_report(recorded_run())).splitlines()
+    assert lines[2].startswith("- Machine: a CPU (family 23, model 1), 2 logical CPUs; ")
+    assert lines[3] == (
+        "- CPU vector flags: sse4_2 avx avx2 fma (no AVX-512); all flags in results.json"
+    )
+
+
+def test_layer_table_gives_each_layer_peer_against_bptts_layer():
+    run = with_layer(with_machine_limits(recorded_run()), {"status": "ok", **timing(1.5, 1.2)})
+    markdown = report_markdown(recorded_report(run))
+    (row,) = table(markdown, "### Recurrent layer alone, 1 thread")
+    flops = gemm_limit.layer_flop_count(25, 1, 65, 100)
+    assert row["problem (T, B, D, H)"] == "charrnn (25, 1, 65, 100)"
+    assert row["GFLOP"] == f"{flops / 1e9:.3g}"
+    assert row["bptt"] == f"1 ms · {flops / 1e6:.3g}"
+    assert row["oneDNN RNN"] == f"1.5 ms · {flops / 1.5e6:.3g}"
+    assert row["oneDNN RNN ÷ bptt"] == "1.50× (minima 1.50×)"
+    assert row["sequential chain ÷ bptt"] == "30%"
+    assert row["bptt ÷ peak sgemm"] == f"{100 * flops / 1e6 / 10:.0f}%"
+    assert row["CPUs busy elsewhere"] == "0.50"
+    (loss_row,) = table(markdown, "### 1 thread")
+    assert "oneDNN RNN" not in loss_row  # no softmax head: the layer's table only
+
+
+def test_a_layer_peer_that_disagrees_is_marked_and_noted_not_timed():
+    note = "worst W 1.0e-01 (tolerance 6.0e-05): not timed"
+    run = with_layer(recorded_run(), {"status": "mismatch", "note": note})
+    markdown = report_markdown(recorded_report(run))
+    (row,) = table(markdown, "### Recurrent layer alone, 1 thread")
+    assert (row["oneDNN RNN"], row["oneDNN RNN ÷ bptt"]) == ("MISMATCH", "—")
+    assert f"- onednn (layer) at charrnn, 1 thread: mismatch: {note}" in markdown.splitlines()
+
+
+def test_a_layer_peer_not_installed_is_noted_and_no_layer_table_written():
+    run = recorded_run()
+    run["peers"]["onednn"] = {"available": False, "note": "oneDNN is not installed"}
+    markdown = report_markdown(recorded_report(run))
+    assert "### Recurrent layer alone" not in markdown
+    notes = markdown.split("### Notes\n\n", 1)[1].splitlines()
+    assert "- onednn skipped at 1 thread: oneDNN is not installed" in notes
+    assert notes[0].startswith("- onednn: the recurrent layer alone, without a softmax head")
 
 
 def test_threads_table_marks_a_median_whose_interquartile_range_exceeds_half_of_it():
@@ -272,6 +433,14 @@ def test_ratio_changes_compare_each_peer_with_itself():
     assert row["bptt ms before → now"] == "1.5 → 1.5"
     assert row["NumPy oracle"] == "4.00 → 2.00 (0.50×)"
     assert row["JAX jit"] == "—"  # mismatched in both: no ratio to compare
+
+
+def test_ratio_changes_compare_the_layer_peers_too():
+    previous = recorded_report(with_layer(recorded_run(), {"status": "ok", **timing(2.0)}))
+    now = recorded_report(with_layer(recorded_run(), {"status": "ok", **timing(1.5)}))
+    text = ratio_changes(now, previous, "previous/results.json")
+    (row,) = table("# changes\n" + text.split("\n", 1)[1], "# changes")
+    assert row["oneDNN RNN (layer)"] == "2.00 → 1.50 (0.75×)"
 
 
 def test_a_saved_run_has_a_dated_folder_and_latest_copies(tmp_path):

@@ -14,7 +14,8 @@ from .problem import PROBLEMS, QUICK_PROBLEMS
 from .run import run
 
 RESULTS_FOLDER = Path(__file__).resolve().parents[1] / "results"
-PEER_OPTIONS = ", ".join([*peers.PEERS, gemm_limit.KEY])
+PEER_NAMES = (*peers.PEERS, *peers.LAYER_PEERS, gemm_limit.KEY)
+PEER_OPTIONS = ", ".join(PEER_NAMES)
 
 
 def comma_list(text: str) -> list[str]:
@@ -37,8 +38,9 @@ def option_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument(
         "--peers",
-        default=",".join([*peers.PEERS, gemm_limit.KEY]),
-        help=f"comma-separated, from {PEER_OPTIONS} (the GEMM limit)",
+        default=",".join(PEER_NAMES),
+        help=f"comma-separated, from {PEER_OPTIONS} (the machine's limits); "
+        f"{', '.join(peers.LAYER_PEERS)}: the recurrent layer alone",
     )
     parser.add_argument(
         "--budget", type=float, help="seconds of timed calls per cell (default 1, quick 0.05)"
@@ -116,7 +118,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             f"--sizes: unknown {', '.join(unknown)}; expected some of {', '.join(PROBLEMS)}"
         )
     args.peer_list = comma_list(args.peers)
-    unknown = [p for p in args.peer_list if p not in (*peers.PEERS, gemm_limit.KEY)]
+    unknown = [p for p in args.peer_list if p not in PEER_NAMES]
     if unknown:
         options.error(f"--peers: unknown {', '.join(unknown)}; expected some of {PEER_OPTIONS}")
     try:

@@ -1,20 +1,27 @@
-"""A run against a previous one: the change of every peer's ratio to bptt, per peer, so that a
-peer missing from one run does not pass for a change of bptt's speed."""
+"""A run against a previous one: the change of every peer's ratio to bptt (the layer peers' to
+bptt's layer), per peer, so that a peer missing from one run does not pass for a change of
+bptt's speed."""
 
 # ruff: noqa: RUF001, RUF003  (× and ÷ are the table's symbols)
 
 import peers
 
 from .markdown import fmt_ms, table_head, table_row
-from .ratios import peer_ratios
+from .ratios import all_ratios
 
 
 def ratio_changes(report: dict, previous: dict, source: str) -> str:
     """A Markdown table of each peer's median ÷ bptt's median, before → now, for every
     (threads, problem) both runs measured; `source` names the previous run in the title."""
     old_runs = {run["threads"]: run for run in previous["runs"]}
-    names = [p for p in peers.PEERS if any(p in run["peers"] for run in report["runs"])]
-    labels = [peers.load(name).NAME for name in names]
+    names = [
+        p
+        for p in (*peers.PEERS, *peers.LAYER_PEERS)
+        if any(p in run["peers"] for run in report["runs"])
+    ]
+    labels = [
+        peers.load(name).NAME + (" (layer)" if name in peers.LAYER_PEERS else "") for name in names
+    ]
     lines = [
         (
             f"Against {source} ({previous.get('timestamp')}): peer's median ÷ bptt's median, "
@@ -29,7 +36,7 @@ def ratio_changes(report: dict, previous: dict, source: str) -> str:
             old_cell = old.get("cells", {}).get(problem)
             if old_cell is None:
                 continue
-            before, now = peer_ratios(old_cell), peer_ratios(cell)
+            before, now = all_ratios(old_cell), all_ratios(cell)
             row = [
                 str(run["threads"]),
                 problem,

@@ -1,5 +1,6 @@
-"""The machine's description recorded with every run: CPU, versions, bptt's build and source
-state, NumPy's BLAS, the environment that steers the libraries' threads, the load."""
+"""The machine's description recorded with every run: CPU (model name, family, model, flags),
+versions, bptt's build and source state, NumPy's BLAS, the environment that steers the
+libraries' threads, the load."""
 
 import contextlib
 import importlib.metadata
@@ -39,12 +40,32 @@ def version(package: str) -> str | None:
         return None
 
 
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """The first CPU's model name, family, model, stepping and flags from the text of
+    /proc/cpuinfo (read when not given; empty where there is none)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.strip().splitlines():
+        if not line.strip():
+            break  # the first processor's block ends here
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    info = {
+        "model_name": fields.get("model name"),
+        "family": fields.get("cpu family"),
+        "model": fields.get("model"),
+        "stepping": fields.get("stepping"),
+        "flags": fields.get("flags", "").split(),
+    }
+    return {key: value for key, value in info.items() if value}
+
+
 def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+    return cpu_info().get("model_name") or platform.processor() or "unknown"
 
 
 def source_state() -> dict:
@@ -69,6 +90,7 @@ def machine_description() -> dict:
 
     return {
         "cpu_model": cpu_model(),
+        "cpu": cpu_info(),
         "logical_cpus": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
@@ -77,7 +99,16 @@ def machine_description() -> dict:
         "python": platform.python_version(),
         "versions": {
             name: version(name)
-            for name in ("bptt", "numpy", "torch", "jax", "jaxlib", "threadpoolctl", "matplotlib")
+            for name in (
+                "bptt",
+                "numpy",
+                "torch",
+                "jax",
+                "jaxlib",
+                "onednn-cpu-gomp",
+                "threadpoolctl",
+                "matplotlib",
+            )
         },
         "bptt_build_info": bptt.build_info(),
         "bptt_source": source_state(),

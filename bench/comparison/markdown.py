@@ -1,5 +1,6 @@
-"""A run's report in Markdown: the machine and the method, a table per thread count, the peak
-memory table and the notes (peers skipped, failed or using more threads than asked)."""
+"""A run's report in Markdown: the machine and the method, a table per thread count (and one of
+the recurrent layer alone), the peak memory table and the notes (peers skipped, failed or using
+more threads than asked)."""
 
 # ruff: noqa: RUF001, RUF002, RUF003  (×, ÷ are the tables' symbols)
 
@@ -10,10 +11,18 @@ import peers
 
 from bptt._model import parameter_shapes
 
+from . import layer
 from .children import XLA_ONE_THREAD
 from .memory_child import MEMORY_METHOD
 from .problem import TOKENS_NOTE, problem_flops, problem_shape, size_and_tokens
 from .ratios import target_text
+
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni")  # and every avx512*, amx*
+# The fractions of the machine's limits a table shows, by their key in the record.
+FRACTION_COLUMNS = {
+    "sequential_fraction": "sequential chain ÷ bptt",
+    "peak_fraction": "bptt ÷ peak sgemm",
+}
 
 
 def plural(n: int, word: str) -> str:
@@ -32,6 +41,14 @@ def fmt_cell(ms: float, flops: int, entry: dict | None = None) -> str:
 
 def fmt_bytes(n: float | None) -> str:
     return "—" if n is None else f"{n / 2**20:.2f}"
+
+
+def fmt_fraction(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{100 * fraction:.0f}%"
+
+
+def has_value(cells, key: str) -> bool:
+    return any(cell.get(key) is not None for cell in cells)
 
 
 def table_row(cells: list[str]) -> str:
@@ -56,11 +73,13 @@ def threads_table(run: dict, labels: dict) -> list[str]:
     columns = [name for name in peers.PEERS if name in run["peers"]]
     header = ["problem (T, B, D, H, O)", "GFLOP", "bptt", *(labels[c] for c in columns)]
     has_limit = any(gemm_limit.KEY in cell for cell in run["cells"].values())
+    fractions = [key for key in FRACTION_COLUMNS if has_value(run["cells"].values(), key)]
     if has_limit:
         header.append("GEMM limit")
     header += [
         "best peer ÷ bptt",
         "limit ÷ bptt" if has_limit else None,
+        *(FRACTION_COLUMNS[key] for key in fractions),
         "target",
         "CPUs busy elsewhere",
     ]
@@ -106,13 +125,75 @@ def threads_table(run: dict, labels: dict) -> list[str]:
                 + (f"; minima {cell['ratio_of_minima']:.2f}×" if "ratio_of_minima" in cell else "")
             )
         if has_limit:
-            fraction = cell["limit_fraction"]
-            row.append("—" if fraction is None else f"{100 * fraction:.0f}%")
+            row.append(fmt_fraction(cell["limit_fraction"]))
+        row += [fmt_fraction(cell.get(key)) for key in fractions]
         row.append(target_text(name, n, cell))
-        row.append(
-            f"{cell['others_cpus']:.2f}"
-            + (f" (+{cell['steal_cpus']:.2f} stolen)" if cell["steal_cpus"] > 0.05 else "")
-        )
+        row.append(fmt_others(cell))
+        lines.append(table_row(row))
+    return lines
+
+
+def fmt_others(record: dict) -> str:
+    """Other processes' CPU use while a row was measured, and the hypervisor's when it counts."""
+    return f"{record['others_cpus']:.2f}" + (
+        f" (+{record['steal_cpus']:.2f} stolen)" if record["steal_cpus"] > 0.05 else ""
+    )
+
+
+def layer_table(run: dict, labels: dict) -> list[str]:
+    """The recurrent layer alone against the layer peers, at the run's thread count; nothing
+    when the run compared no layer."""
+    records = {name: cell[layer.KEY] for name, cell in run["cells"].items() if layer.KEY in cell}
+    if not records:
+        return []
+    columns = [name for name in peers.LAYER_PEERS if name in run["peers"]]
+    fractions = [key for key in FRACTION_COLUMNS if has_value(records.values(), key)]
+    header = [
+        "problem (T, B, D, H)",
+        "GFLOP",
+        "bptt",
+        *(labels[c] for c in columns),
+        *(f"{labels[c]} ÷ bptt" for c in columns),
+        *(FRACTION_COLUMNS[key] for key in fractions),
+        "CPUs busy elsewhere",
+    ]
+    lines = [
+        f"### Recurrent layer alone, {plural(run['threads'], 'thread')}",
+        "",
+        (
+            "bptt's layer_forward + layer_backward against each layer peer's forward (training) "
+            "+ backward: the states and every gradient (U, W, b, h0, x) from the same dL/dh_t and "
+            "dL/dh_T, tanh, float32. Each cell: median ms · GFLOP/s (6·T·B·H·(D + H)); ratio: "
+            "the peer's median ÷ bptt's (above 1: bptt faster), and of the fastest calls."
+        ),
+        "",
+        *table_head(header),
+    ]
+    for name, record in records.items():
+        flops = record["flops"]
+        row = [
+            f"{name} {tuple(record['shape'])}",
+            f"{flops / 1e9:.3g}",
+            fmt_cell(record["bptt"]["median_ms"], flops, record["bptt"]),
+        ]
+        ratios = []
+        for column in columns:
+            entry = record["peers"].get(column)
+            if not run["peers"][column]["available"]:
+                row.append("not installed")
+                ratios.append("—")
+            elif entry is None or entry.get("status") != "ok":
+                row.append((entry or {}).get("status", "—").upper())
+                ratios.append("—")
+            else:
+                row.append(fmt_cell(entry["median_ms"], flops, entry))
+                ratios.append(
+                    f"{record['ratios'][column]:.2f}× "
+                    f"(minima {record['minima_ratios'][column]:.2f}×)"
+                )
+        row += ratios
+        row += [fmt_fraction(record.get(key)) for key in fractions]
+        row.append(fmt_others(record))
         lines.append(table_row(row))
     return lines
 
@@ -175,13 +256,24 @@ def memory_table(memory: dict, labels: dict) -> list[str]:
 def report_notes(report: dict) -> list[str]:
     """Peers skipped, failed or mismatched, and peers that kept more CPUs busy than asked."""
     notes = []
+    layer_peers = {name for run in report["runs"] for name in run["peers"]} & {*peers.LAYER_PEERS}
+    for name in sorted(layer_peers):
+        notes.append(
+            f"{name}: the recurrent layer alone, without a softmax head: compared in the "
+            "tables of the layer alone, on the problems with float inputs, not in the loss's"
+        )
     for run in report["runs"]:
         threads = plural(run["threads"], "thread")
         for name, peer in run["peers"].items():
             if not peer["available"]:
                 notes.append(f"{name} skipped at {threads}: {peer['note']}")
         for problem, cell in run["cells"].items():
-            for name, entry in cell["peers"].items():
+            entries = list(cell["peers"].items())
+            entries += [
+                (f"{name} (layer)", entry)
+                for name, entry in cell.get(layer.KEY, {}).get("peers", {}).items()
+            ]
+            for name, entry in entries:
                 if entry.get("status") not in (None, "ok"):
                     notes.append(
                         f"{name} at {problem}, {threads}: {entry['status']}: "
@@ -221,13 +313,21 @@ def header_lines(report: dict) -> list[str]:
         " ".join(f"{v:.2f}" for v in machine.get(key) or ())
         for key in ("load_average_start", "load_average_end")
     )
+    cpu = machine.get("cpu", {})
+    family = (
+        f" (family {cpu['family']}, model {cpu['model']})"
+        if "family" in cpu and "model" in cpu
+        else ""
+    )
     return [
         f"# bptt peer comparison: {report['label']} ({report['timestamp']})",
         "",
         (
-            f"- Machine: {machine['cpu_model']}, {machine['logical_cpus']} logical CPUs; "
+            f"- Machine: {machine['cpu_model']}{family}, {machine['logical_cpus']} logical CPUs; "
             f"{machine['platform']}; Python {machine['python']}"
         ),
+        *([f"- CPU vector flags: {vector_flags(cpu['flags'])}"] if cpu.get("flags") else []),
+        *peak_line(report),
         f"- Versions: {versions}",
         f"- Source: commit {source.get('commit')}"
         + (", core sources changed since" if source.get("core_sources_changed") else ""),
@@ -252,14 +352,42 @@ def header_lines(report: dict) -> list[str]:
         (
             f"FLOP count: {gemm_limit.FLOP_RULE}. GEMM limit: the sum of the medians of those "
             "products timed alone with NumPy's BLAS at the same thread count (per-step products "
-            "times T); limit ÷ bptt is the fraction of it bptt reaches. Ratio: the best peer's "
-            f"median ÷ bptt's median (above 1: bptt faster). {TOKENS_NOTE}. JAX's thread count: "
-            "XLA's pool is created while the process may run on n CPUs only (XLA sizes it from "
-            f'them), and XLA_FLAGS="{XLA_ONE_THREAD}" at 1 thread, which alone leaves jax 0.10 '
-            f"a pool thread per core; pool threads seen: {xla_threads}."
+            "times T); limit ÷ bptt is the fraction of it bptt reaches. Sequential chain: the 2·T "
+            "per-step products (B×H)(H×H) timed with NumPy one after the other, each on the last "
+            "one's result, as the recurrence orders them; sequential chain ÷ bptt is the share "
+            "of bptt's time that no thread count can shorten (where the products are small, "
+            "NumPy's per-call overhead dominates it, and bptt can pass it). bptt ÷ peak sgemm: "
+            "bptt's GFLOP/s ÷ NumPy's on the large square product (its fastest call, measured "
+            "before and after the sizes), same thread count. Ratio: the "
+            f"best peer's median ÷ bptt's median (above 1: bptt faster). {TOKENS_NOTE}. JAX's "
+            "thread count: XLA's pool is created while the process may run on n CPUs only (XLA "
+            f'sizes it from them), and XLA_FLAGS="{XLA_ONE_THREAD}" at 1 thread, which alone '
+            f"leaves jax 0.10 a pool thread per core; pool threads seen: {xla_threads}."
         ),
         "",
     ]
+
+
+def peak_line(report: dict) -> list[str]:
+    """The peak sgemm rate of each thread count, when it was measured."""
+    peaks = {run["threads"]: run.get(gemm_limit.PEAK_KEY) for run in report["runs"]}
+    peaks = {threads: peak for threads, peak in peaks.items() if peak}
+    if not peaks:
+        return []
+    n = next(iter(peaks.values()))["n"]
+    rates = ", ".join(
+        f"{plural(threads, 'thread')} {peak['gflops']:.3g} GFLOP/s"
+        for threads, peak in peaks.items()
+    )
+    return [f"- Peak sgemm, NumPy's BLAS on ({n}×{n})({n}×{n}), float32: {rates}"]
+
+
+def vector_flags(flags: list[str]) -> str:
+    """The CPU's SIMD flags among its /proc/cpuinfo flags, and whether AVX-512 is there."""
+    shown = [f for f in VECTOR_FLAGS if f in flags]
+    shown += sorted(f for f in flags if f.startswith(("avx512", "amx")))
+    avx512 = any(f.startswith("avx512") for f in flags)
+    return f"{' '.join(shown)} ({'with' if avx512 else 'no'} AVX-512); all flags in results.json"
 
 
 def report_markdown(report: dict) -> str:
@@ -267,6 +395,9 @@ def report_markdown(report: dict) -> str:
     lines = header_lines(report)
     for run in report["runs"]:
         lines += [*threads_table(run, labels), ""]
+        layer_lines = layer_table(run, labels)
+        if layer_lines:
+            lines += [*layer_lines, ""]
     if report.get("memory"):
         lines += [*memory_table(report["memory"], labels), ""]
     notes = report_notes(report)

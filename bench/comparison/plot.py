@@ -1,5 +1,5 @@
-"""A run's chart: each peer's median ÷ bptt's per problem, a panel per thread count, with the
-targets."""
+"""A run's chart: each peer's median ÷ bptt's per problem (a layer peer's ÷ bptt's layer), a
+panel per thread count, with the targets."""
 
 # ruff: noqa: RUF001, RUF003  (×, ÷ are the chart's symbols)
 
@@ -9,7 +9,7 @@ import numpy as np
 import peers
 
 from .markdown import plural
-from .ratios import TARGET_RATIOS, peer_ratios
+from .ratios import TARGET_RATIOS, all_ratios
 
 
 def plot(report: dict, path: Path) -> str | None:
@@ -26,13 +26,20 @@ def plot(report: dict, path: Path) -> str | None:
     fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.5), squeeze=False)
     for ax, run in zip(axes[0], runs, strict=True):
         problems = list(run["cells"])
-        names = [p for p in peers.PEERS if run["peers"].get(p, {}).get("available")]
+        names = [
+            p
+            for p in (*peers.PEERS, *peers.LAYER_PEERS)
+            if run["peers"].get(p, {}).get("available")
+        ]
         width = 0.8 / max(len(names), 1)
         for index, name in enumerate(names):
-            ratios = [peer_ratios(run["cells"][p]).get(name, np.nan) for p in problems]
+            ratios = [all_ratios(run["cells"][p]).get(name, np.nan) for p in problems]
             xs = np.arange(len(problems)) + (index - (len(names) - 1) / 2) * width
-            ax.bar(xs, ratios, width, label=run["peers"][name]["label"])
-        if run["threads"] > 1:
+            label = run["peers"][name]["label"]
+            ax.bar(
+                xs, ratios, width, label=f"{label} (layer)" if name in peers.LAYER_PEERS else label
+            )
+        if run["threads"] > 1 and any(name in peers.PEERS for name in names):  # the loss's
             targets = [TARGET_RATIOS.get(p, np.nan) for p in problems]
             ax.scatter(
                 np.arange(len(problems)),
@@ -49,7 +56,8 @@ def plot(report: dict, path: Path) -> str | None:
         ax.set_xticks(np.arange(len(problems)), problems, rotation=30, ha="right")
         ax.set_ylabel("peer's median ÷ bptt's median (above 1: bptt faster)")
         ax.set_title(plural(run["threads"], "thread"))
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a run of the machine's limits alone has none
+            ax.legend(fontsize=8)
     fig.suptitle(f"bptt against its peers, forward+backward, float32 ({report['label']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

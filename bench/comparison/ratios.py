@@ -1,9 +1,13 @@
-"""What a run's medians are read for: each peer's ratio to bptt, the best peer, the fraction of
-the GEMM limit bptt reaches, and the speed targets they are held against."""
+"""What a run's medians are read for: each peer's ratio to bptt, the best peer, the fractions of
+the machine's limits bptt reaches (the GEMM limit, the sequential chain, the peak sgemm rate),
+and the speed targets they are held against."""
 
 # ruff: noqa: RUF001, RUF003  (× is the ratios' symbol)
 
 import gemm_limit
+
+from . import layer
+from .problem import problem_flops
 
 # The targets at 2 threads: best peer's median ÷ bptt's median, and at 1 thread ahead of every
 # peer; at the large size also 80% of the GEMM limit.
@@ -26,10 +30,27 @@ def peer_ratios(cell: dict) -> dict:
     return {name: median_ms / bptt_ms for name, median_ms in timed_peers(cell).items()}
 
 
+def all_ratios(cell: dict) -> dict:
+    """Each peer's ratio to bptt on the cell's problem: the loss's peers', then the layer peers'
+    to bptt's layer."""
+    return peer_ratios(cell) | (peer_ratios(cell[layer.KEY]) if layer.KEY in cell else {})
+
+
+def machine_fractions(bptt_ms: float, flops: int, sequential: dict | None, peak: dict | None):
+    """What bptt reaches of the machine's limits: the sequential chain's time ÷ bptt's (how much
+    of bptt's time the recurrence's order alone takes) and bptt's GFLOP/s ÷ the peak sgemm rate;
+    None for a limit not measured."""
+    return {
+        "sequential_fraction": sequential["median_ms"] / bptt_ms if sequential else None,
+        "peak_fraction": flops / bptt_ms / 1e6 / peak["gflops"] if peak else None,
+    }
+
+
 def derive(run: dict) -> None:
-    """Best peer, ratio and GEMM-limit fraction of every cell, from the medians (kept in the JSON
-    and recomputed the same way by --render)."""
-    for cell in run["cells"].values():
+    """Best peer, ratio and the fractions of the machine's limits of every cell, and of its layer
+    comparison, from the medians (kept in the JSON and recomputed the same way by --render)."""
+    peak = run.get(gemm_limit.PEAK_KEY)
+    for name, cell in run["cells"].items():
         timed = timed_peers(cell)
         bptt_ms = cell["bptt"]["median_ms"]
         cell["best_peer"] = min(timed, key=timed.get) if timed else None
@@ -40,6 +61,21 @@ def derive(run: dict) -> None:
         minima = [cell["peers"][name].get("min_ms") for name in timed]
         if timed and None not in minima and "min_ms" in cell["bptt"]:
             cell["ratio_of_minima"] = min(minima) / cell["bptt"]["min_ms"]
+        sequential = cell.get(gemm_limit.SEQUENTIAL_KEY)
+        cell.update(machine_fractions(bptt_ms, problem_flops(name), sequential, peak))
+        if layer.KEY in cell:
+            derive_layer(cell[layer.KEY], sequential, peak)
+
+
+def derive_layer(record: dict, sequential: dict | None, peak: dict | None) -> None:
+    """Each layer peer's ratio to bptt's layer, medians and fastest calls, and the fractions of
+    the machine's limits bptt's layer reaches."""
+    record["ratios"] = peer_ratios(record)
+    record["minima_ratios"] = {
+        name: record["peers"][name]["min_ms"] / record["bptt"]["min_ms"]
+        for name in record["ratios"]
+    }
+    record.update(machine_fractions(record["bptt"]["median_ms"], record["flops"], sequential, peak))
 
 
 def target_text(name: str, threads: int, cell: dict) -> str:

@@ -10,6 +10,7 @@ import gemm_limit
 import peers
 
 from . import records
+from .agreement import GRAD_TOLERANCE, LOSS_TOLERANCE
 from .children import child_arguments, child_env, run_in_child
 from .diff import ratio_changes
 from .machine import machine_description
@@ -17,7 +18,6 @@ from .markdown import report_markdown
 from .memory_child import MEMORY_METHOD
 from .problem import TOKENS_NOTE, problem_flops, problem_shape, size_and_tokens
 from .ratios import derive
-from .timing_child import GRAD_TOLERANCE, LOSS_TOLERANCE
 
 
 def new_report(args, argv: list[str], machine: dict) -> dict:
@@ -52,7 +52,7 @@ def measure_memory(args) -> dict:
     memory = {"threads": threads, "method": MEMORY_METHOD, "cells": {}}
     impls = [
         peers.SUBJECT,
-        *(p for p in args.peer_list if p != gemm_limit.KEY and not peers.load_note(p)),
+        *(p for p in args.peer_list if p in peers.PEERS and not peers.load_note(p)),
     ]
     # --quick measures one size only: a fresh process per implementation costs its imports.
     for problem in args.problem_list[:1] if args.quick else args.problem_list:

@@ -68,6 +68,17 @@ def measure(
     }
 
 
+def measure_options(args) -> dict:
+    """measure()'s keyword arguments from the comparison's options."""
+    return {
+        "budget": args.budget,
+        "min_repeats": args.min_repeats,
+        "max_repeats": args.max_repeats,
+        "rounds": args.rounds,
+        "settle": args.settle,
+    }
+
+
 def cpu_seconds_machine() -> tuple[float, float]:
     """CPU seconds every process has run, and seconds stolen by the hypervisor, since boot."""
     with contextlib.suppress(OSError):

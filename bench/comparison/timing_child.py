@@ -1,52 +1,23 @@
 """The timing child, one process per thread count: every peer checked against bptt on each
-problem, then all of them timed in interleaved rounds, with the GEMM limit's products beside."""
-
-# ruff: noqa: RUF003  (− is the maths' symbol)
+problem, then all of them timed in interleaved rounds, with the GEMM limit's products and the
+sequential chain beside, then the recurrent layer alone against the layer peers; and the machine's
+peak sgemm rate before and after."""
 
 import gc
 import json
-import math
 import os
 import sys
 from pathlib import Path
 
 import gemm_limit
-import numpy as np
 import peers
 
+from . import layer
+from .agreement import mismatch_note, relative_errors
 from .machine import blas_info
 from .markdown import plural
-from .problem import Problem
-from .timing import OtherLoad, measure, wait_until_quiet
-
-LOSS_TOLERANCE = 1e-4  # relative, float32: sums of T·B log-probabilities in a different order
-# max |g_peer − g_bptt| / max |g_bptt| over each gradient: float32 rounding grows with the T-step
-# chain and the T·B-row sums, so this is loose, yet a wrong formula is off by O(1).
-GRAD_TOLERANCE = 1e-3
-
-
-def relative_errors(loss, grads, ref_loss, ref_grads) -> tuple[float, dict]:
-    loss_error = abs(loss - ref_loss) / max(abs(ref_loss), 1e-30)
-    grad_errors = {}
-    for name, ref in ref_grads.items():
-        if name not in grads or np.shape(grads[name]) != np.shape(ref):
-            grad_errors[name] = math.inf
-            continue
-        scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-30)
-        grad_errors[name] = float(np.max(np.abs(grads[name] - ref), initial=0.0)) / scale
-    return loss_error, grad_errors
-
-
-def mismatch_note(loss_error: float, grad_errors: dict) -> str | None:
-    """Why a peer's result disagrees with bptt's, None when it agrees within the tolerances."""
-    worst = max(grad_errors, key=grad_errors.get)
-    if loss_error > LOSS_TOLERANCE or grad_errors[worst] > GRAD_TOLERANCE:
-        return (
-            f"loss relative error {loss_error:.1e} (tolerance {LOSS_TOLERANCE:.0e}), "
-            f"worst gradient d{worst} {grad_errors[worst]:.1e} "
-            f"(tolerance {GRAD_TOLERANCE:.0e}): not timed"
-        )
-    return None
+from .problem import Problem, size_and_tokens
+from .timing import OtherLoad, measure, measure_options, wait_until_quiet
 
 
 def load_implementations(names: list[str], threads: int) -> tuple[dict, dict]:
@@ -59,9 +30,14 @@ def load_implementations(names: list[str], threads: int) -> tuple[dict, dict]:
             records[name] = {"available": False, "note": note}
             continue
         module = peers.load(name)
-        module.set_threads(threads)
+        try:
+            module.set_threads(threads)  # the oneDNN peer is compiled here, on first use
+            versions = module.versions()
+        except Exception as error:  # noqa: BLE001 (a peer failing here is reported, not fatal)
+            records[name] = {"available": False, "note": f"{type(error).__name__}: {error}"}
+            continue
         modules[name] = module
-        records[name] = {"available": True, "label": module.NAME, "versions": module.versions()}
+        records[name] = {"available": True, "label": module.NAME, "versions": versions}
     return modules, records
 
 
@@ -117,17 +93,12 @@ def time_problem(problem_name: str, modules: dict, args) -> dict:
         for index, product in enumerate(products):
             call = gemm_limit.product_call(product)
             cells[f"{gemm_limit.KEY}:{index}"] = (call, share, index == 0)
+        T, B, _, H, _ = problem.shape
+        cells[gemm_limit.SEQUENTIAL_KEY] = (gemm_limit.sequential_chain_call(T, B, H), 1.0, True)
     if args.wait_quiet:
         record["waited_s"] = wait_until_quiet(args.wait_quiet)
     with OtherLoad() as load:
-        timings = measure(
-            cells,
-            budget=args.budget,
-            min_repeats=args.min_repeats,
-            max_repeats=args.max_repeats,
-            rounds=args.rounds,
-            settle=args.settle,
-        )
+        timings = measure(cells, **measure_options(args))
     record.update(others_cpus=load.others_cpus, steal_cpus=load.steal_cpus)
     record["bptt"] = timings.pop(peers.SUBJECT)
     for name, entry in record["peers"].items():
@@ -144,13 +115,42 @@ def time_problem(problem_name: str, modules: dict, args) -> dict:
                 for p, t in zip(products, product_timings, strict=True)
             ],
         }
+        record[gemm_limit.SEQUENTIAL_KEY] = {
+            "products": 2 * problem.shape[0],
+            **timings[gemm_limit.SEQUENTIAL_KEY],
+        }
     return record
+
+
+def peak_sgemm(args, earlier: dict | None = None) -> dict:
+    """NumPy's BLAS on the large square product at this process's thread count, measured again
+    after `earlier`: the rate of the fastest call of all, since a limit is what the machine can
+    do and other processes only ever slow a call down; each measurement kept."""
+    if args.wait_quiet:
+        wait_until_quiet(args.wait_quiet)
+    product = gemm_limit.peak_sgemm_product()
+    cells = {"peak": (gemm_limit.product_call(product), 1.0, True)}
+    with OtherLoad() as load:
+        timing = measure(cells, **measure_options(args))["peak"]
+    timing["others_cpus"] = load.others_cpus
+    measurements = [*(earlier or {}).get("measurements", []), timing]
+    fastest_ms = min(m["min_ms"] for m in measurements)
+    return {
+        "n": product.m,
+        "gflops": product.flops / fastest_ms / 1e6,
+        "measurements": measurements,
+    }
 
 
 def run(args) -> None:
     """One thread count: check every peer against bptt, then time all of them, size by size."""
-    names = [peers.SUBJECT, *(p for p in args.peer_list if p != gemm_limit.KEY)]
-    modules, records = load_implementations(names, args.child_threads)
+    loss_peers = [p for p in args.peer_list if p in peers.PEERS]
+    layer_peers = [p for p in args.peer_list if p in peers.LAYER_PEERS]
+    modules, records = load_implementations(
+        [peers.SUBJECT, *loss_peers, *layer_peers], args.child_threads
+    )
+    loss_modules = {n: modules[n] for n in (peers.SUBJECT, *loss_peers) if n in modules}
+    layer_modules = {n: modules[n] for n in layer_peers if n in modules}
     info = {
         "threads": args.child_threads,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -158,7 +158,17 @@ def run(args) -> None:
         "cells": {},
     }
     info["blas"] = blas_info()
+    if gemm_limit.KEY in args.peer_list:
+        info[gemm_limit.PEAK_KEY] = peak_sgemm(args)
     for problem_name in args.problem_list:
-        info["cells"][problem_name] = time_problem(problem_name, modules, args)
+        cell = time_problem(problem_name, loss_modules, args)
+        # oneDNN's primitive takes float inputs only: the layer is compared on those problems.
+        if layer_modules and not size_and_tokens(problem_name)[1]:
+            cell[layer.KEY] = layer.time_layer(
+                problem_name, modules[peers.SUBJECT], layer_modules, args
+            )
+        info["cells"][problem_name] = cell
         gc.collect()  # the problem's arrays and runners, before the next size
+    if gemm_limit.PEAK_KEY in info:  # once more, at another moment of the machine's load
+        info[gemm_limit.PEAK_KEY] = peak_sgemm(args, info[gemm_limit.PEAK_KEY])
     Path(args.child_out).write_text(json.dumps(info, indent=1))

@@ -11,20 +11,33 @@
 
 Every peer computes the same gradients bptt returns (h0 and, for float inputs, x included), so
 the work compared is the same.
+
+A layer peer (LAYER_PEERS) computes the recurrent layer alone, without the softmax head, and
+offers instead of Runner:
+
+    LayerRunner(layer_problem)   prepared on comparison.problem.LayerProblem (float inputs)
+        runner()                 forward (the states) + backward from the problem's dL/dh_t and
+                                 dL/dh_T, every gradient, blocking until done
+        runner.result()          (hidden states (T, B, H), {U, W, b, h0, x}) of the last call
+
+bptt's module offers both, the subject of both comparisons.
 """
 
 import importlib
 import importlib.util
 from types import ModuleType
 
-# The first is the subject; the others are its peers, in table order.
+# The first is the subject; the others are its peers, in table order: those of the loss with
+# its softmax head, then those of the recurrent layer alone.
 SUBJECT = "bptt"
 PEERS = ("oracle", "torch", "jax")
+LAYER_PEERS = ("onednn",)
 _MODULES = {
     "bptt": "bptt_core",
     "oracle": "numpy_oracle",
     "torch": "torch_eager",
     "jax": "jax_scan",
+    "onednn": "onednn_rnn",
 }
 
 
