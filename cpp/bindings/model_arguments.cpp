@@ -157,6 +157,18 @@ void add_check(std::vector<FiniteCheck>& checks, const char* name, const py::obj
   checks.push_back({name, a.data(), a.size()});
 }
 
+double copied_bytes(std::initializer_list<std::pair<py::handle, py::handle>> checked) {
+  double bytes = 0;
+  for (const auto& [argument, array] : checked) {
+    if (array.is_none()) continue;
+    const auto converted = py::reinterpret_borrow<py::array>(array);
+    const bool own = py::isinstance<py::array>(argument) &&
+                     py::reinterpret_borrow<py::array>(argument).data() == converted.data();
+    if (!own) bytes += double(converted.nbytes());
+  }
+  return bytes;
+}
+
 double bytes_of(std::initializer_list<double> counts, std::size_t scalar_bytes) {
   double total = 0;
   for (double count : counts) total += count;

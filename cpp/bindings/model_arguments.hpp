@@ -119,6 +119,10 @@ void compute_without_gil(const std::vector<FiniteCheck>& checks, bool check_fini
   }
 }
 
+// The bytes of the checked arrays that are copies of their arguments (another dtype, layout or
+// a list), not the arguments' own memory.
+double copied_bytes(std::initializer_list<std::pair<py::handle, py::handle>> checked);
+
 // The bytes of arrays of these element counts.
 double bytes_of(std::initializer_list<double> counts, std::size_t scalar_bytes);
 

@@ -5,24 +5,70 @@
 #include "registration.hpp"
 
 #include "bptt/available_memory.hpp"
+#include "bptt/memory_budget.hpp"
 #include "bptt/rnn_loss.hpp"
+
+#include <optional>
 
 namespace bptt::bindings {
 namespace {
 
 using namespace pybind11::literals;
 
+// The working memory the core may take: the budget less the copies of arguments already made
+// (an array of another dtype or layout), or, with no budget, everything that fits in the memory
+// available (0: every state kept), checked up front.
+std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
+                        std::optional<std::size_t> budget, double copies, double outputs) {
+  if (budget) {
+    if (double(*budget) <= copies) {
+      throw py::value_error("memory_budget: expected more than the " +
+                            std::to_string(std::size_t(copies)) +
+                            " bytes of the arguments' copies, got " + std::to_string(*budget));
+    }
+    const std::size_t rest = *budget - std::size_t(copies);
+    try {
+      rnn_loss_memory_plan(size, scalar_bytes, tokens, rest);
+    } catch (const MemoryBudgetTooSmall& error) {
+      throw py::value_error("memory_budget: expected at least " +
+                            std::to_string(error.minimum + std::size_t(copies)) +
+                            " bytes (the smallest schedule's need for this problem" +
+                            (copies > 0 ? ", and the arguments' copies" : "") + "), got " +
+                            std::to_string(*budget));
+    }
+    return rest;
+  }
+  const double everything = double(rnn_loss_memory_plan(size, scalar_bytes, tokens, 0).bytes);
+  const double available = double(available_memory_bytes()) - outputs - copies;
+  if (everything + outputs + copies <= double(available_memory_bytes()) || available <= 0) {
+    check_allocation(everything + outputs, "loss_and_grad");
+    return 0;
+  }
+  try {  // the states computed again where keeping them all does not fit
+    rnn_loss_memory_plan(size, scalar_bytes, tokens, std::size_t(available));
+    return std::size_t(available);
+  } catch (const MemoryBudgetTooSmall&) {
+    check_allocation(everything + outputs, "loss_and_grad");  // raises MemoryError
+    return 0;
+  }
+}
+
 template <class S>
 py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs& inputs,
                               const TargetArray& targets, const py::object& h0,
                               Activation activation, Reduction reduction, bool check_finite,
-                              GradientOutputs& outputs) {
+                              GradientOutputs& outputs, std::optional<std::size_t> budget,
+                              double copies) {
   const py::ssize_t T = inputs.steps, B = inputs.batch, H = layer.hidden_size,
                     D = layer.input_size, O = head.output_size;
   const ProblemSize size{T, B, D, H, O};
-  check_allocation(double(rnn_loss_and_grad_scratch_bytes(size, sizeof(S))) +
-                       bytes_of({double(T) * B * D, double(B) * H}, sizeof(S)),
-                   "loss_and_grad");
+  const double output_bytes =
+      bytes_of({double(H) * D + double(H) * H + double(H) + double(O) * H + double(O) +
+                    2.0 * double(B) * H,
+                inputs.wants_input_gradient() ? double(T) * B * D : 0.0},
+               sizeof(S));
+  const std::size_t memory_budget =
+      core_budget(size, sizeof(S), inputs.tokens, budget, copies, output_bytes);
   auto dU = outputs.array<S>("U", {{"H", H}, {"D", D}});
   auto dW = outputs.array<S>("W", {{"H", H}, {"H", H}});
   auto db = outputs.array<S>("b", {{"H", H}});
@@ -53,17 +99,34 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
   S* h_last_data = mutable_data<S>(h_last);
   compute_without_gil<S>(checks, check_finite, [&] {
     loss = rnn_loss_and_grad(layer_view, head_view, input_view, target_view, h0_data, activation,
-                             reduction, layer_grads, head_grads, h_last_data);
+                             reduction, layer_grads, head_grads, h_last_data, nullptr,
+                             memory_budget);
   });
   py::dict grads("U"_a = dU, "W"_a = dW, "b"_a = db, "V"_a = dV, "c"_a = dc, "h0"_a = dh0);
   if (inputs.wants_input_gradient()) grads["x"] = dx;
   return py::make_tuple(loss, grads, h_last);
 }
 
+// A budget in bytes (Python parses units), or None.
+std::optional<std::size_t> budget_argument(py::handle object) {
+  if (object.is_none()) return std::nullopt;
+  if (py::isinstance<py::bool_>(object) || !py::isinstance<py::int_>(object)) {
+    throw py::type_error("memory_budget: expected None or an integer number of bytes, got " +
+                         std::string(py::str(py::type::of(object).attr("__name__"))));
+  }
+  const long long bytes = object.cast<long long>();
+  if (bytes <= 0) {
+    throw py::value_error("memory_budget: expected a positive number of bytes, got " +
+                          std::to_string(bytes));
+  }
+  return std::size_t(bytes);
+}
+
 py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, py::handle c,
                         py::handle inputs, py::handle targets, py::handle h0,
                         py::handle activation, py::handle reduction, bool check_finite,
-                        bool input_grad, py::handle out) {
+                        bool input_grad, py::handle out, py::handle memory_budget) {
+  const std::optional<std::size_t> budget = budget_argument(memory_budget);
   const Activation parsed_activation = activation_argument(activation);
   const Reduction parsed_reduction = reduction_argument(reduction);
   const Layer layer = check_layer(U, W, b);
@@ -81,11 +144,42 @@ py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, 
       layer.dtype,
       {{"params['U']", U}, {"params['W']", W}, {"params['b']", b}, {"params['V']", V},
        {"params['c']", c}, {"inputs", inputs}, {"targets", targets}, {"h0", h0}});
+  const double copies = copied_bytes({{U, layer.U}, {W, layer.W}, {b, layer.b}, {V, head.V},
+                                      {c, head.c}, {inputs, checked_inputs.array},
+                                      {targets, checked_targets.array}, {h0, checked_h0}});
   return with_scalar_type(layer.dtype, [&](auto scalar) {
     return loss_and_grad_typed<decltype(scalar)>(layer, head, checked_inputs, checked_targets,
                                                  checked_h0, parsed_activation, parsed_reduction,
-                                                 check_finite, outputs);
+                                                 check_finite, outputs, budget, copies);
   });
+}
+
+py::dict memory_plan(py::ssize_t steps, py::ssize_t batch, py::ssize_t input_size,
+                     py::ssize_t hidden_size, py::ssize_t output_size, py::handle dtype,
+                     bool tokens, py::handle memory_budget) {
+  for (const auto& [name, value] : {std::pair<const char*, py::ssize_t>{"T", steps},
+                                    {"B", batch}, {"D", input_size}, {"H", hidden_size},
+                                    {"O", output_size}}) {
+    if (value < 1) {
+      throw py::value_error(std::string(name) + ": expected an integer >= 1, got " +
+                            std::to_string(value));
+    }
+  }
+  const std::string name = string_argument(dtype, "dtype");
+  if (name != "float32" && name != "float64")
+    throw py::value_error("dtype: expected 'float32' or 'float64', got '" + name + "'");
+  const std::size_t scalar_bytes = name == "float32" ? 4 : 8;
+  const std::optional<std::size_t> budget = budget_argument(memory_budget);
+  const ProblemSize size{steps, batch, input_size, hidden_size, output_size};
+  LossMemoryPlan plan;
+  try {
+    plan = rnn_loss_memory_plan(size, scalar_bytes, tokens, budget.value_or(0));
+  } catch (const MemoryBudgetTooSmall& error) {
+    throw py::value_error(error.what());
+  }
+  return py::dict("bytes"_a = plan.bytes, "schedule"_a = plan.schedule,
+                  "stored_states"_a = plan.stored_states, "checkpoints"_a = plan.checkpoints,
+                  "recomputed_steps"_a = plan.recomputed_steps);
 }
 
 }  // namespace
@@ -95,9 +189,15 @@ void register_model(py::module_& m) {
   m.def("loss_and_grad", &loss_and_grad, "U"_a, "W"_a, "b"_a, "V"_a, "c"_a, "inputs"_a,
         "targets"_a, "h0"_a = none, "activation"_a = "tanh", "reduction"_a = "sum",
         "check_finite"_a = true, "input_grad"_a = true, "out"_a = none,
+        "memory_budget"_a = none,
         "L and its gradients for the RNN with softmax head; returns (loss, grads, h_last). "
         "grads has x (dL/dinputs) for float inputs unless input_grad is False. out: a dict of "
-        "arrays, by gradient name, that receive those gradients in place of new arrays.");
+        "arrays, by gradient name, that receive those gradients in place of new arrays. "
+        "memory_budget: bytes of working memory at most (the same results for any budget).");
+  m.def("memory_plan", &memory_plan, "steps"_a, "batch"_a, "input_size"_a, "hidden_size"_a,
+        "output_size"_a, "dtype"_a = "float32", "tokens"_a = false, "memory_budget"_a = none,
+        "What loss_and_grad would do with its working memory for this problem: bytes, schedule, "
+        "states stored, checkpoints and steps computed again (a fraction of a forward pass).");
 }
 
 }  // namespace bptt::bindings

@@ -6,6 +6,7 @@
 #include "without_gil.hpp"
 
 #include "bptt/available_memory.hpp"
+#include "bptt/memory_budget.hpp"
 #include "bptt/rnn_loss.hpp"
 #include "bptt/training_step.hpp"
 
@@ -135,7 +136,7 @@ class TrainingStep {
     target_view.ids = data<TokenId>(targets);
     const ProblemSize size{input_view.steps, input_view.batch, layout_.input_size,
                            layout_.hidden_size, layout_.output_size};
-    check_allocation(double(rnn_loss_and_grad_scratch_bytes(size, sizeof(S))),
+    check_allocation(double(rnn_loss_memory_plan(size, sizeof(S), true, 0).bytes),
                      "the training step");
 
     OptimizerUpdate<S> update{kind_};

@@ -67,18 +67,14 @@ std::size_t head_loss_and_grad_scratch_bytes(Index rows, Index output_size,
   return active_kernels().head_loss_and_grad_scratch_bytes(rows, output_size, scalar_bytes);
 }
 
-std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t scalar_bytes) {
-  return active_kernels().rnn_loss_and_grad_scratch_bytes(size, scalar_bytes);
-}
-
 template <class S>
 double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
                          const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                          Activation activation, Reduction reduction,
                          const LayerGradients<S>& layer_grads, const HeadGradients<S>& head_grads,
-                         S* h_last, const GradientsDone* done) {
+                         S* h_last, const GradientsDone* done, std::size_t memory_budget) {
   return kernels<S>().rnn_loss_and_grad(layer, head, inputs, targets, h0, activation, reduction,
-                                        layer_grads, head_grads, h_last, done);
+                                        layer_grads, head_grads, h_last, done, memory_budget);
 }
 
 template <class S>
@@ -125,7 +121,7 @@ bool all_finite(const S* values, Index size) {
   template double rnn_loss_and_grad<S>(                                                        \
       const LayerWeights<S>&, const HeadWeights<S>&, const SequenceInput<S>&, const Targets<S>&, \
       const S*, Activation, Reduction, const LayerGradients<S>&, const HeadGradients<S>&, S*,   \
-      const GradientsDone*);                                                                   \
+      const GradientsDone*, std::size_t);                                                      \
   template StepOutcome training_step<S>(const ParameterLayout&, S*, S*, const SequenceInput<S>&, \
                                         const Targets<S>&, const S*, S*, Activation, double,   \
                                         const OptimizerUpdate<S>&);                            \

@@ -24,7 +24,8 @@ struct ScalarKernels {
   double (*rnn_loss_and_grad)(const LayerWeights<S>&, const HeadWeights<S>&,
                               const SequenceInput<S>&, const Targets<S>&, const S* h0,
                               Activation, Reduction, const LayerGradients<S>&,
-                              const HeadGradients<S>&, S* h_last, const GradientsDone*);
+                              const HeadGradients<S>&, S* h_last, const GradientsDone*,
+                              std::size_t memory_budget);
   StepOutcome (*training_step)(const ParameterLayout&, S* params, S* grads,
                                const SequenceInput<S>&, const Targets<S>&, const S* h0,
                                S* h_last, Activation, double max_norm,
@@ -41,7 +42,6 @@ struct KernelTable {
   const char* instruction_set;  // "baseline", "avx2", "avx512"
   const char* simd;             // Eigen's SimdInstructionSetsInUse() in these kernels
   const char* eigen_version;
-  std::size_t (*rnn_loss_and_grad_scratch_bytes)(const ProblemSize&, std::size_t scalar_bytes);
   std::size_t (*head_loss_and_grad_scratch_bytes)(Index rows, Index output_size,
                                                   std::size_t scalar_bytes);
   ScalarKernels<float> f32;

@@ -13,19 +13,25 @@ namespace bptt {
 // of its own (a thread of the loss pipeline).
 int free_threads();
 
-// How many threads one per-step product (batch × hidden)·(hidden × hidden) is worth: splitting
-// costs a barrier per step, so small steps stay on one thread.
+// Whether one per-step product (batch × hidden)·(hidden × hidden) is too small to split: a split
+// costs a barrier per step. A property of the problem's size alone.
+bool step_stays_on_one_thread(Index batch, Index hidden);
+
+// How many threads one per-step product is worth: 1 for a step that stays on one thread.
 int recurrence_threads(Index batch, Index hidden);
 
 // How many threads a whole-sequence product of `flops` with `rows` result rows is worth.
 int product_threads(double flops, Index rows);
 
 // The columns [first, second) of a row of `width` that thread `thread` of `threads` owns, cut at
-// multiples of the SIMD width so that no vector straddles two threads.
-std::pair<Index, Index> column_share(Index width, int thread, int threads);
+// multiples of `alignment` (at least the SIMD width, so that no vector straddles two threads;
+// the products' kernels ask for the multiple of their register blocks that keeps each value's
+// sum in the same order as on one thread).
+std::pair<Index, Index> column_share(Index width, int thread, int threads, Index alignment);
 
-// The rows [first, second) of `rows` that thread `thread` of `threads` owns.
-std::pair<Index, Index> row_share(Index rows, int thread, int threads);
+// The rows [first, second) of `rows` that thread `thread` of `threads` owns, cut at multiples of
+// `alignment`.
+std::pair<Index, Index> row_share(Index rows, int thread, int threads, Index alignment);
 
 int this_thread_index();    // inside a parallel region; 0 outside
 int this_region_threads();  // inside a parallel region; 1 outside

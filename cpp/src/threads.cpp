@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <numeric>
 #include <thread>
 
 #ifdef _OPENMP
@@ -48,9 +49,12 @@ int free_threads() {
   return get_num_threads();
 }
 
+bool step_stays_on_one_thread(Index batch, Index hidden) {
+  return 2.0 * double(batch) * double(hidden) * double(hidden) < kMinStepFlopsToSplit;
+}
+
 int recurrence_threads(Index batch, Index hidden) {
-  const double step_flops = 2.0 * double(batch) * double(hidden) * double(hidden);
-  if (step_flops < kMinStepFlopsToSplit) return 1;
+  if (step_stays_on_one_thread(batch, hidden)) return 1;
   const Index by_width = std::max<Index>(1, hidden / kMinColumnsPerThread);
   return int(std::min<Index>(free_threads(), by_width));
 }
@@ -60,15 +64,15 @@ int product_threads(double flops, Index rows) {
   return int(std::min<Index>(free_threads(), std::max<Index>(1, rows / kMinRowsPerThread)));
 }
 
-std::pair<Index, Index> row_share(Index rows, int thread, int threads) {
-  return {rows * thread / threads, rows * (thread + 1) / threads};
+std::pair<Index, Index> row_share(Index rows, int thread, int threads, Index alignment) {
+  const Index blocks = (rows + alignment - 1) / alignment;
+  const Index first = std::min(rows, blocks * thread / threads * alignment);
+  const Index last = std::min(rows, blocks * (thread + 1) / threads * alignment);
+  return {first, last};
 }
 
-std::pair<Index, Index> column_share(Index width, int thread, int threads) {
-  const Index blocks = (width + kColumnAlignment - 1) / kColumnAlignment;
-  const Index first = std::min(width, blocks * thread / threads * kColumnAlignment);
-  const Index last = std::min(width, blocks * (thread + 1) / threads * kColumnAlignment);
-  return {first, last};
+std::pair<Index, Index> column_share(Index width, int thread, int threads, Index alignment) {
+  return row_share(width, thread, threads, std::lcm(alignment, kColumnAlignment));
 }
 
 int this_thread_index() {

@@ -16,6 +16,7 @@ from bptt._api import forward, get_num_threads, loss_and_grad, release_scratch, 
 from bptt._core import build_info
 from bptt._layer_and_head import head_logits, head_loss_and_grad, layer_backward, layer_forward
 from bptt._params import init_params
+from bptt.memory_budget import MemoryPlan, memory_plan
 from bptt.results import ForwardResult, HeadLossAndGrad, LayerForwardResult, LossAndGrad
 
 try:  # the version is written once, in pyproject.toml, and installed with the distribution
@@ -28,6 +29,7 @@ __all__ = [
     "HeadLossAndGrad",
     "LayerForwardResult",
     "LossAndGrad",
+    "MemoryPlan",
     "build_info",
     "forward",
     "get_num_threads",
@@ -37,6 +39,7 @@ __all__ = [
     "layer_backward",
     "layer_forward",
     "loss_and_grad",
+    "memory_plan",
     "reference",
     "release_scratch",
     "set_num_threads",

@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from bptt import _arguments, _core
 from bptt._model import PARAM_NAMES  # noqa: F401  (read here by bptt.training)
+from bptt.memory_budget import parse_memory_budget
 from bptt.results import ForwardResult, LossAndGrad
 
 FloatArray = NDArray[np.floating]
@@ -28,6 +29,7 @@ def loss_and_grad(
     check_finite: bool = True,
     input_grad: bool = True,
     out: Mapping[str, FloatArray] | None = None,
+    memory_budget: int | str | None = None,
 ) -> LossAndGrad:
     """L = -Σ_t y_t · log softmax(c + V h_t) and its exact gradients by BPTT.
 
@@ -41,15 +43,23 @@ def loss_and_grad(
     gradients into, and returns as them, instead of new arrays: writable, C-contiguous, of the
     gradient's shape and the params' dtype, sharing memory with no argument and no other.
     check_finite=False skips the scan for NaN and infinity in every input array.
+    memory_budget: the working memory (everything the call allocates beyond its arguments and
+    the arrays it returns) at most, in bytes or as a string with a unit ("512MiB", "2 GB");
+    under it the core keeps some hidden states and computes the others again, for results
+    bitwise equal to the unbudgeted call's (`bptt.memory_plan` says what it does). None: every
+    state kept when that fits in the memory available, else the plan that fits.
     """
     weights = _arguments.model_params(params)
+    budget = parse_memory_budget(memory_budget)
     check_finite = _arguments.flag(check_finite, "check_finite")
     input_grad = _arguments.flag(input_grad, "input_grad")
     activation, reduction = _arguments.activation(activation), _arguments.reduction(reduction)
     options = (activation, reduction, check_finite, input_grad)
     inputs = _arguments.as_array(inputs, "inputs")
     if not _arguments.is_unbatched(inputs):
-        return LossAndGrad(*_core.loss_and_grad(*weights, inputs, targets, h0, *options, out))
+        return LossAndGrad(
+            *_core.loss_and_grad(*weights, inputs, targets, h0, *options, out, budget)
+        )
     try:
         loss, grads, h_last = _core.loss_and_grad(
             *weights,
@@ -58,6 +68,7 @@ def loss_and_grad(
             _arguments.state(h0, "h0"),
             *options,
             _batched_out(out, weights, inputs),
+            budget,
         )
     except ValueError as error:
         arrays = {"inputs": inputs, "targets": targets, "h0": h0}

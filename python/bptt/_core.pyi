@@ -26,8 +26,21 @@ def loss_and_grad(
     check_finite: bool = True,
     input_grad: bool = True,
     out: object = None,
+    memory_budget: int | None = None,
 ) -> tuple[float, dict[str, _Float], _Float]:
     """L and its gradients for the RNN with softmax head: (loss, grads, h_last)."""
+
+def memory_plan(
+    steps: _Count,
+    batch: _Count,
+    input_size: _Count,
+    hidden_size: _Count,
+    output_size: _Count,
+    dtype: str = "float32",
+    tokens: bool = False,
+    memory_budget: int | None = None,
+) -> dict[str, Any]:
+    """What loss_and_grad would do with its working memory for this problem."""
 
 def layer_forward(
     U: ArrayLike,

@@ -30,14 +30,12 @@ double head_loss_and_grad(const HeadWeights<S>& weights, const S* hidden, Index 
                           const Targets<S>& targets, Reduction reduction,
                           const HeadGradients<S>& grads, S* d_hidden);
 
-std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t scalar_bytes);
-
 template <class S>
 double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
                          const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                          Activation activation, Reduction reduction,
                          const LayerGradients<S>& layer_grads, const HeadGradients<S>& head_grads,
-                         S* h_last, const GradientsDone* done);
+                         S* h_last, const GradientsDone* done, std::size_t memory_budget);
 
 template <class S>
 StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,

@@ -26,7 +26,6 @@ const KernelTable& kernel_table() {
       Eigen::SimdInstructionSetsInUse(),
       BPTT_STRINGIFY(EIGEN_WORLD_VERSION) "." BPTT_STRINGIFY(EIGEN_MAJOR_VERSION) "." BPTT_STRINGIFY(
           EIGEN_MINOR_VERSION),
-      &rnn_loss_and_grad_scratch_bytes,
       &head_loss_and_grad_scratch_bytes,
       scalar_kernels<float>(),
       scalar_kernels<double>()};

@@ -21,7 +21,7 @@ void in_shares(Index size, Update&& update) {
   const int threads =
       int(std::min<Index>(free_threads(), std::max<Index>(1, size / kMinElementsPerThread)));
   on_threads(threads, [&](int thread, int team) {
-    const auto [first, last] = column_share(size, thread, team);
+    const auto [first, last] = column_share(size, thread, team, 1);  // elementwise: any split
     update(first, last);
   });
 }

@@ -7,7 +7,7 @@
 
 #include "activation.hpp"
 #include "bptt/state_slots.hpp"
-#include "chunks.hpp"
+#include "../chunks.hpp"
 #include "matrix_views.hpp"
 #include "parallel_product.hpp"
 #include "step_product.hpp"
@@ -58,17 +58,18 @@ inline bool reads_token_columns_in_place(Index rows, Index input_size) {
   return rows <= input_size;
 }
 
-// b + U x_t for the times [t0, t1), in their slots of the states buffer (rows are by time in
-// either order): one GEMM for dense inputs, a row gather for tokens.
+// b + U x_t for the times [t0, t1), in their slots of a states buffer holding the slots from
+// first_slot on (rows are by time in either order): one GEMM for dense inputs, a row gather for
+// tokens.
 template <class S>
 void project_steps(const LayerWeights<S>& weights, const SequenceInput<S>& inputs, Index t0,
-                   Index t1, S* states) {
+                   Index t1, S* states, Index first_slot = 0) {
   const Index D = weights.input_size, H = weights.hidden_size, B = inputs.batch;
   const Index first = t0 * B, rows = (t1 - t0) * B;
   if (rows <= 0) return;
   const TimeOrder order{inputs.steps, inputs.reverse};
-  MatrixView<S> pre_activation =
-      matrix_view(states + (order.first_state_slot() * B + first) * H, rows, H, H);
+  MatrixView<S> pre_activation = matrix_view(
+      states + ((order.first_state_slot() - first_slot) * B + first) * H, rows, H, H);
   const ConstMatrixView<S> U = matrix_view(weights.U, H, D, D);
   const ConstRowVectorView<S> b(weights.b, H);
   const Index* tokens = inputs.tokens ? inputs.tokens + first : nullptr;
@@ -105,103 +106,210 @@ struct NoProgress {
   void operator()(Index) const {}
 };
 
-// The step loop of the forward pass: h_t = σ(pre_t + W h_prev), in place in h_t's slot; a
-// padded position keeps the previous state.
+// One per-step product C += A·op(W), shared by the threads of a team by columns, each thread's
+// share packed once and kept for every step loop that follows (a team's size could change
+// between parallel regions, its shares with it). Shares fall at multiples of the product
+// kernel's register block, so that every value is the same bits on any number of threads.
+template <class S>
+class SharedStepProduct {
+ public:
+  SharedStepProduct(const S* W, Index hidden_size, WeightUse use, Index rows, Index products)
+      : W_(W), H_(hidden_size), use_(use), rows_(rows), products_(products) {}
+
+  // Makes room for a team of `threads` (outside the team's region: it allocates), and packs the
+  // one share of a team of one at once.
+  void prepare(int threads) {
+    if (shares_.size() < size_t(threads)) shares_.resize(size_t(threads));
+    if (threads == 1) share(0, 1);
+  }
+
+  struct Share {
+    Index first = -1, last = -1;
+    std::optional<StepProduct<S>> product;
+  };
+
+  // Frees the packed shares (packed again on their next use).
+  void release() {
+    shares_.clear();
+    shares_.shrink_to_fit();
+  }
+
+  // Thread `thread`'s share in a team of `threads`, packed on its first use.
+  Share& share(int thread, int threads) {
+    Share& share = shares_[size_t(thread)];
+    const auto [first, last] = column_share(H_, thread, threads, kProductColumnAlignment<S>);
+    if (share.first != first || share.last != last) {
+      share.product.emplace(W_, H_, use_, first, last - first, rows_, H_, products_, H_);
+      share.first = first;
+      share.last = last;
+    }
+    return share;
+  }
+
+ private:
+  const S* W_;
+  Index H_;
+  WeightUse use_;
+  Index rows_, products_;
+  std::vector<Share> shares_;
+};
+
+// The step loop of the forward pass: h_t = σ(pre_t + W h_prev), in place in h_t's slot, where
+// the slot holds pre_t = b + U x_t; a padded position keeps the previous state. W is packed
+// once for all the loops a caller runs (over chunks or segments of the steps).
+template <class S>
+class ForwardRecurrence {
+ public:
+  ForwardRecurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
+                    Activation activation)
+      : inputs_(inputs),
+        H_(hidden_size),
+        activation_(activation),
+        // W h_prev in row form is h_prev·Wᵀ.
+        product_(W, hidden_size, WeightUse::transposed, inputs.batch, inputs.steps) {}
+
+  // The steps run k in [k0, k1) (bptt/state_slots.hpp's order), on a buffer holding the slots
+  // from first_slot on; progress(k + 1) after each.
+  template <class Progress = NoProgress>
+  void run(Index k0, Index k1, S* states, Index first_slot, Progress&& progress = {}) {
+    const Index B = inputs_.batch, H = H_;
+    const TimeOrder order{inputs_.steps, inputs_.reverse};
+    const int threads = recurrence_threads(B, H);
+    product_.prepare(threads);
+    on_threads(threads, [&](int thread, int team) {
+      auto& share = product_.share(thread, team);
+      const Index first = share.first, last = share.last;
+      for (Index k = k0; k < k1; ++k) {
+        const Index t = order.time_of(k);
+        const S* h_prev = states + (order.previous_slot(t) - first_slot) * B * H;
+        S* h = states + (order.state_slot(t) - first_slot) * B * H;
+        share.product->accumulate(h_prev, H, h + first, H);
+        for (Index b = 0; b < B; ++b)
+          apply_activation_in_row(activation_, h + b * H + first, last - first);
+        for (Index b = 0; b < B; ++b) {
+          if (is_padding(inputs_.lengths, t, b))
+            std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);
+        }
+        team_barrier(team);
+        if (thread == 0) progress(k + 1);
+      }
+    });
+  }
+
+  // Frees packed W until the next run.
+  void release_packing() { product_.release(); }
+
+ private:
+  const SequenceInput<S>& inputs_;
+  Index H_;
+  Activation activation_;
+  SharedStepProduct<S> product_;
+};
+
+// The whole forward step loop on a buffer of every slot.
 template <class S, class Progress = NoProgress>
 void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
                         Activation activation, S* states, Progress&& progress = {}) {
-  const Index B = inputs.batch, H = hidden_size;
-  const TimeOrder order{inputs.steps, inputs.reverse};
-  on_threads(recurrence_threads(B, H), [&](int thread, int threads) {
-    const auto [first, last] = column_share(H, thread, threads);
-    // W h_prev in row form is h_prev·Wᵀ.
-    StepProduct<S> product(W, H, WeightUse::transposed, first, last - first, B, H, inputs.steps);
-    for (Index k = 0; k < inputs.steps; ++k) {
-      const Index t = order.time_of(k);
-      const S* h_prev = states + order.previous_slot(t) * B * H;
-      S* h = states + order.state_slot(t) * B * H;
-      product.accumulate(h_prev, H, h + first, H);
-      for (Index b = 0; b < B; ++b)
-        apply_activation_in_row(activation, h + b * H + first, last - first);
-      for (Index b = 0; b < B; ++b) {
-        if (is_padding(inputs.lengths, t, b))
-          std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);
-      }
-      team_barrier(threads);
-      if (thread == 0) progress(k + 1);
-    }
-  });
+  ForwardRecurrence<S>(W, inputs, hidden_size, activation)
+      .run(0, inputs.steps, states, 0, std::forward<Progress>(progress));
 }
 
 // The step loop of the backward pass, in place in the rows of d_pre:
 // da_t = (upstream_t + Wᵀ da_next) ⊙ σ'(a_t), where upstream_t is dL/dh_t from outside the
-// layer, plus dL/dh_T at each sequence's last step, and da is zero at padded positions. The
-// upstream gradients are written into d_pre by fill_upstream(t0, t1) for the times [t0, t1)
-// just before the loop needs them, chunk by chunk in the loop's order, and after_chunk(t0, t1)
-// is called once their da is complete. db = Σ da is summed into bias_grad as the loop goes,
-// while each step's rows are in cache (each thread its own columns, in the same order whatever
-// the thread count). progress(n) says that the last n steps run are done.
-template <class S, class FillUpstream, class AfterChunk, class Progress = NoProgress>
-void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
-                         Activation activation, const S* hidden, const S* d_h_last,
-                         Index chunk_steps, FillUpstream&& fill_upstream, AfterChunk&& after_chunk,
-                         const GradientRows<S>& d_pre, S* bias_grad, Progress&& progress = {}) {
-  const Index B = inputs.batch, H = hidden_size, T = inputs.steps, ld = d_pre.stride;
-  const TimeOrder order{T, inputs.reverse};
-  RowVectorView<S>(bias_grad, H).setZero();
-  const int threads = recurrence_threads(B, H);
-  // Each thread's share of W, packed once for all the chunks (a team's size could change
-  // between regions, its shares with it).
-  struct PackedShare {
-    Index first = -1, last = -1;
-    std::optional<StepProduct<S>> product;
-  };
-  std::vector<PackedShare> shares(size_t(std::max(1, threads)));
-  if (threads <= 1) {  // packed before the first upstream, which a caller may wait for
-    shares[0].product.emplace(W, H, WeightUse::as_is, 0, H, B, H, T - 1);
-    shares[0].first = 0;
-    shares[0].last = H;
-  }
-  // The steps are visited last-run first: k = T - 1 down to 0, in chunks.
-  for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
-    const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
-    const Index t0 = std::min(order.time_of(chunk_begin), order.time_of(chunk_end - 1));
-    fill_upstream(t0, t0 + (chunk_end - chunk_begin));
-    on_threads(threads, [&](int thread, int team) {
-      const auto [first, last] = column_share(H, thread, team);
-      PackedShare& share = shares[size_t(thread)];
-      if (share.first != first || share.last != last) {
+// layer (already in d_pre), plus dL/dh_T at each sequence's last step, and da is zero at padded
+// positions. db = Σ da is summed into bias_grad as the loop goes, while each step's rows are in
+// cache (each thread its own columns, in the same order whatever the thread count). W is packed
+// once for every chunk of steps a caller runs, last-run chunk first.
+template <class S>
+class BackwardRecurrence {
+ public:
+  // Zeroes bias_grad.
+  BackwardRecurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
+                     Activation activation, const S* d_h_last, const GradientRows<S>& d_pre,
+                     S* bias_grad)
+      : inputs_(inputs),
+        H_(hidden_size),
+        activation_(activation),
+        d_h_last_(d_h_last),
+        d_pre_(d_pre),
+        bias_grad_(bias_grad),
         // Wᵀ da_next in row form is da_next·W.
-        share.product.emplace(W, H, WeightUse::as_is, first, last - first, B, H, T - 1);
-        share.first = first;
-        share.last = last;
-      }
-      StepProduct<S>& product = *share.product;
-      for (Index k = chunk_end - 1; k >= chunk_begin; --k) {
+        product_(W, hidden_size, WeightUse::as_is, inputs.batch, inputs.steps - 1) {
+    RowVectorView<S>(bias_grad, hidden_size).setZero();
+    // Packed now, before the first upstream gradient, which a caller may wait for.
+    product_.prepare(recurrence_threads(inputs.batch, hidden_size));
+  }
+
+  // The steps run k from k1 - 1 down to k0; hidden_at(t) is h_t (batch × hidden); progress(n)
+  // says that the last n steps run are done.
+  template <class StateAt, class Progress = NoProgress>
+  void run(Index k0, Index k1, StateAt&& hidden_at, Progress&& progress = {}) {
+    const Index B = inputs_.batch, H = H_, T = inputs_.steps, ld = d_pre_.stride;
+    const TimeOrder order{T, inputs_.reverse};
+    const int threads = recurrence_threads(B, H);
+    product_.prepare(threads);
+    on_threads(threads, [&](int thread, int team) {
+      auto& share = product_.share(thread, team);
+      const Index first = share.first, last = share.last;
+      for (Index k = k1 - 1; k >= k0; --k) {
         const Index t = order.time_of(k);
-        S* da = d_pre.at(t);
+        S* da = d_pre_.at(t);
         auto da_share = matrix_view(da + first, B, last - first, ld);
         if (k + 1 < T) {
-          const S* da_next = d_pre.at(order.time_of(k + 1));
-          product.accumulate(da_next, ld, da + first, ld);
+          const S* da_next = d_pre_.at(order.time_of(k + 1));
+          share.product->accumulate(da_next, ld, da + first, ld);
         }
         for (Index b = 0; b < B; ++b) {
-          const Index length = inputs.lengths ? inputs.lengths[b] : T;
-          const Index last_time = inputs.reverse ? 0 : length - 1;
+          const Index length = inputs_.lengths ? inputs_.lengths[b] : T;
+          const Index last_time = inputs_.reverse ? 0 : length - 1;
           if (t >= length) {
             da_share.row(b).setZero();
-          } else if (d_h_last && t == last_time) {
-            da_share.row(b) += matrix_view(d_h_last + b * H + first, 1, last - first, H);
+          } else if (d_h_last_ && t == last_time) {
+            da_share.row(b) += matrix_view(d_h_last_ + b * H + first, 1, last - first, H);
           }
         }
-        multiply_by_activation_derivative(
-            activation, da_share, matrix_view(hidden + t * B * H + first, B, last - first, H));
-        RowVectorView<S> db_share(bias_grad + first, last - first);
+        const S* h = hidden_at(t);
+        multiply_by_activation_derivative(activation_, da_share,
+                                          matrix_view(h + first, B, last - first, H));
+        RowVectorView<S> db_share(bias_grad_ + first, last - first);
         for (Index b = 0; b < B; ++b) db_share += da_share.row(b);
         team_barrier(team);
         if (thread == 0) progress(T - k);
       }
     });
+  }
+
+  // Frees packed W until the next run.
+  void release_packing() { product_.release(); }
+
+ private:
+  const SequenceInput<S>& inputs_;
+  Index H_;
+  Activation activation_;
+  const S* d_h_last_;
+  GradientRows<S> d_pre_;
+  S* bias_grad_;
+  SharedStepProduct<S> product_;
+};
+
+// The whole backward step loop, in chunks of chunk_steps from the last step run: the upstream
+// gradients are written into d_pre by fill_upstream(t0, t1) for the times [t0, t1) just before
+// the loop needs them, and after_chunk(t0, t1) is called once their da is complete; hidden holds
+// the hidden states by time.
+template <class S, class FillUpstream, class AfterChunk, class Progress = NoProgress>
+void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
+                         Activation activation, const S* hidden, const S* d_h_last,
+                         Index chunk_steps, FillUpstream&& fill_upstream, AfterChunk&& after_chunk,
+                         const GradientRows<S>& d_pre, S* bias_grad, Progress&& progress = {}) {
+  const Index B = inputs.batch, H = hidden_size, T = inputs.steps;
+  const TimeOrder order{T, inputs.reverse};
+  BackwardRecurrence<S> loop(W, inputs, H, activation, d_h_last, d_pre, bias_grad);
+  auto hidden_at = [&](Index t) { return hidden + t * B * H; };
+  for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
+    const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
+    const Index t0 = std::min(order.time_of(chunk_begin), order.time_of(chunk_end - 1));
+    fill_upstream(t0, t0 + (chunk_end - chunk_begin));
+    loop.run(chunk_begin, chunk_end, hidden_at, progress);
     after_chunk(t0, t0 + (chunk_end - chunk_begin));
   }
 }

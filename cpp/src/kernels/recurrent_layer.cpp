@@ -20,7 +20,7 @@ void recurrent_backward(const LayerWeights<S>& weights, const SequenceInput<S>& 
                         Activation activation, const S* h0, const S* hidden, const S* d_hidden,
                         const S* d_h_last, const LayerGradients<S>& grads) {
   const Index H = weights.hidden_size, B = inputs.batch, T = inputs.steps;
-  const Index chunk_steps = steps_per_chunk(kBackwardChunkRows, B, T);
+  const Index chunk_steps = steps_per_chunk(kChunkRows, B, T);
   // da lives in a ring of two chunks: dL/dh of a chunk is copied in just before the loop runs it.
   const Index ring_rows = std::min(T, 2 * chunk_steps) * B;
   Workspace workspace(Workspace::bytes_for({std::size_t(ring_rows * H) * sizeof(S)}));

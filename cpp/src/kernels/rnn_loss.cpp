@@ -1,104 +1,245 @@
-// The whole model (bptt/rnn_loss.hpp): one schedule on one thread, below, or one of the
-// two-thread schedules of rnn_loss_pipeline.cpp.
+// The whole model (bptt/rnn_loss.hpp) as loss_plan.hpp plans it: the stepwise schedule, or the
+// chunked one on two threads (rnn_loss_pipeline.cpp) or on one team, below, keeping every
+// hidden state or, under a memory budget, some of them and computing the others again.
+#include "chunked_loss.hpp"
 #include "entry_points.hpp"
-#include "recurrence.hpp"
 #include "rnn_loss_pipeline.hpp"
-#include "softmax_head.hpp"
 
 #include "../workspace.hpp"
 
 #include <algorithm>
+#include <stdexcept>
+#include <vector>
 
 namespace bptt::BPTT_ISA_NAMESPACE {
 namespace {
 
-// The one-thread schedule runs the backward pass in chunks: Vᵀ dO of a chunk is computed into a
-// ring of two chunks just before the loop needs it, and the layer's gradients are taken from it
-// once the loop is through (recurrence.hpp).
-Index upstream_chunk_steps(const ProblemSize& size) {
-  return steps_per_chunk(kBackwardChunkRows, size.batch, size.steps);
+using detail::ChunkedLoss;
+using detail::GradientRows;
+using detail::LossCall;
+
+LossProblem loss_problem(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
+                         bool lengths) {
+  return {size, scalar_bytes, tokens, lengths, free_threads()};
 }
 
-// Scalars of each buffer of LossScratch. One thread: the logits, then dO in place, in rows of
-// output_size, and dL/da in the ring. The two-thread schedules keep rows of
-// max(hidden_size, output_size) (the pipeline turns dO into dL/da in place there) and the rows
-// of dL/dh their schedule takes besides.
-struct ScratchCounts {
-  std::size_t states, logit_rows, hidden_rows;
+template <class S>
+S* take_states(Workspace& workspace, Index states, Index batch, Index hidden) {
+  return workspace.take<S>(std::size_t(states * batch * hidden));
+}
+
+// The chunked schedule on one team of threads, which share each product. The backward sweep
+// takes the chunks from the last, each one's head just before its backward recurrence, in a
+// ring of two chunks of dL/dh and dL/da.
+template <class S>
+class OneTeam {
+ public:
+  OneTeam(const LossCall<S>& call, const LossPlan& plan, Workspace& workspace)
+      : call_(call),
+        plan_(plan),
+        B_(call.inputs.batch),
+        H_(call.layer.hidden_size),
+        ring_(workspace.take<S>(
+            std::size_t(std::min(plan.chunks.steps, 2 * plan.chunks.chunk_steps) * B_ * H_))),
+        logits_(workspace.take<S>(
+            std::size_t(plan.chunks.chunk_steps * B_ * call.head.output_size))),
+        loss_(call, plan.chunks,
+              GradientRows<S>{ring_, H_, B_, TimeOrder{plan.chunks.steps, false},
+                              plan.chunks.chunk_steps}) {}
+
+  // Chunk j backward, its states in `states` (slots from first_slot on).
+  void backward(Index j, const S* states, Index first_slot) {
+    loss_.head(j, states, first_slot, logits_);
+    loss_.backward(j, states, first_slot);
+    loss_.sums(j, states, first_slot, logits_);
+    loss_.rows_of_input_gradients(j);
+  }
+
+  // Every state kept, in `states`.
+  double run_keeping_all(S* states, S* h_last) {
+    const Index n = plan_.chunks.count, T = plan_.chunks.steps;
+    loss_.initial_state(states);
+    for (Index j = 0; j < n; ++j) loss_.forward(j, states, 0);
+    copy_state(states + T * B_ * H_, h_last);
+    for (Index j = n - 1; j >= 0; --j) backward(j, states, 0);
+    return loss_.finish();
+  }
+
+  // Segments of chunks: the state before each kept in `checkpoints`, the segment being taken
+  // backward in `segment` (its slot 0 the state before its first step).
+  double run_in_segments(S* checkpoints, S* segment, S* h_last) {
+    const LossChunks& chunks = plan_.chunks;
+    const Index n = chunks.count, L = plan_.segment_chunks, segments = (n + L - 1) / L;
+    // Segment k holds the chunks [first_chunk(k), first_chunk(k + 1)); counted from the last.
+    auto first_chunk = [&](Index k) { return std::max<Index>(0, n - (segments - k) * L); };
+    auto compute_segment = [&](Index k) {
+      const Index first_slot = chunks.begin(first_chunk(k));
+      copy_state(checkpoints + k * B_ * H_, segment);
+      for (Index j = first_chunk(k); j < first_chunk(k + 1); ++j)
+        loss_.forward(j, segment, first_slot);
+    };
+    // One packing of W at a time: the forward loop's and the backward loop's take turns.
+    loss_.release_backward_packing();
+    loss_.initial_state(checkpoints);
+    for (Index k = 0; k < segments; ++k) {
+      compute_segment(k);
+      const Index last_slot = chunks.end(first_chunk(k + 1) - 1);
+      const S* last_state = segment + (last_slot - chunks.begin(first_chunk(k))) * B_ * H_;
+      if (k + 1 < segments) copy_state(last_state, checkpoints + (k + 1) * B_ * H_);
+      else copy_state(last_state, h_last);
+    }
+    // The last segment's states are still in the buffer.
+    for (Index k = segments - 1; k >= 0; --k) {
+      if (k + 1 < segments) compute_segment(k);
+      loss_.release_forward_packing();
+      const Index first_slot = chunks.begin(first_chunk(k));
+      for (Index j = first_chunk(k + 1) - 1; j >= first_chunk(k); --j)
+        backward(j, segment, first_slot);
+      loss_.release_backward_packing();
+    }
+    return loss_.finish();
+  }
+
+  // Checkpoints at chunk boundaries in `slots` (the first the initial state, then
+  // plan.checkpoint_slots more), chosen by the binomial schedule; `chunk` holds the states of
+  // the chunk being advanced over or taken backward.
+  double run_binomial(S* slots, S* chunk, S* h_last) {
+    loss_.initial_state(slots);
+    chunk_buffer_ = chunk;
+    h_last_ = h_last;
+    reverse(0, plan_.chunks.count, slots, plan_.checkpoint_slots, slots + B_ * H_);
+    return loss_.finish();
+  }
+
+ private:
+  void copy_state(const S* from, S* to) const {
+    matrix_view(to, B_, H_, H_) = matrix_view(from, B_, H_, H_);
+  }
+
+  // The states of chunk j, from `start` (the state before it), into the chunk buffer.
+  void compute_chunk(Index j, const S* start) {
+    copy_state(start, chunk_buffer_);
+    loss_.forward(j, chunk_buffer_, plan_.chunks.begin(j));
+  }
+  const S* chunk_end_state(Index j) const {
+    const LossChunks& chunks = plan_.chunks;
+    return chunk_buffer_ + (chunks.end(j) - chunks.begin(j)) * B_ * H_;
+  }
+
+  // The chunks [first, last) backward, from `start` (the state before `first`), with `slots`
+  // free checkpoint slots at `free`: advance by the binomial split, keep the state there,
+  // reverse what follows with one slot fewer, then what precedes with the slot back.
+  void reverse(Index first, Index last, const S* start, Index slots, S* free) {
+    const Index n = last - first;
+    if (n == 1) {
+      compute_chunk(first, start);
+      if (last == plan_.chunks.count) copy_state(chunk_end_state(first), h_last_);
+      backward(first, chunk_buffer_, plan_.chunks.begin(first));
+      return;
+    }
+    if (slots == 0) {  // from `start` again for each chunk
+      for (Index end = last; end > first; --end) reverse_from(first, end, start);
+      return;
+    }
+    const Index advance = binomial_split(n, slots);
+    const S* state = start;
+    for (Index j = first; j < first + advance; ++j) {
+      compute_chunk(j, state);
+      state = chunk_end_state(j);
+    }
+    copy_state(state, free);
+    reverse(first + advance, last, free, slots - 1, free + B_ * H_);
+    reverse(first, first + advance, start, slots, free);
+  }
+
+  // The chunk end - 1 backward, advancing to it from `start` (the state before `first`); each
+  // chunk starts from the last state of the one before, copied to the buffer's first slot.
+  void reverse_from(Index first, Index end, const S* start) {
+    const S* state = start;
+    for (Index j = first; j + 1 < end; ++j) {
+      compute_chunk(j, state);
+      state = chunk_end_state(j);
+    }
+    reverse(end - 1, end, state, 0, nullptr);
+  }
+
+  const LossCall<S>& call_;
+  const LossPlan& plan_;
+  Index B_, H_;
+  S* ring_;
+  S* logits_;
+  ChunkedLoss<S> loss_;
+  S* chunk_buffer_ = nullptr;  // run_binomial's
+  S* h_last_ = nullptr;
 };
 
-ScratchCounts scratch_counts(const ProblemSize& size, detail::TwoThreadSchedule schedule) {
-  const Index rows = size.steps * size.batch, H = size.hidden_size, O = size.output_size;
-  const auto states = std::size_t((size.steps + 1) * size.batch * H);
-  if (schedule == detail::TwoThreadSchedule::none) {
-    const Index ring_steps = std::min(size.steps, 2 * upstream_chunk_steps(size));
-    return {states, std::size_t(rows * O), std::size_t(ring_steps * size.batch * H)};
-  }
-  return {states, std::size_t(rows * std::max(H, O)),
-          std::size_t(detail::schedule_hidden_rows(schedule, size) * H)};
-}
-
-std::size_t scratch_bytes(const ScratchCounts& counts, std::size_t scalar_bytes) {
-  return Workspace::bytes_for({counts.states * scalar_bytes, counts.logit_rows * scalar_bytes,
-                               counts.hidden_rows * scalar_bytes});
-}
-
-// The schedule on one thread: the forward pass, the head on all rows at once, then the backward
-// loop with dL/dh computed a chunk at a time just before the loop runs it.
 template <class S>
-double one_thread_loss_and_grad(const detail::LossCall<S>& call,
-                                const detail::LossScratch<S>& scratch, S* h_last) {
-  const LayerWeights<S>& layer = call.layer;
-  const HeadWeights<S>& head = call.head;
-  const SequenceInput<S>& inputs = call.inputs;
-  const Index B = inputs.batch, H = layer.hidden_size, O = head.output_size;
-  const Index N = inputs.steps * B;
-
-  // states: h0 and the hidden states, one slot each (see bptt/recurrent_layer.hpp).
-  const TimeOrder order{inputs.steps, inputs.reverse};
-  S* const states = scratch.states;
-  recurrent_forward(layer, inputs, call.h0, call.activation, states);
-  const S* initial = states + order.initial_slot() * B * H;
-  const S* hidden = states + order.first_state_slot() * B * H;
-  matrix_view(h_last, B, H, H) =
-      matrix_view(static_cast<const S*>(states) + order.final_slot() * B * H, B, H, H);
-  const ConstMatrixView<S> hidden_states = matrix_view(hidden, N, H, H);
-
-  // The logits, then dL/do in place, one row per (t, b).
-  MatrixView<S> logits = matrix_view(scratch.logit_rows, N, O, O);
-  head_logits(head, hidden_states, logits);
-  const double loss = softmax_cross_entropy(logits, call.targets, call.reduction);
-  const ConstMatrixView<S> d_logits =
-      matrix_view(static_cast<const S*>(scratch.logit_rows), N, O, O);
-  head_parameter_gradients(hidden_states, d_logits, call.head_grads);
-
-  // dL/dh_t = Vᵀ dO_t, a chunk at a time, into the ring just before the backward loop runs it.
-  const Index chunk_steps = steps_per_chunk(kBackwardChunkRows, B, inputs.steps);
-  const detail::GradientRows<S> d_pre{scratch.hidden_rows, H, B, order, chunk_steps};
-  auto fill_upstream = [&](Index t0, Index t1) {
-    const Index rows = (t1 - t0) * B;
-    head_hidden_gradient(head, matrix_view(d_logits.data() + t0 * B * O, rows, O, O),
-                         matrix_view(d_pre.at(t0), rows, H, H));
-  };
-  detail::recurrent_backward_into(layer, inputs, call.activation, initial, hidden,
-                                  static_cast<const S*>(nullptr), chunk_steps, fill_upstream,
-                                  d_pre, call.layer_grads);
-  if (const GradientsDone* done = call.done) {
+void run_done(const GradientsDone* done, double loss) {
+  if (done) {
     on_threads(std::min(done->max_threads, free_threads()),
                [&](int thread, int threads) { done->run(thread, threads, loss); });
   }
-  return loss;
 }
 
 }  // namespace
 
-std::size_t rnn_loss_and_grad_scratch_bytes(const ProblemSize& size, std::size_t scalar_bytes) {
-  // The most any schedule takes: the schedule depends on the threads free at the call.
-  std::size_t most = 0;
-  for (const auto schedule : {detail::TwoThreadSchedule::none, detail::TwoThreadSchedule::pipeline,
-                              detail::TwoThreadSchedule::stepwise})
-    most = std::max(most, scratch_bytes(scratch_counts(size, schedule), scalar_bytes));
-  return most;
+LossPlan loss_plan(const ProblemSize& size, std::size_t scalar_bytes, bool tokens, bool lengths,
+                   std::size_t budget) {
+  return plan_loss(loss_problem(size, scalar_bytes, tokens, lengths), budget);
+}
+
+// A sequence run backwards in time is the same sequence reversed run forwards: each sequence's
+// steps [0, length) reversed into copies of the inputs and the targets, and dx back.
+template <class S>
+double reversed_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& head,
+                              const SequenceInput<S>& inputs, const Targets<S>& targets,
+                              const S* h0, Activation activation, Reduction reduction,
+                              const LayerGradients<S>& layer_grads,
+                              const HeadGradients<S>& head_grads, S* h_last,
+                              const GradientsDone* done) {
+  const Index T = inputs.steps, B = inputs.batch, D = layer.input_size, O = head.output_size;
+  auto source = [&](Index t, Index b) {  // the time whose values go to time t of sequence b
+    const Index length = inputs.lengths ? inputs.lengths[b] : T;
+    return t < length ? length - 1 - t : t;
+  };
+  auto reorder = [&](auto* to, const auto* from, Index width) {
+    for (Index t = 0; t < T; ++t)
+      for (Index b = 0; b < B; ++b)
+        std::copy_n(from + (source(t, b) * B + b) * width, width, to + (t * B + b) * width);
+  };
+  SequenceInput<S> forward = inputs;
+  forward.reverse = false;
+  std::vector<S> dense, d_inputs;
+  std::vector<TokenId> tokens, ids;
+  std::vector<S> soft;
+  if (inputs.dense) {
+    dense.resize(std::size_t(T * B * D));
+    reorder(dense.data(), inputs.dense, D);
+    forward.dense = dense.data();
+  } else {
+    tokens.resize(std::size_t(T * B));
+    reorder(tokens.data(), inputs.tokens, 1);
+    forward.tokens = tokens.data();
+  }
+  Targets<S> forward_targets;
+  if (targets.ids) {
+    ids.resize(std::size_t(T * B));
+    reorder(ids.data(), targets.ids, 1);
+    forward_targets.ids = ids.data();
+  } else {
+    soft.resize(std::size_t(T * B * O));
+    reorder(soft.data(), targets.soft, O);
+    forward_targets.soft = soft.data();
+  }
+  LayerGradients<S> grads = layer_grads;
+  if (layer_grads.inputs) {
+    d_inputs.resize(std::size_t(T * B * D));
+    grads.inputs = d_inputs.data();
+  }
+  const double loss = rnn_loss_and_grad(layer, head, forward, forward_targets, h0, activation,
+                                        reduction, grads, head_grads, h_last, done, 0);
+  if (layer_grads.inputs) reorder(layer_grads.inputs, static_cast<const S*>(d_inputs.data()), D);
+  return loss;
 }
 
 template <class S>
@@ -106,27 +247,70 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
                          const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                          Activation activation, Reduction reduction,
                          const LayerGradients<S>& layer_grads, const HeadGradients<S>& head_grads,
-                         S* h_last, const GradientsDone* done) {
+                         S* h_last, const GradientsDone* done, std::size_t memory_budget) {
+  if (inputs.reverse) {
+    if (memory_budget != 0)
+      throw std::invalid_argument("memory_budget: not for sequences run backwards in time");
+    return reversed_loss_and_grad(layer, head, inputs, targets, h0, activation, reduction,
+                                  layer_grads, head_grads, h_last, done);
+  }
   const ProblemSize size{inputs.steps, inputs.batch, layer.input_size, layer.hidden_size,
                          head.output_size};
-  const detail::LossCall<S> call{layer,    head,      inputs,      targets,    h0,
-                                 activation, reduction, layer_grads, head_grads, done};
-  const auto schedule =
-      detail::two_thread_schedule(size, inputs.lengths != nullptr, inputs.reverse);
-  const ScratchCounts counts = scratch_counts(size, schedule);
-  Workspace workspace(scratch_bytes(counts, sizeof(S)));
-  const detail::LossScratch<S> scratch{workspace.take<S>(counts.states),
-                                       workspace.take<S>(counts.logit_rows),
-                                       workspace.take<S>(counts.hidden_rows)};
-  if (schedule == detail::TwoThreadSchedule::none)
-    return one_thread_loss_and_grad(call, scratch, h_last);
-
-  const auto run = schedule == detail::TwoThreadSchedule::pipeline
-                       ? detail::pipelined_loss_and_grad<S>
-                       : detail::stepwise_loss_and_grad<S>;
-  const double loss = run(call, scratch);
-  const Index B = size.batch, H = size.hidden_size, N = size.steps * B;
-  matrix_view(h_last, B, H, H) = matrix_view(static_cast<const S*>(scratch.states) + N * H, B, H, H);
+  const Index T = size.steps, B = size.batch, H = size.hidden_size, O = size.output_size;
+  if (T * B == 0) {  // no steps: L = 0, zero gradients, and h_last = h0
+    detail::gradients_without_steps(layer, inputs, static_cast<const S*>(nullptr), layer_grads);
+    matrix_view(head_grads.V, O, H, H).setZero();
+    RowVectorView<S>(head_grads.c, O).setZero();
+    MatrixView<S> last = matrix_view(h_last, B, H, H);
+    if (h0) last = matrix_view(h0, B, H, H);
+    else last.setZero();
+    run_done<S>(done, 0.0);
+    return 0.0;
+  }
+  const LossPlan plan = loss_plan(size, sizeof(S), inputs.tokens != nullptr,
+                                  inputs.lengths != nullptr, memory_budget);
+  const LossCall<S> call{layer,    head,      inputs,      targets,    h0,
+                         activation, reduction, layer_grads, head_grads, done};
+  Workspace workspace(plan.scratch_bytes);
+  if (plan.schedule == LossSchedule::stepwise) {
+    const Index N = T * B;
+    const detail::LossScratch<S> scratch{take_states<S>(workspace, T + 1, B, H),
+                                         workspace.take<S>(std::size_t(N * std::max(H, O))),
+                                         workspace.take<S>(std::size_t(N * H))};
+    const double loss = detail::stepwise_loss_and_grad(call, scratch);
+    matrix_view(h_last, B, H, H) =
+        matrix_view(static_cast<const S*>(scratch.states) + N * H, B, H, H);
+    return loss;
+  }
+  if (plan.pipelined && plan.recomputation == Recomputation::none) {
+    S* const states = take_states<S>(workspace, T + 1, B, H);
+    S* const d_logits = workspace.take<S>(std::size_t(T * B * O));
+    S* const d_pre = workspace.take<S>(std::size_t(T * B * H));
+    return detail::pipelined_loss_and_grad(call, plan.chunks, states, d_logits, d_pre, h_last);
+  }
+  double loss = 0.0;
+  switch (plan.recomputation) {
+    case Recomputation::none: {
+      S* const states = take_states<S>(workspace, T + 1, B, H);
+      loss = OneTeam<S>(call, plan, workspace).run_keeping_all(states, h_last);
+      break;
+    }
+    case Recomputation::segments: {
+      const Index segments = (plan.chunks.count + plan.segment_chunks - 1) / plan.segment_chunks;
+      S* const checkpoints = take_states<S>(workspace, segments, B, H);
+      S* const segment =
+          take_states<S>(workspace, plan.segment_chunks * plan.chunks.chunk_steps + 1, B, H);
+      loss = OneTeam<S>(call, plan, workspace).run_in_segments(checkpoints, segment, h_last);
+      break;
+    }
+    case Recomputation::binomial: {
+      S* const slots = take_states<S>(workspace, plan.checkpoint_slots + 1, B, H);
+      S* const chunk = take_states<S>(workspace, plan.chunks.chunk_steps + 1, B, H);
+      loss = OneTeam<S>(call, plan, workspace).run_binomial(slots, chunk, h_last);
+      break;
+    }
+  }
+  run_done<S>(done, loss);
   return loss;
 }
 
@@ -134,7 +318,7 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   template double rnn_loss_and_grad<S>(                                                        \
       const LayerWeights<S>&, const HeadWeights<S>&, const SequenceInput<S>&, const Targets<S>&, \
       const S*, Activation, Reduction, const LayerGradients<S>&, const HeadGradients<S>&, S*,   \
-      const GradientsDone*);
+      const GradientsDone*, std::size_t);
 BPTT_INSTANTIATE(float)
 BPTT_INSTANTIATE(double)
 #undef BPTT_INSTANTIATE

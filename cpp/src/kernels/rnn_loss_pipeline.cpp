@@ -1,54 +1,18 @@
 #include "rnn_loss_pipeline.hpp"
 
+#include "chunked_loss.hpp"
 #include "recurrence.hpp"
 #include "softmax_head.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <vector>
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 namespace bptt::BPTT_ISA_NAMESPACE {
 namespace detail {
 
-// Below kMinRows rows in all (one short sequence), a product's fixed cost would dominate chunks
-// of kPipelineChunkRows (chunks.hpp): such problems run stepwise instead.
-constexpr Index kMinChunks = 8;
-constexpr Index kMinRows = 4 * kPipelineChunkRows;
-// dL/dh = Vᵀ dO replaces dO in its rows of logit_rows, staged through hidden_rows this many rows
-// at a time: a few per-step vectors of scratch rather than a chunk's rows.
-constexpr Index kStagingRows = 16;
 // The stepwise schedule's chunks of dL/dh: about this many rows, few enough that the backward
 // loop, which waits for the first of them, starts soon after the forward recurrence ends.
 constexpr Index kUpstreamRows = 4;
-
-// How far one thread has got, for the other to wait on. A wait spins briefly (a chunk takes
-// microseconds), then yields the CPU, which on a busy machine may be needed by the thread
-// being waited for. Each counter has a cache line of its own, which only its writer changes.
-class alignas(64) StepCounter {
- public:
-  void publish(Index done) { done_.store(done, std::memory_order_release); }
-
-  void wait_for(Index done) const {
-    for (int spins = 0; done_.load(std::memory_order_acquire) < done; ++spins) {
-      if (spins < kSpinsBeforeYield) pause();
-      else std::this_thread::yield();
-    }
-  }
-
- private:
-  static constexpr int kSpinsBeforeYield = 4096;
-  static void pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-  }
-  std::atomic<Index> done_{0};
-};
 
 // dx and dh0 from the pre-activation gradients of all steps (the schedules run forward in time,
 // without lengths: dh0 is Wᵀ da of the first step).
@@ -77,147 +41,65 @@ void when_gradients_done(const GradientsDone* done, int thread, int threads,
   done->run(thread, threads, total_loss(part_losses, reduced));
 }
 
-TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse) {
-  const bool applies = free_threads() >= 2 &&
-                       recurrence_threads(size.batch, size.hidden_size) == 1 && !has_lengths &&
-                       !reverse && size.steps >= 2 && size.batch > 0 && size.hidden_size > 0 &&
-                       size.output_size > 0;
-  if (!applies) return TwoThreadSchedule::none;
-  const Index rows = size.steps * size.batch;
-  if (size.steps >= kMinChunks && rows >= kMinRows) return TwoThreadSchedule::pipeline;
-  if (rows < kMinRows) return TwoThreadSchedule::stepwise;
-  return TwoThreadSchedule::none;
-}
-
-Index schedule_hidden_rows(TwoThreadSchedule schedule, const ProblemSize& size) {
-  const Index rows = size.steps * size.batch;
-  switch (schedule) {
-    case TwoThreadSchedule::pipeline:
-      return std::min(kStagingRows, pipeline_chunk_steps(size.steps, size.batch) * size.batch);
-    case TwoThreadSchedule::stepwise:
-      return rows;  // dL/dh, then dL/da, of every row, while dO stays in logit_rows for dV
-    case TwoThreadSchedule::none:
-      break;
-  }
-  return 0;
-}
-
-Index pipeline_chunk_steps(Index steps, Index batch) {
-  return steps_per_chunk(kPipelineChunkRows, batch, steps / kMinChunks);
-}
-
 template <class S>
-double pipelined_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch) {
-  const LayerWeights<S>& layer = call.layer;
-  const HeadWeights<S>& head = call.head;
-  const SequenceInput<S>& inputs = call.inputs;
-  const Targets<S>& targets = call.targets;
-  const Activation activation = call.activation;
-  const LayerGradients<S>& layer_grads = call.layer_grads;
-  const HeadGradients<S>& head_grads = call.head_grads;
-  S* const states = scratch.states;
-  S* const logit_rows = scratch.logit_rows;
-  S* const hidden_rows = scratch.hidden_rows;
-  const Index T = inputs.steps, B = inputs.batch, H = layer.hidden_size;
-  const Index O = head.output_size, N = T * B, width = std::max(H, O);
-  const Index chunk_steps = pipeline_chunk_steps(T, B);
-  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
-  const LossReduction reduced{call.reduction, counted_targets(targets, N)};
-  const S scale = reduced.gradient_scale<S>();
-  std::vector<double> chunk_losses(size_t(chunks), 0.0);
-  // Slot 0 holds h0 and slot t + 1 holds h_t (recurrent_layer.hpp): the states before the
-  // steps of rows [r, r + n) are rows [r, r + n) of the buffer.
-  const S* hidden = states + B * H;
-  const ConstMatrixView<S> previous = matrix_view(static_cast<const S*>(states), N, H, H);
-
-  // Dense inputs are projected a chunk at a time by the recurrence's thread, just before it
-  // needs them, so that the follower starts after one chunk rather than the whole projection.
-  const Index projected_ahead = inputs.dense ? chunk_steps : T;
-  prepare_states(layer, inputs, call.h0, states, projected_ahead);
-
+double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks, S* states,
+                               S* d_logits, S* d_pre, S* h_last) {
+  const Index T = call.inputs.steps, B = call.inputs.batch, H = call.layer.hidden_size;
+  const Index O = call.head.output_size, n = chunks.count;
+  ChunkedLoss<S> loss(call, chunks, GradientRows<S>{d_pre, H, B, TimeOrder{T, false}});
+  loss.initial_state(states);
   StepCounter forward_done, head_done, backward_done;
+  // The recurrences' thread: the chunks forward (each projected just before its steps, so that
+  // the other thread starts after one chunk), then backward from the last, once the other has
+  // computed dL/dh of every chunk; then dx and dh0, which the other thread would wait for.
   auto run_forward = [&] {
-    forward_recurrence(layer.W, inputs, H, activation, states, [&](Index done) {
-      forward_done.publish(done);
-      if (done % projected_ahead == 0 && done < T)
-        project_steps(layer, inputs, done, std::min(T, done + projected_ahead), states);
-    });
+    for (Index j = 0; j < n; ++j)
+      loss.forward(j, states, 0, [&](Index done) { forward_done.publish(done); });
   };
   auto run_backward = [&] {
-    backward_recurrence(layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), T,
-                        [](Index, Index) {}, [](Index, Index) {},
-                        GradientRows<S>{logit_rows, width, B, TimeOrder{T, false}}, layer_grads.b,
-                        [&](Index done) { backward_done.publish(done); });
+    head_done.wait_for(n);
+    for (Index j = n - 1; j >= 0; --j) {
+      loss.backward(j, states, 0);
+      backward_done.publish(n - j);
+    }
+    for (Index j = n - 1; j >= 0; --j) loss.rows_of_input_gradients(j);
   };
-  auto rows_of = [&](Index c) {
-    const Index first = c * chunk_steps * B;
-    return std::pair<Index, Index>{first, std::min(N, first + chunk_steps * B) - first};
-  };
-  // Logits, loss, dV, dc and dL/dh (in place of the logits, as the backward loop's upstream).
+  // The other thread: each chunk's head as soon as its states are done, then each chunk's sums
+  // as soon as its dL/da is.
   auto follow_forward = [&] {
-    for (Index c = 0; c < chunks; ++c) {
-      const auto [first, rows] = rows_of(c);
-      forward_done.wait_for(std::min(T, (c + 1) * chunk_steps));
-      const ConstMatrixView<S> h = matrix_view(hidden + first * H, rows, H, H);
-      MatrixView<S> logits = matrix_view(logit_rows + first * width, rows, O, width);
-      head_logits(head, h, logits);
-      chunk_losses[size_t(c)] =
-          softmax_cross_entropy_rows(logits, targets_from(targets, first, O), scale);
-      const ConstMatrixView<S> d_logits =
-          matrix_view(static_cast<const S*>(logits.data()), rows, O, width);
-      head_parameter_gradients(h, d_logits, head_grads, c > 0);
-      for (Index r = 0; r < rows; r += kStagingRows) {
-        const Index staged_rows = std::min(kStagingRows, rows - r);
-        MatrixView<S> staged = matrix_view(hidden_rows, staged_rows, H, H);
-        head_hidden_gradient(head, matrix_view(d_logits.data() + r * width, staged_rows, O, width),
-                             staged);
-        matrix_view(logit_rows + (first + r) * width, staged_rows, H, width) = staged;
-      }
-      head_done.publish(c + 1);
+    for (Index j = 0; j < n; ++j) {
+      forward_done.wait_for(chunks.end(j));
+      loss.head(j, states, 0, d_logits + chunks.begin(j) * B * O);
+      head_done.publish(j + 1);
     }
   };
-  // dW and dU from the pre-activation gradients behind the backward loop, a chunk at a time
-  // from the last steps, as the loop completes them; dx and dh0 after it, on the loop's thread,
-  // which would otherwise wait.
-  MatrixView<S> dW = matrix_view(layer_grads.W, H, H, H);
-  InputGradientSum<S> input_side(layer, inputs, layer_grads);
   auto follow_backward = [&] {
-    dW.setZero();
-    for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
-      const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
-      const Index first = chunk_begin * B, rows = (chunk_end - chunk_begin) * B;
-      backward_done.wait_for(T - chunk_begin);
-      const ConstMatrixView<S> d_pre = matrix_view(static_cast<const S*>(logit_rows) + first * width,
-                                                   rows, H, width);
-      multiply(dW, d_pre.transpose(), previous.middleRows(first, rows), true);
-      input_side.add(first, d_pre);
+    for (Index j = n - 1; j >= 0; --j) {
+      backward_done.wait_for(n - j);
+      loss.sums(j, states, 0, d_logits + chunks.begin(j) * B * O);
     }
-    input_side.finish();
   };
-  auto finish_backward = [&] {
-    input_and_initial_state_gradients(
-        layer, layer_grads, matrix_view(static_cast<const S*>(logit_rows), N, H, width), B);
-  };
-
-  on_threads(2, [&](int thread, int threads) {
+  double total = 0.0;
+  on_threads(std::min(2, free_threads()), [&](int thread, int threads) {
     if (threads == 1) {  // no second thread to be had: the same work, one part after another
       run_forward();
       follow_forward();
       run_backward();
       follow_backward();
-      finish_backward();
     } else if (thread == 0) {
       run_forward();
-      head_done.wait_for(chunks);  // the backward loop starts from the last chunk's dL/dh
       run_backward();
-      finish_backward();
     } else if (thread == 1) {
       follow_forward();
       follow_backward();
     }
-    when_gradients_done(call.done, thread, threads, chunk_losses, reduced);
+    team_barrier(threads);
+    if (thread == 0) total = loss.finish();
+    team_barrier(threads);
+    if (call.done) call.done->run(thread, threads, total);
   });
-  return total_loss(chunk_losses, reduced);
+  matrix_view(h_last, B, H, H) = matrix_view(static_cast<const S*>(states) + T * B * H, B, H, H);
+  return total;
 }
 
 template <class S>
@@ -305,7 +187,7 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
     input_side.finish();
   };
 
-  on_threads(2, [&](int thread, int threads) {
+  on_threads(std::min(2, free_threads()), [&](int thread, int threads) {
     if (threads == 1) {  // no second thread to be had: the same work, one part after another
       run_forward();
       follow_forward();
@@ -323,10 +205,10 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
   return total_loss(step_losses, reduced);
 }
 
-template double pipelined_loss_and_grad<float>(const LossCall<float>&,
-                                               const LossScratch<float>&);
-template double pipelined_loss_and_grad<double>(const LossCall<double>&,
-                                                const LossScratch<double>&);
+template double pipelined_loss_and_grad<float>(const LossCall<float>&, const LossChunks&, float*,
+                                               float*, float*, float*);
+template double pipelined_loss_and_grad<double>(const LossCall<double>&, const LossChunks&,
+                                                double*, double*, double*, double*);
 template double stepwise_loss_and_grad<float>(const LossCall<float>&, const LossScratch<float>&);
 template double stepwise_loss_and_grad<double>(const LossCall<double>&,
                                                const LossScratch<double>&);

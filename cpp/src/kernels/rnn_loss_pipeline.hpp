@@ -3,9 +3,8 @@
 // - the pipeline: one thread runs the recurrences step after step; the other follows it, a chunk
 //   of steps at a time, with the work that needs only the steps already done: logits, loss and
 //   dL/dh behind the forward recurrence, the parameter gradients behind the backward one; the
-//   recurrence's thread projects the inputs just ahead of itself and computes dx after. The
-//   chunks depend on the problem's size alone, so results do not depend on how the two threads
-//   happen to interleave;
+//   recurrence's thread projects the inputs just ahead of itself and computes dx after. It runs
+//   the chunked schedule's pieces (chunked_loss.hpp), the same as on one thread;
 // - stepwise, for problems too short for chunks: the other thread follows the forward
 //   recurrence step by step for the logits and the loss, then computes dL/dh a few steps at a
 //   time, from the last, for the backward recurrence to start on at once, then dV, dc and dU;
@@ -14,6 +13,15 @@
 #pragma once
 
 #include "matrix_views.hpp"
+
+#include "../loss_plan.hpp"
+
+#include <atomic>
+#include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace bptt::BPTT_ISA_NAMESPACE {
 namespace detail {
@@ -41,27 +49,42 @@ struct LossScratch {
   S* hidden_rows;  // rows of dL/dh, then of da, as the schedule uses them
 };
 
-enum class TwoThreadSchedule { none, pipeline, stepwise };
+// How far one thread has got, for another to wait on. A wait spins briefly (a chunk takes
+// microseconds), then yields the CPU, which on a busy machine may be needed by the thread
+// being waited for. Each counter has a cache line of its own, which only its writer changes.
+class alignas(64) StepCounter {
+ public:
+  void publish(Index done) { done_.store(done, std::memory_order_release); }
 
-// none unless there are two free threads, steps that stay on one thread and full-length
-// sequences forward in time; then the pipeline if there are steps and rows (steps·batch) enough
-// for several chunks, stepwise if the rows are few, and none for a few steps of a wide batch.
-TwoThreadSchedule two_thread_schedule(const ProblemSize& size, bool has_lengths, bool reverse);
+  void wait_for(Index done) const {
+    for (int spins = 0; done_.load(std::memory_order_acquire) < done; ++spins) {
+      if (spins < kSpinsBeforeYield) pause();
+      else std::this_thread::yield();
+    }
+  }
 
-// The steps per chunk of the pipeline.
-Index pipeline_chunk_steps(Index steps, Index batch);
+ private:
+  static constexpr int kSpinsBeforeYield = 4096;
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+  }
+  std::atomic<Index> done_{0};
+};
 
-// The rows (of hidden_size scalars) of hidden_rows that a schedule takes.
-Index schedule_hidden_rows(TwoThreadSchedule schedule, const ProblemSize& size);
-
-// rnn_loss_and_grad on two threads, on scratch whose logit_rows have max(hidden, output)
-// scalars each and hidden_rows schedule_hidden_rows of them: leaves the hidden states in the
-// scratch's states, runs the call's `done` on its team of threads and returns L.
+// The stepwise schedule (loss_plan.hpp) on scratch whose logit_rows have max(hidden, output)
+// scalars each and whose hidden_rows hold every row: leaves the hidden states in the scratch's
+// states, runs the call's `done` on its team of threads and returns L.
 template <class S>
 double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch);
 
+// The chunked schedule on two threads, every state kept: `states` holds every slot, `d_logits`
+// (output_size a row) and `d_pre` (hidden_size a row) every row. Runs the call's `done` on its
+// team and returns L.
 template <class S>
-double pipelined_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch);
+double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks, S* states,
+                               S* d_logits, S* d_pre, S* h_last);
 
 }  // namespace detail
 }  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,6 +1,6 @@
 #include "softmax_head.hpp"
 
-#include "chunks.hpp"
+#include "../chunks.hpp"
 #include "entry_points.hpp"
 #include "parallel_product.hpp"
 #include "team.hpp"

@@ -20,13 +20,14 @@ template <class S>
 class StepProduct {
  public:
   // The columns [first, first + cols) of C, from a W of size depth × depth (row-major, W_stride),
-  // for about `products` products.
+  // for about `products` products; a share of a product `all_cols` wide (which decides the
+  // kernel, so that every share of one product takes the same).
   StepProduct(const S* W, Index W_stride, WeightUse use, Index first, Index cols, Index rows,
-              Index depth, Index products)
+              Index depth, Index products, Index all_cols = -1)
       : rows_(rows), cols_(cols), depth_(depth) {
     if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
     if (rows_ == 1) {  // one sequence: matrix-vector products
-      if (VectorStepProduct<S>::pays(cols, depth, products)) {
+      if (VectorStepProduct<S>::pays(all_cols < 0 ? cols : all_cols, depth, products)) {
         vector_.emplace(W, W_stride, use, first, cols, depth);
       } else {
         vector_weights_ = W + (use == WeightUse::transposed ? first * W_stride : first);

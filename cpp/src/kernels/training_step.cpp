@@ -101,7 +101,7 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
     if (thread == 0) outcome.updated = true;
   };
   outcome.loss = rnn_loss_and_grad(layer, head, inputs, targets, h0, activation, Reduction::mean,
-                                   layer_grads, head_grads, h_last, &clip_and_update);
+                                   layer_grads, head_grads, h_last, &clip_and_update, 0);
   return outcome;
 }
 

@@ -1,0 +1,251 @@
+#include "loss_plan.hpp"
+
+#include "chunks.hpp"
+#include "thread_shares.hpp"
+#include "workspace.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+namespace bptt {
+namespace {
+
+// Below this many rows (one short sequence) the pipeline's chunks would be too small for their
+// products' fixed costs: such problems run stepwise.
+constexpr Index kMinChunkedRows = 4 * kPipelineChunkRows;
+// Eigen's matrix products take their operands' blocks in scratch of their own, of at most about
+// this many rows of their inner dimension.
+constexpr Index kProductBlockDepth = 320;
+
+std::size_t scalars(std::size_t count, const LossProblem& problem) {
+  return count * problem.scalar_bytes;
+}
+
+// The scratch every plan of the chunked schedule takes besides the hidden states it holds: the
+// ring of dL/da, the chunk's logits, the chunks' losses, dUᵀ for scattered token gradients, W
+// packed for `packings` step loops at once, and the blocks of Eigen's largest product.
+std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& chunks,
+                                Index packings) {
+  const ProblemSize& size = problem.size;
+  const Index B = size.batch, H = size.hidden_size, O = size.output_size;
+  const Index D = problem.tokens ? 0 : size.input_size;  // dense inputs' products
+  const Index c = chunks.chunk_steps, rows = c * B;
+  const auto ring = scalars(std::size_t(std::min(size.steps, 2 * c) * B * H), problem);
+  const auto logits = scalars(std::size_t(rows * O), problem);
+  const bool scatters = problem.tokens && size.steps * B > size.input_size;
+  const auto scatter = scalars(scatters ? std::size_t(size.input_size * H) : 0, problem);
+  const auto packed =
+      scalars(std::size_t(packings * H * (H + 16 + std::max<Index>(B, 8))), problem);
+  // Each product (inner dimension k, result of m columns and n rows) takes blocks of at most
+  // kProductBlockDepth·(m + n) scalars: the input projection, the logits, dL/dh, dV, dW, dU, dx.
+  Index blocks = 0;
+  const Index products[][3] = {{D, H, rows}, {H, O, rows}, {O, H, rows}, {rows, H, O},
+                               {rows, H, H}, {rows, D, H}, {H, D, rows}};
+  for (const auto& [k, m, n] : products)
+    if (k > 0 && m > 0) blocks = std::max(blocks, std::min(k, kProductBlockDepth) * (m + n));
+  return Workspace::bytes_for({ring, logits}) + std::size_t(chunks.count) * sizeof(double) +
+         scatter + packed + scalars(std::size_t(blocks), problem);
+}
+
+std::size_t states_bytes(const LossProblem& problem, Index states) {
+  return Workspace::bytes_for(
+      {scalars(std::size_t(states * problem.size.batch * problem.size.hidden_size), problem)});
+}
+
+LossPlan base_plan(const LossProblem& problem) {
+  const ProblemSize& size = problem.size;
+  const Index T = size.steps, B = size.batch, rows = T * B;
+  LossPlan plan{};
+  plan.small_steps = step_stays_on_one_thread(B, size.hidden_size);
+  const bool stepwise = plan.small_steps && !problem.lengths && T >= 2 && rows < kMinChunkedRows &&
+                        B > 0 && size.hidden_size > 0 && size.output_size > 0;
+  plan.schedule = stepwise ? LossSchedule::stepwise : LossSchedule::chunked;
+  const Index c = plan.small_steps
+                      ? steps_per_chunk(kPipelineChunkRows, B, T / kMinPipelineChunks)
+                      : steps_per_chunk(kChunkRows, B, T);
+  plan.chunks = {T, B, c, T == 0 ? 0 : (T + c - 1) / c};
+  plan.recomputation = Recomputation::none;
+  plan.stored_states = T + 1;
+  return plan;
+}
+
+// Every state kept: on two threads, the pipeline keeps dO and dL/dh of every row; on one, a
+// chunk's.
+LossPlan full_plan(const LossProblem& problem, bool pipelined) {
+  LossPlan plan = base_plan(problem);
+  const ProblemSize& size = problem.size;
+  const Index N = size.steps * size.batch, H = size.hidden_size, O = size.output_size;
+  if (plan.schedule == LossSchedule::stepwise) {
+    // The logits, then dO, in rows of max(H, O), and dL/dh then dL/da of every row.
+    plan.pipelined = problem.threads >= 2;
+    plan.scratch_bytes =
+        Workspace::bytes_for({scalars(std::size_t((size.steps + 1) * size.batch * H), problem),
+                              scalars(std::size_t(N * std::max(H, O)), problem),
+                              scalars(std::size_t(N * H), problem)}) +
+        std::size_t(size.steps) * sizeof(double) +
+        scalars(std::size_t(4 * H * (std::max(H, O) + 16)), problem) +
+        (problem.tokens && N > size.input_size
+             ? scalars(std::size_t(size.input_size * H), problem)
+             : 0);
+    return plan;
+  }
+  plan.pipelined = pipelined;
+  plan.scratch_bytes = states_bytes(problem, size.steps + 1) +
+                       chunk_buffers_bytes(problem, plan.chunks, 2) +
+                       (pipelined ? Workspace::bytes_for({scalars(std::size_t(N * O), problem),
+                                                          scalars(std::size_t(N * H), problem)})
+                                  : 0);
+  return plan;
+}
+
+// Segments of `segment_chunks` chunks: the state before each kept, and one segment's states.
+LossPlan segments_plan(const LossProblem& problem, Index segment_chunks) {
+  LossPlan plan = base_plan(problem);
+  const Index n = plan.chunks.count, segments = (n + segment_chunks - 1) / segment_chunks;
+  const Index segment_steps = segment_chunks * plan.chunks.chunk_steps;
+  plan.recomputation = Recomputation::segments;
+  plan.segment_chunks = segment_chunks;
+  plan.stored_states = segments + segment_steps + 1;
+  plan.scratch_bytes = states_bytes(problem, segments) + states_bytes(problem, segment_steps + 1) +
+                       chunk_buffers_bytes(problem, plan.chunks, 1);
+  // Every step before the last segment's is computed twice.
+  const Index last_segment_begin = plan.chunks.begin(n - segment_chunks);
+  plan.recomputed_steps = double(last_segment_begin) / double(problem.size.steps);
+  return plan;
+}
+
+// Checkpoints at chunk boundaries in `slots` slots, chosen by the binomial schedule.
+LossPlan binomial_plan(const LossProblem& problem, Index slots) {
+  LossPlan plan = base_plan(problem);
+  plan.recomputation = Recomputation::binomial;
+  plan.checkpoint_slots = slots;
+  plan.stored_states = slots + 1 + plan.chunks.chunk_steps + 1;
+  plan.scratch_bytes = states_bytes(problem, slots + 1) +
+                       states_bytes(problem, plan.chunks.chunk_steps + 1) +
+                       chunk_buffers_bytes(problem, plan.chunks, 2);
+  return plan;
+}
+
+// The memoized cost of reversing chunks with checkpoint slots (see binomial_cost).
+class BinomialSchedule {
+ public:
+  double cost(Index chunks, Index slots) {
+    if (chunks <= 1) return double(chunks);
+    if (slots == 0) return 0.5 * double(chunks) * double(chunks + 1);  // from the start each time
+    if (slots >= chunks - 1) return 2.0 * double(chunks) - 1.0;       // a checkpoint every chunk
+    const std::uint64_t key = (std::uint64_t(chunks) << 24) | std::uint64_t(slots);
+    if (auto found = memo_.find(key); found != memo_.end()) return found->second;
+    const double best = total(chunks, slots, split(chunks, slots));
+    memo_.emplace(key, best);
+    return best;
+  }
+
+  // The advance m minimizing m + cost(n - m, s - 1) + cost(m, s), a convex function of m: the
+  // first m at which it stops decreasing.
+  Index split(Index chunks, Index slots) {
+    Index low = 1, high = chunks - 1;
+    while (low < high) {
+      const Index middle = low + (high - low) / 2;
+      if (total(chunks, slots, middle + 1) < total(chunks, slots, middle)) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+ private:
+  double total(Index chunks, Index slots, Index advance) {
+    return double(advance) + cost(chunks - advance, slots - 1) + cost(advance, slots);
+  }
+
+  std::unordered_map<std::uint64_t, double> memo_;
+};
+
+}  // namespace
+
+MemoryBudgetTooSmall::MemoryBudgetTooSmall(std::size_t budget, std::size_t minimum_bytes)
+    : std::invalid_argument("memory_budget: expected at least " + std::to_string(minimum_bytes) +
+                            " bytes (the smallest schedule's need for this problem), got " +
+                            std::to_string(budget)),
+      minimum(minimum_bytes) {}
+
+double binomial_cost(Index chunks, Index slots) { return BinomialSchedule().cost(chunks, slots); }
+
+Index binomial_split(Index chunks, Index slots) {
+  if (slots >= chunks - 1) return 1;
+  return BinomialSchedule().split(chunks, slots);
+}
+
+LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
+  if (problem.size.steps * problem.size.batch == 0) {  // nothing to compute, nor to keep
+    LossPlan plan = base_plan(problem);
+    plan.chunks.count = 0;
+    plan.stored_states = 1;
+    return plan;
+  }
+  const bool can_pipeline = problem.threads >= 2 && base_plan(problem).small_steps;
+  const LossPlan pipelined = full_plan(problem, can_pipeline);
+  if (budget == 0 || pipelined.scratch_bytes <= budget) return pipelined;
+  const LossPlan full = full_plan(problem, false);
+  if (full.scratch_bytes <= budget) return full;
+  if (full.schedule == LossSchedule::stepwise) throw MemoryBudgetTooSmall(budget, full.scratch_bytes);
+  const Index n = full.chunks.count;
+  // The longest segments that fit: the fewest steps computed twice. Their memory, a checkpoint
+  // a segment and one segment's states, is least near √(n / chunk_steps) chunks a segment and
+  // grows with longer ones: search those for the longest that fits.
+  auto fits = [&](Index segment_chunks) {
+    return segments_plan(problem, segment_chunks).scratch_bytes <= budget;
+  };
+  const Index least = std::clamp<Index>(
+      Index(std::sqrt(double(n) / double(full.chunks.chunk_steps))), 1, std::max<Index>(1, n - 1));
+  Index shortest_fitting = 0;
+  for (Index segment_chunks = std::max<Index>(1, least - 2);
+       segment_chunks <= std::min(n - 1, least + 2); ++segment_chunks) {
+    if (fits(segment_chunks)) {
+      shortest_fitting = segment_chunks;
+      break;
+    }
+  }
+  if (shortest_fitting > 0) {
+    Index low = shortest_fitting, high = n - 1;  // fits(low); the longest that fits in [low, high]
+    while (low < high) {
+      const Index middle = low + (high - low + 1) / 2;
+      if (fits(middle)) low = middle;
+      else high = middle - 1;
+    }
+    return segments_plan(problem, low);
+  }
+  const LossPlan none_kept = binomial_plan(problem, 0);
+  if (none_kept.scratch_bytes > budget) throw MemoryBudgetTooSmall(budget, none_kept.scratch_bytes);
+  const std::size_t slot_bytes = states_bytes(problem, 1);
+  Index slots = Index((budget - none_kept.scratch_bytes) / slot_bytes);
+  slots = std::min(slots, std::max<Index>(0, n - 1));
+  while (slots > 0 && binomial_plan(problem, slots).scratch_bytes > budget) --slots;
+  LossPlan plan = binomial_plan(problem, slots);
+  plan.recomputed_steps = (binomial_cost(n, slots) - double(n)) / double(n);
+  return plan;
+}
+
+LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_bytes,
+                                    bool tokens, std::size_t memory_budget) {
+  const LossPlan plan = plan_loss({size, scalar_bytes, tokens, false, free_threads()},
+                                  memory_budget);
+  LossMemoryPlan summary{plan.scratch_bytes, "every state kept", plan.stored_states,
+                         0, plan.recomputed_steps};
+  switch (plan.recomputation) {
+    case Recomputation::none:
+      break;
+    case Recomputation::segments:
+      summary.schedule = "segments";
+      summary.checkpoints = (plan.chunks.count + plan.segment_chunks - 1) / plan.segment_chunks;
+      break;
+    case Recomputation::binomial:
+      summary.schedule = "binomial";
+      summary.checkpoints = plan.checkpoint_slots + 1;
+      break;
+  }
+  return summary;
+}
+
+}  // namespace bptt

@@ -1,0 +1,97 @@
+"""Memory budgets: how much working memory a call of the whole model may take, and what it does
+within it (bptt.memory_plan).
+
+A budget is None, an int of bytes, or a string with a unit: "512MiB", "2 GB", "1.5GiB" (IEC
+units are powers of 1024, SI units powers of 1000; case-insensitive; "B" or no unit: bytes).
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from typing import NamedTuple
+
+from bptt import _core
+
+__all__ = ["MemoryPlan", "memory_plan", "parse_memory_budget"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    **{f"{prefix}b": 1000 ** (power + 1) for power, prefix in enumerate("kmgtpe")},
+    **{f"{prefix}ib": 1024 ** (power + 1) for power, prefix in enumerate("kmgtpe")},
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
+
+
+def parse_memory_budget(value: object) -> int | None:
+    """The budget in bytes, or None; TypeError or ValueError naming memory_budget otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral | str):
+        raise TypeError(
+            "memory_budget: expected None, an integer number of bytes or a string with a unit "
+            f"such as '512MiB', got {type(value).__name__}"
+        )
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        unit = match[2].lower() if match else None
+        if match is None or unit not in _UNITS:
+            raise ValueError(
+                "memory_budget: expected a size such as '512MiB', '2 GB' or '1.5GiB' (units B, "
+                f"kB, MB, GB, TB, KiB, MiB, GiB, TiB), got {value!r}"
+            )
+        number = float(match[1]) * _UNITS[unit]
+        if number < 1:
+            raise ValueError(f"memory_budget: expected at least 1 byte, got {value!r}")
+        return int(number)
+    if value < 1:
+        raise ValueError(f"memory_budget: expected a positive number of bytes, got {value}")
+    return int(value)
+
+
+class MemoryPlan(NamedTuple):
+    """What a call of loss_and_grad does with its working memory (everything it allocates
+    beyond its arguments and the arrays it returns)."""
+
+    bytes: int  # the working memory it takes at most
+    schedule: str  # "every state kept", "segments" or "binomial"
+    stored_states: int  # hidden states (B × H each) held at once
+    checkpoints: int  # of those, states kept to compute others again from
+    recomputed_steps: float  # steps computed again, as a fraction of a forward pass
+
+
+def memory_plan(
+    T: int,
+    B: int,
+    D: int,
+    H: int,
+    O: int,  # noqa: E741 - the model's symbol
+    *,
+    dtype: str = "float32",
+    tokens: bool = False,
+    memory_budget: int | str | None = None,
+) -> MemoryPlan:
+    """What `loss_and_grad` would do with its working memory for inputs of T steps of B
+    sequences (D features, or token ids below D with tokens=True), hidden size H and O
+    outputs, at the current thread count: under `memory_budget` it keeps some hidden states
+    and computes the others again, for the same results. ValueError names the minimum budget
+    when it is below it."""
+    import numpy as np
+
+    for name, value in (("T", T), ("B", B), ("D", D), ("H", H), ("O", O)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    try:
+        dtype_name = np.dtype(dtype).name
+    except TypeError:
+        dtype_name = repr(dtype)
+    if dtype_name not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype_name}")
+    if not isinstance(tokens, bool | np.bool_):
+        raise TypeError(f"tokens: expected True or False, got {tokens!r}")
+    plan = _core.memory_plan(
+        int(T), int(B), int(D), int(H), int(O), dtype_name, bool(tokens),
+        parse_memory_budget(memory_budget),
+    )
+    return MemoryPlan(**plan)
