@@ -157,6 +157,20 @@ void add_check(std::vector<FiniteCheck>& checks, const char* name, const py::obj
   checks.push_back({name, a.data(), a.size()});
 }
 
+std::optional<std::size_t> budget_argument(py::handle object) {
+  if (object.is_none()) return std::nullopt;
+  if (py::isinstance<py::bool_>(object) || !py::isinstance<py::int_>(object)) {
+    throw py::type_error("memory_budget: expected None or an integer number of bytes, got " +
+                         std::string(py::str(py::type::of(object).attr("__name__"))));
+  }
+  const long long bytes = object.cast<long long>();
+  if (bytes <= 0) {
+    throw py::value_error("memory_budget: expected a positive number of bytes, got " +
+                          std::to_string(bytes));
+  }
+  return std::size_t(bytes);
+}
+
 double copied_bytes(std::initializer_list<std::pair<py::handle, py::handle>> checked) {
   double bytes = 0;
   for (const auto& [argument, array] : checked) {

@@ -8,6 +8,7 @@
 
 #include "bptt/types.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,10 @@ void compute_without_gil(const std::vector<FiniteCheck>& checks, bool check_fini
                           "(pass check_finite=False to skip this check)");
   }
 }
+
+// A memory budget in bytes (Python parses units), or none: a TypeError or ValueError naming
+// memory_budget otherwise.
+std::optional<std::size_t> budget_argument(py::handle memory_budget);
 
 // The bytes of the checked arrays that are copies of their arguments (another dtype, layout or
 // a list), not the arguments' own memory.

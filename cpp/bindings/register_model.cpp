@@ -107,21 +107,6 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
   return py::make_tuple(loss, grads, h_last);
 }
 
-// A budget in bytes (Python parses units), or None.
-std::optional<std::size_t> budget_argument(py::handle object) {
-  if (object.is_none()) return std::nullopt;
-  if (py::isinstance<py::bool_>(object) || !py::isinstance<py::int_>(object)) {
-    throw py::type_error("memory_budget: expected None or an integer number of bytes, got " +
-                         std::string(py::str(py::type::of(object).attr("__name__"))));
-  }
-  const long long bytes = object.cast<long long>();
-  if (bytes <= 0) {
-    throw py::value_error("memory_budget: expected a positive number of bytes, got " +
-                          std::to_string(bytes));
-  }
-  return std::size_t(bytes);
-}
-
 py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, py::handle c,
                         py::handle inputs, py::handle targets, py::handle h0,
                         py::handle activation, py::handle reduction, bool check_finite,
@@ -179,7 +164,8 @@ py::dict memory_plan(py::ssize_t steps, py::ssize_t batch, py::ssize_t input_siz
   }
   return py::dict("bytes"_a = plan.bytes, "schedule"_a = plan.schedule,
                   "stored_states"_a = plan.stored_states, "checkpoints"_a = plan.checkpoints,
-                  "recomputed_steps"_a = plan.recomputed_steps);
+                  "recomputed_steps"_a = plan.recomputed_steps,
+                  "minimum_bytes"_a = plan.minimum_bytes);
 }
 
 }  // namespace

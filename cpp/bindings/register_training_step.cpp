@@ -40,10 +40,11 @@ class TrainingStep {
   TrainingStep(py::handle param, py::handle grad, py::tuple states, py::ssize_t input_size,
                py::ssize_t hidden_size, py::ssize_t output_size, py::handle activation,
                double max_norm, py::handle optimizer, double lr, double eps, double beta1,
-               double beta2, double momentum)
+               double beta2, double momentum, py::handle memory_budget)
       : layout_{positive_size(input_size, "input_size"), positive_size(hidden_size, "hidden_size"),
                 positive_size(output_size, "output_size")},
         max_norm_(finite_number(max_norm, "max_norm")),
+        memory_budget_(budget_argument(memory_budget).value_or(0)),
         lr_(finite_number(lr, "lr")),
         eps_(finite_number(eps, "eps")),
         beta1_(finite_number(beta1, "beta1")),
@@ -136,8 +137,12 @@ class TrainingStep {
     target_view.ids = data<TokenId>(targets);
     const ProblemSize size{input_view.steps, input_view.batch, layout_.input_size,
                            layout_.hidden_size, layout_.output_size};
-    check_allocation(double(rnn_loss_memory_plan(size, sizeof(S), true, 0).bytes),
-                     "the training step");
+    try {
+      check_allocation(double(rnn_loss_memory_plan(size, sizeof(S), true, memory_budget_).bytes),
+                       "the training step");
+    } catch (const MemoryBudgetTooSmall& error) {
+      throw py::value_error(error.what());
+    }
 
     OptimizerUpdate<S> update{kind_};
     update.state[0] = v.updated<S>(v.state[0]);
@@ -155,13 +160,15 @@ class TrainingStep {
     StepOutcome outcome{};
     without_gil([&] {
       outcome = training_step(layout_, params, grads, input_view, target_view, initial, last,
-                              activation_, max_norm_, update);
+                              activation_, max_norm_, update, memory_budget_);
     });
     return py::make_tuple(outcome.loss, outcome.grad_norm, outcome.updated);
   }
 
   ParameterLayout layout_;
-  double max_norm_, lr_, eps_, beta1_, beta2_, momentum_;
+  double max_norm_;
+  std::size_t memory_budget_;  // 0: none
+  double lr_, eps_, beta1_, beta2_, momentum_;
   Activation activation_ = Activation::tanh;
   OptimizerKind kind_ = OptimizerKind::adam;
   std::optional<StepVectors> vectors_;
@@ -175,10 +182,11 @@ void register_training_step(py::module_& m) {
                            "token streams (mean reduction), clipping by the global norm, and the "
                            "optimizer's update, on vectors laid out as U, W, b, V, c.")
       .def(py::init<py::handle, py::handle, py::tuple, py::ssize_t, py::ssize_t, py::ssize_t,
-                    py::handle, double, py::handle, double, double, double, double, double>(),
+                    py::handle, double, py::handle, double, double, double, double, double,
+                    py::handle>(),
            "param"_a, "grad"_a, "states"_a, "input_size"_a, "hidden_size"_a, "output_size"_a,
            "activation"_a, "max_norm"_a, "optimizer"_a, "lr"_a, "eps"_a = 0.0,
-           "beta1"_a = 0.0, "beta2"_a = 0.0, "momentum"_a = 0.0)
+           "beta1"_a = 0.0, "beta2"_a = 0.0, "momentum"_a = 0.0, "memory_budget"_a = py::none())
       .def("__call__", &TrainingStep::operator(), "inputs"_a, "targets"_a, "h0"_a, "h_last"_a,
            "step"_a,
            "One step on token ids (T, B) and targets (T, B) from the state h0 (B, H); writes the "

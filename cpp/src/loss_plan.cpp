@@ -232,7 +232,12 @@ LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_
   const LossPlan plan = plan_loss({size, scalar_bytes, tokens, false, free_threads()},
                                   memory_budget);
   LossMemoryPlan summary{plan.scratch_bytes, "every state kept", plan.stored_states,
-                         0, plan.recomputed_steps};
+                         0, plan.recomputed_steps, plan.scratch_bytes};
+  try {
+    plan_loss({size, scalar_bytes, tokens, false, free_threads()}, 1);
+  } catch (const MemoryBudgetTooSmall& smallest) {
+    summary.minimum_bytes = smallest.minimum;
+  }
   switch (plan.recomputation) {
     case Recomputation::none:
       break;

@@ -90,14 +90,16 @@ struct Gradients {
 };
 
 template <class S>
-Gradients<S> run(const Problem<S>& p, Activation activation, Reduction reduction = Reduction::sum) {
+Gradients<S> run(const Problem<S>& p, Activation activation, Reduction reduction = Reduction::sum,
+                 std::size_t memory_budget = 0) {
   Gradients<S> g;
   g.U.resize(size_t(p.H * p.D)); g.W.resize(size_t(p.H * p.H)); g.b.resize(size_t(p.H));
   g.V.resize(size_t(p.O * p.H)); g.c.resize(size_t(p.O)); g.h0.resize(size_t(p.B * p.H));
   g.x.resize(size_t(p.T * p.B * p.D)); g.h_last.resize(size_t(p.B * p.H));
   LayerGradients<S> lg{g.U.data(), g.W.data(), g.b.data(), g.h0.data(), p.tokens ? nullptr : g.x.data()};
   g.loss = rnn_loss_and_grad(p.layer(), p.head(), p.inputs(), p.targets(), p.h0.data(), activation,
-                             reduction, lg, HeadGradients<S>{g.V.data(), g.c.data()}, g.h_last.data());
+                             reduction, lg, HeadGradients<S>{g.V.data(), g.c.data()}, g.h_last.data(),
+                             nullptr, memory_budget);
   return g;
 }
 
@@ -257,48 +259,50 @@ void check_mean_is_sum_over_count() {
   expect(std::abs(mean.W[3] - sum.W[3] / counted) < 1e-12, "mean gradient is sum / counted targets");
 }
 
-// With two threads and steps too small to split, the fused loss runs as a pipeline, or stepwise
-// for short problems (rnn_loss_pipeline.hpp); either must give one thread's results up to
-// rounding.
-void check_two_thread_schedules_match_one_thread() {
+// The fused loss gives the same bits on any number of threads: pipelined on two threads or
+// stepwise for short problems (rnn_loss_pipeline.hpp), or with each step's product split
+// across the team (B·H² large enough); and under any memory budget (loss_plan.hpp).
+void check_results_are_the_same_bits_for_any_threads_and_budget() {
   struct Size {
-    Index T, B;
+    Index T, B, H;
     const char* schedule;
   };
-  // 40 steps of 7 sequences: 280 rows, enough for the pipeline's chunks (of 70 rows, staged 16
-  // at a time; one thread runs 3 chunks through its ring); 6 steps of 2, and 9 of one sequence
-  // (products of one row), run stepwise.
-  for (const Size size : {Size{40, 7, "pipeline"}, Size{6, 2, "stepwise"}, Size{9, 1, "stepwise"}})
+  // 40 steps of 7 sequences: 280 rows, in pipelined chunks; 6 steps of 2, and 9 of one sequence
+  // (products of one row), stepwise; 12 steps of 8 of hidden size 600, each step split.
+  for (const Size size : {Size{40, 7, 6, "pipeline"}, Size{6, 2, 6, "stepwise"},
+                          Size{9, 1, 6, "stepwise"}, Size{12, 8, 600, "split steps"}})
     for (Activation activation : {Activation::tanh, Activation::relu})
       for (bool tokens : {false, true})
         for (bool soft : {false, true})
           for (Reduction reduction : {Reduction::sum, Reduction::mean}) {
-            Problem<double> p(size.T, size.B, 3, 6, 5, tokens, soft, 5u + tokens * 2 + soft);
+            Problem<double> p(size.T, size.B, 3, size.H, 5, tokens, soft, 5u + tokens * 2 + soft);
             set_num_threads(1);
             const Gradients<double> one = run(p, activation, reduction);
-            set_num_threads(2);
-            const Gradients<double> two = run(p, activation, reduction);
-            const std::string what = std::string(size.schedule) +
-                                     " matches one thread, activation " +
+            const std::string what = std::string(size.schedule) + ", activation " +
                                      std::to_string(int(activation)) + " tokens " +
                                      std::to_string(tokens) + " soft " + std::to_string(soft) +
                                      " mean " + std::to_string(reduction == Reduction::mean);
-            auto close = [](const std::vector<double>& a, const std::vector<double>& b) {
-              double scale = 1.0, worst = 0.0;
-              for (size_t i = 0; i < a.size(); ++i) {
-                scale = std::max(scale, std::abs(a[i]));
-                worst = std::max(worst, std::abs(a[i] - b[i]));
-              }
-              return worst <= 1e-12 * scale;
+            auto same = [&](const Gradients<double>& other) {
+              return one.loss == other.loss && one.U == other.U && one.W == other.W &&
+                     one.b == other.b && one.V == other.V && one.c == other.c &&
+                     one.h0 == other.h0 && one.h_last == other.h_last &&
+                     (tokens || one.x == other.x);
             };
-            expect(std::abs(one.loss - two.loss) <= 1e-12 * std::max(1.0, std::abs(one.loss)),
-                   what + ": loss");
-            expect(close(one.U, two.U) && close(one.W, two.W) && close(one.b, two.b) &&
-                       close(one.V, two.V) && close(one.c, two.c) && close(one.h0, two.h0) &&
-                       close(one.h_last, two.h_last) && (tokens || close(one.x, two.x)),
-                   what + ": gradients");
+            for (int threads : {2, 3, 4}) {
+              set_num_threads(threads);
+              expect(same(run(p, activation, reduction)),
+                     what + ": " + std::to_string(threads) + " threads");
+            }
+            set_num_threads(1);
+            const ProblemSize problem_size{size.T, size.B, 3, size.H, 5};
+            const LossMemoryPlan full = rnn_loss_memory_plan(problem_size, sizeof(double), tokens, 0);
+            for (double share : {0.9, 0.5, 0.25, 0.0}) {
+              const auto budget = std::max(full.minimum_bytes,
+                                           std::size_t(share * double(full.bytes)));
+              expect(same(run(p, activation, reduction, budget)),
+                     what + ": budget " + std::to_string(budget));
+            }
           }
-  set_num_threads(1);
 }
 
 // The per-step products C += A·op(W) against a plain triple loop in double, for one row (the
@@ -525,7 +529,7 @@ int main() {
   check_workspace_reuses_blocks();
   check_step_products_match_plain_loops<float>();
   check_step_products_match_plain_loops<double>();
-  check_two_thread_schedules_match_one_thread();
+  check_results_are_the_same_bits_for_any_threads_and_budget();
   check_optimizer_steps_round_each_operation<float>();
   check_optimizer_steps_round_each_operation<double>();
   check_training_step_composes_its_parts();

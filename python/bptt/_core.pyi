@@ -147,6 +147,7 @@ class TrainingStep:
         beta1: _Number = 0.0,
         beta2: _Number = 0.0,
         momentum: _Number = 0.0,
+        memory_budget: int | None = None,
     ) -> None: ...
     def __call__(
         self,

@@ -59,6 +59,7 @@ class MemoryPlan(NamedTuple):
     stored_states: int  # hidden states (B × H each) held at once
     checkpoints: int  # of those, states kept to compute others again from
     recomputed_steps: float  # steps computed again, as a fraction of a forward pass
+    minimum_bytes: int  # the smallest budget the problem fits in
 
 
 def memory_plan(

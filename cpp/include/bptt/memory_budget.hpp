@@ -22,6 +22,7 @@ struct LossMemoryPlan {
   Index stored_states;      // hidden states (batch × hidden each) held at once
   Index checkpoints;        // of those, the states kept to compute others again from
   double recomputed_steps;  // steps computed twice or more, as a fraction of the forward pass
+  std::size_t minimum_bytes;  // the smallest budget any plan fits in
 };
 
 // The plan of a call of rnn_loss_and_grad on this thread, with the current thread count

@@ -52,7 +52,7 @@ template <class S>
 StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                           S* h_last, Activation activation, double max_norm,
-                          const OptimizerUpdate<S>& update) {
+                          const OptimizerUpdate<S>& update, std::size_t memory_budget) {
   const Index D = layout.input_size, H = layout.hidden_size, O = layout.output_size;
   const LayerWeights<S> layer{params + layout.U(), params + layout.W(), params + layout.b(), D, H};
   const HeadWeights<S> head{params + layout.V(), params + layout.c(), H, O};
@@ -101,14 +101,15 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
     if (thread == 0) outcome.updated = true;
   };
   outcome.loss = rnn_loss_and_grad(layer, head, inputs, targets, h0, activation, Reduction::mean,
-                                   layer_grads, head_grads, h_last, &clip_and_update, 0);
+                                   layer_grads, head_grads, h_last, &clip_and_update,
+                                   memory_budget);
   return outcome;
 }
 
 #define BPTT_INSTANTIATE(S)                                                                  \
   template StepOutcome training_step<S>(const ParameterLayout&, S*, S*, const SequenceInput<S>&, \
                                         const Targets<S>&, const S*, S*, Activation, double,     \
-                                        const OptimizerUpdate<S>&);
+                                        const OptimizerUpdate<S>&, std::size_t);
 BPTT_INSTANTIATE(float)
 BPTT_INSTANTIATE(double)
 #undef BPTT_INSTANTIATE
