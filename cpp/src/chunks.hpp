@@ -21,8 +21,17 @@ constexpr Index kChunkRows = 128;
 constexpr Index kPipelineChunkRows = 64;
 constexpr Index kMinPipelineChunks = 8;
 
+// Segments on two threads: dL/dh and the logits in rings of this many chunks, so that the
+// thread computing the heads works up to two chunks ahead of the backward loop.
+constexpr Index kPipelineRingChunks = 4;
+
 // The head on its own sums the loss over chunks of this many rows, in chunk order.
 constexpr Index kLossChunkRows = 64;
+
+// The steps of a ring of `ring_chunks` chunks of chunk_steps, over `chunks` chunks.
+inline Index ring_steps(Index chunks, Index chunk_steps, Index ring_chunks) {
+  return std::min(chunks, ring_chunks) * chunk_steps;
+}
 
 // Steps per chunk of about `rows` rows of `batch` sequences: at least 1, at most max_steps
 // (when that is at least 1).

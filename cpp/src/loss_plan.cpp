@@ -23,21 +23,35 @@ std::size_t scalars(std::size_t count, const LossProblem& problem) {
   return count * problem.scalar_bytes;
 }
 
+// How a way of running the chunked schedule holds its chunks: dL/da in a ring of ring_chunks
+// chunks, the logits of logit_chunks chunks, W packed for `packings` step loops at once, and
+// the blocks of Eigen's products on `threads` threads at once.
+struct ChunkBuffers {
+  Index ring_chunks, logit_chunks, packings, threads;
+};
+constexpr ChunkBuffers kOneTeamBuffers{2, 1, 2, 1};
+// Segments on one team: the forward and backward loops take turns, one packing at a time.
+constexpr ChunkBuffers kSegmentBuffers{2, 1, 1, 1};
+// Segments on two threads: the heads worked out ahead of the backward loop, in rings.
+constexpr ChunkBuffers kPipelinedSegmentBuffers{kPipelineRingChunks, kPipelineRingChunks, 2, 2};
+
 // The scratch every plan of the chunked schedule takes besides the hidden states it holds: the
-// ring of dL/da, the chunk's logits, the chunks' losses, dUᵀ for scattered token gradients, W
-// packed for `packings` step loops at once, and the blocks of Eigen's largest product.
+// ring of dL/da, the chunks' logits, the chunks' losses, dUᵀ for scattered token gradients,
+// packed W, and the blocks of Eigen's largest product.
 std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& chunks,
-                                Index packings) {
+                                const ChunkBuffers& buffers) {
   const ProblemSize& size = problem.size;
   const Index B = size.batch, H = size.hidden_size, O = size.output_size;
   const Index D = problem.tokens ? 0 : size.input_size;  // dense inputs' products
   const Index c = chunks.chunk_steps, rows = c * B;
-  const auto ring = scalars(std::size_t(std::min(size.steps, 2 * c) * B * H), problem);
-  const auto logits = scalars(std::size_t(rows * O), problem);
+  const auto ring = scalars(
+      std::size_t(ring_steps(chunks.count, c, buffers.ring_chunks) * B * H), problem);
+  const auto logits = scalars(
+      std::size_t(ring_steps(chunks.count, c, buffers.logit_chunks) * B * O), problem);
   const bool scatters = problem.tokens && size.steps * B > size.input_size;
   const auto scatter = scalars(scatters ? std::size_t(size.input_size * H) : 0, problem);
   const auto packed =
-      scalars(std::size_t(packings * H * (H + 16 + std::max<Index>(B, 8))), problem);
+      scalars(std::size_t(buffers.packings * H * (H + 16 + std::max<Index>(B, 8))), problem);
   // Each product (inner dimension k, result of m columns and n rows) takes blocks of at most
   // kProductBlockDepth·(m + n) scalars: the input projection, the logits, dL/dh, dV, dW, dU, dx.
   Index blocks = 0;
@@ -46,7 +60,7 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
   for (const auto& [k, m, n] : products)
     if (k > 0 && m > 0) blocks = std::max(blocks, std::min(k, kProductBlockDepth) * (m + n));
   return Workspace::bytes_for({ring, logits}) + std::size_t(chunks.count) * sizeof(double) +
-         scatter + packed + scalars(std::size_t(blocks), problem);
+         scatter + packed + scalars(std::size_t(buffers.threads * blocks), problem);
 }
 
 std::size_t states_bytes(const LossProblem& problem, Index states) {
@@ -93,23 +107,28 @@ LossPlan full_plan(const LossProblem& problem, bool pipelined) {
   }
   plan.pipelined = pipelined;
   plan.scratch_bytes = states_bytes(problem, size.steps + 1) +
-                       chunk_buffers_bytes(problem, plan.chunks, 2) +
+                       chunk_buffers_bytes(problem, plan.chunks, kOneTeamBuffers) +
                        (pipelined ? Workspace::bytes_for({scalars(std::size_t(N * O), problem),
                                                           scalars(std::size_t(N * H), problem)})
                                   : 0);
   return plan;
 }
 
-// Segments of `segment_chunks` chunks: the state before each kept, and one segment's states.
-LossPlan segments_plan(const LossProblem& problem, Index segment_chunks) {
+// Segments of `segment_chunks` chunks: the state before each kept, and one segment's states;
+// pipelined on two threads, two segments' (one taken backward while the next is computed).
+LossPlan segments_plan(const LossProblem& problem, Index segment_chunks, bool pipelined) {
   LossPlan plan = base_plan(problem);
   const Index n = plan.chunks.count, segments = (n + segment_chunks - 1) / segment_chunks;
   const Index segment_steps = segment_chunks * plan.chunks.chunk_steps;
+  const Index buffers = pipelined ? 2 : 1;
   plan.recomputation = Recomputation::segments;
+  plan.pipelined = pipelined;
   plan.segment_chunks = segment_chunks;
-  plan.stored_states = segments + segment_steps + 1;
-  plan.scratch_bytes = states_bytes(problem, segments) + states_bytes(problem, segment_steps + 1) +
-                       chunk_buffers_bytes(problem, plan.chunks, 1);
+  plan.stored_states = segments + buffers * (segment_steps + 1);
+  plan.scratch_bytes =
+      states_bytes(problem, segments) + buffers * states_bytes(problem, segment_steps + 1) +
+      chunk_buffers_bytes(problem, plan.chunks,
+                          pipelined ? kPipelinedSegmentBuffers : kSegmentBuffers);
   // Every step before the last segment's is computed twice.
   const Index last_segment_begin = plan.chunks.begin(n - segment_chunks);
   plan.recomputed_steps = double(last_segment_begin) / double(problem.size.steps);
@@ -124,8 +143,35 @@ LossPlan binomial_plan(const LossProblem& problem, Index slots) {
   plan.stored_states = slots + 1 + plan.chunks.chunk_steps + 1;
   plan.scratch_bytes = states_bytes(problem, slots + 1) +
                        states_bytes(problem, plan.chunks.chunk_steps + 1) +
-                       chunk_buffers_bytes(problem, plan.chunks, 2);
+                       chunk_buffers_bytes(problem, plan.chunks, kOneTeamBuffers);
   return plan;
+}
+
+// The most chunks a segment that fits `budget` may have (0: none fits). The segments' memory, a
+// checkpoint a segment and the states of one or two segments, is least near
+// √(n / chunk_steps) chunks a segment and grows with longer ones: those are searched for the
+// longest that fits.
+Index longest_fitting_segments(const LossProblem& problem, Index n, std::size_t budget,
+                               bool pipelined) {
+  auto fits = [&](Index segment_chunks) {
+    return segments_plan(problem, segment_chunks, pipelined).scratch_bytes <= budget;
+  };
+  const Index chunk_steps = base_plan(problem).chunks.chunk_steps;
+  const Index least = std::clamp<Index>(Index(std::sqrt(double(n) / double(chunk_steps))), 1,
+                                        std::max<Index>(1, n - 1));
+  Index low = 0;
+  for (Index segment_chunks = std::max<Index>(1, least - 2);
+       segment_chunks <= std::min(n - 1, least + 2) && low == 0; ++segment_chunks) {
+    if (fits(segment_chunks)) low = segment_chunks;
+  }
+  if (low == 0) return 0;
+  Index high = n - 1;  // fits(low); the longest that fits in [low, high]
+  while (low < high) {
+    const Index middle = low + (high - low + 1) / 2;
+    if (fits(middle)) low = middle;
+    else high = middle - 1;
+  }
+  return low;
 }
 
 // The memoized cost of reversing chunks with checkpoint slots (see binomial_cost).
@@ -191,30 +237,12 @@ LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
   if (full.scratch_bytes <= budget) return full;
   if (full.schedule == LossSchedule::stepwise) throw MemoryBudgetTooSmall(budget, full.scratch_bytes);
   const Index n = full.chunks.count;
-  // The longest segments that fit: the fewest steps computed twice. Their memory, a checkpoint
-  // a segment and one segment's states, is least near √(n / chunk_steps) chunks a segment and
-  // grows with longer ones: search those for the longest that fits.
-  auto fits = [&](Index segment_chunks) {
-    return segments_plan(problem, segment_chunks).scratch_bytes <= budget;
-  };
-  const Index least = std::clamp<Index>(
-      Index(std::sqrt(double(n) / double(full.chunks.chunk_steps))), 1, std::max<Index>(1, n - 1));
-  Index shortest_fitting = 0;
-  for (Index segment_chunks = std::max<Index>(1, least - 2);
-       segment_chunks <= std::min(n - 1, least + 2); ++segment_chunks) {
-    if (fits(segment_chunks)) {
-      shortest_fitting = segment_chunks;
-      break;
-    }
-  }
-  if (shortest_fitting > 0) {
-    Index low = shortest_fitting, high = n - 1;  // fits(low); the longest that fits in [low, high]
-    while (low < high) {
-      const Index middle = low + (high - low + 1) / 2;
-      if (fits(middle)) low = middle;
-      else high = middle - 1;
-    }
-    return segments_plan(problem, low);
+  // The longest segments that fit: the fewest steps computed twice; pipelined on two threads
+  // where the steps are small, if that fits.
+  for (const bool pipelined : {true, false}) {
+    if (pipelined && !can_pipeline) continue;
+    if (const Index segment_chunks = longest_fitting_segments(problem, n, budget, pipelined))
+      return segments_plan(problem, segment_chunks, pipelined);
   }
   const LossPlan none_kept = binomial_plan(problem, 0);
   if (none_kept.scratch_bytes > budget) throw MemoryBudgetTooSmall(budget, none_kept.scratch_bytes);

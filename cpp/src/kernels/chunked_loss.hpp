@@ -6,8 +6,9 @@
 // - head(j): its logits, its rows' losses (summed in row order, the chunks' sums in chunk order
 //   at the end), dO in place of the logits, and dL/dh = dO V;
 // - backward(j): the backward recurrence over its steps, from the last;
-// - sums(j): dV += dOᵀ h, dc += Σ dO, dW += daᵀ h_prev and dU += daᵀ x, chunk after chunk from
-//   the last; and rows(j): dx = da U, and dh0 = da_0 W from the first chunk.
+// - head_sums(j): dV += dOᵀ h and dc += Σ dO; layer_sums(j): dW += daᵀ h_prev and dU += daᵀ x;
+//   each chunk after chunk from the last; and rows(j): dx = da U, and dh0 = da_0 W from the
+//   first chunk.
 // States live in buffers of consecutive slots (bptt/state_slots.hpp: slot s holds the state
 // after s steps), each holding the slots from a first_slot on.
 #pragma once
@@ -85,19 +86,28 @@ class ChunkedLoss {
     backward_.run(chunks_.begin(j), chunks_.end(j), hidden_at, std::forward<Progress>(progress));
   }
 
-  // The chunk's terms of dV, dc, dW and dU (called for each chunk, from the last).
-  void sums(Index j, const S* states, Index first_slot, const S* d_logits) {
+  // The chunk's terms of dV and dc (called for each chunk, from the last).
+  void head_sums(Index j, const S* states, Index first_slot, const S* d_logits) {
     const Index n = rows(j);
-    const ConstMatrixView<S> h = hidden_rows(j, states, first_slot);
-    const ConstMatrixView<S> previous =
-        matrix_view(states + (chunks_.begin(j) - first_slot) * B_ * H_, n, H_, H_);
     const ConstMatrixView<S> dO = matrix_view(d_logits, n, O_, O_);
-    const ConstMatrixView<S> da = d_pre_rows(j);
-    multiply(matrix_view(call_.head_grads.V, O_, H_, H_), dO.transpose(), h, true);
+    multiply(matrix_view(call_.head_grads.V, O_, H_, H_), dO.transpose(),
+             hidden_rows(j, states, first_slot), true);
     RowVectorView<S> dc(call_.head_grads.c, O_);
     for (Index r = 0; r < n; ++r) dc += dO.row(r);
+  }
+
+  // The chunk's terms of dW and dU (called for each chunk, from the last).
+  void layer_sums(Index j, const S* states, Index first_slot) {
+    const ConstMatrixView<S> da = d_pre_rows(j);
+    const ConstMatrixView<S> previous =
+        matrix_view(states + (chunks_.begin(j) - first_slot) * B_ * H_, rows(j), H_, H_);
     multiply(matrix_view(call_.layer_grads.W, H_, H_, H_), da.transpose(), previous, true);
     input_side_.add(chunks_.begin(j) * B_, da);
+  }
+
+  void sums(Index j, const S* states, Index first_slot, const S* d_logits) {
+    head_sums(j, states, first_slot, d_logits);
+    layer_sums(j, states, first_slot);
   }
 
   // The chunk's rows of dx, and dh0 from the first chunk.

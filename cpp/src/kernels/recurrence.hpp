@@ -22,10 +22,10 @@ namespace bptt::BPTT_ISA_NAMESPACE {
 namespace detail {
 
 // Where the pre-activation gradients da of each time step live in the backward pass: all steps'
-// rows in one buffer (rows t·batch .. for time t), or, with ring_chunk_steps > 0, a ring of two
-// chunks of that many steps, the backward loop's current chunk and the one before it, which is
-// all that the loop and the per-chunk gradients read (a chunk's times are consecutive, and so
-// are its rows).
+// rows in one buffer (rows t·batch .. for time t), or, with ring_chunk_steps > 0, a ring of
+// ring_chunks chunks of that many steps (two: the backward loop's current chunk and the one
+// before it, which is all that the loop and the per-chunk gradients read; more for a thread
+// that works ahead of the loop). A chunk's times are consecutive, and so are its rows.
 template <class S>
 struct GradientRows {
   S* data;
@@ -33,6 +33,7 @@ struct GradientRows {
   Index batch;
   TimeOrder order;
   Index ring_chunk_steps = 0;
+  Index ring_chunks = 2;
 
   S* at(Index t) const {
     if (ring_chunk_steps == 0) return data + t * batch * stride;
@@ -42,7 +43,7 @@ struct GradientRows {
     const Index chunk_end = order.steps - chunk * ring_chunk_steps;
     const Index chunk_begin = std::max<Index>(0, chunk_end - ring_chunk_steps);
     const Index first_time = std::min(order.time_of(chunk_begin), order.time_of(chunk_end - 1));
-    return data + ((chunk % 2) * ring_chunk_steps + t - first_time) * batch * stride;
+    return data + ((chunk % ring_chunks) * ring_chunk_steps + t - first_time) * batch * stride;
   }
 };
 

@@ -39,8 +39,8 @@ class OneTeam {
         plan_(plan),
         B_(call.inputs.batch),
         H_(call.layer.hidden_size),
-        ring_(workspace.take<S>(
-            std::size_t(std::min(plan.chunks.steps, 2 * plan.chunks.chunk_steps) * B_ * H_))),
+        ring_(workspace.take<S>(std::size_t(
+            ring_steps(plan.chunks.count, plan.chunks.chunk_steps, 2) * B_ * H_))),
         logits_(workspace.take<S>(
             std::size_t(plan.chunks.chunk_steps * B_ * call.head.output_size))),
         loss_(call, plan.chunks,
@@ -297,9 +297,19 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
     }
     case Recomputation::segments: {
       const Index segments = (plan.chunks.count + plan.segment_chunks - 1) / plan.segment_chunks;
+      const Index segment_steps = plan.segment_chunks * plan.chunks.chunk_steps;
       S* const checkpoints = take_states<S>(workspace, segments, B, H);
-      S* const segment =
-          take_states<S>(workspace, plan.segment_chunks * plan.chunks.chunk_steps + 1, B, H);
+      if (plan.pipelined) {
+        S* buffers[2] = {take_states<S>(workspace, segment_steps + 1, B, H),
+                         take_states<S>(workspace, segment_steps + 1, B, H)};
+        const Index ring_rows =
+            ring_steps(plan.chunks.count, plan.chunks.chunk_steps, kPipelineRingChunks) * B;
+        S* const d_pre = workspace.take<S>(std::size_t(ring_rows * H));
+        S* const d_logits = workspace.take<S>(std::size_t(ring_rows * O));
+        return detail::pipelined_segments_loss_and_grad(call, plan, checkpoints, buffers, d_pre,
+                                                        d_logits, h_last);
+      }
+      S* const segment = take_states<S>(workspace, segment_steps + 1, B, H);
       loss = OneTeam<S>(call, plan, workspace).run_in_segments(checkpoints, segment, h_last);
       break;
     }

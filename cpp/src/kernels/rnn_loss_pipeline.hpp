@@ -86,5 +86,15 @@ template <class S>
 double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks, S* states,
                                S* d_logits, S* d_pre, S* h_last);
 
+// The chunked schedule on two threads under a memory budget (loss_plan.hpp's pipelined
+// segments): `checkpoints` for the state before each segment, two segment buffers of
+// segment_chunks·chunk_steps + 1 slots, and rings of kPipelineRingChunks chunks of dL/dh
+// (hidden_size a row) and of logits (output_size a row). Runs the call's `done` on its team and
+// returns L.
+template <class S>
+double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan& plan,
+                                        S* checkpoints, S* segment_buffers[2], S* d_pre_ring,
+                                        S* d_logits_ring, S* h_last);
+
 }  // namespace detail
 }  // namespace bptt::BPTT_ISA_NAMESPACE
