@@ -21,7 +21,7 @@ TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(20
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    # the core is bitwise repeatable for a fixed thread count; one is fastest at these sizes
+    # the core gives the same bits at any thread count; one is fastest at these sizes
     threads = bptt.get_num_threads()
     bptt.set_num_threads(1)
     yield

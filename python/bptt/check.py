@@ -1,5 +1,6 @@
 """`python -m bptt check`: the core's gradients on one problem, judged by the NumPy oracle and by
-central finite differences, and the time each takes."""
+central finite differences, compared bitwise at 1 thread and at several, and the time each
+takes."""
 
 import argparse
 import math
@@ -20,6 +21,7 @@ __all__ = [
     "check_against_finite_differences",
     "check_against_oracle",
     "check_arguments",
+    "check_same_bits_across_threads",
     "memory_needed",
     "report_timings",
     "run",
@@ -172,6 +174,33 @@ def check_against_finite_differences(
     return ok
 
 
+def check_same_bits_across_threads(args: argparse.Namespace) -> bool:
+    """The core's loss, gradients and h_last at 1 thread and at N, the default thread count (at
+    least 2): the core promises the same bits at any thread count."""
+    params, inputs, targets, h0 = _problem(args, np.dtype(args.dtype))
+    before = _api.get_num_threads()
+    threads = max(2, before)
+
+    def results_at(thread_count: int) -> dict[str, np.ndarray]:
+        _api.set_num_threads(thread_count)
+        result = _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation)
+        grads = {f"d{name}": result.grads[name] for name in GRADIENT_NAMES}
+        return {"loss": np.float64(result.loss), **grads, "h_last": result.h_last}
+
+    try:
+        one, several = results_at(1), results_at(threads)
+    finally:
+        _api.set_num_threads(before)
+    differing = [name for name, value in one.items() if value.tobytes() != several[name].tobytes()]
+    verdict = (
+        f"{', '.join(differing)} not the same bits  FAILED"
+        if differing
+        else "loss, every gradient and h_last the same bits  ok"
+    )
+    print(f"core ({args.dtype}) at 1 and {threads} threads: {verdict}")
+    return not differing
+
+
 def report_timings(args: argparse.Namespace) -> None:
     params, inputs, targets, h0 = _problem(args, np.dtype(args.dtype))
     core_ms = _median_ms(
@@ -206,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     )
     ok = check_against_oracle(args)
     ok &= check_against_finite_differences(args)
+    ok &= check_same_bits_across_threads(args)
     report_timings(args)
     print("check passed" if ok else "check FAILED")
     return 0 if ok else 1
