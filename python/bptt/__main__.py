@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_sample_arguments(sample_parser)
     check_parser = commands.add_parser(
         "check",
-        help="check the core's gradients against the NumPy oracle and finite differences, and time both",
+        help="check the core's gradients against the NumPy oracle and finite differences, its "
+        "bits at 1 and N threads, and time it against the oracle",
     )
     check.add_arguments(check_parser)
     args = parser.parse_args(argv)
