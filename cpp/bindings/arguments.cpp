@@ -1,5 +1,7 @@
 #include "arguments.hpp"
 
+#include "bptt/available_memory.hpp"
+
 #include <cstdint>
 #include <sstream>
 #include <utility>
@@ -31,8 +33,15 @@ std::pair<const char*, const char*> byte_range(const py::array& array) {
   return {first, last + array.itemsize()};
 }
 
-py::array contiguous(const py::array& array) {
+// Refuses, as MemoryError, a copy of `count` elements of `itemsize` bytes that the memory
+// available cannot hold, before it is made (a broadcast array's copy can be vast).
+void check_copy(double count, py::ssize_t itemsize, const char* name) {
+  check_allocation(count * double(itemsize), (std::string(name) + "'s copy").c_str());
+}
+
+py::array contiguous(const py::array& array, const char* name) {
   if (is_c_contiguous_and_aligned(array)) return array;
+  check_copy(double(array.size()), array.itemsize(), name);
   return py::module_::import("numpy").attr("ascontiguousarray")(array);
 }
 
@@ -119,21 +128,23 @@ DType parameter_dtype(const py::array& array, const char* name) {
 py::array float_array(py::handle object, const char* name, DType dtype, const char* like) {
   py::array array = as_array(object, name);
   const py::dtype expected = dtype == DType::float32 ? py::dtype::of<float>() : py::dtype::of<double>();
-  if (array.dtype().is(expected)) return contiguous(array);
+  if (array.dtype().is(expected)) return contiguous(array, name);
   if (array.dtype().kind() == 'f' && array.dtype().itemsize() == expected.itemsize()) {
     // The same numbers in the other byte order.
+    check_copy(double(array.size()), expected.itemsize(), name);
     return py::module_::import("numpy").attr("ascontiguousarray")(array, "dtype"_a = expected);
   }
   throw py::type_error(std::string(name) + ": expected dtype " + dtype_name(dtype) + " " + like +
                        ", got " + std::string(py::str(array.dtype())));
 }
 
-py::array id_array(const py::array& array, const char* name, const char* what) {
+py::array id_array(const py::array& array, const char* name, const char* what,
+                   const char* noun) {
   if (!is_integer_array(array)) {
     throw py::type_error(std::string(name) + ": expected " + what + ", got dtype " +
                          std::string(py::str(array.dtype())));
   }
-  if (array.dtype().is(py::dtype::of<std::int64_t>())) return contiguous(array);
+  if (array.dtype().is(py::dtype::of<std::int64_t>())) return contiguous(array, name);
   const py::module_ numpy = py::module_::import("numpy");
   if (array.dtype().kind() == 'u' && array.dtype().itemsize() >= 8) {
     // Converting to int64 would wrap these around, 2**64 - 1 becoming the "no target" id -1.
@@ -141,13 +152,22 @@ py::array id_array(const py::array& array, const char* name, const char* what) {
     if (too_large.attr("any")().cast<bool>()) {
       const py::tuple at = numpy.attr("unravel_index")(numpy.attr("argmax")(too_large), array.attr("shape"));
       std::ostringstream message;
-      message << name << ": id " << std::string(py::str(array[at])) << " at index (";
+      message << name << ": " << noun << " " << std::string(py::str(array[at])) << " at index (";
       for (size_t i = 0; i < at.size(); ++i) message << (i ? ", " : "") << at[i].cast<long long>();
       message << ") is out of range: larger than 2**63 - 1";
       throw py::value_error(message.str());
     }
   }
+  check_copy(double(array.size()), sizeof(std::int64_t), name);
   return numpy.attr("ascontiguousarray")(array, "dtype"_a = "int64");
+}
+
+py::array private_ids(py::handle argument, const py::array& ids, const char* name) {
+  const bool callers = py::isinstance<py::array>(argument) &&
+                       py::reinterpret_borrow<py::array>(argument).data() == ids.data();
+  if (!callers || ids.size() == 0) return ids;
+  check_copy(double(ids.size()), sizeof(std::int64_t), name);
+  return ids.attr("copy")();
 }
 
 void check_id_range(const py::array& ids, const char* name, std::int64_t lowest,

@@ -42,8 +42,15 @@ bool is_float_array(const py::array& array);
 // A C-contiguous, aligned, native-byte-order array of `dtype` (copied only when the layout
 // demands it); a TypeError naming `name` and what was expected (`like`) when the dtype differs.
 py::array float_array(py::handle object, const char* name, DType dtype, const char* like);
-// C-contiguous int64 ids from any integer array; a TypeError otherwise.
-py::array id_array(const py::array& array, const char* name, const char* what);
+// C-contiguous int64 ids from any integer array; a TypeError otherwise. `noun`: what one value
+// is called in errors.
+py::array id_array(const py::array& array, const char* name, const char* what,
+                   const char* noun = "id");
+
+// The ids in memory of the call's own: a copy when `ids` is the caller's `argument` itself, which
+// another thread could change while the core, without the GIL, indexes with them. Check the
+// range of what this returns.
+py::array private_ids(py::handle argument, const py::array& ids, const char* name);
 
 py::array as_array(py::handle object, const char* name);
 

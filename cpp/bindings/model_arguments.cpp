@@ -16,8 +16,12 @@ Layer check_layer(py::handle U_object, py::handle W_object, py::handle b_object)
   const py::ssize_t H = U.shape(0), D = U.shape(1);
   const char* like = "like params['U']";
   py::array W = float_array(W_object, "params['W']", dtype, like);
-  check_shape(W, "params['W']", {{"H", H}, {"H", H}});
   py::array b = float_array(b_object, "params['b']", dtype, like);
+  // W square and b of its size, U of another: U's hidden size is the one out of place.
+  if (W.ndim() == 2 && W.shape(0) == W.shape(1) && W.shape(0) != H && b.ndim() == 1 &&
+      b.shape(0) == W.shape(0))
+    check_shape(U, "params['U']", {{"H", W.shape(0)}, {"D", -1}});
+  check_shape(W, "params['W']", {{"H", H}, {"H", H}});
   check_shape(b, "params['b']", {{"H", H}});
   return {U, W, b, dtype, H, D};
 }
@@ -56,7 +60,7 @@ Head check_head(py::handle V_object, py::handle c_object) {
 Inputs check_inputs(py::handle object, const Layer& layer) {
   py::array array = as_array(object, "inputs");
   if (is_integer_array(array)) {
-    array = id_array(array, "inputs", "");
+    array = private_ids(object, id_array(array, "inputs", ""), "inputs");
     check_shape(array, "inputs", {{"T", -1}, {"B", -1}});
     check_id_range(array, "inputs", 0, layer.input_size, "D");
     return {array, true, array.shape(0), array.shape(1)};
@@ -79,7 +83,9 @@ Inputs check_inputs(py::handle object, const Layer& layer) {
 void check_sequence_layout(Inputs& inputs, py::handle lengths, bool reverse) {
   inputs.reverse = reverse;
   if (lengths.is_none()) return;
-  py::array array = id_array(as_array(lengths, "lengths"), "lengths", "integer lengths");
+  py::array array = private_ids(
+      lengths, id_array(as_array(lengths, "lengths"), "lengths", "integer lengths", "length"),
+      "lengths");
   check_shape(array, "lengths", {{"B", inputs.batch}});
   const auto* values = data<std::int64_t>(array);
   for (py::ssize_t b = 0; b < inputs.batch; ++b) {
@@ -104,7 +110,7 @@ TargetArray check_targets(py::handle object, const Head& head, py::ssize_t steps
                           py::ssize_t batch) {
   py::array array = as_array(object, "targets");
   if (is_integer_array(array)) {
-    array = id_array(array, "targets", "");
+    array = private_ids(object, id_array(array, "targets", ""), "targets");
     check_shape(array, "targets", {{"T", steps}, {"B", batch}});
     check_id_range(array, "targets", -1, head.output_size, "O");
     return {array, true};

@@ -86,10 +86,11 @@ py::tuple loss_and_grad(py::handle V, py::handle c, py::handle hidden, py::handl
 }  // namespace
 
 void register_head(py::module_& m) {
-  m.def("head_logits", &logits, "V"_a, "c"_a, "hidden"_a, "check_finite"_a = true,
+  m.def("head_logits", &logits, "V"_a, "c"_a, "hidden"_a,
+        py::arg("check_finite").noconvert() = true,
         "Logits c + V h_t for hidden states (T, B, H).");
   m.def("head_loss_and_grad", &loss_and_grad, "V"_a, "c"_a, "hidden"_a, "targets"_a,
-        "reduction"_a = "sum", "check_finite"_a = true,
+        "reduction"_a = "sum", py::arg("check_finite").noconvert() = true,
         "Softmax cross-entropy of the head: returns (loss, {V, c}, dL/dhidden).");
 }
 

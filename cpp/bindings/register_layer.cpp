@@ -115,14 +115,15 @@ py::dict layer_backward(py::handle U, py::handle W, py::handle b, py::handle inp
 void register_layer(py::module_& m) {
   const auto none = py::none();
   m.def("layer_forward", &layer_forward, "U"_a, "W"_a, "b"_a, "inputs"_a, "h0"_a = none,
-        "activation"_a = "tanh", "lengths"_a = none, "reverse"_a = false,
-        "check_finite"_a = true,
+        "activation"_a = "tanh", "lengths"_a = none, py::arg("reverse").noconvert() = false,
+        py::arg("check_finite").noconvert() = true,
         "States (T + 1, B, H) of the recurrent layer: h0 in slot 0 and h_t in slot t + 1 "
         "(reverse: h_t in slot t and h0 in slot T). With lengths (B,), a padded position keeps "
         "the previous state.");
   m.def("layer_backward", &layer_backward, "U"_a, "W"_a, "b"_a, "inputs"_a, "hidden"_a,
         "h0"_a = none, "d_hidden"_a = none, "d_h_last"_a = none, "activation"_a = "tanh",
-        "lengths"_a = none, "reverse"_a = false, "check_finite"_a = true, "input_grad"_a = true,
+        "lengths"_a = none, py::arg("reverse").noconvert() = false,
+        py::arg("check_finite").noconvert() = true, py::arg("input_grad").noconvert() = true,
         "Gradients of U, W, b, h0 (and x for float inputs) given the hidden states by time "
         "(T, B, H), dL/dh_t (T, B, H; ignored at padded positions) and dL/dh_T (B, H).");
 }

@@ -174,7 +174,8 @@ void register_model(py::module_& m) {
   const auto none = py::none();
   m.def("loss_and_grad", &loss_and_grad, "U"_a, "W"_a, "b"_a, "V"_a, "c"_a, "inputs"_a,
         "targets"_a, "h0"_a = none, "activation"_a = "tanh", "reduction"_a = "sum",
-        "check_finite"_a = true, "input_grad"_a = true, "out"_a = none,
+        py::arg("check_finite").noconvert() = true, py::arg("input_grad").noconvert() = true,
+        "out"_a = none,
         "memory_budget"_a = none,
         "L and its gradients for the RNN with softmax head; returns (loss, grads, h_last). "
         "grads has x (dL/dinputs) for float inputs unless input_grad is False. out: a dict of "

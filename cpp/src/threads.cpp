@@ -9,6 +9,10 @@
 #include <omp.h>
 #endif
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 namespace bptt {
 namespace {
 
@@ -19,6 +23,19 @@ int default_threads() {
   return std::clamp(int(std::thread::hardware_concurrency()), 1, kMaxThreads);
 #endif
 }
+
+// A process forked after the core ran a team of threads computes on one thread: the OpenMP
+// runtime's pool of threads does not survive fork(), and its next team would wait for them for
+// ever. The results are the same bits on one thread.
+std::atomic<bool> teams_started{false};
+std::atomic<bool> forked_after_teams{false};
+
+#if defined(__unix__) || defined(__APPLE__)
+[[maybe_unused]] const int fork_handler = pthread_atfork(nullptr, nullptr, [] {
+  if (teams_started.load(std::memory_order_relaxed))
+    forked_after_teams.store(true, std::memory_order_relaxed);
+});
+#endif
 
 std::atomic<int>& thread_budget() {
   // Eigen never forks threads of its own (EIGEN_DONT_PARALLELIZE): the core splits its
@@ -40,13 +57,20 @@ constexpr Index kColumnAlignment = 16;
 
 void set_num_threads(int threads) { thread_budget().store(std::clamp(threads, 1, kMaxThreads)); }
 
-int get_num_threads() { return thread_budget().load(); }
+int get_num_threads() {
+  return forked_after_teams.load(std::memory_order_relaxed) ? 1 : thread_budget().load();
+}
 
 int free_threads() {
 #ifdef _OPENMP
   if (omp_in_parallel()) return 1;
 #endif
-  return get_num_threads();
+  if (forked_after_teams.load(std::memory_order_relaxed)) return 1;
+  const int threads = get_num_threads();
+  // Every team the core starts asks this first: a team may start from here on.
+  if (threads > 1 && !teams_started.load(std::memory_order_relaxed))
+    teams_started.store(true, std::memory_order_relaxed);
+  return threads;
 }
 
 bool step_stays_on_one_thread(Index batch, Index hidden) {

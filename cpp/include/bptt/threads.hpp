@@ -7,6 +7,8 @@ namespace bptt {
 // thousands can fail inside the runtime, which cannot report it.
 constexpr int kMaxThreads = 1024;
 
+// A process forked after the core ran a team of threads computes on one thread (the threading
+// runtime does not survive fork); get_num_threads() then says 1.
 void set_num_threads(int threads);  // clamped to [1, kMaxThreads]
 int get_num_threads();
 

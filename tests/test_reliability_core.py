@@ -1,0 +1,118 @@
+"""The core under hostile but realistic use: a forked child computes the same bits, ids changed
+by another thread while a call runs never make it read out of bounds, an argument's copy too
+large for the memory available is a MemoryError before it is made, and the errors name the
+argument that is wrong."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import _core
+
+
+def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_after_a_two_thread_call_computes_the_same_bits():
+    child = run_child(
+        """
+        import os, numpy as np, bptt
+        bptt.set_num_threads(2)
+        params = bptt.init_params(64, 256, 64, seed=0)
+        ids = np.random.default_rng(0).integers(0, 64, (200, 16))
+        before = bptt.loss_and_grad(params, ids, ids)
+        pid = os.fork()
+        if pid == 0:
+            after = bptt.loss_and_grad(params, ids, ids)
+            same = after.loss == before.loss and all(
+                np.array_equal(after.grads[k], before.grads[k]) for k in before.grads)
+            os._exit(0 if same and bptt.get_num_threads() == 1 else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        """,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "0"
+
+
+def test_ids_rewritten_by_another_thread_during_calls_never_crash_the_core():
+    child = run_child(
+        """
+        import threading, numpy as np, bptt
+        params = bptt.init_params(3, 6, 4, seed=0)
+        ids = np.zeros((2000, 8), np.int64)
+        lengths = np.full(8, 2000)
+        stop = False
+        def rewrite():
+            rng = np.random.default_rng(1)
+            while not stop:
+                ids[rng.integers(2000), rng.integers(8)] = 10**12
+                lengths[rng.integers(8)] = 10**12
+                ids[:] = 0
+                lengths[:] = 2000
+        writer = threading.Thread(target=rewrite)
+        writer.start()
+        refused = 0
+        for _ in range(300):
+            try:
+                bptt.forward(params, ids)
+                bptt.loss_and_grad(params, ids, ids)
+                bptt.layer_forward(params, ids, lengths=lengths)
+            except ValueError as error:
+                assert "out of range" in str(error), error
+                refused += 1
+        stop = True
+        writer.join()
+        print("done", refused)
+        """,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("done")
+
+
+def test_a_broadcast_parameter_whose_copy_would_not_fit_is_a_memory_error_before_the_copy():
+    # V's contiguous copy would take more than all the memory available: refused up front.
+    rows = _core.available_memory_bytes() // (4 * 6) + 1
+    params = bptt.init_params(3, 6, 4, seed=0)
+    params["V"] = np.broadcast_to(np.float32(0), (rows, 6))
+    params["c"] = np.broadcast_to(np.float32(0), (rows,))
+    ids = np.zeros((5, 2), np.int64)
+    with pytest.raises(MemoryError, match=r"params\['V'\]'s copy needs"):
+        bptt.loss_and_grad(params, ids, ids)
+
+
+def test_a_wrong_hidden_size_of_U_is_reported_as_U_not_W():
+    # W and b agree on H = 6: U's 5 rows are the odd ones out.
+    params = bptt.init_params(3, 6, 4, seed=0)
+    params["U"] = np.zeros((5, 3), np.float32)
+    ids = np.zeros((5, 2), np.int64)
+    with pytest.raises(ValueError, match=r"params\['U'\]: expected shape \(H, D\) with H = 6"):
+        bptt.loss_and_grad(params, ids, ids)
+
+
+def test_lengths_too_large_for_int64_are_called_lengths_not_ids():
+    params = bptt.init_params(3, 6, 4, seed=0)
+    lengths = np.array([2**64 - 1, 1], np.uint64)
+    with pytest.raises(ValueError, match=r"lengths: length 18446744073709551615"):
+        bptt.layer_forward(params, np.zeros((5, 2), np.int64), lengths=lengths)
+
+
+@pytest.mark.parametrize(("name", "value"), [("reverse", 1), ("check_finite", None)])
+def test_the_private_cores_flags_take_bools_only(name, value):
+    params = bptt.init_params(3, 6, 4, seed=0)
+    with pytest.raises(TypeError):
+        _core.layer_forward(
+            params["U"], params["W"], params["b"], np.zeros((5, 2), np.int64), **{name: value}
+        )
