@@ -81,21 +81,24 @@ def draw_configuration(seed):
 CONFIGURATIONS = [draw_configuration(seed) for seed in range(20260301, 20260301 + 40)]
 
 
+def problem_of(config):
+    return make_problem(
+        7,
+        **{name: config[name] for name in "TBDHO"},
+        dtype=np.dtype(config["dtype"]),
+        tokens=config["tokens"],
+        soft=config["soft"],
+        h0=config["h0"],
+    )
+
+
 @pytest.mark.parametrize(
     "config",
     CONFIGURATIONS,
     ids=lambda c: "-".join(f"{key}={value}" for key, value in c.items()),
 )
 def test_every_budget_gives_the_bits_of_the_unbudgeted_call(config):
-    sizes = {name: config[name] for name in "TBDHO"}
-    problem = make_problem(
-        7,
-        **sizes,
-        dtype=np.dtype(config["dtype"]),
-        tokens=config["tokens"],
-        soft=config["soft"],
-        h0=config["h0"],
-    )
+    problem = problem_of(config)
     options = {"activation": config["activation"], "reduction": config["reduction"]}
     with threads(config["threads"]):
         expected = all_arrays(run(problem, **options))
@@ -107,7 +110,7 @@ def test_every_budget_gives_the_bits_of_the_unbudgeted_call(config):
 def test_the_configurations_run_every_schedule():
     schedules = set()
     for config in CONFIGURATIONS:
-        problem = make_problem(7, **{name: config[name] for name in "TBDHO"}, tokens=True)
+        problem = problem_of(config)
         with threads(config["threads"]):
             schedules |= {plan_of(problem, budget).schedule for budget in budgets_between(problem)}
     assert schedules == {"every state kept", "segments", "binomial"}
