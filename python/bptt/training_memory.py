@@ -49,7 +49,6 @@ def step_memory(config: TrainConfig, vocabulary_size: int) -> int:
         lambda name: (
             f"{name('memory_budget')} {config.memory_budget}: a step of {name('batch')} "
             f"{config.batch} streams of {name('seq_len')} {config.seq_len}, {name('hidden')} "
-            f"{hidden} and a vocabulary of {vocabulary_size} needs at least {minimum:,} bytes "
-            f"({minimum / 2**20:.3g} MiB)"
+            f"{hidden} and a vocabulary of {vocabulary_size} needs at least {minimum:,} bytes"
         )
     )
