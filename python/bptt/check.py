@@ -234,7 +234,7 @@ def check_memory_budget(args: argparse.Namespace) -> bool:
     )
     params, inputs, targets, h0 = _problem(args, np.dtype(args.dtype))
 
-    def call(memory_budget: int | None):
+    def call(memory_budget: int | None) -> LossAndGrad:
         return _api.loss_and_grad(
             params, inputs, targets, h0=h0, activation=args.activation, memory_budget=memory_budget
         )

@@ -230,10 +230,10 @@ def _scalar_like(U: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((), jnp.result_type(U))
 
 
-def _host_arrays(arrays: tuple[Any, ...]) -> list[np.ndarray]:
+def _host_arrays(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
     """The callback's arrays as NumPy arrays over the same memory: the core counts any other
     object's conversion as a copy within a memory budget."""
-    return [np.asarray(array) for array in arrays]
+    return tuple(np.asarray(array) for array in arrays)
 
 
 def _callback(host_function: Callable[..., Any], result_shapes: Any, *args: Any) -> Any:
@@ -258,19 +258,17 @@ def _loss(
     U = layer_and_head[0]
 
     def host_loss(*arrays: np.ndarray) -> np.ndarray:
+        U, W, b, V, c, inputs, targets, h0 = _host_arrays(arrays)
         if memory_budget is not None:  # the forward pass below would keep every state
             value, _, _ = _core.loss_and_grad(
-                *_host_arrays(arrays),
-                activation,
-                reduction,
-                check_finite=False,
-                input_grad=False,
-                memory_budget=memory_budget,
+                U, W, b, V, c, inputs, targets, h0, activation, reduction,
+                check_finite=False, input_grad=False, memory_budget=memory_budget,
+            )  # fmt: skip
+        else:
+            states = _core.layer_forward(
+                U, W, b, inputs, h0, activation=activation, check_finite=False
             )
-            return np.asarray(value, arrays[0].dtype)
-        U, W, b, V, c, inputs, targets, h0 = arrays
-        states = _core.layer_forward(U, W, b, inputs, h0, activation=activation, check_finite=False)
-        value, _, _ = _core.head_loss_and_grad(V, c, states[1:], targets, reduction, False)
+            value, _, _ = _core.head_loss_and_grad(V, c, states[1:], targets, reduction, False)
         return np.asarray(value, U.dtype)
 
     return _callback(host_loss, _scalar_like(U), *layer_and_head, inputs, targets, h0)
@@ -289,15 +287,13 @@ def _loss_forward(
     float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
 
     def host_loss_and_grad(*arrays: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        U, W, b, V, c, inputs, targets, h0 = _host_arrays(arrays)
         value, grads, _ = _core.loss_and_grad(
-            *_host_arrays(arrays),
-            activation,
-            reduction,
-            check_finite=False,
-            memory_budget=memory_budget,
-        )
+            U, W, b, V, c, inputs, targets, h0, activation, reduction,
+            check_finite=False, memory_budget=memory_budget,
+        )  # fmt: skip
         names = ["U", "W", "b", "V", "c", "h0"] + (["x"] if float_inputs else [])
-        return np.asarray(value, arrays[0].dtype), tuple(grads[name] for name in names)
+        return np.asarray(value, U.dtype), tuple(grads[name] for name in names)
 
     grad_shapes = tuple(_shape_of(array) for array in (*layer_and_head, h0))
     grad_shapes += (_shape_of(inputs),) if float_inputs else ()
