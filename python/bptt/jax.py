@@ -173,7 +173,8 @@ def _check_memory_budget(budget: int, weights: tuple[Any, Any], inputs: Any, tar
     (H, D), O = jnp.shape(weights[0]), jnp.shape(weights[1])[0]
     T, B = jnp.shape(inputs)[:2]
     id_types = [jnp.result_type(array) for array in (inputs, targets)]
-    copies = sum(8 * T * B for kind in id_types if _is_integer(kind) and kind != np.int64)
+    copy_bytes = np.dtype(np.int64).itemsize * T * B
+    copies = sum(copy_bytes for kind in id_types if _is_integer(kind) and kind != np.int64)
     sizes = (T, B, D, H, O)
     options = {"dtype": jnp.result_type(weights[0]).name, "tokens": jnp.ndim(inputs) == 2}
     if budget > copies:

@@ -1,7 +1,7 @@
 """The settings of a `bptt train` run: what decides its parameters and the memory its steps
 take (`TrainConfig`, which a checkpoint keeps and a resume reuses) and when an invocation stops
-(`Budget`), each with its check. Their errors (`SettingError`) name the settings by their fields; the command line names
-them by its options."""
+(`Budget`), each with its check. Their errors (`SettingError`) name the settings by their
+fields; the command line names them by its options."""
 
 from dataclasses import dataclass
 

@@ -38,8 +38,8 @@ def step_memory(config: TrainConfig, vocabulary_size: int) -> int:
     memory_budget when it is below the smallest plan's need."""
     hidden, rows, budget = config.hidden, config.seq_len * config.batch, config.memory_budget_bytes
     if budget is None:
-        states = (rows + config.batch) * hidden + rows * max(hidden, vocabulary_size)
-        return np.dtype(config.dtype).itemsize * states
+        scalars = (rows + config.batch) * hidden + rows * max(hidden, vocabulary_size)
+        return np.dtype(config.dtype).itemsize * scalars
     sizes = (config.seq_len, config.batch, vocabulary_size, hidden, vocabulary_size)
     try:
         return memory_plan(*sizes, dtype=config.dtype, tokens=True, memory_budget=budget).bytes
