@@ -6,6 +6,18 @@ import time
 import pytest
 from command_line import assert_one_line_error, bptt_command
 
+import bptt
+
+NOT_A_SIZE = (
+    "--memory-budget: expected a size such as '512MiB', '2 GB' or '1.5GiB' (units B, kB, MB, "
+    "GB, TB, KiB, MiB, GiB, TiB)"
+)
+# the default problem's: -T 100 -B 32 -D 128 -H 256 -O 128, float32
+BELOW_THE_MINIMUM = (
+    f"--memory-budget: expected at least {bptt.memory_plan(100, 32, 128, 256, 128).minimum_bytes} "
+    "bytes (the smallest schedule's need for this problem)"
+)
+
 
 @pytest.mark.parametrize(
     ("option", "value", "phrase"),
@@ -17,6 +29,9 @@ from command_line import assert_one_line_error, bptt_command
         ("-O", "0", "-O/--output: expected an integer >= 1, got 0"),
         ("--repeats", "0", "--repeats: expected an integer >= 1, got 0"),
         ("--seed", "-1", "--seed: expected an integer >= 0, got -1"),
+        ("--memory-budget", "12 parsecs", f"{NOT_A_SIZE}, got '12 parsecs'"),
+        ("--memory-budget", "-5", f"{NOT_A_SIZE}, got '-5'"),
+        ("--memory-budget", "1KiB", f"{BELOW_THE_MINIMUM}, got 1024"),
     ],
 )
 def test_an_invalid_option(option, value, phrase):

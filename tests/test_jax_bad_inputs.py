@@ -63,6 +63,9 @@ def call_rnn(jit, options=None, **changes):
 
 
 PARAMS = "params\\['{}'\\]"
+# the valid problem's least memory budget: the core's need, and its int64 copy of the int32
+# class ids (JAX's integers without jax_enable_x64)
+MINIMUM_BUDGET = bptt.memory_plan(T, B, D, H, O).minimum_bytes + 8 * T * B
 
 # (changes to the valid problem, options, the error, the start of its message)
 LAYER_CASES = {
@@ -207,6 +210,24 @@ HEAD_CASES = {
         ValueError,
         r"reduction: expected 'sum' or 'mean', got 'max'",
     ),
+    "memory_budget-unit": (
+        {},
+        {"memory_budget": "12 parsecs"},
+        ValueError,
+        r"memory_budget: expected a size such as '512MiB'",
+    ),
+    "memory_budget-float": (
+        {},
+        {"memory_budget": 1.5},
+        TypeError,
+        r"memory_budget: expected None, an integer number of bytes",
+    ),
+    "memory_budget-small": (
+        {},
+        {"memory_budget": MINIMUM_BUDGET - 1},
+        ValueError,
+        rf"memory_budget: expected at least {MINIMUM_BUDGET} bytes .*, got {MINIMUM_BUDGET - 1}",
+    ),
 }
 
 
@@ -222,6 +243,10 @@ def test_rnn_refuses_bad_arguments_naming_them_when_traced(case, jit):
     changes, options, error, message = LAYER_CASES[case]
     with pytest.raises(error, match=f"^{message}"):
         call_rnn(jit, options, **changes)
+
+
+def test_the_least_memory_budget_the_trace_accepts_is_the_cores(jit):
+    assert call_loss(jit, {"memory_budget": MINIMUM_BUDGET}) == call_loss(jit)
 
 
 def test_rnn_refuses_a_reverse_that_is_not_a_bool(jit):

@@ -191,3 +191,40 @@ def test_inputs_without_a_batch_axis_are_refused():
         bptt.jax.rnn(params, inputs[:, 0])
     with pytest.raises(ValueError, match=r"^inputs: expected float \(T, B, D\) or token ids"):
         bptt.jax.loss(params, inputs[:, 0], targets[:, 0])
+
+
+@pytest.mark.parametrize("token_inputs", [False, True], ids=["float-inputs", "token-ids"])
+def test_a_memory_budget_gives_the_cores_value_and_gradients_bit_for_bit(token_inputs):
+    # (T, B, D = O, H) long enough that the budget computes states again (T = 7 keeps them all)
+    long_T, long_B, size, hidden = 400, 3, 8, 32
+    rng = np.random.default_rng(4)
+    params = bptt.init_params(size, hidden, size, seed=4)
+    inputs = (
+        rng.integers(0, size, (long_T, long_B))
+        if token_inputs
+        else rng.standard_normal((long_T, long_B, size)).astype(np.float32)
+    )
+    targets = rng.integers(-1, size, (long_T, long_B))
+    h0 = rng.standard_normal((long_B, hidden)).astype(np.float32)
+    sizes = (long_T, long_B, size, hidden, size)
+    budget = 3 * bptt.memory_plan(*sizes, tokens=token_inputs).minimum_bytes
+    plan = bptt.memory_plan(*sizes, tokens=token_inputs, memory_budget=budget)
+    assert plan.schedule in ("segments", "binomial")
+    core = bptt.loss_and_grad(params, inputs, targets, h0=h0)
+    arrays = [jax.tree.map(jnp.asarray, array) for array in (params, inputs, targets, h0)]
+    wrt = (0, 1, 3) if not token_inputs else (0, 3)
+
+    def loss(params, inputs, targets, h0, memory_budget):
+        return bptt.jax.loss(params, inputs, targets, h0=h0, memory_budget=memory_budget)
+
+    for memory_budget in (None, budget):
+        value_and_grad = jax.jit(jax.value_and_grad(loss, wrt), static_argnums=4)
+        value, grads = value_and_grad(*arrays, memory_budget)
+        assert np.float32(core.loss) == value
+        for name in params:
+            np.testing.assert_array_equal(grads[0][name], core.grads[name])
+        np.testing.assert_array_equal(grads[-1], core.grads["h0"])
+        if not token_inputs:
+            np.testing.assert_array_equal(grads[1], core.grads["x"])
+    # without a gradient, under a budget the loss is the core's loss_and_grad's too
+    assert jax.jit(loss, static_argnums=4)(*arrays, budget) == np.float32(core.loss)

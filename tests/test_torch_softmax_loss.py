@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F
 
+import bptt
 from bptt.torch import rnn_softmax_loss
 
 T, B, D, H, O = 7, 3, 5, 6, 4
@@ -213,3 +214,66 @@ def test_soft_targets_that_require_a_gradient_are_refused():
     params, inputs, targets, _ = make_problem(torch.float32, True, True, with_h0=False)
     with pytest.raises(ValueError, match=r"^targets: soft targets get no gradient"):
         rnn_softmax_loss(params, inputs, targets.requires_grad_())
+
+
+# -- memory budgets ------------------------------------------------------------------------------
+
+# (T, B, D = O, H): long enough that a small budget computes states again (T = 7 keeps them all)
+LONG = (400, 3, 8, 32)
+
+
+def long_problem(token_inputs):
+    long_T, long_B, size, hidden = LONG
+    generator = torch.Generator().manual_seed(3)
+
+    def leaf(*shape):
+        return (0.4 * torch.randn(*shape, generator=generator)).requires_grad_()
+
+    params = {
+        "U": leaf(hidden, size),
+        "W": leaf(hidden, hidden),
+        "b": leaf(hidden),
+        "V": leaf(size, hidden),
+        "c": leaf(size),
+    }
+    inputs = (
+        torch.randint(0, size, (long_T, long_B), generator=generator)
+        if token_inputs
+        else leaf(long_T, long_B, size)
+    )
+    targets = torch.randint(-1, size, (long_T, long_B), generator=generator)
+    return params, inputs, targets, leaf(long_B, hidden)
+
+
+@pytest.mark.parametrize("token_inputs", [False, True], ids=["float-inputs", "token-ids"])
+def test_a_memory_budget_gives_the_same_loss_and_gradients_bit_for_bit(token_inputs):
+    params, inputs, targets, h0 = long_problem(token_inputs)
+    long_T, long_B, size, hidden = LONG
+    sizes = (long_T, long_B, size, hidden, size)
+    budget = 2 * bptt.memory_plan(*sizes, tokens=token_inputs).minimum_bytes
+    plan = bptt.memory_plan(*sizes, tokens=token_inputs, memory_budget=budget)
+    assert plan.schedule in ("segments", "binomial")
+    results = []
+    for memory_budget in (None, budget):
+        loss, h_last = rnn_softmax_loss(
+            params, inputs, targets, h0=h0, return_h_last=True, memory_budget=memory_budget
+        )
+        results.append([loss, h_last, *gradients(loss, params, inputs, h0)])
+    for unbudgeted, budgeted in zip(*results, strict=True):
+        torch.testing.assert_close(budgeted, unbudgeted, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("memory_budget", "error", "message"),
+    [
+        (1000, ValueError, r"expected at least \d+ bytes"),
+        ("12 parsecs", ValueError, "expected a size such as"),
+        (1.5, TypeError, "expected None, an integer"),
+    ],
+)
+def test_a_memory_budget_below_the_minimum_or_not_a_size_is_refused_naming_it(
+    memory_budget, error, message
+):
+    params, inputs, targets, _ = long_problem(True)
+    with pytest.raises(error, match=f"^memory_budget: {message}"):
+        rnn_softmax_loss(params, inputs, targets, memory_budget=memory_budget)

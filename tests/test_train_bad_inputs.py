@@ -15,7 +15,7 @@ from bptt import __main__, checkpoint, corpus, training
 from bptt.errors import UsageError
 from bptt.trainer import Trainer, TrainingDiverged, corpus_for
 from bptt.training_config import Budget, TrainConfig
-from bptt.training_memory import memory_needed
+from bptt.training_memory import memory_needed, step_memory
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
 SMALL = ["--hidden", "8", "--seq-len", "10", "--batch", "3", "--threads", "1"]
@@ -83,6 +83,16 @@ def test_a_text_too_short_for_one_step(files):
         ("--threads", "3000000000", "--threads: expected an integer in [1, 1024]"),
         ("--minutes", "1e308", "--minutes: expected a number in (0, 525600]"),
         ("--sample-chars", str(10**13), "--sample-chars: expected an integer in [0, 10000000]"),
+        ("--memory-budget", "12 parsecs", "--memory-budget: expected a size such as '512MiB'"),
+        ("--memory-budget", "0", "--memory-budget: expected at least 1 byte, got '0'"),
+        (
+            "--memory-budget",
+            "1KiB",
+            (
+                "--memory-budget 1KiB: a step of --batch 3 streams of --seq-len 10, --hidden 8 "
+                "and a vocabulary of 25 needs at least"
+            ),
+        ),
     ],
 )
 def test_an_invalid_hyperparameter(files, option, value, phrase):
@@ -234,6 +244,20 @@ def test_the_memory_a_run_needs_is_compared_with_the_memory_available(files, mon
     Trainer.start(config)  # does not raise
 
 
+def test_the_memory_a_budgeted_run_needs_counts_its_plan_not_every_state(files):
+    unbudgeted = TrainConfig(text=str(files / "text.txt"), hidden=64, seq_len=1000, batch=1)
+    budgeted = TrainConfig(**{**unbudgeted.__dict__, "memory_budget": "200KiB"})
+    vocabulary_size = len(corpus_for(unbudgeted).vocabulary)
+    plan = bptt.memory_plan(1000, 1, vocabulary_size, 64, vocabulary_size, tokens=True,
+                            memory_budget="200KiB")  # fmt: skip
+    assert plan.schedule == "segments"
+    assert step_memory(budgeted, vocabulary_size) == plan.bytes <= 200 * 1024
+    assert step_memory(unbudgeted, vocabulary_size) >= 1000 * 64 * 4  # every state kept
+    assert memory_needed(budgeted, corpus_for(budgeted)) < memory_needed(
+        unbudgeted, corpus_for(unbudgeted)
+    )
+
+
 @pytest.mark.parametrize(
     ("message", "shown"),
     [("Unable to allocate 72.8 TiB for an array", None), ("", "no details")],
@@ -375,6 +399,10 @@ def set_field(name, value, within=None):
         ({"metadata": set_field("step", 2.7)}, "step: expected an integer >= 0, got 2.7"),
         ({"metadata": set_field("elapsed_seconds", math.nan)}, "elapsed_seconds: expected"),
         ({"metadata": set_field("budget", {"steps": None, "minutes": 1e308})}, "budget.minutes"),
+        (
+            {"metadata": set_field("memory_budget", True, within="config")},
+            "config.memory_budget: expected None, an integer number of bytes",
+        ),
         ({"metadata": set_field("rng_state", "seed 0")}, "rng_state"),
         ({"metadata_json": "[" * 100_000 + "]" * 100_000}, "nested too deep"),
     ],

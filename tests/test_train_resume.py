@@ -2,17 +2,20 @@
 state as 2N steps in one go; Ctrl-C leaves a checkpoint that resumes."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from command_line import bptt_command
 
 import bptt
-from bptt import checkpoint, training
+from bptt import _core, checkpoint, training
 from bptt.trainer import Trainer
 from bptt.training_config import Budget, TrainConfig
 
@@ -119,3 +122,99 @@ def test_ctrl_c_stops_after_a_whole_step_and_leaves_a_checkpoint_that_resumes(tm
     trainer = Trainer.resume(run_dir)
     assert trainer.step_count >= 2
     assert not list(run_dir.glob(".*.tmp")), os.listdir(run_dir)
+
+
+# -- memory budgets: the same run in less memory --------------------------------------------------
+
+LONG_TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))[:4000]
+MEMORY_BUDGET = "72KiB"
+
+
+@pytest.fixture
+def long_config(tmp_path):
+    """Steps of 600 characters a stream, which a budget of MEMORY_BUDGET computes again in
+    segments."""
+    text_file = tmp_path / "long.txt"
+    text_file.write_text(LONG_TEXT)
+    config = TrainConfig(
+        text=str(text_file), hidden=16, seq_len=600, batch=3, eval_every=2, checkpoint_every=2
+    )
+    size = len(set(LONG_TEXT))
+    sizes = (config.seq_len, config.batch, size, config.hidden, size)
+    assert bptt.memory_plan(*sizes, tokens=True, memory_budget=MEMORY_BUDGET).schedule == "segments"
+    return config
+
+
+def with_budget(config, memory_budget=MEMORY_BUDGET):
+    return replace(config, memory_budget=memory_budget)
+
+
+def test_a_memory_budget_reaches_the_cores_whole_step(monkeypatch, long_config):
+    budgets, core_training_step = [], _core.TrainingStep
+
+    def training_step(*args, memory_budget=None, **kwargs):
+        budgets.append(memory_budget)
+        return core_training_step(*args, memory_budget=memory_budget, **kwargs)
+
+    monkeypatch.setattr(_core, "TrainingStep", training_step)
+    Trainer.start(with_budget(long_config))
+    assert budgets == [72 * 1024]
+
+
+@pytest.mark.parametrize("step", ["whole", "in parts"])
+def test_a_memory_budget_gives_bitwise_the_state_of_a_run_without_one(long_config, step):
+    budgets = []
+
+    def loss_and_grad(*args, **kwargs):
+        budgets.append(kwargs.get("memory_budget"))
+        return bptt.loss_and_grad(*args, **kwargs)
+
+    def three_steps(config):
+        trainer = Trainer.start(
+            config, **({} if step == "whole" else {"loss_and_grad": loss_and_grad})
+        )
+        for _ in range(3):
+            trainer.step()
+        return trainer
+
+    assert_same_state(three_steps(with_budget(long_config)), three_steps(long_config))
+    if step == "in parts":
+        assert budgets == [72 * 1024] * 3 + [None] * 3
+
+
+def test_bptt_train_memory_budget_writes_bitwise_the_checkpoint_of_a_run_without_it(
+    tmp_path, long_config
+):
+    options = ["--text", long_config.text, "--hidden", "16", "--seq-len", "600", "--batch", "3",
+               "--steps", "3", "--threads", "1", "--quiet"]  # fmt: skip
+    runs = {"budgeted": ["--memory-budget", MEMORY_BUDGET], "unbudgeted": []}
+    for name, budget in runs.items():
+        result = bptt_command("train", *options, "--out", str(tmp_path / name), *budget)
+        assert result.returncode == 0, result.stderr
+    budgeted, unbudgeted = (checkpoint.read_run(tmp_path / name) for name in runs)
+    assert budgeted.config == with_budget(unbudgeted.config)
+    for name, value in unbudgeted.params.items():
+        np.testing.assert_array_equal(budgeted.params[name], value, err_msg=name)  # bitwise
+
+
+def test_a_resume_may_change_the_memory_budget_and_trains_as_one_run(tmp_path, long_config):
+    one_go = training.train(long_config, tmp_path / "one", Budget(steps=6), show_progress=False)
+    training.train(with_budget(long_config), tmp_path / "two", Budget(steps=3), show_progress=False)
+    resumed = training.resume(
+        tmp_path / "two", Budget(steps=6), settings={"memory_budget": "100KiB"}, show_progress=False
+    )
+    assert_same_state(resumed.trainer, one_go.trainer)
+    assert checkpoint.read_run(tmp_path / "two").config.memory_budget == "100KiB"
+
+
+def test_a_checkpoint_from_before_memory_budgets_resumes_without_one(tmp_path, config):
+    training.train(config, tmp_path / "run", Budget(steps=2), show_progress=False)
+    path = checkpoint.checkpoint_path(tmp_path / "run")
+    with np.load(path) as archive:
+        contents = {name: archive[name] for name in archive.files}
+    metadata = json.loads(str(contents.pop(checkpoint.METADATA_KEY)))
+    del metadata["config"]["memory_budget"]
+    np.savez(path, **{checkpoint.METADATA_KEY: np.array(json.dumps(metadata))}, **contents)
+    assert checkpoint.read_run(tmp_path / "run").config.memory_budget is None
+    resumed = training.resume(tmp_path / "run", Budget(steps=3), show_progress=False)
+    assert resumed.trainer.step_count == 3

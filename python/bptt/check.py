@@ -1,6 +1,7 @@
 """`python -m bptt check`: the core's gradients on one problem, judged by the NumPy oracle and by
 central finite differences, compared bitwise at 1 thread and at several, and the time each
-takes."""
+takes; with --memory-budget, the same call under the budget: its plan, its results against the
+unbudgeted call's, bit for bit, and its time."""
 
 import argparse
 import math
@@ -15,12 +16,15 @@ from bptt import _api, _params, memory, reference
 from bptt._core import build_info
 from bptt._model import ACTIVATIONS, PARAM_NAMES, parameter_shapes
 from bptt.errors import UsageError, check_integer
+from bptt.memory_budget import MemoryPlan, memory_plan, parse_memory_budget
+from bptt.results import LossAndGrad
 
 __all__ = [
     "add_arguments",
     "check_against_finite_differences",
     "check_against_oracle",
     "check_arguments",
+    "check_memory_budget",
     "check_same_bits_across_threads",
     "memory_needed",
     "report_timings",
@@ -40,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--activation", default="tanh", choices=ACTIVATIONS)
     parser.add_argument("--repeats", type=int, default=10, help="timed calls of the core")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="also run the problem with this much working memory at most (e.g. 4MiB, 2GB or "
+        "bytes) and compare it with the unbudgeted call, bit for bit",
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -54,6 +64,25 @@ def check_arguments(args: argparse.Namespace) -> None:
     ):
         check_integer(option, getattr(args, name), 1)
     check_integer("--seed", args.seed, 0)
+    if args.memory_budget is not None:
+        _budget_plan(args)
+
+
+def _budget_plan(args: argparse.Namespace) -> MemoryPlan:
+    """The plan of the problem's call under --memory-budget; UsageError naming the option when
+    the budget is not a size or is below the problem's minimum."""
+    try:
+        return memory_plan(
+            args.steps,
+            args.batch,
+            args.input,
+            args.hidden,
+            args.output,
+            dtype=args.dtype,
+            memory_budget=parse_memory_budget(args.memory_budget),
+        )
+    except ValueError as error:
+        raise UsageError(f"--memory-budget: {str(error).removeprefix('memory_budget: ')}") from None
 
 
 def memory_needed(args: argparse.Namespace) -> int:
@@ -219,6 +248,44 @@ def report_timings(args: argparse.Namespace) -> None:
     print(f"  oracle  {oracle_ms:9.2f} ms   (core is {oracle_ms / core_ms:.1f}x faster)")
 
 
+def _result_arrays(result: LossAndGrad) -> dict[str, np.ndarray]:
+    """Every result of a loss_and_grad call, by name."""
+    arrays = {"loss": np.float64(result.loss), "h_last": result.h_last}
+    return arrays | {f"d{name}": grad for name, grad in result.grads.items()}
+
+
+def check_memory_budget(args: argparse.Namespace) -> bool:
+    """The core under --memory-budget: its plan, its results against the unbudgeted call's, bit
+    for bit, and the time of each."""
+    plan, budget = _budget_plan(args), parse_memory_budget(args.memory_budget)
+    every_state = memory_plan(
+        args.steps, args.batch, args.input, args.hidden, args.output, dtype=args.dtype
+    )
+    params, inputs, targets, h0 = _problem(args, np.dtype(args.dtype))
+
+    def call(memory_budget: int | None) -> LossAndGrad:
+        return _api.loss_and_grad(
+            params, inputs, targets, h0=h0, activation=args.activation, memory_budget=memory_budget
+        )
+
+    expected, got = _result_arrays(call(None)), _result_arrays(call(budget))
+    different = [name for name, value in expected.items() if not np.array_equal(got[name], value)]
+    print(
+        f"core under --memory-budget {args.memory_budget} ({budget:,} bytes): {plan.schedule}, "
+        f"{plan.bytes:,} bytes of working memory (every state kept: {every_state.bytes:,}), "
+        f"{plan.stored_states} states held, {plan.checkpoints} of them checkpoints, "
+        f"{plan.recomputed_steps:g} of a forward pass computed again:"
+    )
+    print(
+        "  loss, h_last and every gradient equal the unbudgeted call's bit for bit: "
+        + ("ok" if not different else f"FAILED ({', '.join(different)} differ)")
+    )
+    budgeted_ms = _median_ms(lambda: call(budget), args.repeats)
+    unbudgeted_ms = _median_ms(lambda: call(None), args.repeats)
+    print(f"  time, median: {budgeted_ms:.2f} ms under the budget, {unbudgeted_ms:.2f} ms without")
+    return not different
+
+
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     memory.check_available(
@@ -237,6 +304,8 @@ def run(args: argparse.Namespace) -> int:
     ok &= check_against_finite_differences(args)
     ok &= check_same_bits_across_threads(args)
     report_timings(args)
+    if args.memory_budget is not None:
+        ok &= check_memory_budget(args)
     print("check passed" if ok else "check FAILED")
     return 0 if ok else 1
 

@@ -29,6 +29,8 @@ METADATA_KEY = "metadata_json"
 # the longest metadata: the settings and counts (a few hundred characters) and a vocabulary of
 # every Unicode character, each escaped by json.dumps as up to 12 characters (a surrogate pair)
 MAX_METADATA_LENGTH = 4096 + 12 * 0x110000
+# the settings added to the format since its first checkpoints, with the value those had
+ADDED_SETTINGS = {"memory_budget": None}
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:
@@ -274,6 +276,8 @@ def _rng_of(metadata: dict, path: Path) -> np.random.Generator:
 
 def _config_of(metadata: dict, path: Path) -> TrainConfig:
     stored = metadata.get("config")
+    if isinstance(stored, dict):
+        stored = ADDED_SETTINGS | stored
     if not isinstance(stored, dict) or set(stored) != _field_names(TrainConfig):
         raise corrupt(path, "its settings are missing or unknown")
     return _checked(TrainConfig(**stored), "config", path)

@@ -100,6 +100,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, help="threads of the core (default: all cores)")
     parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="working memory of a step's gradients at most, e.g. 64MiB, 2GB or bytes: some "
+        "hidden states are computed again rather than kept, for the same results (default: "
+        "every state kept; a resume may change it)",
+    )
+    parser.add_argument(
         "--eval-every",
         type=int,
         metavar="STEPS",

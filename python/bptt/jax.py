@@ -10,7 +10,8 @@ core call per example), and their gradients are those of the same model written 
 The core skips its NaN scan here (check_finite=False): non-finite values propagate, as through
 JAX's own operations. Arrays are float32, or float64 with jax_enable_x64.
 
-Wrong shapes, dtypes and options raise TypeError or ValueError naming the argument when traced.
+Wrong shapes, dtypes and options (a memory budget too small for the problem among them) raise
+TypeError or ValueError naming the argument when traced.
 Ids out of range can only be seen when the core runs: they raise jax.errors.JaxRuntimeError, its
 message the host's traceback ending in the core's ValueError ("targets: id 6 at (t=0, b=0) is out
 of range: ...").
@@ -31,6 +32,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from bptt import _arguments, _core
+from bptt.memory_budget import memory_plan, parse_memory_budget
 
 __all__ = ["loss", "rnn"]
 
@@ -43,19 +45,27 @@ def loss(
     h0: ArrayLike | None = None,
     activation: str = "tanh",
     reduction: str = "sum",
+    memory_budget: int | str | None = None,
 ) -> jax.Array:
     """bptt.loss_and_grad's loss as a differentiable JAX scalar.
 
     params: {U (H, D), W (H, H), b (H,), V (O, H), c (O,)}; inputs: float (T, B, D) or integer
     token ids (T, B); targets: class ids (T, B), -1 meaning no loss at that step, or soft targets
-    (T, B, O); h0: (B, H) or None (zeros). Gradients reach the params, float inputs and h0."""
+    (T, B, O); h0: (B, H) or None (zeros). Gradients reach the params, float inputs and h0.
+    memory_budget: the working memory of each core call at most, as bptt.loss_and_grad takes it
+    (bytes, or a string such as "512MiB"), for the same value and gradients, bit for bit, as
+    bptt.loss_and_grad's; the loss alone, without a gradient, then runs loss_and_grad too (the
+    forward pass alone would keep every state)."""
     U, W, b, V, c = _arguments.model_params(params)
     steps, batch = _check_layer_arguments((U, W, b), inputs, h0, activation)
     output_size = _check_head(V, c, U)
     _check_targets(targets, steps, batch, output_size, jnp.result_type(U))
     _arguments.reduction(reduction)
+    budget = parse_memory_budget(memory_budget)
+    if budget is not None:
+        _check_memory_budget(budget, (U, V), inputs, targets)
     h0 = _initial_state(h0, batch, U)
-    return _loss(activation, reduction, (U, W, b, V, c), inputs, targets, h0)
+    return _loss(activation, reduction, budget, (U, W, b, V, c), inputs, targets, h0)
 
 
 def rnn(
@@ -157,6 +167,29 @@ def _check_targets(targets: Any, steps: int, batch: int, output_size: int, dtype
         )
 
 
+def _check_memory_budget(budget: int, weights: tuple[Any, Any], inputs: Any, targets: Any) -> None:
+    """ValueError unless the core's call fits in `budget`: its plan's need, and the copies it
+    makes of ids that are not int64 (JAX's default int32), as the core counts them."""
+    (H, D), O = jnp.shape(weights[0]), jnp.shape(weights[1])[0]
+    T, B = jnp.shape(inputs)[:2]
+    id_types = [jnp.result_type(array) for array in (inputs, targets)]
+    copy_bytes = np.dtype(np.int64).itemsize * T * B
+    copies = sum(copy_bytes for kind in id_types if _is_integer(kind) and kind != np.int64)
+    sizes = (T, B, D, H, O)
+    options = {"dtype": jnp.result_type(weights[0]).name, "tokens": jnp.ndim(inputs) == 2}
+    if budget > copies:
+        try:
+            memory_plan(*sizes, **options, memory_budget=budget - copies)
+            return
+        except ValueError:
+            pass
+    minimum = memory_plan(*sizes, **options).minimum_bytes + copies
+    raise ValueError(
+        f"memory_budget: expected at least {minimum} bytes (the smallest schedule's need for "
+        f"this problem, and the arguments' copies), got {budget}"
+    )
+
+
 def _dtype(array: Any, name: str) -> np.dtype:
     """The dtype JAX computes in (float64 is float32 without jax_enable_x64)."""
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
@@ -198,6 +231,12 @@ def _scalar_like(U: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((), jnp.result_type(U))
 
 
+def _host_arrays(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
+    """The callback's arrays as NumPy arrays over the same memory: the core counts any other
+    object's conversion as a copy within a memory budget."""
+    return tuple(np.asarray(array) for array in arrays)
+
+
 def _callback(host_function: Callable[..., Any], result_shapes: Any, *args: Any) -> Any:
     # sequential: under vmap, one host call per example
     return jax.pure_callback(host_function, result_shapes, *args, vmap_method="sequential")
@@ -207,10 +246,11 @@ def _callback(host_function: Callable[..., Any], result_shapes: Any, *args: Any)
 # The loss: forward is one core call computing the loss and every gradient; backward scales them.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _loss(
     activation: str,
     reduction: str,
+    memory_budget: int | None,
     layer_and_head: tuple[Any, ...],
     inputs: Any,
     targets: Any,
@@ -219,9 +259,17 @@ def _loss(
     U = layer_and_head[0]
 
     def host_loss(*arrays: np.ndarray) -> np.ndarray:
-        U, W, b, V, c, inputs, targets, h0 = arrays
-        states = _core.layer_forward(U, W, b, inputs, h0, activation=activation, check_finite=False)
-        value, _, _ = _core.head_loss_and_grad(V, c, states[1:], targets, reduction, False)
+        U, W, b, V, c, inputs, targets, h0 = _host_arrays(arrays)
+        if memory_budget is not None:  # the forward pass below would keep every state
+            value, _, _ = _core.loss_and_grad(
+                U, W, b, V, c, inputs, targets, h0, activation, reduction,
+                check_finite=False, input_grad=False, memory_budget=memory_budget,
+            )  # fmt: skip
+        else:
+            states = _core.layer_forward(
+                U, W, b, inputs, h0, activation=activation, check_finite=False
+            )
+            value, _, _ = _core.head_loss_and_grad(V, c, states[1:], targets, reduction, False)
         return np.asarray(value, U.dtype)
 
     return _callback(host_loss, _scalar_like(U), *layer_and_head, inputs, targets, h0)
@@ -230,6 +278,7 @@ def _loss(
 def _loss_forward(
     activation: str,
     reduction: str,
+    memory_budget: int | None,
     layer_and_head: tuple[Any, ...],
     inputs: Any,
     targets: Any,
@@ -239,10 +288,11 @@ def _loss_forward(
     float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
 
     def host_loss_and_grad(*arrays: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        U, W, b, V, c, inputs, targets, h0 = arrays
+        U, W, b, V, c, inputs, targets, h0 = _host_arrays(arrays)
         value, grads, _ = _core.loss_and_grad(
-            U, W, b, V, c, inputs, targets, h0, activation, reduction, False
-        )
+            U, W, b, V, c, inputs, targets, h0, activation, reduction,
+            check_finite=False, memory_budget=memory_budget,
+        )  # fmt: skip
         names = ["U", "W", "b", "V", "c", "h0"] + (["x"] if float_inputs else [])
         return np.asarray(value, U.dtype), tuple(grads[name] for name in names)
 
@@ -260,7 +310,7 @@ def _loss_forward(
 
 
 def _loss_backward(
-    activation: str, reduction: str, grads: tuple[Any, ...], d_loss: Any
+    activation: str, reduction: str, memory_budget: int | None, grads: tuple[Any, ...], d_loss: Any
 ) -> tuple[Any, ...]:
     scaled = tuple(d_loss * grad for grad in grads)
     d_layer_and_head, d_h0 = scaled[:5], scaled[5]

@@ -28,7 +28,7 @@ from bptt.corpus import (
 from bptt.errors import SettingError
 from bptt.optimizers import clip_grad_norm, make_optimizer
 from bptt.parameter_vector import ParameterVector
-from bptt.training_config import Budget, TrainConfig
+from bptt.training_config import CHANGEABLE_ON_RESUME, Budget, TrainConfig
 from bptt.training_memory import memory_needed
 
 
@@ -56,7 +56,8 @@ class Trainer:
     """The state of a run and its training step. By default a step is one call of the core
     (`_core.TrainingStep`: the gradients, the clip and the update); given a `loss_and_grad`
     function (the benchmark's NumPy oracle, the tests' judge of the core's step), the step is
-    taken in parts around it, the same maths: loss_and_grad, clip_grad_norm, the optimizer."""
+    taken in parts around it, the same maths: loss_and_grad, clip_grad_norm, the optimizer
+    (loss_and_grad given memory_budget= when the config has one)."""
 
     def __init__(
         self,
@@ -95,6 +96,7 @@ class Trainer:
                 output_size=size,
                 activation=config.activation,
                 max_norm=config.clip,
+                memory_budget=config.memory_budget_bytes,
                 **self.optimizer.fused_settings(),
             )
 
@@ -115,11 +117,14 @@ class Trainer:
         cls, run_dir: Path, text: str | None = None, settings: dict | None = None, **options
     ) -> "Trainer":
         """The run saved in run_dir, on its own text (or `text`, which must be the same); the
-        `settings` given again (as TrainConfig fields) must be the run's own."""
+        `settings` given again (as TrainConfig fields) must be the run's own, but those that
+        change no result (CHANGEABLE_ON_RESUME), which replace the run's."""
         saved = checkpoint.read_run(run_dir)
         config = saved.config
         for field, value in (settings or {}).items():
-            if getattr(config, field) != value:
+            if field in CHANGEABLE_ON_RESUME:
+                config = replace(config, **{field: value}).check()
+            elif getattr(config, field) != value:
                 raise _setting_kept(field, value, getattr(config, field), run_dir)
         if text is not None:
             config = replace(config, text=text)
@@ -170,6 +175,7 @@ class Trainer:
 
     def _step_in_parts(self, inputs, targets) -> tuple[float, np.ndarray]:
         """loss_and_grad, clip_grad_norm and the optimizer's step; returns (loss, h_last)."""
+        budget = self.config.memory_budget_bytes
         result = self.loss_and_grad(
             self.params,
             inputs,
@@ -178,6 +184,7 @@ class Trainer:
             activation=self.config.activation,
             reduction="mean",
             out=self._gradients,
+            **({} if budget is None else {"memory_budget": budget}),
         )
         gradient = self._gradients.vector
         norm = clip_grad_norm(gradient, self.config.clip)

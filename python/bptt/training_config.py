@@ -1,13 +1,14 @@
-"""The settings of a `bptt train` run: what decides its parameters (`TrainConfig`, which a
-checkpoint keeps and a resume reuses) and when an invocation stops (`Budget`), each with its
-check. Their errors (`SettingError`) name the settings by their fields; the command line names
-them by its options."""
+"""The settings of a `bptt train` run: what decides its parameters and the memory its steps
+take (`TrainConfig`, which a checkpoint keeps and a resume reuses) and when an invocation stops
+(`Budget`), each with its check. Their errors (`SettingError`) name the settings by their
+fields; the command line names them by its options."""
 
 from dataclasses import dataclass
 
 from bptt import _model, sampling
 from bptt.corpus import STDLIB
 from bptt.errors import SettingError, check_integer, check_number
+from bptt.memory_budget import parse_memory_budget
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
 # the model's activations but identity: `bptt train` offers nonlinear recurrences only
@@ -15,11 +16,14 @@ ACTIVATIONS = tuple(name for name in _model.ACTIVATIONS if name != "identity")
 DTYPES = ("float32", "float64")
 DEFAULT_MINUTES = 5.0
 MAX_MINUTES = 365 * 24 * 60.0  # a year; longer is a typo (1e308 overflows a count of seconds)
+# the settings that change no result, which a resumed run may therefore be given anew
+CHANGEABLE_ON_RESUME = ("memory_budget",)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a run's parameters; a checkpoint keeps it, a resume reuses it."""
+    """Everything that decides a run's parameters, and the memory its steps may take; a
+    checkpoint keeps it, a resume reuses it."""
 
     text: str = STDLIB  # a UTF-8 file, or STDLIB: the standard library's sources
     hidden: int = 256
@@ -36,6 +40,9 @@ class TrainConfig:
     log_every: int = 10  # steps between rows of metrics.csv
     validation_chars: int = 100_000  # the first this many held-out characters are scored
     sample_chars: int = 200
+    # the working memory of a step's gradients at most: bytes or a size such as "64MiB" (kept as
+    # given); None: every state kept. The same parameters under any budget.
+    memory_budget: int | str | None = None
 
     def check(self) -> "TrainConfig":
         """SettingError naming the first invalid field."""
@@ -66,7 +73,16 @@ class TrainConfig:
                     name, f"expected one of {', '.join(allowed)}, got {getattr(self, name)!r}"
                 )
         check_integer("seed", self.seed, 0)
+        try:
+            parse_memory_budget(self.memory_budget)
+        except (TypeError, ValueError) as error:
+            problem = str(error).removeprefix("memory_budget: ")
+            raise SettingError.invalid("memory_budget", problem) from None
         return self
+
+    @property
+    def memory_budget_bytes(self) -> int | None:
+        return parse_memory_budget(self.memory_budget)
 
     @property
     def learning_rate(self) -> float:

@@ -7,6 +7,8 @@ import numpy as np
 
 from bptt import _model, sampling
 from bptt.corpus import Corpus
+from bptt.errors import SettingError
+from bptt.memory_budget import memory_plan
 from bptt.optimizers import OPTIMIZERS
 from bptt.training_config import TrainConfig
 from bptt.validation import VALIDATION_CHUNK
@@ -15,17 +17,38 @@ from bptt.validation import VALIDATION_CHUNK
 def memory_needed(config: TrainConfig, corpus: Corpus) -> int:
     """Bytes a run holds at its peak, about: the parameters and as many vectors again for the
     gradient (which the core writes) and the optimizer's state;
-    the core's buffers for one step (the states, and a (T·B, max(H, O)) buffer that holds the
-    logits, then dO and dL/da in place) or for one validation chunk (states, logits and two
-    temporaries of their size); the streams' table of ids; a sample."""
+    the core's buffers for one step (`step_memory`) or for one validation chunk (states, logits
+    and two temporaries of their size); the streams' table of ids; a sample."""
     hidden, size, itemsize = config.hidden, len(corpus.vocabulary), np.dtype(config.dtype).itemsize
     shapes = _model.parameter_shapes(size, hidden, size)
     parameters = sum(math.prod(shape) for shape in shapes.values())
     vectors = 2 + len(OPTIMIZERS[config.optimizer].state_names)
-    rows = config.seq_len * config.batch
-    step = (rows + config.batch) * hidden + rows * max(hidden, size)
     validation_rows = min(VALIDATION_CHUNK * config.batch, config.validation_chars)
-    validation = validation_rows * (hidden + 3 * size)
+    validation = itemsize * validation_rows * (hidden + 3 * size)
     streams = corpus.train_ids.itemsize * len(corpus.train_ids)
     sample = sampling.memory_needed(hidden, size, itemsize, config.sample_chars, 1)
-    return itemsize * (vectors * parameters + max(step, validation)) + streams + sample
+    step = step_memory(config, size)
+    return itemsize * vectors * parameters + max(step, validation) + streams + sample
+
+
+def step_memory(config: TrainConfig, vocabulary_size: int) -> int:
+    """Bytes of the core's buffers for one step: without a memory budget, the states and a
+    (T·B, max(H, O)) buffer that holds the logits, then dO and dL/da in place; under one, what
+    its plan takes (`bptt.memory_plan`, at the current thread count). SettingError naming
+    memory_budget when it is below the smallest plan's need."""
+    hidden, rows, budget = config.hidden, config.seq_len * config.batch, config.memory_budget_bytes
+    if budget is None:
+        scalars = (rows + config.batch) * hidden + rows * max(hidden, vocabulary_size)
+        return np.dtype(config.dtype).itemsize * scalars
+    sizes = (config.seq_len, config.batch, vocabulary_size, hidden, vocabulary_size)
+    try:
+        return memory_plan(*sizes, dtype=config.dtype, tokens=True, memory_budget=budget).bytes
+    except ValueError:
+        minimum = memory_plan(*sizes, dtype=config.dtype, tokens=True).minimum_bytes
+    raise SettingError(
+        lambda name: (
+            f"{name('memory_budget')} {config.memory_budget}: a step of {name('batch')} "
+            f"{config.batch} streams of {name('seq_len')} {config.seq_len}, {name('hidden')} "
+            f"{hidden} and a vocabulary of {vocabulary_size} needs at least {minimum:,} bytes"
+        )
+    )

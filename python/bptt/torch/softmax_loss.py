@@ -11,6 +11,7 @@ import torch
 
 from bptt import _arguments, _core
 from bptt._model import PARAM_NAMES
+from bptt.memory_budget import parse_memory_budget
 from bptt.torch.tensors import (
     as_array,
     as_tensor,
@@ -38,6 +39,7 @@ class RNNSoftmaxLoss(torch.autograd.Function):
         h0: torch.Tensor | None,
         activation: str,
         reduction: str,
+        memory_budget: int | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         float_inputs = inputs.is_floating_point()
         loss, grads, last_state = _core.loss_and_grad(
@@ -52,6 +54,7 @@ class RNNSoftmaxLoss(torch.autograd.Function):
             activation,
             reduction,
             False,  # check_finite: NaNs propagate, as through torch's own operations
+            memory_budget=memory_budget,
         )
         ctx.grads = [as_tensor(grads[name]) for name in PARAM_NAMES]
         ctx.grads += [as_tensor(grads["x"]) if float_inputs else None, as_tensor(grads["h0"])]
@@ -74,7 +77,7 @@ class RNNSoftmaxLoss(torch.autograd.Function):
                 ctx.grads, (*ctx.needs_input_grad[:6], ctx.needs_input_grad[7]), strict=True
             )
         ]
-        return (*scaled[:6], None, scaled[6], None, None)
+        return (*scaled[:6], None, scaled[6], None, None, None)
 
 
 @overload
@@ -87,6 +90,7 @@ def rnn_softmax_loss(
     activation: str = "tanh",
     reduction: str = "sum",
     return_h_last: Literal[False] = False,
+    memory_budget: int | str | None = None,
 ) -> torch.Tensor: ...
 
 
@@ -100,6 +104,7 @@ def rnn_softmax_loss(
     activation: str = "tanh",
     reduction: str = "sum",
     return_h_last: Literal[True],
+    memory_budget: int | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
@@ -112,6 +117,7 @@ def rnn_softmax_loss(
     activation: str = "tanh",
     reduction: str = "sum",
     return_h_last: bool = False,
+    memory_budget: int | str | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """bptt.loss_and_grad's loss as a differentiable torch scalar, in one core call.
 
@@ -121,10 +127,13 @@ def rnn_softmax_loss(
     step, or soft targets (T, B, O) (no gradient flows to them); h0: (B, H) or None (zeros).
     Unbatched (T, D) / (T,) inputs take (T,) / (T, O) targets and an (H,) h0. Gradients reach U,
     W, b, V, c, float inputs and h0. With return_h_last, returns (loss, h_last), h_last the last
-    state without a gradient (for truncated BPTT)."""
+    state without a gradient (for truncated BPTT). memory_budget: the working memory of the core's
+    call at most, as bptt.loss_and_grad takes it (bytes, or a string such as "512MiB"); the
+    same loss and gradients, bit for bit, under any budget."""
     weights = _arguments.model_params(params)
     activation, reduction = _arguments.activation(activation), _arguments.reduction(reduction)
     return_h_last = _arguments.flag(return_h_last, "return_h_last")
+    budget = parse_memory_budget(memory_budget)
     U = weights[0]
     check_float_cpu(U, "params['U']")
     for name, weight in zip(PARAM_NAMES[1:], weights[1:], strict=True):
@@ -147,7 +156,9 @@ def rnn_softmax_loss(
             raise ValueError(f"h0: expected shape (H,) for unbatched inputs, got {tuple(h0.shape)}")
         inputs, targets = inputs.unsqueeze(1), targets.unsqueeze(1)
         h0 = None if h0 is None else h0.unsqueeze(0)
-    loss, h_last = RNNSoftmaxLoss.apply(*weights, inputs, targets, h0, activation, reduction)
+    loss, h_last = RNNSoftmaxLoss.apply(
+        *weights, inputs, targets, h0, activation, reduction, budget
+    )
     if not return_h_last:
         return loss
     return loss, (h_last.squeeze(0) if unbatched else h_last)
