@@ -156,10 +156,6 @@ def test_a_budget_of_the_minimum_works_and_one_byte_less_is_refused_naming_the_m
         plan_of(problem, minimum - 1)
 
 
-@pytest.mark.xfail(
-    reason="the core's minimum_bytes is the binomial schedule's least need, but a plan of "
-    "segments can need less for a short problem: budgets just below it are accepted"
-)
 def test_no_budget_below_the_minimum_is_accepted():
     problem = make_problem(5, T=200, B=4, D=10, H=32, O=10, tokens=True)
     minimum = plan_of(problem).minimum_bytes
@@ -276,11 +272,6 @@ def test_the_working_memory_stays_within_a_budget_of_segments(thread_count):
 
 
 @linux_only
-@pytest.mark.xfail(
-    reason="the binomial schedule's memoized costs (a hash map of about chunks x checkpoints "
-    "entries, built by the plan and by each split) are allocated outside the budget: about "
-    "12 MB more than a 1 MiB budget here"
-)
 def test_the_working_memory_stays_within_a_budget_of_the_binomial_schedule():
     budget = 2**20
     assert bptt.memory_plan(*PEAK_SIZES, tokens=True, memory_budget=budget).schedule == "binomial"

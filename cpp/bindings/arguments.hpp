@@ -47,9 +47,9 @@ py::array float_array(py::handle object, const char* name, DType dtype, const ch
 py::array id_array(const py::array& array, const char* name, const char* what,
                    const char* noun = "id");
 
-// The ids in memory of the call's own: a copy when `ids` is the caller's `argument` itself, which
-// another thread could change while the core, without the GIL, indexes with them. Check the
-// range of what this returns.
+// Values in memory of the call's own: a copy when `ids` is the caller's `argument` itself, which
+// another thread could change while the core, without the GIL, loops by them (lengths). Check
+// the range of what this returns. (Token and class ids are checked again where they are used.)
 py::array private_ids(py::handle argument, const py::array& ids, const char* name);
 
 py::array as_array(py::handle object, const char* name);

@@ -60,7 +60,7 @@ Head check_head(py::handle V_object, py::handle c_object) {
 Inputs check_inputs(py::handle object, const Layer& layer) {
   py::array array = as_array(object, "inputs");
   if (is_integer_array(array)) {
-    array = private_ids(object, id_array(array, "inputs", ""), "inputs");
+    array = id_array(array, "inputs", "");
     check_shape(array, "inputs", {{"T", -1}, {"B", -1}});
     check_id_range(array, "inputs", 0, layer.input_size, "D");
     return {array, true, array.shape(0), array.shape(1)};
@@ -110,7 +110,7 @@ TargetArray check_targets(py::handle object, const Head& head, py::ssize_t steps
                           py::ssize_t batch) {
   py::array array = as_array(object, "targets");
   if (is_integer_array(array)) {
-    array = private_ids(object, id_array(array, "targets", ""), "targets");
+    array = id_array(array, "targets", "");
     check_shape(array, "targets", {{"T", steps}, {"B", batch}});
     check_id_range(array, "targets", -1, head.output_size, "O");
     return {array, true};

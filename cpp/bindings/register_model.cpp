@@ -184,7 +184,8 @@ void register_model(py::module_& m) {
   m.def("memory_plan", &memory_plan, "steps"_a, "batch"_a, "input_size"_a, "hidden_size"_a,
         "output_size"_a, "dtype"_a = "float32", "tokens"_a = false, "memory_budget"_a = none,
         "What loss_and_grad would do with its working memory for this problem: bytes, schedule, "
-        "states stored, checkpoints and steps computed again (a fraction of a forward pass).");
+        "states stored, checkpoints, steps computed again (a fraction of a forward pass) and the "
+        "least budget.");
 }
 
 }  // namespace bptt::bindings

@@ -84,15 +84,12 @@ class TrainingStep {
                        std::int64_t step) {
     if (step < 1) throw py::value_error("step: expected >= 1, got " + std::to_string(step));
     const StepVectors& v = *vectors_;
-    py::array input_ids = private_ids(
-        inputs, id_array(as_array(inputs, "inputs"), "inputs", "integer token ids"), "inputs");
+    py::array input_ids = id_array(as_array(inputs, "inputs"), "inputs", "integer token ids");
     check_shape(input_ids, "inputs", {{"T", -1}, {"B", -1}});
     const py::ssize_t T = input_ids.shape(0), B = input_ids.shape(1);
     const py::ssize_t H = layout_.hidden_size;
     check_id_range(input_ids, "inputs", 0, layout_.input_size, "D");
-    py::array target_ids = private_ids(
-        targets, id_array(as_array(targets, "targets"), "targets", "integer class ids"),
-        "targets");
+    py::array target_ids = id_array(as_array(targets, "targets"), "targets", "integer class ids");
     check_shape(target_ids, "targets", {{"T", T}, {"B", B}});
     check_id_range(target_ids, "targets", -1, layout_.output_size, "O");
     py::array initial = float_array(h0, "h0", v.dtype, "like the params");

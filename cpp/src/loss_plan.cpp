@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
-#include <unordered_map>
 
 namespace bptt {
 namespace {
@@ -147,6 +146,17 @@ LossPlan binomial_plan(const LossProblem& problem, Index slots) {
   return plan;
 }
 
+// Segments take the least memory near √(n / chunk_steps) chunks a segment: the least is searched
+// within this many of that.
+constexpr Index kSegmentSearch = 2;
+
+// The chunks a segment near which segments take the least memory.
+Index least_segments(const LossProblem& problem, Index n) {
+  const Index chunk_steps = base_plan(problem).chunks.chunk_steps;
+  return std::clamp<Index>(Index(std::sqrt(double(n) / double(chunk_steps))), 1,
+                           std::max<Index>(1, n - 1));
+}
+
 // The most chunks a segment that fits `budget` may have (0: none fits). The segments' memory, a
 // checkpoint a segment and the states of one or two segments, is least near
 // √(n / chunk_steps) chunks a segment and grows with longer ones: those are searched for the
@@ -156,12 +166,10 @@ Index longest_fitting_segments(const LossProblem& problem, Index n, std::size_t 
   auto fits = [&](Index segment_chunks) {
     return segments_plan(problem, segment_chunks, pipelined).scratch_bytes <= budget;
   };
-  const Index chunk_steps = base_plan(problem).chunks.chunk_steps;
-  const Index least = std::clamp<Index>(Index(std::sqrt(double(n) / double(chunk_steps))), 1,
-                                        std::max<Index>(1, n - 1));
+  const Index least = least_segments(problem, n);
   Index low = 0;
-  for (Index segment_chunks = std::max<Index>(1, least - 2);
-       segment_chunks <= std::min(n - 1, least + 2) && low == 0; ++segment_chunks) {
+  for (Index segment_chunks = std::max<Index>(1, least - kSegmentSearch);
+       segment_chunks <= std::min(n - 1, least + kSegmentSearch) && low == 0; ++segment_chunks) {
     if (fits(segment_chunks)) low = segment_chunks;
   }
   if (low == 0) return 0;
@@ -174,39 +182,40 @@ Index longest_fitting_segments(const LossProblem& problem, Index n, std::size_t 
   return low;
 }
 
-// The memoized cost of reversing chunks with checkpoint slots (see binomial_cost).
-class BinomialSchedule {
- public:
-  double cost(Index chunks, Index slots) {
-    if (chunks <= 1) return double(chunks);
-    if (slots == 0) return 0.5 * double(chunks) * double(chunks + 1);  // from the start each time
-    if (slots >= chunks - 1) return 2.0 * double(chunks) - 1.0;       // a checkpoint every chunk
-    const std::uint64_t key = (std::uint64_t(chunks) << 24) | std::uint64_t(slots);
-    if (auto found = memo_.find(key); found != memo_.end()) return found->second;
-    const double best = total(chunks, slots, split(chunks, slots));
-    memo_.emplace(key, best);
-    return best;
+// Griewank's binomial schedule in closed form. beta(s, r) = C(s + r, s) steps can be reversed
+// with s checkpoints and each step computed at most r times; reversing l steps with s
+// checkpoints takes t(l, s) = r·l − beta(s + 1, r − 1) forward steps, r the least with
+// beta(s, r) ≥ l (Griewank, "Achieving logarithmic growth of temporal and spatial complexity in
+// reverse automatic differentiation", 1992). Reversing n chunks with `slots` slots besides the
+// state before the first, each chunk computed once more as it is taken backward, is then
+// t(n, slots + 1) + n chunk computations (the recurrence's minimum, checked against it).
+double beta(Index s, Index r) {
+  constexpr double kHuge = 1e300;
+  const Index k = std::min(s, r), n = s + r;
+  double value = 1.0;  // C(n, i), exact in a double while below 2^53
+  for (Index i = 1; i <= k; ++i) {
+    value = value * double(n - i + 1) / double(i);
+    if (value > kHuge) return kHuge;
   }
+  return value;
+}
 
-  // The advance m minimizing m + cost(n - m, s - 1) + cost(m, s), a convex function of m: the
-  // first m at which it stops decreasing.
-  Index split(Index chunks, Index slots) {
-    Index low = 1, high = chunks - 1;
-    while (low < high) {
-      const Index middle = low + (high - low) / 2;
-      if (total(chunks, slots, middle + 1) < total(chunks, slots, middle)) low = middle + 1;
-      else high = middle;
-    }
-    return low;
+// The least r with beta(s, r) ≥ steps.
+Index repetitions(Index steps, Index s) {
+  Index low = 0, high = std::max<Index>(0, steps);
+  while (low < high) {
+    const Index middle = low + (high - low) / 2;
+    if (beta(s, middle) >= double(steps)) high = middle;
+    else low = middle + 1;
   }
+  return low;
+}
 
- private:
-  double total(Index chunks, Index slots, Index advance) {
-    return double(advance) + cost(chunks - advance, slots - 1) + cost(advance, slots);
-  }
-
-  std::unordered_map<std::uint64_t, double> memo_;
-};
+double forward_steps(Index steps, Index s) {
+  if (steps <= 1) return 0.0;
+  const Index r = repetitions(steps, s);
+  return double(r) * double(steps) - beta(s + 1, r - 1);
+}
 
 }  // namespace
 
@@ -216,11 +225,25 @@ MemoryBudgetTooSmall::MemoryBudgetTooSmall(std::size_t budget, std::size_t minim
                             std::to_string(budget)),
       minimum(minimum_bytes) {}
 
-double binomial_cost(Index chunks, Index slots) { return BinomialSchedule().cost(chunks, slots); }
+double binomial_cost(Index chunks, Index slots) {
+  if (chunks <= 0) return 0.0;
+  return forward_steps(chunks, slots + 1) + double(chunks);
+}
 
 Index binomial_split(Index chunks, Index slots) {
   if (slots >= chunks - 1) return 1;
-  return BinomialSchedule().split(chunks, slots);
+  // m + cost(n − m, s − 1) + cost(m, s) is convex in m: the first m where it stops decreasing.
+  auto total = [&](Index advance) {
+    return double(advance) + binomial_cost(chunks - advance, slots - 1) +
+           binomial_cost(advance, slots);
+  };
+  Index low = 1, high = chunks - 1;
+  while (low < high) {
+    const Index middle = low + (high - low) / 2;
+    if (total(middle + 1) < total(middle)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
@@ -245,7 +268,15 @@ LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
       return segments_plan(problem, segment_chunks, pipelined);
   }
   const LossPlan none_kept = binomial_plan(problem, 0);
-  if (none_kept.scratch_bytes > budget) throw MemoryBudgetTooSmall(budget, none_kept.scratch_bytes);
+  if (none_kept.scratch_bytes > budget) {
+    // The least any plan takes: no checkpoint but the first, or the segments searched above.
+    std::size_t least = none_kept.scratch_bytes;
+    const Index middle = least_segments(problem, n);
+    for (Index chunks = std::max<Index>(1, middle - kSegmentSearch);
+         chunks <= std::min(n - 1, middle + kSegmentSearch); ++chunks)
+      least = std::min(least, segments_plan(problem, chunks, false).scratch_bytes);
+    throw MemoryBudgetTooSmall(budget, least);
+  }
   const std::size_t slot_bytes = states_bytes(problem, 1);
   Index slots = Index((budget - none_kept.scratch_bytes) / slot_bytes);
   slots = std::min(slots, std::max<Index>(0, n - 1));

@@ -5,6 +5,7 @@
 #include "bptt/bptt.hpp"
 
 #include "kernels/step_product.hpp"
+#include "loss_plan.hpp"
 #include "workspace.hpp"
 
 #include <algorithm>
@@ -508,10 +509,42 @@ void check_training_step_composes_its_parts() {
         }
 }
 
+// The binomial schedule's cost in closed form is the minimum of its recurrence: reversing n
+// chunks with s slots advances m chunks, reverses the rest with s − 1 and then the first m with
+// s, for the best m; and the split the kernel takes attains that minimum.
+void check_binomial_cost_is_the_recurrence_minimum() {
+  constexpr Index kChunks = 60, kSlots = 8;
+  // best[n][s], by brute force over every advance m.
+  std::vector<std::vector<double>> best(kChunks + 1, std::vector<double>(kSlots + 1, 0.0));
+  for (Index n = 0; n <= kChunks; ++n)
+    for (Index s = 0; s <= kSlots; ++s) {
+      if (n <= 1) best[size_t(n)][size_t(s)] = double(n);
+      else if (s == 0) best[size_t(n)][size_t(s)] = 0.5 * double(n) * double(n + 1);
+      else {
+        double least = std::numeric_limits<double>::infinity();
+        for (Index m = 1; m < n; ++m)
+          least = std::min(least, double(m) + best[size_t(n - m)][size_t(s - 1)] +
+                                      best[size_t(m)][size_t(s)]);
+        best[size_t(n)][size_t(s)] = least;
+      }
+    }
+  for (Index n = 1; n <= kChunks; ++n)
+    for (Index s = 0; s <= kSlots; ++s) {
+      const std::string what = "binomial n " + std::to_string(n) + " s " + std::to_string(s);
+      expect(binomial_cost(n, s) == best[size_t(n)][size_t(s)], what + ": cost");
+      if (s == 0 || s >= n - 1 || n < 2) continue;
+      const Index m = binomial_split(n, s);
+      expect(double(m) + best[size_t(n - m)][size_t(s - 1)] + best[size_t(m)][size_t(s)] ==
+                 best[size_t(n)][size_t(s)],
+             what + ": split");
+    }
+}
+
 }  // namespace
 
 int main() {
   set_num_threads(1);
+  check_binomial_cost_is_the_recurrence_minimum();
   for (Activation activation : {Activation::tanh, Activation::sigmoid, Activation::relu, Activation::identity})
     for (bool tokens : {false, true})
       for (bool soft : {false, true}) check_against_finite_differences(activation, tokens, soft);

@@ -31,6 +31,15 @@ using RowVectorView = Eigen::Map<RowVector<S>>;
 template <class S>
 using ConstRowVectorView = Eigen::Map<const RowVector<S>>;
 
+// An id read once from memory the caller may change while the core runs (another thread's
+// writes, without the GIL): the value checked against its range is the value used.
+inline TokenId read_id(const TokenId* ids, Index i) {
+  return *static_cast<const volatile TokenId*>(ids + i);
+}
+// Whether an id is in [0, size): ids are checked before a call, so one out of range was changed
+// during it, and counts as no input, or as no target.
+inline bool id_in_range(TokenId id, Index size) { return id >= 0 && id < size; }
+
 template <class S>
 MatrixView<S> matrix_view(S* data, Index rows, Index cols, Index row_stride) {
   return MatrixView<S>(data, rows, cols, Eigen::OuterStride<>(row_stride));

@@ -76,11 +76,19 @@ void project_steps(const LayerWeights<S>& weights, const SequenceInput<S>& input
   const Index* tokens = inputs.tokens ? inputs.tokens + first : nullptr;
   if (tokens && reads_token_columns_in_place(inputs.steps * B, D)) {
     // U x_t with a one-hot x_t is column x_t of U.
-    for (Index r = 0; r < rows; ++r) pre_activation.row(r) = U.col(tokens[r]).transpose() + b;
+    for (Index r = 0; r < rows; ++r) {
+      const TokenId id = read_id(tokens, r);
+      if (id_in_range(id, D)) pre_activation.row(r) = U.col(id).transpose() + b;
+      else pre_activation.row(r) = b;
+    }
   } else if (tokens) {
     // Gathered as rows of Uᵀ, contiguous in memory.
     const RowMatrix<S> U_transposed = U.transpose();
-    for (Index r = 0; r < rows; ++r) pre_activation.row(r) = U_transposed.row(tokens[r]) + b;
+    for (Index r = 0; r < rows; ++r) {
+      const TokenId id = read_id(tokens, r);
+      if (id_in_range(id, D)) pre_activation.row(r) = U_transposed.row(id) + b;
+      else pre_activation.row(r) = b;
+    }
   } else {
     pre_activation.rowwise() = b;
     multiply(pre_activation, matrix_view(inputs.dense + first * D, rows, D, D), U.transpose(),
@@ -348,9 +356,15 @@ class InputGradientSum {
   void add(Index first, ConstMatrixView<S> da) {
     const Index D = weights_.input_size, rows = da.rows();
     if (scatters_transposed_) {
-      for (Index r = 0; r < rows; ++r) dU_transposed_.row(inputs_.tokens[first + r]) += da.row(r);
+      for (Index r = 0; r < rows; ++r) {
+        const TokenId id = read_id(inputs_.tokens, first + r);
+        if (id_in_range(id, D)) dU_transposed_.row(id) += da.row(r);
+      }
     } else if (inputs_.tokens) {
-      for (Index r = 0; r < rows; ++r) dU().col(inputs_.tokens[first + r]) += da.row(r).transpose();
+      for (Index r = 0; r < rows; ++r) {
+        const TokenId id = read_id(inputs_.tokens, first + r);
+        if (id_in_range(id, D)) dU().col(id) += da.row(r).transpose();
+      }
     } else {
       multiply(dU(), da.transpose(), matrix_view(inputs_.dense + first * D, rows, D, D), true);
     }

@@ -64,13 +64,14 @@ S exp_shifted_sum(S* o, Index n, S shift) {
   return sum;
 }
 
-// One row of the fused pass: returns this row's −Σ y log ŷ and leaves (softmax·Σy − y)·scale.
+// One row of the fused pass: returns this row's −Σ y log ŷ and leaves (softmax·Σy − y)·scale;
+// `k` is the row's class id (for targets.ids), read once.
 template <class S>
-double cross_entropy_row(S* row, Index O, const Targets<S>& targets, Index r, S scale) {
+double cross_entropy_row(S* row, Index O, const Targets<S>& targets, Index r, TokenId k,
+                         S scale) {
   RowVectorView<S> o(row, O);
   const S max_logit = row_max(row, O);
   if (targets.ids) {
-    const Index k = targets.ids[r];
     const S shifted_target_logit = o(k) - max_logit;
     const S norm = exp_shifted_sum(row, O, max_logit);
     o *= scale / norm;
@@ -141,8 +142,10 @@ double softmax_cross_entropy_rows(MatrixView<S> logits, const Targets<S>& target
   double loss = 0.0;
   for (Index r = 0; r < logits.rows(); ++r) {
     S* const row = logits.data() + r * logits.outerStride();
-    if (targets.ids && targets.ids[r] < 0) RowVectorView<S>(row, logits.cols()).setZero();
-    else loss += cross_entropy_row(row, logits.cols(), targets, r, scale);
+    const TokenId k = targets.ids ? read_id(targets.ids, r) : 0;
+    if (targets.ids && !id_in_range(k, logits.cols()))
+      RowVectorView<S>(row, logits.cols()).setZero();  // -1, or changed during the call
+    else loss += cross_entropy_row(row, logits.cols(), targets, r, k, scale);
   }
   return loss;
 }
