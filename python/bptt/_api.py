@@ -128,7 +128,7 @@ def forward(
             check_finite=check_finite,
         )
         hidden = states[1:]
-        logits = _core.head_logits(V, c, hidden, check_finite=check_finite)
+        logits = _logits_of_states(V, c, hidden, check_finite)
     except ValueError as error:
         if unbatched:
             _arguments.restate_unbatched(error, len(inputs), U, V, {"inputs": inputs, "h0": h0})
@@ -138,6 +138,32 @@ def forward(
     if unbatched:
         return ForwardResult(hidden[:, 0], logits[:, 0], states[-1, 0].copy())
     return ForwardResult(hidden, logits, states[-1].copy())
+
+
+def _logits_of_states(V: Any, c: Any, hidden: np.ndarray, check_finite: bool) -> np.ndarray:
+    """The head's logits over the layer's own states. The states are no argument of forward: when
+    the head refuses them, the fault is V's (of another H or dtype than the layer's), named as
+    loss_and_grad names it; or they overflowed from finite arguments, and are results, as
+    loss_and_grad's loss is. Checked only once the core has refused: no cost otherwise."""
+    try:
+        return _core.head_logits(V, c, hidden, check_finite=check_finite)
+    except (TypeError, ValueError) as error:
+        refused = str(error)
+        V_dtype, V_shape = np.asarray(V).dtype, np.shape(V)  # arrays: the core read them as such
+        if refused.startswith(("hidden: expected dtype", "params['c']: expected dtype")) and (
+            V_dtype.itemsize != hidden.dtype.itemsize
+        ):
+            raise TypeError(
+                f"params['V']: expected dtype {hidden.dtype} like params['U'], got {V_dtype}"
+            ) from None
+        if refused.startswith("hidden: expected shape"):
+            expected = (V_shape[0], hidden.shape[-1])
+            raise ValueError(
+                f"params['V']: expected shape (O, H) = {expected}, got {V_shape}"
+            ) from None
+        if not refused.startswith("hidden: expected finite"):
+            raise
+    return _core.head_logits(V, c, hidden, check_finite=False)
 
 
 MAX_THREADS = 1024  # the core's bound: OpenMP can fail, uncatchably, to start many more

@@ -21,6 +21,9 @@ _UNITS = {
     **{f"{prefix}b": 1000 ** (power + 1) for power, prefix in enumerate("kmgtpe")},
     **{f"{prefix}ib": 1024 ** (power + 1) for power, prefix in enumerate("kmgtpe")},
 }
+# The core counts bytes and sizes in signed 64-bit integers: a budget beyond the largest limits
+# nothing more (no machine has that much memory), a size beyond it is refused.
+_LARGEST = 2**63 - 1
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
 
 
@@ -44,10 +47,10 @@ def parse_memory_budget(value: object) -> int | None:
         number = float(match[1]) * _UNITS[unit]
         if number < 1:
             raise ValueError(f"memory_budget: expected at least 1 byte, got {value!r}")
-        return int(number)
+        return min(int(number), _LARGEST)
     if value < 1:
         raise ValueError(f"memory_budget: expected a positive number of bytes, got {value}")
-    return int(value)
+    return min(int(value), _LARGEST)
 
 
 class MemoryPlan(NamedTuple):
@@ -83,6 +86,8 @@ def memory_plan(
     for name, value in (("T", T), ("B", B), ("D", D), ("H", H), ("O", O)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if value > _LARGEST:
+            raise ValueError(f"{name}: expected an integer <= 2**63 - 1, got {value!r}")
     try:
         dtype_name = np.dtype(dtype).name
     except TypeError:
