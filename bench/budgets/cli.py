@@ -42,6 +42,13 @@ def option_parser() -> argparse.ArgumentParser:
         help="comma-separated segment lengths at which the peers' memory is measured "
         "(default: every divisor of T from 2 to T/2; under --quick, T/4)",
     )
+    parser.add_argument(
+        "--memory-threads",
+        type=int,
+        help="the thread count at which size 1's working memory is measured (default: the "
+        "largest of --threads; one process per measurement at two threads is slow on a busy "
+        "two-core machine)",
+    )
     add_timing_options(parser, "case")
     parser.add_argument("--no-save", action="store_true", help="print only, write no files")
     parser.add_argument(
@@ -94,6 +101,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         )
     args.thread_list = integers(args.threads, "--threads", options)
     args.segment_list = integers(args.segments, "--segments", options) if args.segments else []
+    if args.memory_threads is not None:
+        integers(str(args.memory_threads), "--memory-threads", options)
     if args.render is not None and not records.record_path(args.render).is_file():
         options.error(
             f"--render: expected a recorded results.json or a run's folder holding one; got "

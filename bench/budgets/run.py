@@ -70,7 +70,7 @@ def peer_curve(case: Case, peer: str, segments: list[int], threads: int) -> list
 
 def dense_case(case: Case, args) -> dict:
     """Size 1: bptt at each share of the states' bytes, each peer at about equal memory."""
-    threads = max(args.thread_list)  # bptt's plans are the same at 1 and 2 threads here
+    threads = args.memory_threads or max(args.thread_list)
     bptt.set_num_threads(threads)
     unbudgeted = plan(case)
     rows = budget_rows(case.states_bytes(), unbudgeted["minimum_bytes"])
