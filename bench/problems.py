@@ -16,7 +16,13 @@ TOKEN_SIZES = ("charrnn", "small")
 
 
 def make_problem(size: str, tokens: bool = False, dtype=np.float32):
-    T, B, D, H, O = STANDARD_SIZES[size]
+    return problem_arrays(STANDARD_SIZES[size], tokens, dtype)
+
+
+def problem_arrays(shape: tuple, tokens: bool = False, dtype=np.float32):
+    """params, inputs (float (T, B, D) or token ids (T, B)) and class-id targets of a shape
+    (T, B, D, H, O), drawn from fixed seeds."""
+    T, B, D, H, O = shape
     rng = np.random.default_rng(0)
     params = bptt.init_params(D, H, O, dtype=dtype, seed=0)
     if tokens:

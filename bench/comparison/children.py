@@ -48,11 +48,12 @@ def child_arguments(args) -> list[str]:
     ]
 
 
-def run_in_child(extra: list[str], env: dict, timeout: float) -> dict | None:
-    """The child's JSON answer, None (and a line on stderr) when it failed."""
+def run_in_child(extra: list[str], env: dict, timeout: float, entry: Path = ENTRY) -> dict | None:
+    """The JSON answer of the program `entry` (bench/compare.py unless told) run as a child with
+    the options `extra`, None (and a line on stderr) when it failed."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
-        command = [sys.executable, str(ENTRY), *extra, "--child-out", str(out)]
+        command = [sys.executable, str(entry), *extra, "--child-out", str(out)]
         completed = subprocess.run(command, env=env, timeout=timeout, check=False)
         if completed.returncode != 0 or not out.exists():
             print(

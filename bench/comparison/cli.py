@@ -42,24 +42,7 @@ def option_parser() -> argparse.ArgumentParser:
         help=f"comma-separated, from {PEER_OPTIONS} (the machine's limits); "
         f"{', '.join(peers.LAYER_PEERS)}: the recurrent layer alone",
     )
-    parser.add_argument(
-        "--budget", type=float, help="seconds of timed calls per cell (default 1, quick 0.05)"
-    )
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=0.1,
-        help="seconds to sleep before switching library (default 0.1)",
-    )
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="before each size, wait up to this long for other processes to leave the CPUs idle "
-        "(a shared machine); default 0",
-    )
+    add_timing_options(parser, "size")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument("--no-plot", action="store_true", help="no PNG chart")
     parser.add_argument("--no-save", action="store_true", help="print only, write no files")
@@ -96,16 +79,43 @@ def option_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    """The options, checked, with the defaults that depend on --quick filled in."""
-    options = option_parser()
-    args = options.parse_args(argv)
+def add_timing_options(parser: argparse.ArgumentParser, unit: str) -> None:
+    """--budget, --rounds, --settle and --wait-quiet (before each `unit` measured)."""
+    parser.add_argument(
+        "--budget", type=float, help="seconds of timed calls per cell (default 1, quick 0.05)"
+    )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.1,
+        help="seconds to sleep before switching library (default 0.1)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"before each {unit}, wait up to this long for other processes to leave the CPUs "
+        "idle (a shared machine); default 0",
+    )
+
+
+def fill_timing_defaults(args: argparse.Namespace) -> None:
+    """The timing options' defaults, which depend on --quick, and the repeat counts."""
     args.min_repeats = 3 if args.quick else 5
     args.max_repeats = 20 if args.quick else 10000
     args.budget = args.budget if args.budget is not None else (0.05 if args.quick else 1.0)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     if args.quick:
         args.settle = min(args.settle, 0.02)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, checked, with the defaults that depend on --quick filled in."""
+    options = option_parser()
+    args = options.parse_args(argv)
+    fill_timing_defaults(args)
     if args.problem_list:
         args.problem_list = args.problem_list.split(",")
     elif args.sizes:

@@ -287,9 +287,25 @@ def report_notes(report: dict) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def header_lines(report: dict) -> list[str]:
-    """The title, the machine, and how the tables were measured."""
-    machine = report["machine"]
+def cpu_lines(machine: dict) -> list[str]:
+    """The machine named by its CPU's model name, family and model, and the CPU's vector flags."""
+    cpu = machine.get("cpu", {})
+    family = (
+        f" (family {cpu['family']}, model {cpu['model']})"
+        if "family" in cpu and "model" in cpu
+        else ""
+    )
+    return [
+        (
+            f"- Machine: {machine['cpu_model']}{family}, {machine['logical_cpus']} logical CPUs; "
+            f"{machine['platform']}; Python {machine['python']}"
+        ),
+        *([f"- CPU vector flags: {vector_flags(cpu['flags'])}"] if cpu.get("flags") else []),
+    ]
+
+
+def setup_lines(machine: dict) -> list[str]:
+    """The versions, bptt's build and source, NumPy's BLAS and the machine's load."""
     blas = "; ".join(
         f"{p.get('internal_api', '?')} {p.get('version', '')} "
         f"({p.get('architecture', '')}, {p.get('threading_layer', '')})"
@@ -299,35 +315,12 @@ def header_lines(report: dict) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     build = machine["bptt_build_info"]
     source = machine.get("bptt_source", {})
-    xla_threads = (
-        ", ".join(
-            f"{plural(run['threads'], 'thread')}: "
-            f"{run['peers']['jax']['versions']['xla_pool_threads']}"
-            for run in report["runs"]
-            if run["peers"].get("jax", {}).get("available")
-        )
-        or "jax not run"
-    )
     tuning = ", ".join(machine["openblas_tuning_set"]) or "neither"
     load_start, load_end = (
         " ".join(f"{v:.2f}" for v in machine.get(key) or ())
         for key in ("load_average_start", "load_average_end")
     )
-    cpu = machine.get("cpu", {})
-    family = (
-        f" (family {cpu['family']}, model {cpu['model']})"
-        if "family" in cpu and "model" in cpu
-        else ""
-    )
     return [
-        f"# bptt peer comparison: {report['label']} ({report['timestamp']})",
-        "",
-        (
-            f"- Machine: {machine['cpu_model']}{family}, {machine['logical_cpus']} logical CPUs; "
-            f"{machine['platform']}; Python {machine['python']}"
-        ),
-        *([f"- CPU vector flags: {vector_flags(cpu['flags'])}"] if cpu.get("flags") else []),
-        *peak_line(report),
         f"- Versions: {versions}",
         f"- Source: commit {source.get('commit')}"
         + (", core sources changed since" if source.get("core_sources_changed") else ""),
@@ -341,6 +334,26 @@ def header_lines(report: dict) -> list[str]:
             f"- Load average at start / end: {load_start} / {load_end}; niceness "
             f"{machine.get('niceness')}"
         ),
+    ]
+
+
+def header_lines(report: dict) -> list[str]:
+    """The title, the machine, and how the tables were measured."""
+    xla_threads = (
+        ", ".join(
+            f"{plural(run['threads'], 'thread')}: "
+            f"{run['peers']['jax']['versions']['xla_pool_threads']}"
+            for run in report["runs"]
+            if run["peers"].get("jax", {}).get("available")
+        )
+        or "jax not run"
+    )
+    return [
+        f"# bptt peer comparison: {report['label']} ({report['timestamp']})",
+        "",
+        *cpu_lines(report["machine"]),
+        *peak_line(report),
+        *setup_lines(report["machine"]),
         f"- Command: `{report['command']}`",
         "",
         (

@@ -37,6 +37,25 @@ def rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def peak_growth(runner) -> dict:
+    """The peak resident-set growth across one more call of a warmed-up runner, its last result
+    dropped and the memory it keeps between calls freed first: {peak_extra_bytes, method}."""
+    runner.release()
+    if hasattr(runner, "release_kept_memory"):  # bptt's scratch, kept between calls
+        runner.release_kept_memory()
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+        before = rss_kib("VmRSS")
+        runner()
+        return {"peak_extra_bytes": 1024 * (rss_kib("VmHWM") - before), "method": "VmHWM reset"}
+    except OSError:  # no clear_refs: ru_maxrss growth, a lower bound when set-up peaked higher
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        runner()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {"peak_extra_bytes": 1024 * (after - before), "method": "ru_maxrss growth"}
+
+
 def run(args) -> None:
     """Peak extra memory of one implementation on one problem, in this fresh process."""
     name, problem = args.memory_impl, Problem.make(args.memory_problem)
@@ -44,23 +63,7 @@ def run(args) -> None:
     module.set_threads(args.child_threads)
     runner = module.Runner(problem)
     runner()  # warm-up: JIT compilation, allocator and thread pools
-    runner.release()
-    if hasattr(runner, "release_kept_memory"):  # bptt's scratch, kept between calls
-        runner.release_kept_memory()
-    gc.collect()
-    result = {}
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
-        before = rss_kib("VmRSS")
-        runner()
-        result["peak_extra_bytes"] = 1024 * (rss_kib("VmHWM") - before)
-        result["method"] = "VmHWM reset"
-    except OSError:  # no clear_refs: ru_maxrss growth, a lower bound when set-up peaked higher
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        runner()
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        result["peak_extra_bytes"] = 1024 * (after - before)
-        result["method"] = "ru_maxrss growth"
+    result = peak_growth(runner)
     if name == "oracle":
         import tracemalloc
 

@@ -41,12 +41,12 @@ def load_implementations(names: list[str], threads: int) -> tuple[dict, dict]:
     return modules, records
 
 
-def checked_runner(module, problem: Problem, ref_loss: float, ref_grads: dict):
-    """A peer's runner on the problem and its record: status "ok" (then the runner is returned
-    for timing), "error" or "mismatch" (then None)."""
+def checked_runner(make_runner, problem: Problem, ref_loss: float, ref_grads: dict):
+    """A peer's runner, make_runner(problem) (a peer module's Runner), and its record: status
+    "ok" (then the runner is returned for timing), "error" or "mismatch" (then None)."""
     entry = {}
     try:
-        runner = module.Runner(problem)
+        runner = make_runner(problem)
         runner()  # JIT compilation happens here, outside the timing
         loss, grads = runner.result()
     except Exception as error:  # noqa: BLE001 (a peer failing here is reported, not fatal)
@@ -79,7 +79,7 @@ def time_problem(problem_name: str, modules: dict, args) -> dict:
     for name, module in modules.items():
         if name == peers.SUBJECT:
             continue
-        entry, runner = checked_runner(module, problem, ref_loss, ref_grads)
+        entry, runner = checked_runner(module.Runner, problem, ref_loss, ref_grads)
         record["peers"][name] = entry
         if runner is None:
             if entry["status"] == "mismatch":

@@ -8,6 +8,7 @@
         runner()             one forward+backward (loss and every gradient), blocking until done
         runner.result()      (loss, {U, W, b, V, c, h0[, x]} as float32 NumPy) of the last call
         runner.release()     drops the last call's result (before a memory measurement)
+        runner.output_bytes() the bytes of the arrays the last call returned (its gradients)
 
 Every peer computes the same gradients bptt returns (h0 and, for float inputs, x included), so
 the work compared is the same.
@@ -20,7 +21,11 @@ offers instead of Runner:
                                  dL/dh_T, every gradient, blocking until done
         runner.result()          (hidden states (T, B, H), {U, W, b, h0, x}) of the last call
 
-bptt's module offers both, the subject of both comparisons.
+bptt's module offers both, the subject of both comparisons; its Runner also takes a
+memory_budget. The peers run under a memory budget the way their users fit one, with activation
+checkpointing over segments of the sequence (CHECKPOINTED, load_checkpointed):
+
+    Runner(problem, segment)     the same forward+backward, each `segment` steps checkpointed
 """
 
 import importlib
@@ -41,8 +46,17 @@ _MODULES = {
 }
 
 
+# The peers' checkpointed forms, by the name of the peer they checkpoint.
+CHECKPOINTED = {"torch": "torch_checkpoint", "jax": "jax_checkpoint"}
+
+
 def load(name: str) -> ModuleType:
     return importlib.import_module(f"peers.{_MODULES[name]}")
+
+
+def load_checkpointed(name: str) -> ModuleType:
+    """The module of the peer `name` (torch, jax) with activation checkpointing."""
+    return importlib.import_module(f"peers.{CHECKPOINTED[name]}")
 
 
 def load_note(name: str) -> str:
@@ -74,3 +88,6 @@ class LossAndGradRunner:
 
     def result(self):
         return self.last.loss, dict(self.last.grads)
+
+    def output_bytes(self):
+        return sum(g.nbytes for g in self.last.grads.values()) + self.last.h_last.nbytes

@@ -1,5 +1,7 @@
-"""The subject: bptt.loss_and_grad on the problem as given (float inputs or token ids), and
-bptt's recurrent layer alone."""
+"""The subject: bptt.loss_and_grad on the problem as given (float inputs or token ids), under a
+memory budget when one is given, and bptt's recurrent layer alone."""
+
+import functools
 
 import bptt
 from bptt import _core
@@ -21,8 +23,10 @@ def set_threads(n: int) -> None:
 
 
 class Runner(LossAndGradRunner):
-    def __init__(self, problem):
-        super().__init__(bptt.loss_and_grad, problem)
+    def __init__(self, problem, memory_budget=None):
+        super().__init__(
+            functools.partial(bptt.loss_and_grad, memory_budget=memory_budget), problem
+        )
 
     def release_kept_memory(self):
         """The scratch the core keeps between calls, so that a memory measurement counts it."""

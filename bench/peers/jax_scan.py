@@ -62,7 +62,8 @@ def xla_pool_threads() -> int:
     return count
 
 
-def _loss(U, W, b, V, c, h0, inputs, targets, tokens):
+def sequence_loss(U, W, b, V, c, h0, inputs, targets, tokens):
+    """(h_T, L) of the sequence from h0."""
     import jax
     import jax.numpy as jnp
 
@@ -73,9 +74,9 @@ def _loss(U, W, b, V, c, h0, inputs, targets, tokens):
         h = jnp.tanh(a + h @ W.T)
         return h, h
 
-    _, hidden = jax.lax.scan(step, h0, a_in)
+    h_last, hidden = jax.lax.scan(step, h0, a_in)
     log_probs = jax.nn.log_softmax(hidden @ V.T + c, axis=-1)
-    return -jnp.sum(jnp.take_along_axis(log_probs, targets[..., None], axis=-1))
+    return h_last, -jnp.sum(jnp.take_along_axis(log_probs, targets[..., None], axis=-1))
 
 
 class Runner:
@@ -96,18 +97,23 @@ class Runner:
         self.args.append(jnp.asarray(problem.targets.astype(np.int32)))
         argnums = tuple(range(6 if self.tokens else 7))  # x's gradient only for float inputs
 
-        def loss(*args):
-            return _loss(*args, tokens=self.tokens)
-
-        self.step = jax.jit(jax.value_and_grad(loss, argnums=argnums))
+        self.step = jax.jit(jax.value_and_grad(self.loss, argnums=argnums))
         self.block = jax.block_until_ready
         self.last = None
+
+    def loss(self, *args):
+        """L of (U, W, b, V, c, h0, inputs, targets), the function differentiated."""
+        return sequence_loss(*args, tokens=self.tokens)[1]
 
     def __call__(self):
         self.last = self.block(self.step(*self.args))
 
     def release(self):
         self.last = None
+
+    def output_bytes(self):
+        loss, grads = self.last
+        return loss.nbytes + sum(g.nbytes for g in grads)
 
     def result(self):
         loss, grads = self.last

@@ -76,6 +76,9 @@ class Runner:
             leaf.grad = None
         self.loss = None
 
+    def output_bytes(self):
+        return sum(leaf.grad.nbytes for leaf in self.leaves if leaf.grad is not None)
+
     def result(self):
         def numpy(tensor):
             return tensor.detach().numpy().copy()
