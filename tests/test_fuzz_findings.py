@@ -15,7 +15,6 @@ import pytest
 import bptt
 
 FUZZER = Path(__file__).parent / "fuzz" / "fuzz_api.py"
-INSTRUCTION_SET = bptt.build_info()["instruction_set"]
 
 
 @pytest.fixture(autouse=True)
@@ -90,11 +89,6 @@ def test_a_budget_beyond_the_core_s_integers_limits_nothing(budget):
     assert bptt.memory_plan(2, 2, 3, 4, 5, memory_budget=budget).schedule == "every state kept"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: loss_plan.cpp takes the smallest chunked plan's need for the minimum even "
-    "where the plan keeping every state, one chunk's, needs less",
-)
 def test_the_minimum_budget_of_a_one_step_problem_is_the_smallest_loss_and_grad_accepts():
     bptt.set_num_threads(1)
     plan = bptt.memory_plan(1, 1, 1, 1, 1)  # 408 bytes; minimum_bytes was 472
@@ -105,10 +99,6 @@ def test_the_minimum_budget_of_a_one_step_problem_is_the_smallest_loss_and_grad_
         bptt.loss_and_grad(params, inputs, targets, memory_budget=plan.minimum_bytes - 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: loss_plan.cpp's byte counts wrap around 2**64 instead of being refused",
-)
 @pytest.mark.parametrize(("T", "B"), [(2**62, 1), (2**62, 2**40)])
 def test_a_plan_too_large_to_count_is_refused_or_holds_its_states(T, B):
     try:
@@ -129,12 +119,6 @@ def aligned_at(shape, dtype, offset: int) -> np.ndarray:
     return buffer[start : start + nbytes].view(dtype).reshape(shape)
 
 
-@pytest.mark.xfail(
-    INSTRUCTION_SET == "avx2",
-    strict=True,
-    reason="core: with the AVX2 kernels, dL/dh0 and dL/dx written into out= arrays not 32-byte "
-    "aligned differ in the last bit (or a zero's sign) from those written into new arrays",
-)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(("name", "D", "H", "O"), [("h0", 1, 4, 2), ("x", 4, 1, 1)])
 def test_out_arrays_at_any_address_receive_the_bits_of_new_arrays(name, D, H, O, threads):
@@ -147,11 +131,6 @@ def test_out_arrays_at_any_address_receive_the_bits_of_new_arrays(name, D, H, O,
         assert written.tobytes() == new.tobytes(), f"out['{name}'] at byte offset {offset}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="binding: out= arrays are checked against the arguments that are NumPy arrays, not "
-    "against the arrays made of the others (a memoryview shares its buffer's memory)",
-)
 @pytest.mark.parametrize("name", ["W", "h0"])
 def test_an_out_array_sharing_a_memoryview_argument_s_memory_is_refused(name):
     params, inputs, targets = small_problem(np.float64)

@@ -1,6 +1,8 @@
 #include "gradient_outputs.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 namespace bptt::bindings {
 
@@ -28,8 +30,13 @@ GradientOutputs::GradientOutputs(py::handle out, std::initializer_list<const cha
     }
   }
   for (const auto& [name, object] : read) {
-    if (py::isinstance<py::array>(object))
+    if (py::isinstance<py::array>(object)) {
       taken_.emplace_back(name, py::reinterpret_borrow<py::array>(object));
+    } else if (PyObject_CheckBuffer(object.ptr())) {
+      // A memoryview or another buffer: NumPy's view of it holds the caller's memory the core
+      // reads.
+      if (py::array view = py::array::ensure(object)) taken_.emplace_back(name, view);
+    }
   }
 }
 
@@ -62,6 +69,19 @@ std::optional<py::array> GradientOutputs::caller_array(const char* name,
   }
   taken_.emplace_back(label, array);
   return array;
+}
+
+bool GradientOutputs::aligned_like_new_arrays(const py::array& array) {
+  return array.size() == 0 ||
+         reinterpret_cast<std::uintptr_t>(array.data()) % kOutputAlignment == 0;
+}
+
+void GradientOutputs::deliver(py::dict& grads) {
+  for (Staged& staged : staged_) {
+    std::memcpy(staged.caller.mutable_data(), staged.written.data(),
+                std::size_t(staged.written.nbytes()));
+    grads[staged.name] = staged.caller;
+  }
 }
 
 }  // namespace bptt::bindings

@@ -21,22 +21,39 @@ class GradientOutputs {
   GradientOutputs(py::handle out, std::initializer_list<const char*> names, DType dtype,
                   std::initializer_list<std::pair<const char*, py::handle>> read);
 
-  // The caller's array for `name`, checked against `axes`, or a new one of that shape.
+  // The array the core writes the gradient `name` into, checked against `axes`: the caller's,
+  // or a new one of that shape. The kernels' vector loops start where the memory is aligned, so
+  // a caller's array that is not aligned like a new one would receive other bits: the core
+  // writes a new one, which deliver() copies into it.
   template <class S>
   py::array_t<S> array(const char* name, std::initializer_list<Axis> axes) {
-    if (std::optional<py::array> provided = caller_array(name, axes)) return *provided;
+    std::optional<py::array> provided = caller_array(name, axes);
+    if (provided && aligned_like_new_arrays(*provided)) return *provided;
     std::vector<py::ssize_t> shape;
     for (const Axis& axis : axes) shape.push_back(axis.extent);
-    return new_array<S>(shape);
+    py::array_t<S> written = new_array<S>(shape);
+    if (provided) staged_.push_back({name, written, *provided});
+    return written;
   }
 
+  // Copies what the core wrote for unaligned caller's arrays into them, and puts the caller's
+  // arrays in `grads` in their place.
+  void deliver(py::dict& grads);
+
  private:
+  struct Staged {
+    const char* name;
+    py::array written, caller;
+  };
+  static bool aligned_like_new_arrays(const py::array& array);
+
   std::optional<py::array> caller_array(const char* name, std::initializer_list<Axis> axes);
 
   bool has_out_ = false;
   py::dict out_;
   DType dtype_;
   std::vector<std::pair<std::string, py::array>> taken_;  // read by the call, or out arrays
+  std::vector<Staged> staged_;
 };
 
 }  // namespace bptt::bindings

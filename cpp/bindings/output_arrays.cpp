@@ -10,7 +10,6 @@
 namespace bptt::bindings {
 namespace {
 
-constexpr std::size_t kAlignment = 64;
 constexpr std::size_t kMinKeptBytes = std::size_t(64) << 10;
 constexpr std::size_t kMaxKeptBytes = std::size_t(64) << 20;
 
@@ -20,7 +19,7 @@ struct Block {
 };
 
 std::size_t round_up(std::size_t bytes) {
-  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  return (bytes + kOutputAlignment - 1) / kOutputAlignment * kOutputAlignment;
 }
 
 // Shared by every thread: NumPy may free an array on a thread other than the one that made it.
@@ -43,7 +42,7 @@ class KeptOutputs {
         return block;
       }
     }
-    void* data = std::aligned_alloc(kAlignment, bytes);
+    void* data = std::aligned_alloc(kOutputAlignment, bytes);
     if (!data) throw std::bad_alloc();
     return {data, bytes};
   }
@@ -113,7 +112,7 @@ py::object output_storage(std::size_t bytes, void** data) {
     *data = owner->data();
     return py::cast(owner.release(), py::return_value_policy::take_ownership);
   }
-  py::array_t<std::uint8_t> storage(py::ssize_t(bytes + kAlignment));  // room to align
+  py::array_t<std::uint8_t> storage(py::ssize_t(bytes + kOutputAlignment));  // room to align
   const auto address = reinterpret_cast<std::uintptr_t>(storage.mutable_data());
   *data = reinterpret_cast<void*>(round_up(address));
   return std::move(storage);

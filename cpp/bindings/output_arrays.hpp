@@ -21,6 +21,7 @@ namespace py = pybind11;
 // does for memory it owns; smaller, NumPy's own memory (the allocator's free lists keep it paged
 // in already, and the kept blocks' bookkeeping would cost more than it saves).
 py::object output_storage(std::size_t bytes, void** data);
+constexpr std::size_t kOutputAlignment = 64;
 
 // Registers the owner's type with the module (once, at import).
 void bind_output_blocks(py::module_& module);

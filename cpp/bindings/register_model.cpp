@@ -104,6 +104,7 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
   });
   py::dict grads("U"_a = dU, "W"_a = dW, "b"_a = db, "V"_a = dV, "c"_a = dc, "h0"_a = dh0);
   if (inputs.wants_input_gradient()) grads["x"] = dx;
+  outputs.deliver(grads);
   return py::make_tuple(loss, grads, h_last);
 }
 

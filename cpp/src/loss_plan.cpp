@@ -4,6 +4,9 @@
 #include "thread_shares.hpp"
 #include "workspace.hpp"
 
+#include "bptt/available_memory.hpp"
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -65,6 +68,21 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
 std::size_t states_bytes(const LossProblem& problem, Index states) {
   return Workspace::bytes_for(
       {scalars(std::size_t(states * problem.size.batch * problem.size.hidden_size), problem)});
+}
+
+// Refuses a problem whose byte counts could overflow 64 bits: its arrays (T·B rows of D, H or O
+// scalars, a few of them at once) could not exist in any address space.
+void check_countable(const LossProblem& problem) {
+  const ProblemSize& size = problem.size;
+  const double widest = double(std::max({size.input_size, size.hidden_size, size.output_size}));
+  const double bytes = double(size.steps + 1) * double(size.batch) * (widest + 1.0) *
+                       double(problem.scalar_bytes);
+  constexpr double kCountable = 0x1p60;  // room for the several such terms a plan adds up
+  if (bytes > kCountable) {
+    throw AllocationTooLarge("T=" + std::to_string(size.steps) + ", B=" +
+                             std::to_string(size.batch) +
+                             ": expected a problem whose rows fit in a 64-bit address space");
+  }
 }
 
 LossPlan base_plan(const LossProblem& problem) {
@@ -247,12 +265,13 @@ Index binomial_split(Index chunks, Index slots) {
 }
 
 LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
-  if (problem.size.steps * problem.size.batch == 0) {  // nothing to compute, nor to keep
+  if (problem.size.steps == 0 || problem.size.batch == 0) {  // nothing to compute, nor to keep
     LossPlan plan = base_plan(problem);
     plan.chunks.count = 0;
     plan.stored_states = 1;
     return plan;
   }
+  check_countable(problem);
   const bool can_pipeline = problem.threads >= 2 && base_plan(problem).small_steps;
   const LossPlan pipelined = full_plan(problem, can_pipeline);
   if (budget == 0 || pipelined.scratch_bytes <= budget) return pipelined;
@@ -269,8 +288,9 @@ LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
   }
   const LossPlan none_kept = binomial_plan(problem, 0);
   if (none_kept.scratch_bytes > budget) {
-    // The least any plan takes: no checkpoint but the first, or the segments searched above.
-    std::size_t least = none_kept.scratch_bytes;
+    // The least any plan takes: every state kept (a problem of one chunk), no checkpoint but
+    // the first, or the segments searched above.
+    std::size_t least = std::min(none_kept.scratch_bytes, full.scratch_bytes);
     const Index middle = least_segments(problem, n);
     for (Index chunks = std::max<Index>(1, middle - kSegmentSearch);
          chunks <= std::min(n - 1, middle + kSegmentSearch); ++chunks)
