@@ -15,8 +15,13 @@ THREADS = (1, 2, 3, 4, 7)
 # the steps split across threads and the pipeline runs: the two largest are the edges.
 _rng = np.random.default_rng(20261206)
 CONFIGS = [
-    (int(_rng.integers(1, 300)), int(_rng.integers(1, 9)), int(_rng.integers(1, 65)),
-     int(_rng.integers(1, 257)), int(_rng.integers(1, 65)))
+    (
+        int(_rng.integers(1, 300)),
+        int(_rng.integers(1, 9)),
+        int(_rng.integers(1, 65)),
+        int(_rng.integers(1, 257)),
+        int(_rng.integers(1, 65)),
+    )
     for _ in range(10)
 ] + [(300, 8, 64, 256, 64), (30, 64, 256, 512, 256), (25, 1, 65, 100, 65), (7, 40, 3, 130, 5)]
 
@@ -50,9 +55,7 @@ def problem(config, dtype, tokens, seed):
     T, B, D, H, O = config
     rng = np.random.default_rng(seed)
     params = bptt.init_params(D, H, O, dtype=dtype, seed=seed)
-    inputs = (
-        rng.integers(0, D, (T, B)) if tokens else rng.standard_normal((T, B, D)).astype(dtype)
-    )
+    inputs = rng.integers(0, D, (T, B)) if tokens else rng.standard_normal((T, B, D)).astype(dtype)
     targets = rng.integers(-1, O, (T, B))
     h0 = (0.5 * rng.standard_normal((B, H))).astype(dtype)
     return params, inputs, targets, h0
@@ -107,8 +110,14 @@ def test_the_layer_alone_is_the_same_bits_on_any_thread_count(config, reverse, w
     def layer():
         forward = bptt.layer_forward(params, inputs, h0=h0, lengths=lengths, reverse=reverse)
         grads = bptt.layer_backward(
-            params, inputs, forward.hidden, h0=h0, d_hidden=d_hidden, d_h_last=d_h_last,
-            lengths=lengths, reverse=reverse,
+            params,
+            inputs,
+            forward.hidden,
+            h0=h0,
+            d_hidden=d_hidden,
+            d_h_last=d_h_last,
+            lengths=lengths,
+            reverse=reverse,
         )
         return [forward.hidden, forward.h_last, *(grads[k] for k in sorted(grads))]
 
@@ -121,8 +130,12 @@ def test_the_head_alone_is_the_same_bits_on_any_thread_count():
 
     def head():
         result = bptt.head_loss_and_grad(params, hidden, targets)
-        return [bptt.head_logits(params, hidden), result.loss, result.d_hidden,
-                *(result.grads[k] for k in sorted(result.grads))]
+        return [
+            bptt.head_logits(params, hidden),
+            result.loss,
+            result.d_hidden,
+            *(result.grads[k] for k in sorted(result.grads)),
+        ]
 
     at_each_thread_count(head)
 
@@ -135,8 +148,9 @@ def test_optimizer_steps_are_the_same_bits_on_any_thread_count(size):
     def steps():
         param, grad, first, second = (v.copy() for v in start)
         second = np.abs(second)
-        _core.adam_step(param, grad, first, second, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-                        step=3)
+        _core.adam_step(
+            param, grad, first, second, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=3
+        )
         _core.adagrad_step(param, grad, second, lr=0.05, eps=1e-10)
         _core.sgd_momentum_step(param, grad, first, lr=0.1, momentum=0.9, first_step=False)
         return [param, first, second]

@@ -1,5 +1,5 @@
 """The model's facts that every part of the package shares: the parameters and their shapes,
-the activations σ and the loss reductions. Written here once; the core, the oracle, the adapters
+the activations (sigma) and the loss reductions. Written here once; the core, the oracle, the adapters
 and the command line read them from here."""
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ def _read_data(
             f"member's {member_bytes:,} bytes"
         )
     array = np.empty(shape, dtype)
-    buffer = memoryview(array).cast("B")
+    buffer = array.data.cast("B")
     filled = 0
     while filled < buffer.nbytes:
         # the last read reaches the member's end, where zipfile checks its CRC

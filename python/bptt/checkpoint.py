@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def save(run_dir: str | os.PathLike, arrays: Mapping[str, np.ndarray], metadata:
     """Write arrays and metadata to run_dir/checkpoint.npz: temporary file, fsync, rename."""
     path = checkpoint_path(run_dir)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    contents = {METADATA_KEY: np.array(json.dumps({"format": FORMAT, **metadata}))}
+    contents: dict[str, Any] = {METADATA_KEY: np.array(json.dumps({"format": FORMAT, **metadata}))}
     contents.update(arrays)
     with writing(path):
         try:
@@ -268,7 +268,7 @@ def _counts_of(metadata: dict, config: TrainConfig, path: Path) -> tuple[int, in
 def _rng_of(metadata: dict, path: Path) -> np.random.Generator:
     rng = np.random.default_rng()
     try:
-        rng.bit_generator.state = metadata.get("rng_state")
+        rng.bit_generator.state = metadata["rng_state"]
     except (TypeError, ValueError, OverflowError, KeyError) as error:
         raise corrupt(path, f"rng_state: {error!r}") from None
     return rng

@@ -153,7 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
     except training.Terminated:
         print("bptt train: terminated", file=sys.stderr)
         return EXIT_TERMINATED
-    return 0 if outcome.finished else 128 + outcome.stopped_by
+    return 128 + outcome.stopped_by if outcome.stopped_by is not None else 0
 
 
 def _train(args: argparse.Namespace) -> training.Outcome:

@@ -59,7 +59,7 @@ class MemoryPlan(NamedTuple):
 
     bytes: int  # the working memory it takes at most
     schedule: str  # "every state kept", "segments" or "binomial"
-    stored_states: int  # hidden states (B × H each) held at once
+    stored_states: int  # hidden states (B by H each) held at once
     checkpoints: int  # of those, states kept to compute others again from
     recomputed_steps: float  # steps computed again, as a fraction of a forward pass
     minimum_bytes: int  # the smallest budget the problem fits in
@@ -70,7 +70,7 @@ def memory_plan(
     B: int,
     D: int,
     H: int,
-    O: int,  # noqa: E741 - the model's symbol
+    O: int,
     *,
     dtype: str = "float32",
     tokens: bool = False,
@@ -97,7 +97,13 @@ def memory_plan(
     if not isinstance(tokens, bool | np.bool_):
         raise TypeError(f"tokens: expected True or False, got {tokens!r}")
     plan = _core.memory_plan(
-        int(T), int(B), int(D), int(H), int(O), dtype_name, bool(tokens),
+        int(T),
+        int(B),
+        int(D),
+        int(H),
+        int(O),
+        dtype_name,
+        bool(tokens),
         parse_memory_budget(memory_budget),
     )
     return MemoryPlan(**plan)

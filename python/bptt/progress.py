@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bptt import _api
 from bptt.corpus import STDLIB
@@ -17,7 +18,7 @@ from bptt.training_config import Budget
 class Progress:
     def __init__(self, show: bool):
         self.show = show
-        self._bar = None
+        self._bar: Any = None  # the tqdm bar while bar() runs
         if show:
             from tqdm.auto import tqdm
 
@@ -50,9 +51,10 @@ class Progress:
         from tqdm.auto import tqdm
 
         self._by_steps = budget.steps is not None
-        if self._by_steps:
+        if budget.steps is not None:
             total, initial, unit = budget.steps, min(step_count, budget.steps), "step"
         else:
+            assert budget.minutes is not None  # a budget has steps or minutes
             total, initial, unit = round(budget.minutes * 60), 0, "s"
         self._bar = tqdm(
             total=total,

@@ -176,6 +176,7 @@ class Trainer:
     def _step_in_parts(self, inputs, targets) -> tuple[float, np.ndarray]:
         """loss_and_grad, clip_grad_norm and the optimizer's step; returns (loss, h_last)."""
         budget = self.config.memory_budget_bytes
+        assert self.loss_and_grad is not None  # the steps are taken in parts only around one
         result = self.loss_and_grad(
             self.params,
             inputs,
