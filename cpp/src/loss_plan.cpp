@@ -62,6 +62,12 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
          scatter + packed + scalars(std::size_t(buffers.threads * blocks), problem);
 }
 
+// What every plan takes besides its schedule's buffers: the rounded copies of bfloat16 operands.
+std::size_t operand_bytes(const LossProblem& problem) {
+  if (problem.operands != ProductOperands::bfloat16) return 0;
+  return bfloat16_operand_bytes(problem.size, problem.tokens);
+}
+
 std::size_t states_bytes(const LossProblem& problem, Index states) {
   return Workspace::bytes_for(
       {scalars(std::size_t(states * problem.size.batch * problem.size.hidden_size), problem)});
@@ -101,11 +107,12 @@ LossPlan full_plan(const LossProblem& problem, bool pipelined) {
         scalars(std::size_t(4 * H * (std::max(H, O) + 16)), problem) +
         (problem.tokens && N > size.input_size
              ? scalars(std::size_t(size.input_size * H), problem)
-             : 0);
+             : 0) +
+        operand_bytes(problem);
     return plan;
   }
   plan.pipelined = pipelined;
-  plan.scratch_bytes = states_bytes(problem, size.steps + 1) +
+  plan.scratch_bytes = states_bytes(problem, size.steps + 1) + operand_bytes(problem) +
                        chunk_buffers_bytes(problem, plan.chunks, kOneTeamBuffers) +
                        (pipelined ? Workspace::bytes_for({scalars(std::size_t(N * O), problem),
                                                           scalars(std::size_t(N * H), problem)})
@@ -126,6 +133,7 @@ LossPlan segments_plan(const LossProblem& problem, Index segment_chunks, bool pi
   plan.stored_states = segments + buffers * (segment_steps + 1);
   plan.scratch_bytes =
       states_bytes(problem, segments) + buffers * states_bytes(problem, segment_steps + 1) +
+      operand_bytes(problem) +
       chunk_buffers_bytes(problem, plan.chunks,
                           pipelined ? kPipelinedSegmentBuffers : kSegmentBuffers);
   // Every step before the last segment's is computed twice.
@@ -142,6 +150,7 @@ LossPlan binomial_plan(const LossProblem& problem, Index slots) {
   plan.stored_states = slots + 1 + plan.chunks.chunk_steps + 1;
   plan.scratch_bytes = states_bytes(problem, slots + 1) +
                        states_bytes(problem, plan.chunks.chunk_steps + 1) +
+                       operand_bytes(problem) +
                        chunk_buffers_bytes(problem, plan.chunks, kOneTeamBuffers);
   return plan;
 }
@@ -225,6 +234,13 @@ MemoryBudgetTooSmall::MemoryBudgetTooSmall(std::size_t budget, std::size_t minim
                             std::to_string(budget)),
       minimum(minimum_bytes) {}
 
+std::size_t bfloat16_operand_bytes(const ProblemSize& size, bool tokens) {
+  const Index D = size.input_size, H = size.hidden_size, O = size.output_size;
+  const std::size_t dense = tokens ? 0 : std::size_t(size.steps * size.batch * D);
+  return Workspace::bytes_for({std::size_t(H * D) * sizeof(float), std::size_t(H * H) * sizeof(float),
+                               std::size_t(O * H) * sizeof(float), dense * sizeof(float)});
+}
+
 double binomial_cost(Index chunks, Index slots) {
   if (chunks <= 0) return 0.0;
   return forward_steps(chunks, slots + 1) + double(chunks);
@@ -287,13 +303,14 @@ LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
 }
 
 LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_bytes,
-                                    bool tokens, std::size_t memory_budget) {
-  const LossPlan plan = plan_loss({size, scalar_bytes, tokens, false, free_threads()},
-                                  memory_budget);
+                                    bool tokens, std::size_t memory_budget,
+                                    ProductOperands operands) {
+  const LossProblem problem{size, scalar_bytes, tokens, false, free_threads(), operands};
+  const LossPlan plan = plan_loss(problem, memory_budget);
   LossMemoryPlan summary{plan.scratch_bytes, "every state kept", plan.stored_states,
                          0, plan.recomputed_steps, plan.scratch_bytes};
   try {
-    plan_loss({size, scalar_bytes, tokens, false, free_threads()}, 1);
+    plan_loss(problem, 1);
   } catch (const MemoryBudgetTooSmall& smallest) {
     summary.minimum_bytes = smallest.minimum;
   }

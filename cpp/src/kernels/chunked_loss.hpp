@@ -37,9 +37,9 @@ class ChunkedLoss {
         reduced_{call.reduction, counted_targets(call.targets, call.inputs.steps * B_)},
         chunk_losses_(size_t(chunks.count), 0.0),
         d_pre_(d_pre),
-        forward_(call.layer.W, call.inputs, H_, call.activation),
-        backward_(call.layer.W, call.inputs, H_, call.activation, nullptr, d_pre,
-                  call.layer_grads.b),
+        forward_(call.layer.W, call.inputs, H_, call.activation, call.layer.operands),
+        backward_(call.layer.W, call.inputs, H_, call.activation, call.layer.operands, nullptr,
+                  d_pre, call.layer_grads.b),
         input_side_(call.layer, call.inputs, call.layer_grads) {
     matrix_view(call.layer_grads.W, H_, H_, H_).setZero();
     matrix_view(call.head_grads.V, O_, H_, H_).setZero();
@@ -54,6 +54,7 @@ class ChunkedLoss {
     MatrixView<S> initial = matrix_view(slot, B_, H_, H_);
     if (call_.h0) initial = matrix_view(call_.h0, B_, H_, H_);
     else initial.setZero();
+    if (call_.layer.operands == ProductOperands::bfloat16) round_to_bfloat16(initial);
   }
 
   // The chunk's states into `states` (slots from first_slot on), whose slot before the chunk
@@ -75,6 +76,7 @@ class ChunkedLoss {
     head_logits(call_.head, h, o);
     chunk_losses_[size_t(j)] = softmax_cross_entropy_rows(
         o, targets_from(call_.targets, first_row, O_), reduced_.gradient_scale<S>());
+    if (call_.head.operands == ProductOperands::bfloat16) round_to_bfloat16(o);
     head_hidden_gradient(call_.head, matrix_view(static_cast<const S*>(logits), n, O_, O_),
                          matrix_view(d_pre_.at(chunks_.begin(j)), n, H_, d_pre_.stride));
   }

@@ -1,6 +1,7 @@
 // The whole model (bptt/rnn_loss.hpp) as loss_plan.hpp plans it: the stepwise schedule, or the
 // chunked one on two threads (rnn_loss_pipeline.cpp) or on one team, below, keeping every
 // hidden state or, under a memory budget, some of them and computing the others again.
+#include "bfloat16.hpp"
 #include "chunked_loss.hpp"
 #include "entry_points.hpp"
 #include "rnn_loss_pipeline.hpp"
@@ -19,8 +20,8 @@ using detail::GradientRows;
 using detail::LossCall;
 
 LossProblem loss_problem(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
-                         bool lengths) {
-  return {size, scalar_bytes, tokens, lengths, free_threads()};
+                         bool lengths, ProductOperands operands) {
+  return {size, scalar_bytes, tokens, lengths, free_threads(), operands};
 }
 
 template <class S>
@@ -184,8 +185,8 @@ void run_done(const GradientsDone* done, double loss) {
 }  // namespace
 
 LossPlan loss_plan(const ProblemSize& size, std::size_t scalar_bytes, bool tokens, bool lengths,
-                   std::size_t budget) {
-  return plan_loss(loss_problem(size, scalar_bytes, tokens, lengths), budget);
+                   ProductOperands operands, std::size_t budget) {
+  return plan_loss(loss_problem(size, scalar_bytes, tokens, lengths, operands), budget);
 }
 
 // A sequence run backwards in time is the same sequence reversed run forwards: each sequence's
@@ -248,6 +249,8 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
                          Activation activation, Reduction reduction,
                          const LayerGradients<S>& layer_grads, const HeadGradients<S>& head_grads,
                          S* h_last, const GradientsDone* done, std::size_t memory_budget) {
+  if (layer.operands != head.operands)
+    throw std::invalid_argument("operands: the layer's and the head's must be the same");
   if (inputs.reverse) {
     if (memory_budget != 0)
       throw std::invalid_argument("memory_budget: not for sequences run backwards in time");
@@ -264,14 +267,21 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
     MatrixView<S> last = matrix_view(h_last, B, H, H);
     if (h0) last = matrix_view(h0, B, H, H);
     else last.setZero();
+    if (layer.operands == ProductOperands::bfloat16) round_to_bfloat16(last);
     run_done<S>(done, 0.0);
     return 0.0;
   }
   const LossPlan plan = loss_plan(size, sizeof(S), inputs.tokens != nullptr,
-                                  inputs.lengths != nullptr, memory_budget);
-  const LossCall<S> call{layer,    head,      inputs,      targets,    h0,
-                         activation, reduction, layer_grads, head_grads, done};
+                                  inputs.lengths != nullptr, layer.operands, memory_budget);
   Workspace workspace(plan.scratch_bytes);
+  // bfloat16 operands: the products read rounded copies (bfloat16.hpp), in this order.
+  const bool bfloat16 = layer.operands == ProductOperands::bfloat16;
+  const LayerWeights<S> layer_operands = bfloat16 ? rounded_layer(layer, workspace) : layer;
+  const HeadWeights<S> head_operands = bfloat16 ? rounded_head(head, workspace) : head;
+  const SequenceInput<S> input_operands =
+      bfloat16 ? rounded_inputs(inputs, layer.input_size, workspace) : inputs;
+  const LossCall<S> call{layer_operands, head_operands, input_operands, targets,    h0,
+                         activation,     reduction,     layer_grads,    head_grads, done};
   if (plan.schedule == LossSchedule::stepwise) {
     const Index N = T * B;
     const detail::LossScratch<S> scratch{take_states<S>(workspace, T + 1, B, H),

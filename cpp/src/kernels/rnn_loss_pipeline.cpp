@@ -135,7 +135,7 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
   const Index upstream_steps = std::min(T, (kUpstreamRows + B - 1) / B);
   auto run_forward = [&] {
     prepare_states(layer, inputs, call.h0, states, T);
-    forward_recurrence(layer.W, inputs, H, activation, states,
+    forward_recurrence(layer, inputs, activation, states,
                        [&](Index done) { forward_done.publish(done); });
   };
   // The head, on the second thread: the logits and loss of each step, two steps behind the
@@ -158,6 +158,7 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
       logits_product.accumulate(hidden + first * H, H, logits.data(), width);
       step_losses[size_t(t)] =
           softmax_cross_entropy_rows(logits, targets_from(targets, first, O), scale);
+      if (head.operands == ProductOperands::bfloat16) round_to_bfloat16(logits);
     }
     for (Index chunk_end = T; chunk_end > 0; chunk_end -= upstream_steps) {
       const Index t0 = std::max<Index>(0, chunk_end - upstream_steps);
@@ -174,7 +175,7 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
   // loop, then dW, dx and dh0; dU on the other thread, once the loop is through.
   auto run_backward = [&] {
     backward_recurrence(
-        layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), upstream_steps,
+        layer, inputs, activation, hidden, static_cast<const S*>(nullptr), upstream_steps,
         [&](Index t0, Index) { upstream_done.wait_for(T - t0); }, [](Index, Index) {},
         GradientRows<S>{hidden_rows, H, B, TimeOrder{T, false}}, layer_grads.b);
     backward_done.publish(1);
