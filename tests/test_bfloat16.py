@@ -2,14 +2,18 @@
 written once in bptt.reference_bfloat16 (and README "bfloat16 products").
 
 - The oracle's rounding is round-to-nearest-even, judged by ml_dtypes' and torch's bfloat16.
-- The core against that oracle: the same rule, differing only in the order of float32 sums.
-  A float32 sum of k terms in another order differs by about u32·√k relatively (u32 = 2**-24,
-  closeness.py); rounding to bfloat16 turns that difference into nothing, or, with probability
-  about u32·√k / (2 u), one bfloat16 unit 2u (u = 2**-8) of the rounded value. Over many values
-  the rounded ones then differ by a root mean square of √(u32·√k / (2 u))·2u = √(2 u u32 √k)
-  relatively, and each of the T steps adds such differences to those the recurrence carries:
-  relative Frobenius differences of at most GROWTH·√(2 u u32 √k)·√(T + 1), k the longest dot
-  product (D + H, H or O), with closeness.GROWTH's margin.
+- The core against that oracle: the same rule, differing only in the order of float32 sums. A
+  float32 sum of k terms in another order differs by about u32·√k relatively (u32 = 2**-24,
+  closeness.py); rounding to bfloat16 then hides that difference, except with probability about
+  u32·√k / (2 u) (u = 2**-8), when it moves the value across a rounding boundary, to the next
+  bfloat16 value, a change of 2u that the recurrence carries on (and so a test of the rule
+  cannot tell from a departure from it). On problems that round few values, N of them (h_t, da_t
+  and dO_t: T·B·(2 H + O)), no value is expected to cross, N·u32·√k / (2 u) ≤ 0.02 (each test
+  checks it), and the results agree as float32 computations do: relative Frobenius differences
+  of at most GROWTH·u32·√(T + 1) (closeness.py's bound over the T + 1 steps), which the
+  departures the tests must catch (a product operand not rounded, about u) exceed a
+  hundredfold. Larger problems are judged by the float64 oracle below, and by the same bits
+  across threads and budgets.
 - The core against the float64 oracle, at the benchmark sizes: every product operand rounded
   to bfloat16 errs by at most u relatively, u/√3 in root mean square (a uniform error). A
   gradient is a sum of products each of whose factors carries the roundings of its chain:
@@ -102,20 +106,22 @@ def test_rounding_matches_ml_dtypes_and_torch_on_random_bits():
 # -- the core against the bfloat16 oracle -------------------------------------------------------
 
 
-def rounding_difference_bound(T, D, H, O) -> float:
-    """GROWTH·√(2 u u32 √k)·√(T + 1): see the module docstring."""
-    k = max(D + H, O)
-    return closeness.GROWTH * math.sqrt(2 * UNIT_ROUNDOFF * U32 * math.sqrt(k) * (T + 1))
+def float32_bound(T, B, D, H, O) -> float:
+    """GROWTH·u32·√(T + 1), for problems where no rounding is expected to cross a bfloat16
+    boundary (see the module docstring), which this checks."""
+    rounded_values = T * B * (2 * H + O)
+    expected_crossings = rounded_values * U32 * math.sqrt(max(D + H, O)) / (2 * UNIT_ROUNDOFF)
+    assert expected_crossings <= 0.02, expected_crossings
+    return closeness.GROWTH * U32 * math.sqrt(T + 1)
 
 
 ORACLE_CASES = [
     # (seed, T, B, D, H, O, activation, tokens, reduction, h0)
-    (1, 20, 3, 10, 16, 12, "tanh", False, "sum", True),
-    (2, 30, 4, 24, 40, 20, "sigmoid", True, "mean", False),
-    (3, 15, 2, 8, 33, 9, "relu", False, "mean", True),
-    (4, 12, 5, 6, 20, 7, "identity", True, "sum", True),
-    (5, 120, 8, 32, 64, 32, "tanh", True, "mean", True),  # chunked schedule, two threads
-    (6, 6, 1, 5, 24, 6, "tanh", False, "sum", True),  # one short sequence: a single chunk
+    (1, 8, 2, 6, 10, 7, "tanh", False, "sum", True),
+    (2, 6, 3, 9, 8, 5, "sigmoid", True, "mean", False),
+    (3, 10, 1, 5, 12, 6, "relu", False, "mean", True),
+    (4, 5, 2, 4, 14, 9, "identity", True, "sum", True),
+    (5, 12, 1, 3, 9, 4, "tanh", True, "mean", True),
 ]
 
 
@@ -130,7 +136,7 @@ def test_the_core_follows_the_bfloat16_rule_of_the_oracle(case, threads):
     expected = reference_bfloat16.loss_and_grad(
         problem.params, problem.inputs, problem.targets, h0=problem.h0, **options
     )
-    bound = rounding_difference_bound(T, D, H, O)
+    bound = float32_bound(T, B, D, H, O)
     assert relative_error(got.loss, expected.loss) <= bound
     for name, grad in expected.grads.items():
         assert relative_error(got.grads[name], grad) <= bound, name
@@ -148,13 +154,13 @@ def test_the_hidden_states_and_the_last_state_are_bfloat16_values():
 
 
 def test_the_layer_and_head_apart_follow_the_oracle_as_the_whole_model():
-    problem = make_problem(9, 25, 3, 14, 30, 11, dtype=np.float32)
+    problem = make_problem(9, 8, 2, 6, 10, 7, dtype=np.float32)
     params, inputs, targets, h0 = problem
     layer = bptt.layer_forward(params, inputs, h0=h0, **BF16)
     head = bptt.head_loss_and_grad(params, layer.hidden, targets, **BF16)
     grads = bptt.layer_backward(params, inputs, layer.hidden, h0=h0, d_hidden=head.d_hidden, **BF16)
     expected = reference_bfloat16.loss_and_grad(params, inputs, targets, h0=h0)
-    bound = rounding_difference_bound(25, 14, 30, 11)
+    bound = float32_bound(8, 2, 6, 10, 7)
     assert relative_error(head.loss, expected.loss) <= bound
     for name in ("V", "c"):
         assert relative_error(head.grads[name], expected.grads[name]) <= bound, name
@@ -178,8 +184,10 @@ GRADIENT_ERROR = 3e-2  # about 8 u: see the module docstring
 LOSS_ERROR = 1e-2  # about 2.5 u
 
 
-@pytest.mark.parametrize("size", BENCH_SIZES)
-@pytest.mark.parametrize("tokens", [False, True], ids=["dense", "tokens"])
+@pytest.mark.parametrize(
+    ("size", "tokens"),
+    [(size, False) for size in BENCH_SIZES] + [("charrnn", True), ("small", True)],
+)
 def test_bfloat16_is_within_its_rounding_of_the_float64_oracle_at_the_benchmark_sizes(size, tokens):
     T, B, D, H, O = BENCH_SIZES[size]
     rng = np.random.default_rng(0)
@@ -342,11 +350,11 @@ def test_build_info_says_how_bfloat16_products_run():
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_every_activation_reads_sigma_prime_from_the_rounded_state(activation):
-    problem = make_problem(14, 10, 2, 6, 12, 5, dtype=np.float32)
+    problem = make_problem(14, 8, 2, 6, 10, 5, dtype=np.float32)
     got = run(problem, activation=activation, **BF16)
     expected = reference_bfloat16.loss_and_grad(
         problem.params, problem.inputs, problem.targets, h0=problem.h0, activation=activation
     )
-    bound = rounding_difference_bound(10, 6, 12, 5)
+    bound = float32_bound(8, 2, 6, 10, 5)
     for name, grad in expected.grads.items():
         assert relative_error(got.grads[name], grad) <= bound, name

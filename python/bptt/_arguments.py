@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from bptt._model import ACTIVATIONS, PARAM_NAMES, REDUCTIONS
 
@@ -98,7 +99,7 @@ def activation(value: object) -> str:
     return choice(value, "activation", ACTIVATIONS)
 
 
-def compute_dtype(value: object, params_dtype: object) -> str | None:
+def compute_dtype(value: object, params_dtype: DTypeLike) -> str | None:
     """None, or the name of a compute dtype the params' dtype takes: bfloat16 operands for
     float32 params, or the params' own dtype; ValueError naming compute_dtype otherwise, in the
     core's words (for the adapters, which check before the core runs)."""

@@ -17,7 +17,8 @@ on the bits, round-to-nearest-even, NaN kept. The forward chain without lengths 
 
 # ruff: noqa: RUF002, RUF003  (σ is the model's symbol for the activation)
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -41,7 +42,8 @@ def round_to_bfloat16(values: ArrayLike) -> NDArray[np.float32]:
 
 
 # σ'(a) in terms of h = σ(a): the core keeps h alone, rounded.
-_DERIVATIVE_OF_STATE = {
+Elementwise = Callable[[np.ndarray], np.ndarray]
+_DERIVATIVE_OF_STATE: dict[str, Elementwise] = {
     "tanh": lambda h: 1 - h * h,
     "sigmoid": lambda h: h * (1 - h),
     "relu": lambda h: (h > 0).astype(np.float32),
@@ -71,7 +73,7 @@ def loss_and_grad(
     tokens = np.issubdtype(inputs.dtype, np.integer)
     x = reference._one_hot(inputs, D, f32, "inputs") if tokens else bf(inputs)
     T, B = x.shape[:2]
-    sigma = reference.ACTIVATIONS[activation][0]
+    sigma = cast(Elementwise, reference.ACTIVATIONS[activation][0])
     d_sigma = _DERIVATIVE_OF_STATE[activation]
 
     # Forward: states stored rounded, h[0] = h_0 and h[t + 1] = h_t.
