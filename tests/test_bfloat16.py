@@ -32,6 +32,8 @@ written once in bptt.reference_bfloat16 (and README "bfloat16 products").
 """
 
 import math
+import subprocess
+import sys
 
 import closeness
 import numpy as np
@@ -308,7 +310,7 @@ def test_bfloat16_gives_the_same_bits_on_any_thread_count(config):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bfloat16_gives_the_same_bits_under_any_budget(threads):
-    T, B, D, H, O = 600, 4, 16, 64, 16
+    T, B, D, H, O = 3000, 2, 16, 32, 16  # long enough for every schedule
     problem = make_problem(13, T, B, D, H, O, dtype=np.float32, tokens=True)
     bptt.set_num_threads(threads)
     plan = bptt.memory_plan(T, B, D, H, O, tokens=True, **BF16)
@@ -340,6 +342,47 @@ def test_the_memory_plan_counts_two_bytes_a_stored_state_and_the_rounded_copies(
     converted = 4 * (128 + 2 * B) * H * 4
     saved = float32.bytes - bfloat16.bytes
     assert half_the_states - copies - converted - 4 * 64 <= saved <= half_the_states - copies
+
+
+PEAK_CHILD = """
+import sys
+import numpy as np
+import bptt
+
+def status_bytes(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+
+T, B, D, H, O = 20000, 8, 64, 128, 64
+bptt.set_num_threads(1)
+params = bptt.init_params(D, H, O, seed=0)
+rng = np.random.default_rng(0)
+inputs, targets = rng.integers(0, D, (T, B)), rng.integers(0, O, (T, B))
+bptt.loss_and_grad(params, inputs[:2000], targets[:2000], compute_dtype="bfloat16")
+bptt.release_scratch()
+with open("/proc/self/clear_refs", "w") as clear_refs:
+    clear_refs.write("5")
+before = status_bytes("VmRSS")
+result = bptt.loss_and_grad(params, inputs, targets, compute_dtype="bfloat16")
+returned = result.h_last.nbytes + sum(grad.nbytes for grad in result.grads.values())
+print(status_bytes("VmHWM") - before - returned)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_the_working_memory_of_a_bfloat16_call_holds_its_states_in_two_bytes_each():
+    # tests/test_memory_budget.py's measurement: the peak resident-set growth of a child's call
+    T, B, D, H, O = 20000, 8, 64, 128, 64
+    child = subprocess.run(
+        [sys.executable, "-c", PEAK_CHILD], capture_output=True, text=True, timeout=300, check=True
+    )
+    peak = int(child.stdout)
+    bptt.set_num_threads(1)
+    plan = bptt.memory_plan(T, B, D, H, O, tokens=True, **BF16)
+    assert 0.99 * (T + 1) * B * H * 2 <= peak <= plan.bytes  # float32's states alone: twice
+    assert plan.bytes < (T + 1) * B * H * 4
 
 
 def test_build_info_says_how_bfloat16_products_run():

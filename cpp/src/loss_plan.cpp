@@ -22,6 +22,19 @@ std::size_t scalars(std::size_t count, const LossProblem& problem) {
   return count * problem.scalar_bytes;
 }
 
+bool bfloat16_operands(const LossProblem& problem) {
+  return problem.operands == ProductOperands::bfloat16;
+}
+
+// Bytes of a stored hidden state's value: a scalar, or bfloat16's 2 with bfloat16 operands.
+std::size_t state_value_bytes(const LossProblem& problem) {
+  return bfloat16_operands(problem) ? 2 : problem.scalar_bytes;
+}
+
+// The blocks into which stored bfloat16 states are converted, one for each of the chunked
+// schedule's four pieces that read them (chunked_loss.hpp), of a chunk and its previous state.
+constexpr Index kConvertedBlocks = 4;
+
 // How a way of running the chunked schedule holds its chunks: dL/da in a ring of ring_chunks
 // chunks, the logits of logit_chunks chunks, W packed for `packings` step loops at once, and
 // the blocks of Eigen's products on `threads` threads at once.
@@ -51,6 +64,9 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
   const auto scatter = scalars(scatters ? std::size_t(size.input_size * H) : 0, problem);
   const auto packed =
       scalars(std::size_t(buffers.packings * H * (H + 16 + std::max<Index>(B, 8))), problem);
+  const auto converted = bfloat16_operands(problem)
+                             ? scalars(std::size_t(kConvertedBlocks * (c + 1) * B * H), problem)
+                             : 0;
   // Each product (inner dimension k, result of m columns and n rows) takes blocks of at most
   // kProductBlockDepth·(m + n) scalars: the input projection, the logits, dL/dh, dV, dW, dU, dx.
   Index blocks = 0;
@@ -59,18 +75,18 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
   for (const auto& [k, m, n] : products)
     if (k > 0 && m > 0) blocks = std::max(blocks, std::min(k, kProductBlockDepth) * (m + n));
   return Workspace::bytes_for({ring, logits}) + std::size_t(chunks.count) * sizeof(double) +
-         scatter + packed + scalars(std::size_t(buffers.threads * blocks), problem);
+         scatter + packed + converted + scalars(std::size_t(buffers.threads * blocks), problem);
 }
 
 // What every plan takes besides its schedule's buffers: the rounded copies of bfloat16 operands.
 std::size_t operand_bytes(const LossProblem& problem) {
-  if (problem.operands != ProductOperands::bfloat16) return 0;
+  if (!bfloat16_operands(problem)) return 0;
   return bfloat16_operand_bytes(problem.size, problem.tokens);
 }
 
 std::size_t states_bytes(const LossProblem& problem, Index states) {
-  return Workspace::bytes_for(
-      {scalars(std::size_t(states * problem.size.batch * problem.size.hidden_size), problem)});
+  const Index values = states * problem.size.batch * problem.size.hidden_size;
+  return Workspace::bytes_for({std::size_t(values) * state_value_bytes(problem)});
 }
 
 LossPlan base_plan(const LossProblem& problem) {
@@ -78,8 +94,10 @@ LossPlan base_plan(const LossProblem& problem) {
   const Index T = size.steps, B = size.batch, rows = T * B;
   LossPlan plan{};
   plan.small_steps = step_stays_on_one_thread(B, size.hidden_size);
+  // (bfloat16 operands store their states as bfloat16 in the chunked schedule alone)
   const bool stepwise = plan.small_steps && !problem.lengths && T >= 2 && rows < kMinChunkedRows &&
-                        B > 0 && size.hidden_size > 0 && size.output_size > 0;
+                        B > 0 && size.hidden_size > 0 && size.output_size > 0 &&
+                        !bfloat16_operands(problem);
   plan.schedule = stepwise ? LossSchedule::stepwise : LossSchedule::chunked;
   const Index c = plan.small_steps
                       ? steps_per_chunk(kPipelineChunkRows, B, T / kMinPipelineChunks)
@@ -107,8 +125,7 @@ LossPlan full_plan(const LossProblem& problem, bool pipelined) {
         scalars(std::size_t(4 * H * (std::max(H, O) + 16)), problem) +
         (problem.tokens && N > size.input_size
              ? scalars(std::size_t(size.input_size * H), problem)
-             : 0) +
-        operand_bytes(problem);
+             : 0);
     return plan;
   }
   plan.pipelined = pipelined;
@@ -236,9 +253,10 @@ MemoryBudgetTooSmall::MemoryBudgetTooSmall(std::size_t budget, std::size_t minim
 
 std::size_t bfloat16_operand_bytes(const ProblemSize& size, bool tokens) {
   const Index D = size.input_size, H = size.hidden_size, O = size.output_size;
-  const std::size_t dense = tokens ? 0 : std::size_t(size.steps * size.batch * D);
-  return Workspace::bytes_for({std::size_t(H * D) * sizeof(float), std::size_t(H * H) * sizeof(float),
-                               std::size_t(O * H) * sizeof(float), dense * sizeof(float)});
+  const Index dense = tokens ? 0 : size.steps * size.batch * D;
+  return Workspace::bytes_for(
+      {std::size_t(H * D) * sizeof(float), std::size_t(H * H) * sizeof(float),
+       std::size_t(O * H) * sizeof(float), std::size_t(dense) * sizeof(float)});
 }
 
 double binomial_cost(Index chunks, Index slots) {

@@ -5,6 +5,8 @@
 // are rounded once a call; h0 and each h_t as it is produced (the rounded h_t is what the next
 // step, the head, σ' and dW read); dO and da as they are produced (the rounded values are what
 // dL/dh = dO V, Wᵀ da, dV, dW, dU, dx, dh0 and the bias gradients' sums read); every sum is float.
+// The whole model keeps its hidden states as bfloat16 (2 bytes each), converted to floats a
+// chunk at a time for the products (chunked_loss.hpp).
 #pragma once
 
 #include "matrix_views.hpp"
@@ -29,6 +31,38 @@ inline float round_to_bfloat16(float x) {
   float result;
   std::memcpy(&result, &kept, sizeof result);
   return result;
+}
+
+// A stored hidden state: the upper 16 bits of a float already rounded to bfloat16.
+struct Bfloat16 {
+  std::uint16_t bits;
+};
+
+// n states from floats to their storage (State: S itself, or Bfloat16 for float states, which
+// are bfloat16 values already, so that dropping their low bits loses nothing), and back.
+template <class S, class State>
+void store_states(const S* from, Index n, State* to) {
+  if constexpr (std::is_same_v<State, S>) {
+    std::copy_n(from, n, to);
+  } else {
+    for (Index i = 0; i < n; ++i) {
+      std::uint32_t bits;
+      std::memcpy(&bits, from + i, sizeof bits);
+      to[i].bits = std::uint16_t(bits >> 16);
+    }
+  }
+}
+
+template <class S, class State>
+void load_states(const State* from, Index n, S* to) {
+  if constexpr (std::is_same_v<State, S>) {
+    std::copy_n(from, n, to);
+  } else {
+    for (Index i = 0; i < n; ++i) {
+      const std::uint32_t bits = std::uint32_t(from[i].bits) << 16;
+      std::memcpy(to + i, &bits, sizeof bits);
+    }
+  }
 }
 
 // In place, each of n contiguous values. Only float values are ever rounded (the bindings take
