@@ -27,8 +27,8 @@ written once in bptt.reference_bfloat16 (and README "bfloat16 products").
   compute_dtype; None and the params' dtype name are today's computation, bit for bit.
 - The bits: the same on any thread count and under any memory budget, as for float32.
 - The memory: the stored states take 2 bytes a value, half of float32's, and memory_plan counts
-  that, the rounded copies of the operands and the float32 blocks a chunk's states are
-  converted into.
+  that, the rounded copies of U, W and V and the float32 blocks a chunk's states are converted
+  (and its dense inputs rounded) into.
 """
 
 import math
@@ -337,9 +337,11 @@ def test_the_memory_plan_counts_two_bytes_a_stored_state_and_the_rounded_copies(
     bfloat16 = bptt.memory_plan(T, B, D, H, O, tokens=tokens, **BF16)
     assert bfloat16.stored_states == float32.stored_states == T + 1
     half_the_states = 2 * (T + 1) * B * H  # bytes saved: 4 a state's value, 2 in bfloat16
-    copies = 4 * (H * D + H * H + O * H + (0 if tokens else T * B * D))  # U, W, V, inputs
-    # the four blocks of a chunk's states (about 128 rows, chunks.hpp) converted to float32
-    converted = 4 * (128 + 2 * B) * H * 4
+    copies = 4 * (H * D + H * H + O * H)  # U, W and V rounded
+    # A chunk (about 128 rows, chunks.hpp) of states converted to float32 in four blocks, and of
+    # dense inputs rounded in two
+    chunk_rows = 128 + 2 * B
+    converted = 4 * (4 * chunk_rows * H + (0 if tokens else 2 * chunk_rows * D))
     saved = float32.bytes - bfloat16.bytes
     assert half_the_states - copies - converted - 4 * 64 <= saved <= half_the_states - copies
 

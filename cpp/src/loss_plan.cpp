@@ -34,6 +34,8 @@ std::size_t state_value_bytes(const LossProblem& problem) {
 // The blocks into which stored bfloat16 states are converted, one for each of the chunked
 // schedule's four pieces that read them (chunked_loss.hpp), of a chunk and its previous state.
 constexpr Index kConvertedBlocks = 4;
+// ... and into which a chunk's dense inputs are rounded, for its projection and for dU.
+constexpr Index kRoundedInputBlocks = 2;
 
 // How a way of running the chunked schedule holds its chunks: dL/da in a ring of ring_chunks
 // chunks, the logits of logit_chunks chunks, W packed for `packings` step loops at once, and
@@ -64,9 +66,11 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
   const auto scatter = scalars(scatters ? std::size_t(size.input_size * H) : 0, problem);
   const auto packed =
       scalars(std::size_t(buffers.packings * H * (H + 16 + std::max<Index>(B, 8))), problem);
-  const auto converted = bfloat16_operands(problem)
-                             ? scalars(std::size_t(kConvertedBlocks * (c + 1) * B * H), problem)
-                             : 0;
+  // bfloat16 operands: a chunk's states converted, and its dense inputs rounded, by each piece
+  const Index converted_values =
+      kConvertedBlocks * (c + 1) * B * H + kRoundedInputBlocks * rows * D;
+  const auto converted =
+      bfloat16_operands(problem) ? scalars(std::size_t(converted_values), problem) : 0;
   // Each product (inner dimension k, result of m columns and n rows) takes blocks of at most
   // kProductBlockDepth·(m + n) scalars: the input projection, the logits, dL/dh, dV, dW, dU, dx.
   Index blocks = 0;
@@ -78,10 +82,10 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
          scatter + packed + converted + scalars(std::size_t(buffers.threads * blocks), problem);
 }
 
-// What every plan takes besides its schedule's buffers: the rounded copies of bfloat16 operands.
+// What every plan takes besides its schedule's buffers: the rounded copies of bfloat16 weights.
 std::size_t operand_bytes(const LossProblem& problem) {
   if (!bfloat16_operands(problem)) return 0;
-  return bfloat16_operand_bytes(problem.size, problem.tokens);
+  return bfloat16_weight_bytes(problem.size);
 }
 
 std::size_t states_bytes(const LossProblem& problem, Index states) {
@@ -251,12 +255,11 @@ MemoryBudgetTooSmall::MemoryBudgetTooSmall(std::size_t budget, std::size_t minim
                             std::to_string(budget)),
       minimum(minimum_bytes) {}
 
-std::size_t bfloat16_operand_bytes(const ProblemSize& size, bool tokens) {
+std::size_t bfloat16_weight_bytes(const ProblemSize& size) {
   const Index D = size.input_size, H = size.hidden_size, O = size.output_size;
-  const Index dense = tokens ? 0 : size.steps * size.batch * D;
-  return Workspace::bytes_for(
-      {std::size_t(H * D) * sizeof(float), std::size_t(H * H) * sizeof(float),
-       std::size_t(O * H) * sizeof(float), std::size_t(dense) * sizeof(float)});
+  return Workspace::bytes_for({std::size_t(H * D) * sizeof(float),
+                               std::size_t(H * H) * sizeof(float),
+                               std::size_t(O * H) * sizeof(float)});
 }
 
 double binomial_cost(Index chunks, Index slots) {

@@ -62,9 +62,9 @@ struct LossProblem {
   ProductOperands operands = ProductOperands::native;
 };
 
-// The copies a call with bfloat16 operands rounds U, W, V and dense inputs into (kernels/
-// bfloat16.hpp), in the order it takes them from its workspace.
-std::size_t bfloat16_operand_bytes(const ProblemSize& size, bool tokens);
+// The copies a call with bfloat16 operands rounds U, W and V into (kernels/bfloat16.hpp), in the
+// order it takes them from its workspace.
+std::size_t bfloat16_weight_bytes(const ProblemSize& size);
 
 // The plan with the least recomputation whose scratch fits `budget` bytes (else
 // MemoryBudgetTooSmall, bptt/memory_budget.hpp); with budget 0, the plan that keeps every state.

@@ -1,10 +1,11 @@
 // bfloat16 product operands (bptt/types.hpp's ProductOperands::bfloat16) on any CPU: each operand
 // rounded to bfloat16 and held in a float, whose low 16 bits are then zero, so that the float
 // products and their float sums (FMA) are what a bfloat16 dot-product instruction with float
-// accumulation computes, up to the order of the sums. The rule, once: U, W, V and dense inputs
-// are rounded once a call; h0 and each h_t as it is produced (the rounded h_t is what the next
-// step, the head, σ' and dW read); dO and da as they are produced (the rounded values are what
-// dL/dh = dO V, Wᵀ da, dV, dW, dU, dx, dh0 and the bias gradients' sums read); every sum is float.
+// accumulation computes, up to the order of the sums. The rule, once: U, W and V are rounded once
+// a call, dense inputs as the products read them; h0 and each h_t as it is produced (the rounded
+// h_t is what the next step, the head, σ' and dW read); dO and da as they are produced (the
+// rounded values are what dL/dh = dO V, Wᵀ da, dV, dW, dU, dx, dh0 and the bias gradients' sums
+// read); every sum is float.
 // The whole model keeps its hidden states as bfloat16 (2 bytes each), converted to floats a
 // chunk at a time for the products (chunked_loss.hpp).
 #pragma once
@@ -89,7 +90,8 @@ void rounded_copy(const S* from, Index n, S* to) {
 }
 
 // The operands a call rounds once, each into a copy taken from the call's workspace (in the
-// order of bfloat16_operand_bytes, loss_plan.hpp): U and W, V, the dense inputs.
+// order of bfloat16_weight_bytes, loss_plan.hpp, for the whole model): U and W, V, and, for the
+// layer on its own, the dense inputs (the whole model rounds them a chunk at a time).
 template <class S>
 LayerWeights<S> rounded_layer(const LayerWeights<S>& weights, Workspace& workspace) {
   const Index D = weights.input_size, H = weights.hidden_size;

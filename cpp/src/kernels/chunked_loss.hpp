@@ -49,6 +49,10 @@ class ChunkedLoss {
       for (std::vector<S>& block : converted_)
         block.resize(std::size_t((chunks.chunk_steps + 1) * B_ * H_));
     }
+    if (call.layer.operands == ProductOperands::bfloat16 && call.inputs.dense) {
+      for (std::vector<S>& block : rounded_inputs_)
+        block.resize(std::size_t(chunks.chunk_steps * B_ * call.layer.input_size));
+    }
     matrix_view(call.layer_grads.W, H_, H_, H_).setZero();
     matrix_view(call.head_grads.V, O_, H_, H_).setZero();
     RowVectorView<S>(call.head_grads.c, O_).setZero();
@@ -79,13 +83,15 @@ class ChunkedLoss {
     if constexpr (kConverts) {
       S* const chunk = converted_[kForward].data();
       load_states(states + (begin - first_slot) * B_ * H_, B_ * H_, chunk);
-      project_steps(call_.layer, call_.inputs, begin, end, chunk, begin);
+      project_steps(call_.layer, call_.inputs, begin, end, chunk, begin,
+                    rounded_inputs(j, kForward));
       forward_.run(begin, end, chunk, begin);
       store_states(static_cast<const S*>(chunk) + B_ * H_, (end - begin) * B_ * H_,
                    states + (begin + 1 - first_slot) * B_ * H_);
       progress(end);
     } else {
-      project_steps(call_.layer, call_.inputs, begin, end, states, first_slot);
+      project_steps(call_.layer, call_.inputs, begin, end, states, first_slot,
+                    rounded_inputs(j, kForward));
       forward_.run(begin, end, states, first_slot, std::forward<Progress>(progress));
     }
   }
@@ -129,7 +135,7 @@ class ChunkedLoss {
     const ConstMatrixView<S> previous = matrix_view(
         slots_as_S(states, first_slot, chunks_.begin(j), rows(j), kLayerSums), rows(j), H_, H_);
     multiply(matrix_view(call_.layer_grads.W, H_, H_, H_), da.transpose(), previous, true);
-    input_side_.add(chunks_.begin(j) * B_, da);
+    input_side_.add(chunks_.begin(j) * B_, da, rounded_inputs(j, kLayerSums));
   }
 
   void sums(Index j, const State* states, Index first_slot, const S* d_logits) {
@@ -176,6 +182,17 @@ class ChunkedLoss {
     }
   }
 
+  // With bfloat16 operands, chunk j's dense inputs rounded into the block of the piece that
+  // reads them (forward or layer sums: a chunk at a time rather than a copy of them all); else
+  // null, for the inputs as they are.
+  const S* rounded_inputs(Index j, Block block) {
+    std::vector<S>& rounded = rounded_inputs_[block == kForward ? 0 : 1];
+    if (rounded.empty()) return nullptr;
+    const Index D = call_.layer.input_size;
+    rounded_copy(call_.inputs.dense + chunks_.begin(j) * B_ * D, rows(j) * D, rounded.data());
+    return rounded.data();
+  }
+
   ConstMatrixView<S> hidden_rows(Index j, const State* states, Index first_slot) {
     return matrix_view(slots_as_S(states, first_slot, chunks_.begin(j) + 1, rows(j), kHead),
                        rows(j), H_, H_);
@@ -195,6 +212,7 @@ class ChunkedLoss {
   BackwardRecurrence<S> backward_;
   InputGradientSum<S> input_side_;
   std::vector<S> converted_[kBlocks];  // with kConverts: chunk_steps + 1 slots each
+  std::vector<S> rounded_inputs_[2];   // dense inputs, bfloat16 operands: chunk_steps each
 };
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE::detail

@@ -62,10 +62,10 @@ inline bool reads_token_columns_in_place(Index rows, Index input_size) {
 
 // b + U x_t for the times [t0, t1), in their slots of a states buffer holding the slots from
 // first_slot on (rows are by time in either order): one GEMM for dense inputs, a row gather for
-// tokens.
+// tokens. dense_rows, if given, holds the dense inputs of those times in place of inputs'.
 template <class S>
 void project_steps(const LayerWeights<S>& weights, const SequenceInput<S>& inputs, Index t0,
-                   Index t1, S* states, Index first_slot = 0) {
+                   Index t1, S* states, Index first_slot = 0, const S* dense_rows = nullptr) {
   const Index D = weights.input_size, H = weights.hidden_size, B = inputs.batch;
   const Index first = t0 * B, rows = (t1 - t0) * B;
   if (rows <= 0) return;
@@ -92,8 +92,8 @@ void project_steps(const LayerWeights<S>& weights, const SequenceInput<S>& input
     }
   } else {
     pre_activation.rowwise() = b;
-    multiply(pre_activation, matrix_view(inputs.dense + first * D, rows, D, D), U.transpose(),
-             true);
+    const S* const x = dense_rows ? dense_rows : inputs.dense + first * D;
+    multiply(pre_activation, matrix_view(x, rows, D, D), U.transpose(), true);
   }
 }
 
@@ -364,8 +364,9 @@ class InputGradientSum {
     if (!scatters_transposed_) dU().setZero();
   }
 
-  // The rows [first, first + da.rows()) of the steps·batch rows.
-  void add(Index first, ConstMatrixView<S> da) {
+  // The rows [first, first + da.rows()) of the steps·batch rows; dense_rows, if given, holds
+  // their dense inputs in place of inputs'.
+  void add(Index first, ConstMatrixView<S> da, const S* dense_rows = nullptr) {
     const Index D = weights_.input_size, rows = da.rows();
     if (scatters_transposed_) {
       for (Index r = 0; r < rows; ++r) {
@@ -378,7 +379,8 @@ class InputGradientSum {
         if (id_in_range(id, D)) dU().col(id) += da.row(r).transpose();
       }
     } else {
-      multiply(dU(), da.transpose(), matrix_view(inputs_.dense + first * D, rows, D, D), true);
+      const S* const x = dense_rows ? dense_rows : inputs_.dense + first * D;
+      multiply(dU(), da.transpose(), matrix_view(x, rows, D, D), true);
     }
   }
 

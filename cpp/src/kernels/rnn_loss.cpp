@@ -324,14 +324,13 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   const LossPlan plan = loss_plan(size, sizeof(S), inputs.tokens != nullptr,
                                   inputs.lengths != nullptr, layer.operands, memory_budget);
   Workspace workspace(plan.scratch_bytes);
-  // bfloat16 operands: the products read rounded copies (bfloat16.hpp), in this order.
+  // bfloat16 operands: the products read rounded copies of the weights (bfloat16.hpp), in this
+  // order, and of a chunk's dense inputs at a time (chunked_loss.hpp).
   const bool bfloat16 = layer.operands == ProductOperands::bfloat16;
   const LayerWeights<S> layer_operands = bfloat16 ? rounded_layer(layer, workspace) : layer;
   const HeadWeights<S> head_operands = bfloat16 ? rounded_head(head, workspace) : head;
-  const SequenceInput<S> input_operands =
-      bfloat16 ? rounded_inputs(inputs, layer.input_size, workspace) : inputs;
-  const LossCall<S> call{layer_operands, head_operands, input_operands, targets,    h0,
-                         activation,     reduction,     layer_grads,    head_grads, done};
+  const LossCall<S> call{layer_operands, head_operands, inputs,      targets,    h0,
+                         activation,     reduction,     layer_grads, head_grads, done};
   if (plan.schedule == LossSchedule::stepwise) {
     const Index N = T * B;
     const detail::LossScratch<S> scratch{take_states<S>(workspace, T + 1, B, H),
