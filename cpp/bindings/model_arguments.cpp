@@ -134,6 +134,22 @@ Activation activation_argument(py::handle object) {
   return activation;
 }
 
+ProductOperands compute_dtype_argument(py::handle compute_dtype, DType params_dtype) {
+  if (compute_dtype.is_none()) return ProductOperands::native;
+  const std::string own = dtype_name(params_dtype);
+  if (py::isinstance<py::str>(compute_dtype)) {
+    const std::string name = compute_dtype.cast<std::string>();
+    if (name == own) return ProductOperands::native;
+    if (name == "bfloat16") {
+      if (params_dtype == DType::float32) return ProductOperands::bfloat16;
+      throw py::value_error("compute_dtype: 'bfloat16' takes float32 parameters, got " + own);
+    }
+  }
+  throw py::value_error("compute_dtype: expected None, 'bfloat16' (with float32 parameters) or '" +
+                        own + "' (the parameters' dtype), got " +
+                        std::string(py::repr(compute_dtype)));
+}
+
 Reduction reduction_argument(py::handle object) {
   const std::string name = string_argument(object, "reduction");
   Reduction reduction;

@@ -18,12 +18,14 @@ struct Layer {
   py::array U, W, b;
   DType dtype;
   py::ssize_t hidden_size, input_size;
+  ProductOperands operands = ProductOperands::native;  // set by compute_dtype_argument
 };
 
 struct Head {
   py::array V, c;
   DType dtype;
   py::ssize_t hidden_size, output_size;
+  ProductOperands operands = ProductOperands::native;
 };
 
 struct Inputs {
@@ -55,6 +57,9 @@ py::object check_state(py::handle state, const char* name, const Layer& layer, p
 TargetArray check_targets(py::handle targets, const Head& head, py::ssize_t steps,
                           py::ssize_t batch);
 Activation activation_argument(py::handle activation);
+// compute_dtype: None or the parameters' dtype name (their own products), or 'bfloat16' with
+// float32 parameters; a ValueError naming compute_dtype otherwise.
+ProductOperands compute_dtype_argument(py::handle compute_dtype, DType params_dtype);
 Reduction reduction_argument(py::handle reduction);
 
 template <class S>
@@ -70,12 +75,12 @@ S* mutable_data(py::array& array) {
 template <class S>
 LayerWeights<S> layer_weights(const Layer& layer) {
   return {data<S>(layer.U), data<S>(layer.W), data<S>(layer.b), layer.input_size,
-          layer.hidden_size};
+          layer.hidden_size, layer.operands};
 }
 
 template <class S>
 HeadWeights<S> head_weights(const Head& head) {
-  return {data<S>(head.V), data<S>(head.c), head.hidden_size, head.output_size};
+  return {data<S>(head.V), data<S>(head.c), head.hidden_size, head.output_size, head.operands};
 }
 
 template <class S>

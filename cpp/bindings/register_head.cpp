@@ -37,8 +37,10 @@ py::array head_logits_typed(const Head& head, const py::array& hidden, bool chec
   return std::move(logits);
 }
 
-py::array logits(py::handle V, py::handle c, py::handle hidden, bool check_finite) {
-  const Head head = check_head(V, c);
+py::array logits(py::handle V, py::handle c, py::handle hidden, bool check_finite,
+                 py::handle compute_dtype) {
+  Head head = check_head(V, c);
+  head.operands = compute_dtype_argument(compute_dtype, head.dtype);
   const py::array checked_hidden = check_hidden(hidden, head);
   return with_scalar_type(head.dtype, [&](auto scalar) {
     return head_logits_typed<decltype(scalar)>(head, checked_hidden, check_finite);
@@ -71,9 +73,10 @@ py::tuple head_loss_and_grad_typed(const Head& head, const py::array& hidden,
 }
 
 py::tuple loss_and_grad(py::handle V, py::handle c, py::handle hidden, py::handle targets,
-                        py::handle reduction, bool check_finite) {
+                        py::handle reduction, bool check_finite, py::handle compute_dtype) {
   const Reduction parsed_reduction = reduction_argument(reduction);
-  const Head head = check_head(V, c);
+  Head head = check_head(V, c);
+  head.operands = compute_dtype_argument(compute_dtype, head.dtype);
   const py::array checked_hidden = check_hidden(hidden, head);
   const TargetArray checked_targets =
       check_targets(targets, head, checked_hidden.shape(0), checked_hidden.shape(1));
@@ -86,11 +89,13 @@ py::tuple loss_and_grad(py::handle V, py::handle c, py::handle hidden, py::handl
 }  // namespace
 
 void register_head(py::module_& m) {
+  const auto none = py::none();
   m.def("head_logits", &logits, "V"_a, "c"_a, "hidden"_a,
-        py::arg("check_finite").noconvert() = true,
+        py::arg("check_finite").noconvert() = true, "compute_dtype"_a = none,
         "Logits c + V h_t for hidden states (T, B, H).");
   m.def("head_loss_and_grad", &loss_and_grad, "V"_a, "c"_a, "hidden"_a, "targets"_a,
         "reduction"_a = "sum", py::arg("check_finite").noconvert() = true,
+        "compute_dtype"_a = none,
         "Softmax cross-entropy of the head: returns (loss, {V, c}, dL/dhidden).");
 }
 

@@ -34,9 +34,10 @@ py::array layer_forward_typed(const Layer& layer, const Inputs& inputs, const py
 
 py::array layer_forward(py::handle U, py::handle W, py::handle b, py::handle inputs,
                         py::handle h0, py::handle activation, py::handle lengths, bool reverse,
-                        bool check_finite) {
+                        bool check_finite, py::handle compute_dtype) {
   const Activation parsed_activation = activation_argument(activation);
-  const Layer layer = check_layer(U, W, b);
+  Layer layer = check_layer(U, W, b);
+  layer.operands = compute_dtype_argument(compute_dtype, layer.dtype);
   Inputs checked_inputs = check_inputs(inputs, layer);
   check_sequence_layout(checked_inputs, lengths, reverse);
   const py::object checked_h0 = check_state(h0, "h0", layer, checked_inputs.batch);
@@ -85,9 +86,11 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
 py::dict layer_backward(py::handle U, py::handle W, py::handle b, py::handle inputs,
                         py::handle hidden, py::handle h0, py::handle d_hidden,
                         py::handle d_h_last, py::handle activation, py::handle lengths,
-                        bool reverse, bool check_finite, bool input_grad) {
+                        bool reverse, bool check_finite, bool input_grad,
+                        py::handle compute_dtype) {
   const Activation parsed_activation = activation_argument(activation);
-  const Layer layer = check_layer(U, W, b);
+  Layer layer = check_layer(U, W, b);
+  layer.operands = compute_dtype_argument(compute_dtype, layer.dtype);
   Inputs checked_inputs = check_inputs(inputs, layer);
   check_sequence_layout(checked_inputs, lengths, reverse);
   checked_inputs.input_grad = input_grad;
@@ -116,7 +119,7 @@ void register_layer(py::module_& m) {
   const auto none = py::none();
   m.def("layer_forward", &layer_forward, "U"_a, "W"_a, "b"_a, "inputs"_a, "h0"_a = none,
         "activation"_a = "tanh", "lengths"_a = none, py::arg("reverse").noconvert() = false,
-        py::arg("check_finite").noconvert() = true,
+        py::arg("check_finite").noconvert() = true, "compute_dtype"_a = none,
         "States (T + 1, B, H) of the recurrent layer: h0 in slot 0 and h_t in slot t + 1 "
         "(reverse: h_t in slot t and h0 in slot T). With lengths (B,), a padded position keeps "
         "the previous state.");
@@ -124,6 +127,7 @@ void register_layer(py::module_& m) {
         "h0"_a = none, "d_hidden"_a = none, "d_h_last"_a = none, "activation"_a = "tanh",
         "lengths"_a = none, py::arg("reverse").noconvert() = false,
         py::arg("check_finite").noconvert() = true, py::arg("input_grad").noconvert() = true,
+        "compute_dtype"_a = none,
         "Gradients of U, W, b, h0 (and x for float inputs) given the hidden states by time "
         "(T, B, H), dL/dh_t (T, B, H; ignored at padded positions) and dL/dh_T (B, H).");
 }

@@ -19,7 +19,8 @@ using namespace pybind11::literals;
 // (an array of another dtype or layout), or, with no budget, everything that fits in the memory
 // available (0: every state kept), checked up front.
 std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
-                        std::optional<std::size_t> budget, double copies, double outputs) {
+                        ProductOperands operands, std::optional<std::size_t> budget,
+                        double copies, double outputs) {
   if (budget) {
     if (double(*budget) <= copies) {
       throw py::value_error("memory_budget: expected more than the " +
@@ -28,7 +29,7 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
     }
     const std::size_t rest = *budget - std::size_t(copies);
     try {
-      rnn_loss_memory_plan(size, scalar_bytes, tokens, rest);
+      rnn_loss_memory_plan(size, scalar_bytes, tokens, rest, operands);
     } catch (const MemoryBudgetTooSmall& error) {
       throw py::value_error("memory_budget: expected at least " +
                             std::to_string(error.minimum + std::size_t(copies)) +
@@ -38,14 +39,15 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
     }
     return rest;
   }
-  const double everything = double(rnn_loss_memory_plan(size, scalar_bytes, tokens, 0).bytes);
+  const double everything =
+      double(rnn_loss_memory_plan(size, scalar_bytes, tokens, 0, operands).bytes);
   const double available = double(available_memory_bytes()) - outputs - copies;
   if (everything + outputs + copies <= double(available_memory_bytes()) || available <= 0) {
     check_allocation(everything + outputs, "loss_and_grad");
     return 0;
   }
   try {  // the states computed again where keeping them all does not fit
-    rnn_loss_memory_plan(size, scalar_bytes, tokens, std::size_t(available));
+    rnn_loss_memory_plan(size, scalar_bytes, tokens, std::size_t(available), operands);
     return std::size_t(available);
   } catch (const MemoryBudgetTooSmall&) {
     check_allocation(everything + outputs, "loss_and_grad");  // raises MemoryError
@@ -68,7 +70,7 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
                 inputs.wants_input_gradient() ? double(T) * B * D : 0.0},
                sizeof(S));
   const std::size_t memory_budget =
-      core_budget(size, sizeof(S), inputs.tokens, budget, copies, output_bytes);
+      core_budget(size, sizeof(S), inputs.tokens, layer.operands, budget, copies, output_bytes);
   auto dU = outputs.array<S>("U", {{"H", H}, {"D", D}});
   auto dW = outputs.array<S>("W", {{"H", H}, {"H", H}});
   auto db = outputs.array<S>("b", {{"H", H}});
@@ -111,12 +113,14 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
 py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, py::handle c,
                         py::handle inputs, py::handle targets, py::handle h0,
                         py::handle activation, py::handle reduction, bool check_finite,
-                        bool input_grad, py::handle out, py::handle memory_budget) {
+                        bool input_grad, py::handle out, py::handle memory_budget,
+                        py::handle compute_dtype) {
   const std::optional<std::size_t> budget = budget_argument(memory_budget);
   const Activation parsed_activation = activation_argument(activation);
   const Reduction parsed_reduction = reduction_argument(reduction);
-  const Layer layer = check_layer(U, W, b);
-  const Head head = check_head(V, c, layer);
+  Layer layer = check_layer(U, W, b);
+  Head head = check_head(V, c, layer);
+  layer.operands = head.operands = compute_dtype_argument(compute_dtype, layer.dtype);
   Inputs checked_inputs = check_inputs(inputs, layer);
   checked_inputs.input_grad = input_grad;
   const TargetArray checked_targets =
@@ -142,7 +146,7 @@ py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, 
 
 py::dict memory_plan(py::ssize_t steps, py::ssize_t batch, py::ssize_t input_size,
                      py::ssize_t hidden_size, py::ssize_t output_size, py::handle dtype,
-                     bool tokens, py::handle memory_budget) {
+                     bool tokens, py::handle memory_budget, py::handle compute_dtype) {
   for (const auto& [name, value] : {std::pair<const char*, py::ssize_t>{"T", steps},
                                     {"B", batch}, {"D", input_size}, {"H", hidden_size},
                                     {"O", output_size}}) {
@@ -155,11 +159,13 @@ py::dict memory_plan(py::ssize_t steps, py::ssize_t batch, py::ssize_t input_siz
   if (name != "float32" && name != "float64")
     throw py::value_error("dtype: expected 'float32' or 'float64', got '" + name + "'");
   const std::size_t scalar_bytes = name == "float32" ? 4 : 8;
+  const ProductOperands operands =
+      compute_dtype_argument(compute_dtype, name == "float32" ? DType::float32 : DType::float64);
   const std::optional<std::size_t> budget = budget_argument(memory_budget);
   const ProblemSize size{steps, batch, input_size, hidden_size, output_size};
   LossMemoryPlan plan;
   try {
-    plan = rnn_loss_memory_plan(size, scalar_bytes, tokens, budget.value_or(0));
+    plan = rnn_loss_memory_plan(size, scalar_bytes, tokens, budget.value_or(0), operands);
   } catch (const MemoryBudgetTooSmall& error) {
     throw py::value_error(error.what());
   }
@@ -177,13 +183,15 @@ void register_model(py::module_& m) {
         "targets"_a, "h0"_a = none, "activation"_a = "tanh", "reduction"_a = "sum",
         py::arg("check_finite").noconvert() = true, py::arg("input_grad").noconvert() = true,
         "out"_a = none,
-        "memory_budget"_a = none,
+        "memory_budget"_a = none, "compute_dtype"_a = none,
         "L and its gradients for the RNN with softmax head; returns (loss, grads, h_last). "
         "grads has x (dL/dinputs) for float inputs unless input_grad is False. out: a dict of "
         "arrays, by gradient name, that receive those gradients in place of new arrays. "
-        "memory_budget: bytes of working memory at most (the same results for any budget).");
+        "memory_budget: bytes of working memory at most (the same results for any budget). "
+        "compute_dtype: 'bfloat16' for bfloat16 product operands (float32 params).");
   m.def("memory_plan", &memory_plan, "steps"_a, "batch"_a, "input_size"_a, "hidden_size"_a,
         "output_size"_a, "dtype"_a = "float32", "tokens"_a = false, "memory_budget"_a = none,
+        "compute_dtype"_a = none,
         "What loss_and_grad would do with its working memory for this problem: bytes, schedule, "
         "states stored, checkpoints, steps computed again (a fraction of a forward pass) and the "
         "least budget.");

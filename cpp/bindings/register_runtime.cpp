@@ -34,7 +34,8 @@ py::dict information() {
                   "available_instruction_sets"_a = available_instruction_sets(),
                   "simd"_a = info.simd, "eigen_version"_a = info.eigen_version,
                   "compiler"_a = info.compiler, "openmp"_a = info.openmp,
-                  "num_threads"_a = get_num_threads());
+                  "num_threads"_a = get_num_threads(),
+                  "bfloat16_products"_a = info.bfloat16_products);
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ class TrainingStep {
   TrainingStep(py::handle param, py::handle grad, py::tuple states, py::ssize_t input_size,
                py::ssize_t hidden_size, py::ssize_t output_size, py::handle activation,
                double max_norm, py::handle optimizer, double lr, double eps, double beta1,
-               double beta2, double momentum, py::handle memory_budget)
+               double beta2, double momentum, py::handle memory_budget, py::handle compute_dtype)
       : layout_{positive_size(input_size, "input_size"), positive_size(hidden_size, "hidden_size"),
                 positive_size(output_size, "output_size")},
         max_norm_(finite_number(max_norm, "max_norm")),
@@ -75,6 +75,7 @@ class TrainingStep {
                             ", O = " + std::to_string(output_size) + ", got " +
                             std::to_string(vectors_->size));
     }
+    operands_ = compute_dtype_argument(compute_dtype, vectors_->dtype);
   }
 
   // One step on a chunk: token ids (T, B) and their targets, the state h0 (B, H) the chunk
@@ -138,8 +139,9 @@ class TrainingStep {
     const ProblemSize size{input_view.steps, input_view.batch, layout_.input_size,
                            layout_.hidden_size, layout_.output_size};
     try {
-      check_allocation(double(rnn_loss_memory_plan(size, sizeof(S), true, memory_budget_).bytes),
-                       "the training step");
+      check_allocation(
+          double(rnn_loss_memory_plan(size, sizeof(S), true, memory_budget_, operands_).bytes),
+          "the training step");
     } catch (const MemoryBudgetTooSmall& error) {
       throw py::value_error(error.what());
     }
@@ -160,7 +162,7 @@ class TrainingStep {
     StepOutcome outcome{};
     without_gil([&] {
       outcome = training_step(layout_, params, grads, input_view, target_view, initial, last,
-                              activation_, max_norm_, update, memory_budget_);
+                              activation_, max_norm_, update, memory_budget_, operands_);
     });
     return py::make_tuple(outcome.loss, outcome.grad_norm, outcome.updated);
   }
@@ -171,6 +173,7 @@ class TrainingStep {
   double lr_, eps_, beta1_, beta2_, momentum_;
   Activation activation_ = Activation::tanh;
   OptimizerKind kind_ = OptimizerKind::adam;
+  ProductOperands operands_ = ProductOperands::native;
   std::optional<StepVectors> vectors_;
 };
 
@@ -183,10 +186,11 @@ void register_training_step(py::module_& m) {
                            "optimizer's update, on vectors laid out as U, W, b, V, c.")
       .def(py::init<py::handle, py::handle, py::tuple, py::ssize_t, py::ssize_t, py::ssize_t,
                     py::handle, double, py::handle, double, double, double, double, double,
-                    py::handle>(),
+                    py::handle, py::handle>(),
            "param"_a, "grad"_a, "states"_a, "input_size"_a, "hidden_size"_a, "output_size"_a,
            "activation"_a, "max_norm"_a, "optimizer"_a, "lr"_a, "eps"_a = 0.0,
-           "beta1"_a = 0.0, "beta2"_a = 0.0, "momentum"_a = 0.0, "memory_budget"_a = py::none())
+           "beta1"_a = 0.0, "beta2"_a = 0.0, "momentum"_a = 0.0, "memory_budget"_a = py::none(),
+           "compute_dtype"_a = py::none())
       .def("__call__", &TrainingStep::operator(), "inputs"_a, "targets"_a, "h0"_a, "h_last"_a,
            "step"_a,
            "One step on token ids (T, B) and targets (T, B) from the state h0 (B, H); writes the "

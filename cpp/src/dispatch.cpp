@@ -81,9 +81,10 @@ template <class S>
 StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                           S* h_last, Activation activation, double max_norm,
-                          const OptimizerUpdate<S>& update, std::size_t memory_budget) {
+                          const OptimizerUpdate<S>& update, std::size_t memory_budget,
+                          ProductOperands operands) {
   return kernels<S>().training_step(layout, params, grads, inputs, targets, h0, h_last,
-                                    activation, max_norm, update, memory_budget);
+                                    activation, max_norm, update, memory_budget, operands);
 }
 
 template <class S>
@@ -124,7 +125,8 @@ bool all_finite(const S* values, Index size) {
       const GradientsDone*, std::size_t);                                                      \
   template StepOutcome training_step<S>(const ParameterLayout&, S*, S*, const SequenceInput<S>&, \
                                         const Targets<S>&, const S*, S*, Activation, double,   \
-                                        const OptimizerUpdate<S>&, std::size_t);               \
+                                        const OptimizerUpdate<S>&, std::size_t,                \
+                                        ProductOperands);                                      \
   template void adagrad_step<S>(S*, const S*, S*, Index, S, S);                                \
   template void adam_step<S>(S*, const S*, S*, S*, Index, const AdamStep<S>&);                 \
   template void sgd_momentum_step<S>(S*, const S*, S*, Index, S, S, bool);                     \

@@ -33,6 +33,17 @@ bool cpu_supports(const std::string& set) {
   return false;
 }
 
+// Every instruction set runs bfloat16 operands as floats (kernels/bfloat16.hpp); the CPU's own
+// bfloat16 dot products (AVX512-BF16) are reported, but no kernel uses them yet.
+std::string bfloat16_products() {
+  std::string products = "float32 FMA on bfloat16-rounded operands";
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512bf16")) return products + " (AVX512-BF16 present, unused)";
+#endif
+  return products + " (no AVX512-BF16)";
+}
+
 struct KernelSet {
   const char* name;
   const KernelTable& (*table)();
@@ -86,7 +97,8 @@ BuildInfo build_info() {
 #else
   const bool openmp = false;
 #endif
-  return {kernels.instruction_set, kernels.simd, kernels.eigen_version, BPTT_COMPILER, openmp};
+  return {kernels.instruction_set, kernels.simd, kernels.eigen_version, BPTT_COMPILER, openmp,
+          bfloat16_products()};
 }
 
 }  // namespace bptt

@@ -29,7 +29,8 @@ struct ScalarKernels {
   StepOutcome (*training_step)(const ParameterLayout&, S* params, S* grads,
                                const SequenceInput<S>&, const Targets<S>&, const S* h0,
                                S* h_last, Activation, double max_norm,
-                               const OptimizerUpdate<S>&, std::size_t memory_budget);
+                               const OptimizerUpdate<S>&, std::size_t memory_budget,
+                               ProductOperands);
   void (*adagrad_step)(S* param, const S* grad, S* sum, Index size, S lr, S eps);
   void (*adam_step)(S* param, const S* grad, S* exp_avg, S* exp_avg_sq, Index size,
                     const AdamStep<S>&);

@@ -25,6 +25,21 @@ std::size_t scalars(std::size_t count, const LossProblem& problem) {
   return count * problem.scalar_bytes;
 }
 
+bool bfloat16_operands(const LossProblem& problem) {
+  return problem.operands == ProductOperands::bfloat16;
+}
+
+// Bytes of a stored hidden state's value: a scalar, or bfloat16's 2 with bfloat16 operands.
+std::size_t state_value_bytes(const LossProblem& problem) {
+  return bfloat16_operands(problem) ? 2 : problem.scalar_bytes;
+}
+
+// The blocks into which stored bfloat16 states are converted, one for each of the chunked
+// schedule's four pieces that read them (chunked_loss.hpp), of a chunk and its previous state.
+constexpr Index kConvertedBlocks = 4;
+// ... and into which a chunk's dense inputs are rounded, for its projection and for dU.
+constexpr Index kRoundedInputBlocks = 2;
+
 // How a way of running the chunked schedule holds its chunks: dL/da in a ring of ring_chunks
 // chunks, the logits of logit_chunks chunks, W packed for `packings` step loops at once, and
 // the blocks of Eigen's products on `threads` threads at once.
@@ -54,6 +69,11 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
   const auto scatter = scalars(scatters ? std::size_t(size.input_size * H) : 0, problem);
   const auto packed =
       scalars(std::size_t(buffers.packings * H * (H + 16 + std::max<Index>(B, 8))), problem);
+  // bfloat16 operands: a chunk's states converted, and its dense inputs rounded, by each piece
+  const Index converted_values =
+      kConvertedBlocks * (c + 1) * B * H + kRoundedInputBlocks * rows * D;
+  const auto converted =
+      bfloat16_operands(problem) ? scalars(std::size_t(converted_values), problem) : 0;
   // Each product (inner dimension k, result of m columns and n rows) takes blocks of at most
   // kProductBlockDepth·(m + n) scalars: the input projection, the logits, dL/dh, dV, dW, dU, dx.
   Index blocks = 0;
@@ -62,12 +82,18 @@ std::size_t chunk_buffers_bytes(const LossProblem& problem, const LossChunks& ch
   for (const auto& [k, m, n] : products)
     if (k > 0 && m > 0) blocks = std::max(blocks, std::min(k, kProductBlockDepth) * (m + n));
   return Workspace::bytes_for({ring, logits}) + std::size_t(chunks.count) * sizeof(double) +
-         scatter + packed + scalars(std::size_t(buffers.threads * blocks), problem);
+         scatter + packed + converted + scalars(std::size_t(buffers.threads * blocks), problem);
+}
+
+// What every plan takes besides its schedule's buffers: the rounded copies of bfloat16 weights.
+std::size_t operand_bytes(const LossProblem& problem) {
+  if (!bfloat16_operands(problem)) return 0;
+  return bfloat16_weight_bytes(problem.size);
 }
 
 std::size_t states_bytes(const LossProblem& problem, Index states) {
-  return Workspace::bytes_for(
-      {scalars(std::size_t(states * problem.size.batch * problem.size.hidden_size), problem)});
+  const Index values = states * problem.size.batch * problem.size.hidden_size;
+  return Workspace::bytes_for({std::size_t(values) * state_value_bytes(problem)});
 }
 
 // Refuses a problem whose byte counts could overflow 64 bits: its arrays (T·B rows of D, H or O
@@ -90,8 +116,10 @@ LossPlan base_plan(const LossProblem& problem) {
   const Index T = size.steps, B = size.batch, rows = T * B;
   LossPlan plan{};
   plan.small_steps = step_stays_on_one_thread(B, size.hidden_size);
+  // (bfloat16 operands store their states as bfloat16 in the chunked schedule alone)
   const bool stepwise = plan.small_steps && !problem.lengths && T >= 2 && rows < kMinChunkedRows &&
-                        B > 0 && size.hidden_size > 0 && size.output_size > 0;
+                        B > 0 && size.hidden_size > 0 && size.output_size > 0 &&
+                        !bfloat16_operands(problem);
   plan.schedule = stepwise ? LossSchedule::stepwise : LossSchedule::chunked;
   const Index c = plan.small_steps
                       ? steps_per_chunk(kPipelineChunkRows, B, T / kMinPipelineChunks)
@@ -123,7 +151,7 @@ LossPlan full_plan(const LossProblem& problem, bool pipelined) {
     return plan;
   }
   plan.pipelined = pipelined;
-  plan.scratch_bytes = states_bytes(problem, size.steps + 1) +
+  plan.scratch_bytes = states_bytes(problem, size.steps + 1) + operand_bytes(problem) +
                        chunk_buffers_bytes(problem, plan.chunks, kOneTeamBuffers) +
                        (pipelined ? Workspace::bytes_for({scalars(std::size_t(N * O), problem),
                                                           scalars(std::size_t(N * H), problem)})
@@ -144,6 +172,7 @@ LossPlan segments_plan(const LossProblem& problem, Index segment_chunks, bool pi
   plan.stored_states = segments + buffers * (segment_steps + 1);
   plan.scratch_bytes =
       states_bytes(problem, segments) + buffers * states_bytes(problem, segment_steps + 1) +
+      operand_bytes(problem) +
       chunk_buffers_bytes(problem, plan.chunks,
                           pipelined ? kPipelinedSegmentBuffers : kSegmentBuffers);
   // Every step before the last segment's is computed twice.
@@ -160,6 +189,7 @@ LossPlan binomial_plan(const LossProblem& problem, Index slots) {
   plan.stored_states = slots + 1 + plan.chunks.chunk_steps + 1;
   plan.scratch_bytes = states_bytes(problem, slots + 1) +
                        states_bytes(problem, plan.chunks.chunk_steps + 1) +
+                       operand_bytes(problem) +
                        chunk_buffers_bytes(problem, plan.chunks, kOneTeamBuffers);
   return plan;
 }
@@ -243,6 +273,13 @@ MemoryBudgetTooSmall::MemoryBudgetTooSmall(std::size_t budget, std::size_t minim
                             std::to_string(budget)),
       minimum(minimum_bytes) {}
 
+std::size_t bfloat16_weight_bytes(const ProblemSize& size) {
+  const Index D = size.input_size, H = size.hidden_size, O = size.output_size;
+  return Workspace::bytes_for({std::size_t(H * D) * sizeof(float),
+                               std::size_t(H * H) * sizeof(float),
+                               std::size_t(O * H) * sizeof(float)});
+}
+
 double binomial_cost(Index chunks, Index slots) {
   if (chunks <= 0) return 0.0;
   return forward_steps(chunks, slots + 1) + double(chunks);
@@ -307,13 +344,14 @@ LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
 }
 
 LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_bytes,
-                                    bool tokens, std::size_t memory_budget) {
-  const LossPlan plan = plan_loss({size, scalar_bytes, tokens, false, free_threads()},
-                                  memory_budget);
+                                    bool tokens, std::size_t memory_budget,
+                                    ProductOperands operands) {
+  const LossProblem problem{size, scalar_bytes, tokens, false, free_threads(), operands};
+  const LossPlan plan = plan_loss(problem, memory_budget);
   LossMemoryPlan summary{plan.scratch_bytes, "every state kept", plan.stored_states,
                          0, plan.recomputed_steps, plan.scratch_bytes};
   try {
-    plan_loss({size, scalar_bytes, tokens, false, free_threads()}, 1);
+    plan_loss(problem, 1);
   } catch (const MemoryBudgetTooSmall& smallest) {
     summary.minimum_bytes = smallest.minimum;
   }

@@ -59,7 +59,12 @@ struct LossProblem {
   bool tokens;
   bool lengths;  // per-sequence lengths
   int threads;   // free for the call
+  ProductOperands operands = ProductOperands::native;
 };
+
+// The copies a call with bfloat16 operands rounds U, W and V into (kernels/bfloat16.hpp), in the
+// order it takes them from its workspace.
+std::size_t bfloat16_weight_bytes(const ProblemSize& size);
 
 // The plan with the least recomputation whose scratch fits `budget` bytes (else
 // MemoryBudgetTooSmall, bptt/memory_budget.hpp); with budget 0, the plan that keeps every state.

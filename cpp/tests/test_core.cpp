@@ -4,6 +4,7 @@
 // of the baseline kernels, the scratch blocks) through their own headers.
 #include "bptt/bptt.hpp"
 
+#include "kernels/bfloat16.hpp"
 #include "kernels/step_product.hpp"
 #include "loss_plan.hpp"
 #include "workspace.hpp"
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -92,13 +94,17 @@ struct Gradients {
 
 template <class S>
 Gradients<S> run(const Problem<S>& p, Activation activation, Reduction reduction = Reduction::sum,
-                 std::size_t memory_budget = 0) {
+                 std::size_t memory_budget = 0,
+                 ProductOperands operands = ProductOperands::native) {
   Gradients<S> g;
   g.U.resize(size_t(p.H * p.D)); g.W.resize(size_t(p.H * p.H)); g.b.resize(size_t(p.H));
   g.V.resize(size_t(p.O * p.H)); g.c.resize(size_t(p.O)); g.h0.resize(size_t(p.B * p.H));
   g.x.resize(size_t(p.T * p.B * p.D)); g.h_last.resize(size_t(p.B * p.H));
   LayerGradients<S> lg{g.U.data(), g.W.data(), g.b.data(), g.h0.data(), p.tokens ? nullptr : g.x.data()};
-  g.loss = rnn_loss_and_grad(p.layer(), p.head(), p.inputs(), p.targets(), p.h0.data(), activation,
+  LayerWeights<S> layer = p.layer();
+  HeadWeights<S> head = p.head();
+  layer.operands = head.operands = operands;
+  g.loss = rnn_loss_and_grad(layer, head, p.inputs(), p.targets(), p.h0.data(), activation,
                              reduction, lg, HeadGradients<S>{g.V.data(), g.c.data()}, g.h_last.data(),
                              nullptr, memory_budget);
   return g;
@@ -304,6 +310,65 @@ void check_results_are_the_same_bits_for_any_threads_and_budget() {
                      what + ": budget " + std::to_string(budget));
             }
           }
+}
+
+// bfloat16 operands (bptt/types.hpp): rounding to nearest with ties to even, NaN kept; the
+// states stored as bfloat16 (h_last has no low bits); the same bits on any thread count and
+// under any budget; and the gradients within bfloat16's rounding (unit roundoff 2^-8, a few of
+// them along each gradient's chain: 3e-2, tests/test_bfloat16.py) of float's.
+void check_bfloat16_operands() {
+  const float one_ulp = 1.0f / 128;  // bfloat16's spacing in [1, 2)
+  expect(kernels::round_to_bfloat16(1 + one_ulp / 2) == 1.0f, "a tie rounds to even (down)");
+  expect(kernels::round_to_bfloat16(1 + 1.5f * one_ulp) == 1 + 2 * one_ulp,
+         "a tie rounds to even (up)");
+  expect(kernels::round_to_bfloat16(1 + 0.75f * one_ulp) == 1 + one_ulp, "nearest, up");
+  expect(std::isnan(kernels::round_to_bfloat16(std::numeric_limits<float>::quiet_NaN())),
+         "NaN stays NaN");
+  expect(std::isinf(kernels::round_to_bfloat16(std::numeric_limits<float>::max())),
+         "beyond bfloat16's largest: infinity");
+  const ProductOperands bf16 = ProductOperands::bfloat16;
+  for (bool tokens : {false, true}) {
+    Problem<float> p(60, 5, 7, 24, 9, tokens, false, 17u);
+    // A contracting recurrence, as init_params draws one: in a chaotic one (this W unscaled)
+    // any rounding grows along the steps, float's too.
+    for (float& w : p.W) w *= 0.3f;
+    set_num_threads(1);
+    const Gradients<float> one = run(p, Activation::tanh, Reduction::mean, 0, bf16);
+    const Gradients<float> native = run(p, Activation::tanh, Reduction::mean);
+    bool stored_as_bfloat16 = true;
+    for (float h : one.h_last) {
+      std::uint32_t bits;
+      std::memcpy(&bits, &h, sizeof bits);
+      stored_as_bfloat16 = stored_as_bfloat16 && (bits & 0xFFFFu) == 0;
+    }
+    expect(stored_as_bfloat16, "bfloat16 operands: h_last is a bfloat16 value");
+    double difference = 0, norm = 0;
+    for (size_t i = 0; i < native.W.size(); ++i) {
+      difference += std::pow(double(one.W[i]) - double(native.W[i]), 2);
+      norm += std::pow(double(native.W[i]), 2);
+    }
+    expect(std::sqrt(difference / norm) < 3e-2 && difference > 0,
+           "bfloat16 dW within bfloat16's rounding of float's, and not equal to it: " +
+               std::to_string(std::sqrt(difference / norm)));
+    auto same = [&](const Gradients<float>& other) {
+      return one.loss == other.loss && one.U == other.U && one.W == other.W && one.b == other.b &&
+             one.V == other.V && one.c == other.c && one.h0 == other.h0 &&
+             one.h_last == other.h_last && (tokens || one.x == other.x);
+    };
+    for (int threads : {2, 3}) {
+      set_num_threads(threads);
+      expect(same(run(p, Activation::tanh, Reduction::mean, 0, bf16)),
+             "bfloat16: the same bits on " + std::to_string(threads) + " threads");
+    }
+    set_num_threads(1);
+    const LossMemoryPlan full =
+        rnn_loss_memory_plan({p.T, p.B, p.D, p.H, p.O}, sizeof(float), tokens, 0, bf16);
+    for (double share : {0.5, 0.0}) {
+      const auto budget = std::max(full.minimum_bytes, std::size_t(share * double(full.bytes)));
+      expect(same(run(p, Activation::tanh, Reduction::mean, budget, bf16)),
+             "bfloat16: the same bits under a budget of " + std::to_string(budget));
+    }
+  }
 }
 
 // The per-step products C += A·op(W) against a plain triple loop in double, for one row (the
@@ -566,6 +631,7 @@ int main() {
   check_optimizer_steps_round_each_operation<float>();
   check_optimizer_steps_round_each_operation<double>();
   check_training_step_composes_its_parts();
+  check_bfloat16_operands();
   expect(!available_instruction_sets().empty() && available_instruction_sets()[0] == "baseline",
          "the baseline instruction set is always available");
   expect(instruction_set() == available_instruction_sets().back(),

@@ -30,6 +30,7 @@ def loss_and_grad(
     input_grad: bool = True,
     out: Mapping[str, FloatArray] | None = None,
     memory_budget: int | str | None = None,
+    compute_dtype: str | None = None,
 ) -> LossAndGrad:
     """L = -Σ_t y_t · log softmax(c + V h_t) and its exact gradients by BPTT.
 
@@ -48,6 +49,9 @@ def loss_and_grad(
     under it the core keeps some hidden states and computes the others again, for results
     bitwise equal to the unbudgeted call's (`bptt.memory_plan` says what it does). None: every
     state kept when that fits in the memory available, else the plan that fits.
+    compute_dtype: None (or the params' dtype name) for products in the params' dtype;
+    "bfloat16" (float32 params) for products of bfloat16 operands accumulated in float32, the
+    hidden states kept as bfloat16 (README "bfloat16 products"); results stay float32.
     """
     weights = _arguments.model_params(params)
     budget = parse_memory_budget(memory_budget)
@@ -58,7 +62,9 @@ def loss_and_grad(
     inputs = _arguments.as_array(inputs, "inputs")
     if not _arguments.is_unbatched(inputs):
         return LossAndGrad(
-            *_core.loss_and_grad(*weights, inputs, targets, h0, *options, out, budget)
+            *_core.loss_and_grad(
+                *weights, inputs, targets, h0, *options, out, budget, compute_dtype
+            )
         )
     try:
         loss, grads, h_last = _core.loss_and_grad(
@@ -69,6 +75,7 @@ def loss_and_grad(
             *options,
             _batched_out(out, weights, inputs),
             budget,
+            compute_dtype,
         )
     except ValueError as error:
         arrays = {"inputs": inputs, "targets": targets, "h0": h0}
@@ -107,10 +114,11 @@ def forward(
     h0: ArrayLike | None = None,
     activation: str = "tanh",
     check_finite: bool = True,
+    compute_dtype: str | None = None,
 ) -> ForwardResult:
     """Hidden states h_t = σ(b + W h_{t-1} + U x_t) (T, B, H), logits o_t = c + V h_t (T, B, O)
-    and the last state h_T (B, H), for the params, inputs and h0 that loss_and_grad takes;
-    unbatched inputs give unbatched results."""
+    and the last state h_T (B, H), for the params, inputs, h0 and compute_dtype that
+    loss_and_grad takes; unbatched inputs give unbatched results."""
     U, W, b, V, c = _arguments.model_params(params)
     check_finite = _arguments.flag(check_finite, "check_finite")
     activation = _arguments.activation(activation)
@@ -126,9 +134,10 @@ def forward(
             _arguments.state(h0, "h0") if unbatched else h0,
             activation=activation,
             check_finite=check_finite,
+            compute_dtype=compute_dtype,
         )
         hidden = states[1:]
-        logits = _logits_of_states(V, c, hidden, check_finite)
+        logits = _logits_of_states(V, c, hidden, check_finite, compute_dtype)
     except ValueError as error:
         if unbatched:
             _arguments.restate_unbatched(error, len(inputs), U, V, {"inputs": inputs, "h0": h0})
@@ -140,13 +149,15 @@ def forward(
     return ForwardResult(hidden, logits, states[-1].copy())
 
 
-def _logits_of_states(V: Any, c: Any, hidden: np.ndarray, check_finite: bool) -> np.ndarray:
+def _logits_of_states(
+    V: Any, c: Any, hidden: np.ndarray, check_finite: bool, compute_dtype: str | None
+) -> np.ndarray:
     """The head's logits over the layer's own states. The states are no argument of forward: when
     the head refuses them, the fault is V's (of another H or dtype than the layer's), named as
     loss_and_grad names it; or they overflowed from finite arguments, and are results, as
     loss_and_grad's loss is. Checked only once the core has refused: no cost otherwise."""
     try:
-        return _core.head_logits(V, c, hidden, check_finite=check_finite)
+        return _core.head_logits(V, c, hidden, check_finite, compute_dtype)
     except (TypeError, ValueError) as error:
         refused = str(error)
         V_dtype, V_shape = np.asarray(V).dtype, np.shape(V)  # arrays: the core read them as such
@@ -163,7 +174,7 @@ def _logits_of_states(V: Any, c: Any, hidden: np.ndarray, check_finite: bool) ->
             ) from None
         if not refused.startswith("hidden: expected finite"):
             raise
-    return _core.head_logits(V, c, hidden, check_finite=False)
+    return _core.head_logits(V, c, hidden, False, compute_dtype)
 
 
 MAX_THREADS = 1024  # the core's bound: OpenMP can fail, uncatchably, to start many more

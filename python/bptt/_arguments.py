@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from bptt._model import ACTIVATIONS, PARAM_NAMES, REDUCTIONS
 
@@ -96,6 +97,23 @@ def activation(value: object) -> str:
     if type(value) is str and value in ACTIVATIONS:
         return value
     return choice(value, "activation", ACTIVATIONS)
+
+
+def compute_dtype(value: object, params_dtype: DTypeLike) -> str | None:
+    """None, or the name of a compute dtype the params' dtype takes: bfloat16 operands for
+    float32 params, or the params' own dtype; ValueError naming compute_dtype otherwise, in the
+    core's words (for the adapters, which check before the core runs)."""
+    own = np.dtype(params_dtype).name
+    if value is None or (type(value) is str and value == own):
+        return value
+    if type(value) is str and value == "bfloat16":
+        if own == "float32":
+            return value
+        raise ValueError(f"compute_dtype: 'bfloat16' takes float32 parameters, got {own}")
+    raise ValueError(
+        f"compute_dtype: expected None, 'bfloat16' (with float32 parameters) or '{own}' (the "
+        f"parameters' dtype), got {value!r}"
+    )
 
 
 def reduction(value: object) -> str:

@@ -27,6 +27,7 @@ def loss_and_grad(
     input_grad: bool = True,
     out: object = None,
     memory_budget: int | None = None,
+    compute_dtype: object = None,
 ) -> tuple[float, dict[str, _Float], _Float]:
     """L and its gradients for the RNN with softmax head: (loss, grads, h_last)."""
 
@@ -39,6 +40,7 @@ def memory_plan(
     dtype: str = "float32",
     tokens: bool = False,
     memory_budget: int | None = None,
+    compute_dtype: object = None,
 ) -> dict[str, Any]:
     """What loss_and_grad would do with its working memory for this problem."""
 
@@ -52,6 +54,7 @@ def layer_forward(
     lengths: ArrayLike | None = None,
     reverse: bool = False,
     check_finite: bool = True,
+    compute_dtype: object = None,
 ) -> _Float:
     """States (T + 1, B, H) of the recurrent layer: h0 in slot 0 and h_t in slot t + 1
     (reverse: h_t in slot t and h0 in slot T)."""
@@ -70,10 +73,17 @@ def layer_backward(
     reverse: bool = False,
     check_finite: bool = True,
     input_grad: bool = True,
+    compute_dtype: object = None,
 ) -> dict[str, _Float]:
     """Gradients of U, W, b, h0 (and x for float inputs) from dL/dh_t and dL/dh_T."""
 
-def head_logits(V: ArrayLike, c: ArrayLike, hidden: ArrayLike, check_finite: bool = True) -> _Float:
+def head_logits(
+    V: ArrayLike,
+    c: ArrayLike,
+    hidden: ArrayLike,
+    check_finite: bool = True,
+    compute_dtype: object = None,
+) -> _Float:
     """Logits c + V h_t for hidden states (T, B, H)."""
 
 def head_loss_and_grad(
@@ -83,6 +93,7 @@ def head_loss_and_grad(
     targets: ArrayLike,
     reduction: object = "sum",
     check_finite: bool = True,
+    compute_dtype: object = None,
 ) -> tuple[float, dict[str, _Float], _Float]:
     """Softmax cross-entropy of the head: (loss, {V, c}, dL/dhidden)."""
 
@@ -95,7 +106,8 @@ def available_memory_bytes() -> int:
     """Free or reclaimable RAM and free swap, the bound of the core's allocation check."""
 
 def build_info() -> dict[str, Any]:
-    """The chosen instruction set, the available ones, Eigen's version, compiler and threads."""
+    """The chosen instruction set, the available ones, Eigen's version, compiler, threads and
+    how products with bfloat16 operands run (bfloat16_products)."""
 
 def adagrad_step(
     param: ArrayLike, grad: ArrayLike, sum: ArrayLike, lr: _Number, eps: _Number
@@ -148,6 +160,7 @@ class TrainingStep:
         beta2: _Number = 0.0,
         momentum: _Number = 0.0,
         memory_budget: int | None = None,
+        compute_dtype: object = None,
     ) -> None: ...
     def __call__(
         self,

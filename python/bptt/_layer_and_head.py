@@ -30,6 +30,7 @@ def layer_forward(
     lengths: ArrayLike | None = None,
     reverse: bool = False,
     check_finite: bool = True,
+    compute_dtype: str | None = None,
 ) -> LayerForwardResult:
     """The recurrent layer, h_t = σ(b + W h_{t-1} + U x_t): the hidden states h_1 .. h_T
     (T, B, H), and h_last (B, H), the state after the last step run (h_0 when T == 0).
@@ -42,7 +43,8 @@ def layer_forward(
     h_last holds each sequence's state after its last real step. reverse: run from t = T down
     to 1, h_t = σ(b + W h_{t+1} + U x_t), starting from h0 (a bidirectional RNN's second
     direction); hidden still holds h_1 .. h_T in time order, and h_last is h_1.
-    check_finite=False skips the scan for NaN and infinity.
+    check_finite=False skips the scan for NaN and infinity. compute_dtype as in loss_and_grad
+    ("bfloat16": the states are bfloat16 values, held in float32).
 
     hidden is a view of the core's buffer of states, h_last a copy: changing one in place leaves
     the other alone."""
@@ -53,14 +55,23 @@ def layer_forward(
     inputs = _arguments.as_array(inputs, "inputs")
     if not _arguments.is_unbatched(inputs):
         states = _core.layer_forward(
-            U, W, b, inputs, h0, activation, lengths, reverse, check_finite
+            U, W, b, inputs, h0, activation, lengths, reverse, check_finite, compute_dtype
         )
         return _hidden_and_last(states, reverse)
     _refuse_lengths(lengths, inputs)
     try:
         h0_batch = _arguments.state(h0, "h0")
         states = _core.layer_forward(
-            U, W, b, inputs[:, None], h0_batch, activation, None, reverse, check_finite
+            U,
+            W,
+            b,
+            inputs[:, None],
+            h0_batch,
+            activation,
+            None,
+            reverse,
+            check_finite,
+            compute_dtype,
         )
     except ValueError as error:
         _arguments.restate_unbatched(error, len(inputs), U, None, {"inputs": inputs, "h0": h0})
@@ -90,6 +101,7 @@ def layer_backward(
     reverse: bool = False,
     check_finite: bool = True,
     input_grad: bool = True,
+    compute_dtype: str | None = None,
 ) -> dict[str, FloatArray]:
     """BPTT through the recurrent layer from upstream gradients: the gradients U, W, b, h0, and x
     for float inputs (unless input_grad=False), by name, as LossAndGrad.grads holds them.
@@ -108,6 +120,7 @@ def layer_backward(
         _arguments.flag(reverse, "reverse"),
         _arguments.flag(check_finite, "check_finite"),
         _arguments.flag(input_grad, "input_grad"),
+        compute_dtype,
     )
     inputs = _arguments.as_array(inputs, "inputs")
     if not _arguments.is_unbatched(inputs):
@@ -142,7 +155,11 @@ def layer_backward(
 
 
 def head_logits(
-    params: Mapping[str, ArrayLike], hidden: ArrayLike, *, check_finite: bool = True
+    params: Mapping[str, ArrayLike],
+    hidden: ArrayLike,
+    *,
+    check_finite: bool = True,
+    compute_dtype: str | None = None,
 ) -> FloatArray:
     """The softmax head's logits o_t = c + V h_t (T, B, O) for hidden states (T, B, H); (T, O) for
     unbatched (T, H). params: a mapping holding V (O, H) and c (O,) (other entries, such as the
@@ -151,9 +168,9 @@ def head_logits(
     check_finite = _arguments.flag(check_finite, "check_finite")
     hidden = _arguments.as_array(hidden, "hidden")
     if hidden.ndim != 2:
-        return _core.head_logits(V, c, hidden, check_finite)
+        return _core.head_logits(V, c, hidden, check_finite, compute_dtype)
     try:
-        return _core.head_logits(V, c, hidden[:, None], check_finite)[:, 0]
+        return _core.head_logits(V, c, hidden[:, None], check_finite, compute_dtype)[:, 0]
     except ValueError as error:
         _arguments.restate_unbatched(error, len(hidden), None, V, {"hidden": hidden})
         raise
@@ -166,6 +183,7 @@ def head_loss_and_grad(
     *,
     reduction: str = "sum",
     check_finite: bool = True,
+    compute_dtype: str | None = None,
 ) -> HeadLossAndGrad:
     """The softmax head's loss L = -Σ_t y_t · log softmax(c + V h_t) over hidden states (T, B, H),
     and its gradients: grads {V, c} and d_hidden = dL/dh_t (T, B, H), the upstream gradient for
@@ -181,11 +199,17 @@ def head_loss_and_grad(
     hidden = _arguments.as_array(hidden, "hidden")
     if hidden.ndim != 2:
         return HeadLossAndGrad(
-            *_core.head_loss_and_grad(V, c, hidden, targets, reduction, check_finite)
+            *_core.head_loss_and_grad(V, c, hidden, targets, reduction, check_finite, compute_dtype)
         )
     try:
         loss, grads, d_hidden = _core.head_loss_and_grad(
-            V, c, hidden[:, None], _arguments.by_step(targets, "targets"), reduction, check_finite
+            V,
+            c,
+            hidden[:, None],
+            _arguments.by_step(targets, "targets"),
+            reduction,
+            check_finite,
+            compute_dtype,
         )
     except ValueError as error:
         arrays = {"hidden": hidden, "targets": targets}

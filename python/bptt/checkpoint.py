@@ -30,7 +30,7 @@ METADATA_KEY = "metadata_json"
 # every Unicode character, each escaped by json.dumps as up to 12 characters (a surrogate pair)
 MAX_METADATA_LENGTH = 4096 + 12 * 0x110000
 # the settings added to the format since its first checkpoints, with the value those had
-ADDED_SETTINGS = {"memory_budget": None}
+ADDED_SETTINGS = {"memory_budget": None, "compute_dtype": None}
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:

@@ -15,7 +15,14 @@ import numpy as np
 from bptt import _api, checkpoint, memory, run_directory, sampling, training
 from bptt.errors import SettingError, UsageError, check_integer, check_number
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
-from bptt.training_config import ACTIVATIONS, DEFAULT_MINUTES, DTYPES, Budget, TrainConfig
+from bptt.training_config import (
+    ACTIVATIONS,
+    COMPUTE_DTYPES,
+    DEFAULT_MINUTES,
+    DTYPES,
+    Budget,
+    TrainConfig,
+)
 
 # the shell's status for a command ended by a signal: 128 + its number
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
@@ -95,6 +102,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--activation", choices=ACTIVATIONS, help=f"(default {defaults.activation})"
     )
     parser.add_argument("--dtype", choices=DTYPES, help=f"(default {defaults.dtype})")
+    parser.add_argument(
+        "--compute-dtype",
+        choices=COMPUTE_DTYPES,
+        help="the products' operands: bfloat16 (with --dtype float32) rounds them to bfloat16 "
+        "and accumulates in float32 (default: --dtype's own)",
+    )
     parser.add_argument(
         "--seed", type=int, help=f"for the initial weights and samples (default {defaults.seed})"
     )

@@ -46,6 +46,7 @@ def loss(
     activation: str = "tanh",
     reduction: str = "sum",
     memory_budget: int | str | None = None,
+    compute_dtype: str | None = None,
 ) -> jax.Array:
     """bptt.loss_and_grad's loss as a differentiable JAX scalar.
 
@@ -55,17 +56,20 @@ def loss(
     memory_budget: the working memory of each core call at most, as bptt.loss_and_grad takes it
     (bytes, or a string such as "512MiB"), for the same value and gradients, bit for bit, as
     bptt.loss_and_grad's; the loss alone, without a gradient, then runs loss_and_grad too (the
-    forward pass alone would keep every state)."""
+    forward pass alone would keep every state). compute_dtype: as bptt.loss_and_grad takes it
+    ("bfloat16": bfloat16 product operands, float32 accumulation, float32 params)."""
     U, W, b, V, c = _arguments.model_params(params)
     steps, batch = _check_layer_arguments((U, W, b), inputs, h0, activation)
     output_size = _check_head(V, c, U)
     _check_targets(targets, steps, batch, output_size, jnp.result_type(U))
     _arguments.reduction(reduction)
+    compute_dtype = _arguments.compute_dtype(compute_dtype, jnp.result_type(U))
     budget = parse_memory_budget(memory_budget)
     if budget is not None:
-        _check_memory_budget(budget, (U, V), inputs, targets)
+        _check_memory_budget(budget, (U, V), inputs, targets, compute_dtype)
     h0 = _initial_state(h0, batch, U)
-    return _loss(activation, reduction, budget, (U, W, b, V, c), inputs, targets, h0)
+    options = (activation, reduction, budget, compute_dtype)
+    return _loss(options, (U, W, b, V, c), inputs, targets, h0)
 
 
 def rnn(
@@ -75,17 +79,20 @@ def rnn(
     h0: ArrayLike | None = None,
     activation: str = "tanh",
     reverse: bool = False,
+    compute_dtype: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """The recurrent layer: hidden states (T, B, H) and the last state (B, H).
 
     params: a mapping holding U (H, D), W (H, H) and b (H,) (any other entries, such as the
     head's V and c, are left alone); inputs: float (T, B, D) or integer token ids (T, B); h0: (B,
-    H) or None (zeros); reverse: run from t = T - 1 down to 0 (the last state is then h_0's)."""
+    H) or None (zeros); reverse: run from t = T - 1 down to 0 (the last state is then h_0's);
+    compute_dtype as in loss."""
     layer = _arguments.layer_params(params)
     _, batch = _check_layer_arguments(layer, inputs, h0, activation)
     reverse = _arguments.flag(reverse, "reverse")
+    compute_dtype = _arguments.compute_dtype(compute_dtype, jnp.result_type(layer[0]))
     h0 = _initial_state(h0, batch, layer[0])
-    return _rnn(activation, reverse, layer, inputs, h0)
+    return _rnn((activation, reverse, compute_dtype), layer, inputs, h0)
 
 
 def _initial_state(h0: ArrayLike | None, batch: int, U: ArrayLike) -> ArrayLike:
@@ -167,7 +174,9 @@ def _check_targets(targets: Any, steps: int, batch: int, output_size: int, dtype
         )
 
 
-def _check_memory_budget(budget: int, weights: tuple[Any, Any], inputs: Any, targets: Any) -> None:
+def _check_memory_budget(
+    budget: int, weights: tuple[Any, Any], inputs: Any, targets: Any, compute_dtype: str | None
+) -> None:
     """ValueError unless the core's call fits in `budget`: its plan's need, and the copies it
     makes of ids that are not int64 (JAX's default int32), as the core counts them."""
     (H, D), O = jnp.shape(weights[0]), jnp.shape(weights[1])[0]
@@ -176,7 +185,11 @@ def _check_memory_budget(budget: int, weights: tuple[Any, Any], inputs: Any, tar
     copy_bytes = np.dtype(np.int64).itemsize * T * B
     copies = sum(copy_bytes for kind in id_types if _is_integer(kind) and kind != np.int64)
     sizes = (T, B, D, H, O)
-    options = {"dtype": jnp.result_type(weights[0]).name, "tokens": jnp.ndim(inputs) == 2}
+    options = {
+        "dtype": jnp.result_type(weights[0]).name,
+        "tokens": jnp.ndim(inputs) == 2,
+        "compute_dtype": compute_dtype,
+    }
     if budget > copies:
         try:
             memory_plan(*sizes, **options, memory_budget=budget - copies)
@@ -246,17 +259,20 @@ def _callback(host_function: Callable[..., Any], result_shapes: Any, *args: Any)
 # The loss: forward is one core call computing the loss and every gradient; backward scales them.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+# The loss's options: activation, reduction, memory budget and compute dtype.
+LossOptions = tuple[str, str, int | None, str | None]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _loss(
-    activation: str,
-    reduction: str,
-    memory_budget: int | None,
+    options: LossOptions,
     layer_and_head: tuple[Any, ...],
     inputs: Any,
     targets: Any,
     h0: Any,
 ) -> Any:
     U = layer_and_head[0]
+    activation, reduction, memory_budget, compute_dtype = options
 
     def host_loss(*arrays: np.ndarray) -> np.ndarray:
         U, W, b, V, c, inputs, targets, h0 = _host_arrays(arrays)
@@ -264,34 +280,37 @@ def _loss(
             value, _, _ = _core.loss_and_grad(
                 U, W, b, V, c, inputs, targets, h0, activation, reduction,
                 check_finite=False, input_grad=False, memory_budget=memory_budget,
+                compute_dtype=compute_dtype,
             )  # fmt: skip
         else:
             states = _core.layer_forward(
-                U, W, b, inputs, h0, activation=activation, check_finite=False
+                U, W, b, inputs, h0, activation=activation, check_finite=False,
+                compute_dtype=compute_dtype,
+            )  # fmt: skip
+            value, _, _ = _core.head_loss_and_grad(
+                V, c, states[1:], targets, reduction, False, compute_dtype
             )
-            value, _, _ = _core.head_loss_and_grad(V, c, states[1:], targets, reduction, False)
         return np.asarray(value, U.dtype)
 
     return _callback(host_loss, _scalar_like(U), *layer_and_head, inputs, targets, h0)
 
 
 def _loss_forward(
-    activation: str,
-    reduction: str,
-    memory_budget: int | None,
+    options: LossOptions,
     layer_and_head: tuple[Any, ...],
     inputs: Any,
     targets: Any,
     h0: Any,
 ) -> tuple[Any, Any]:
     U = layer_and_head[0]
+    activation, reduction, memory_budget, compute_dtype = options
     float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
 
     def host_loss_and_grad(*arrays: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         U, W, b, V, c, inputs, targets, h0 = _host_arrays(arrays)
         value, grads, _ = _core.loss_and_grad(
             U, W, b, V, c, inputs, targets, h0, activation, reduction,
-            check_finite=False, memory_budget=memory_budget,
+            check_finite=False, memory_budget=memory_budget, compute_dtype=compute_dtype,
         )  # fmt: skip
         names = ["U", "W", "b", "V", "c", "h0"] + (["x"] if float_inputs else [])
         return np.asarray(value, U.dtype), tuple(grads[name] for name in names)
@@ -309,9 +328,7 @@ def _loss_forward(
     return value, grads
 
 
-def _loss_backward(
-    activation: str, reduction: str, memory_budget: int | None, grads: tuple[Any, ...], d_loss: Any
-) -> tuple[Any, ...]:
+def _loss_backward(options: LossOptions, grads: tuple[Any, ...], d_loss: Any) -> tuple[Any, ...]:
     scaled = tuple(d_loss * grad for grad in grads)
     d_layer_and_head, d_h0 = scaled[:5], scaled[5]
     d_inputs = scaled[6] if len(scaled) > 6 else None
@@ -325,16 +342,21 @@ _loss.defvjp(_loss_forward, _loss_backward)
 # The layer: forward keeps the hidden states, backward runs BPTT from their upstream gradients.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _rnn(activation: str, reverse: bool, layer: tuple[Any, ...], inputs: Any, h0: Any) -> Any:
-    outputs, _ = _rnn_forward(activation, reverse, layer, inputs, h0)
+# The layer's options: activation, reverse and compute dtype.
+LayerOptions = tuple[str, bool, str | None]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _rnn(options: LayerOptions, layer: tuple[Any, ...], inputs: Any, h0: Any) -> Any:
+    outputs, _ = _rnn_forward(options, layer, inputs, h0)
     return outputs
 
 
 def _rnn_forward(
-    activation: str, reverse: bool, layer: tuple[Any, ...], inputs: Any, h0: Any
+    options: LayerOptions, layer: tuple[Any, ...], inputs: Any, h0: Any
 ) -> tuple[Any, Any]:
     U = layer[0]
+    activation, reverse, compute_dtype = options
     (T, B), H, dtype = jnp.shape(inputs)[:2], jnp.shape(U)[0], jnp.result_type(U)
     hidden_shape = jax.ShapeDtypeStruct((T, B, H), dtype)
     state_shape = jax.ShapeDtypeStruct((B, H), dtype)
@@ -342,8 +364,9 @@ def _rnn_forward(
     def host_layer_forward(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         U, W, b, inputs, h0 = arrays
         states = _core.layer_forward(
-            U, W, b, inputs, h0, activation=activation, reverse=reverse, check_finite=False
-        )
+            U, W, b, inputs, h0, activation=activation, reverse=reverse, check_finite=False,
+            compute_dtype=compute_dtype,
+        )  # fmt: skip
         return (states[:-1], states[0]) if reverse else (states[1:], states[-1])
 
     hidden, h_last = _callback(host_layer_forward, (hidden_shape, state_shape), *layer, inputs, h0)
@@ -351,9 +374,10 @@ def _rnn_forward(
 
 
 def _rnn_backward(
-    activation: str, reverse: bool, residuals: tuple[Any, ...], cotangents: tuple[Any, Any]
+    options: LayerOptions, residuals: tuple[Any, ...], cotangents: tuple[Any, Any]
 ) -> tuple[Any, ...]:
     layer, inputs, h0, hidden = residuals
+    activation, reverse, compute_dtype = options
     d_hidden, d_h_last = cotangents
     float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
 
@@ -371,6 +395,7 @@ def _rnn_backward(
             activation=activation,
             reverse=reverse,
             check_finite=False,
+            compute_dtype=compute_dtype,
         )
         names = ["U", "W", "b", "h0"] + (["x"] if float_inputs else [])
         return tuple(grads[name] for name in names)

@@ -75,12 +75,13 @@ def memory_plan(
     dtype: str = "float32",
     tokens: bool = False,
     memory_budget: int | str | None = None,
+    compute_dtype: str | None = None,
 ) -> MemoryPlan:
     """What `loss_and_grad` would do with its working memory for inputs of T steps of B
     sequences (D features, or token ids below D with tokens=True), hidden size H and O
     outputs, at the current thread count: under `memory_budget` it keeps some hidden states
     and computes the others again, for the same results. ValueError names the minimum budget
-    when it is below it."""
+    when it is below it. compute_dtype as loss_and_grad takes it."""
     import numpy as np
 
     for name, value in (("T", T), ("B", B), ("D", D), ("H", H), ("O", O)):
@@ -97,13 +98,7 @@ def memory_plan(
     if not isinstance(tokens, bool | np.bool_):
         raise TypeError(f"tokens: expected True or False, got {tokens!r}")
     plan = _core.memory_plan(
-        int(T),
-        int(B),
-        int(D),
-        int(H),
-        int(O),
-        dtype_name,
-        bool(tokens),
-        parse_memory_budget(memory_budget),
-    )
+        int(T), int(B), int(D), int(H), int(O), dtype_name, bool(tokens),
+        parse_memory_budget(memory_budget), compute_dtype,
+    )  # fmt: skip
     return MemoryPlan(**plan)

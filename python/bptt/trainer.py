@@ -97,6 +97,7 @@ class Trainer:
                 activation=config.activation,
                 max_norm=config.clip,
                 memory_budget=config.memory_budget_bytes,
+                compute_dtype=config.compute_dtype,
                 **self.optimizer.fused_settings(),
             )
 
@@ -175,7 +176,7 @@ class Trainer:
 
     def _step_in_parts(self, inputs, targets) -> tuple[float, np.ndarray]:
         """loss_and_grad, clip_grad_norm and the optimizer's step; returns (loss, h_last)."""
-        budget = self.config.memory_budget_bytes
+        budget, compute_dtype = self.config.memory_budget_bytes, self.config.compute_dtype
         assert self.loss_and_grad is not None  # the steps are taken in parts only around one
         result = self.loss_and_grad(
             self.params,
@@ -186,6 +187,7 @@ class Trainer:
             reduction="mean",
             out=self._gradients,
             **({} if budget is None else {"memory_budget": budget}),
+            **({} if compute_dtype is None else {"compute_dtype": compute_dtype}),
         )
         gradient = self._gradients.vector
         norm = clip_grad_norm(gradient, self.config.clip)

@@ -5,7 +5,7 @@ fields; the command line names them by its options."""
 
 from dataclasses import dataclass
 
-from bptt import _model, sampling
+from bptt import _arguments, _model, sampling
 from bptt.corpus import STDLIB
 from bptt.errors import SettingError, check_integer, check_number
 from bptt.memory_budget import parse_memory_budget
@@ -14,6 +14,7 @@ from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 # the model's activations but identity: `bptt train` offers nonlinear recurrences only
 ACTIVATIONS = tuple(name for name in _model.ACTIVATIONS if name != "identity")
 DTYPES = ("float32", "float64")
+COMPUTE_DTYPES = ("bfloat16", *DTYPES)
 DEFAULT_MINUTES = 5.0
 MAX_MINUTES = 365 * 24 * 60.0  # a year; longer is a typo (1e308 overflows a count of seconds)
 # the settings that change no result, which a resumed run may therefore be given anew
@@ -34,6 +35,9 @@ class TrainConfig:
     clip: float = 5.0  # the largest global gradient norm
     activation: str = "tanh"
     dtype: str = "float32"
+    # the products' operands: None (or dtype) for dtype's own, "bfloat16" (float32 dtype) for
+    # bfloat16 operands accumulated in float32 (bptt.loss_and_grad's compute_dtype)
+    compute_dtype: str | None = None
     seed: int = 0  # draws the initial weights and the printed samples
     eval_every: int = 200  # steps between validations (with a printed sample)
     checkpoint_every: int = 200  # steps between checkpoints
@@ -72,6 +76,11 @@ class TrainConfig:
                 raise SettingError.invalid(
                     name, f"expected one of {', '.join(allowed)}, got {getattr(self, name)!r}"
                 )
+        try:
+            _arguments.compute_dtype(self.compute_dtype, self.dtype)
+        except ValueError as error:
+            problem = str(error).removeprefix("compute_dtype: ")
+            raise SettingError.invalid("compute_dtype", problem) from None
         check_integer("seed", self.seed, 0)
         try:
             parse_memory_budget(self.memory_budget)

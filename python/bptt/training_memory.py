@@ -41,10 +41,15 @@ def step_memory(config: TrainConfig, vocabulary_size: int) -> int:
         scalars = (rows + config.batch) * hidden + rows * max(hidden, vocabulary_size)
         return np.dtype(config.dtype).itemsize * scalars
     sizes = (config.seq_len, config.batch, vocabulary_size, hidden, vocabulary_size)
+    dtype, compute_dtype = config.dtype, config.compute_dtype
     try:
-        return memory_plan(*sizes, dtype=config.dtype, tokens=True, memory_budget=budget).bytes
+        return memory_plan(
+            *sizes, dtype=dtype, tokens=True, memory_budget=budget, compute_dtype=compute_dtype
+        ).bytes
     except ValueError:
-        minimum = memory_plan(*sizes, dtype=config.dtype, tokens=True).minimum_bytes
+        minimum = memory_plan(
+            *sizes, dtype=dtype, tokens=True, compute_dtype=compute_dtype
+        ).minimum_bytes
     raise SettingError(
         lambda name: (
             f"{name('memory_budget')} {config.memory_budget}: a step of {name('batch')} "

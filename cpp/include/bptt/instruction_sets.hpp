@@ -22,6 +22,8 @@ struct BuildInfo {
   std::string eigen_version;
   std::string compiler;
   bool openmp;
+  // How products with bfloat16 operands (bptt/types.hpp) run here.
+  std::string bfloat16_products;
 };
 BuildInfo build_info();
 

@@ -26,10 +26,11 @@ struct LossMemoryPlan {
 };
 
 // The plan of a call of rnn_loss_and_grad on this thread, with the current thread count
-// (bptt/threads.hpp), within memory_budget bytes (0: none). Throws MemoryBudgetTooSmall for a
-// budget below the smallest plan's need.
+// (bptt/threads.hpp), within memory_budget bytes (0: none), for weights of `operands`. Throws
+// MemoryBudgetTooSmall for a budget below the smallest plan's need.
 LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_bytes,
-                                    bool tokens, std::size_t memory_budget);
+                                    bool tokens, std::size_t memory_budget,
+                                    ProductOperands operands = ProductOperands::native);
 
 // Thrown for a memory budget below the smallest plan's need.
 class MemoryBudgetTooSmall : public std::invalid_argument {

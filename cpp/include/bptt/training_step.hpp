@@ -11,13 +11,15 @@ namespace bptt {
 
 // grads receives the gradients (clipped), h_last the state after the last step; the parameters
 // and the optimizer's states are updated in place unless the loss or the norm is not finite.
-// memory_budget bounds the loss's working memory as in rnn_loss_and_grad (0: none).
+// memory_budget bounds the loss's working memory as in rnn_loss_and_grad (0: none); operands are
+// those of the loss's products (bptt/types.hpp).
 // The norm's sum of squares is taken in double, over the layer's parameters and the head's, each
 // in an order independent of where the vector lies in memory: the same on one thread or two.
 template <class S>
 StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                           S* h_last, Activation activation, double max_norm,
-                          const OptimizerUpdate<S>& update, std::size_t memory_budget = 0);
+                          const OptimizerUpdate<S>& update, std::size_t memory_budget = 0,
+                          ProductOperands operands = ProductOperands::native);
 
 }  // namespace bptt

@@ -16,6 +16,15 @@ using TokenId = std::int64_t;
 enum class Activation { tanh, sigmoid, relu, identity };
 enum class Reduction { sum, mean };
 
+// The operands of the products (matrix by matrix or by vector): the scalar type's own, or
+// rounded to bfloat16 (float parameters only), which the products then accumulate in float:
+// U, W, V and dense inputs rounded once a call, each hidden state (h0 too) as it is produced,
+// and each gradient that is a product's operand (dO = dL/do, da = dL/da) as it is produced,
+// all round-to-nearest-even. Biases, the softmax and the loss are float; σ'(a_t) is taken from
+// the rounded h_t; db and dc sum the rounded da and dO in float; every gradient returned is
+// float. The kernels hold the rounded values in float (kernels/bfloat16.hpp).
+enum class ProductOperands { native, bfloat16 };
+
 // "tanh", "sigmoid", "relu", "identity" / "sum", "mean"; false for any other name.
 bool parse_activation(std::string_view name, Activation& out);
 bool parse_reduction(std::string_view name, Reduction& out);
@@ -28,6 +37,7 @@ struct LayerWeights {
   const S* b;  // (hidden_size)
   Index input_size;
   Index hidden_size;
+  ProductOperands operands = ProductOperands::native;
 };
 
 // Parameters of the softmax head o_t = c + V h_t.
@@ -37,6 +47,7 @@ struct HeadWeights {
   const S* c;  // (output_size)
   Index hidden_size;
   Index output_size;
+  ProductOperands operands = ProductOperands::native;
 };
 
 // A batch of sequences, time-major: either dense vectors x_t or token ids meaning one-hot x_t.

@@ -41,7 +41,8 @@ template <class S>
 StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                           S* h_last, Activation activation, double max_norm,
-                          const OptimizerUpdate<S>& update, std::size_t memory_budget);
+                          const OptimizerUpdate<S>& update, std::size_t memory_budget,
+                          ProductOperands operands);
 
 template <class S>
 void adagrad_step(S* param, const S* grad, S* sum, Index size, S lr, S eps);

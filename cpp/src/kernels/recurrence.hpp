@@ -6,6 +6,7 @@
 #pragma once
 
 #include "activation.hpp"
+#include "bfloat16.hpp"
 #include "bptt/state_slots.hpp"
 #include "../chunks.hpp"
 #include "matrix_views.hpp"
@@ -61,10 +62,10 @@ inline bool reads_token_columns_in_place(Index rows, Index input_size) {
 
 // b + U x_t for the times [t0, t1), in their slots of a states buffer holding the slots from
 // first_slot on (rows are by time in either order): one GEMM for dense inputs, a row gather for
-// tokens.
+// tokens. dense_rows, if given, holds the dense inputs of those times in place of inputs'.
 template <class S>
 void project_steps(const LayerWeights<S>& weights, const SequenceInput<S>& inputs, Index t0,
-                   Index t1, S* states, Index first_slot = 0) {
+                   Index t1, S* states, Index first_slot = 0, const S* dense_rows = nullptr) {
   const Index D = weights.input_size, H = weights.hidden_size, B = inputs.batch;
   const Index first = t0 * B, rows = (t1 - t0) * B;
   if (rows <= 0) return;
@@ -91,8 +92,8 @@ void project_steps(const LayerWeights<S>& weights, const SequenceInput<S>& input
     }
   } else {
     pre_activation.rowwise() = b;
-    multiply(pre_activation, matrix_view(inputs.dense + first * D, rows, D, D), U.transpose(),
-             true);
+    const S* const x = dense_rows ? dense_rows : inputs.dense + first * D;
+    multiply(pre_activation, matrix_view(x, rows, D, D), U.transpose(), true);
   }
 }
 
@@ -106,6 +107,7 @@ void prepare_states(const LayerWeights<S>& weights, const SequenceInput<S>& inpu
   MatrixView<S> initial = matrix_view(states + order.initial_slot() * B * H, B, H, H);
   if (h0) initial = matrix_view(h0, B, H, H);
   else initial.setZero();
+  if (weights.operands == ProductOperands::bfloat16) round_to_bfloat16(initial);
   project_steps(weights, inputs, 0, projected_steps, states);
 }
 
@@ -165,15 +167,17 @@ class SharedStepProduct {
 
 // The step loop of the forward pass: h_t = σ(pre_t + W h_prev), in place in h_t's slot, where
 // the slot holds pre_t = b + U x_t; a padded position keeps the previous state. W is packed
-// once for all the loops a caller runs (over chunks or segments of the steps).
+// once for all the loops a caller runs (over chunks or segments of the steps). With bfloat16
+// operands each h_t is rounded as it is produced.
 template <class S>
 class ForwardRecurrence {
  public:
   ForwardRecurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
-                    Activation activation)
+                    Activation activation, ProductOperands operands)
       : inputs_(inputs),
         H_(hidden_size),
         activation_(activation),
+        bfloat16_(operands == ProductOperands::bfloat16),
         // W h_prev in row form is h_prev·Wᵀ.
         product_(W, hidden_size, WeightUse::transposed, inputs.batch, inputs.steps) {}
 
@@ -193,8 +197,10 @@ class ForwardRecurrence {
         const S* h_prev = states + (order.previous_slot(t) - first_slot) * B * H;
         S* h = states + (order.state_slot(t) - first_slot) * B * H;
         share.product->accumulate(h_prev, H, h + first, H);
-        for (Index b = 0; b < B; ++b)
+        for (Index b = 0; b < B; ++b) {
           apply_activation_in_row(activation_, h + b * H + first, last - first);
+          if (bfloat16_) round_to_bfloat16(h + b * H + first, last - first);
+        }
         for (Index b = 0; b < B; ++b) {
           if (is_padding(inputs_.lengths, t, b))
             std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);
@@ -212,14 +218,15 @@ class ForwardRecurrence {
   const SequenceInput<S>& inputs_;
   Index H_;
   Activation activation_;
+  bool bfloat16_;
   SharedStepProduct<S> product_;
 };
 
 // The whole forward step loop on a buffer of every slot.
 template <class S, class Progress = NoProgress>
-void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
+void forward_recurrence(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                         Activation activation, S* states, Progress&& progress = {}) {
-  ForwardRecurrence<S>(W, inputs, hidden_size, activation)
+  ForwardRecurrence<S>(weights.W, inputs, weights.hidden_size, activation, weights.operands)
       .run(0, inputs.steps, states, 0, std::forward<Progress>(progress));
 }
 
@@ -228,17 +235,19 @@ void forward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden
 // layer (already in d_pre), plus dL/dh_T at each sequence's last step, and da is zero at padded
 // positions. db = Σ da is summed into bias_grad as the loop goes, while each step's rows are in
 // cache (each thread its own columns, in the same order whatever the thread count). W is packed
-// once for every chunk of steps a caller runs, last-run chunk first.
+// once for every chunk of steps a caller runs, last-run chunk first. With bfloat16 operands each
+// da_t is rounded as it is produced, before db sums it.
 template <class S>
 class BackwardRecurrence {
  public:
   // Zeroes bias_grad.
   BackwardRecurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
-                     Activation activation, const S* d_h_last, const GradientRows<S>& d_pre,
-                     S* bias_grad)
+                     Activation activation, ProductOperands operands, const S* d_h_last,
+                     const GradientRows<S>& d_pre, S* bias_grad)
       : inputs_(inputs),
         H_(hidden_size),
         activation_(activation),
+        bfloat16_(operands == ProductOperands::bfloat16),
         d_h_last_(d_h_last),
         d_pre_(d_pre),
         bias_grad_(bias_grad),
@@ -280,6 +289,7 @@ class BackwardRecurrence {
         const S* h = hidden_at(t);
         multiply_by_activation_derivative(activation_, da_share,
                                           matrix_view(h + first, B, last - first, H));
+        if (bfloat16_) round_to_bfloat16(da_share);
         RowVectorView<S> db_share(bias_grad_ + first, last - first);
         for (Index b = 0; b < B; ++b) db_share += da_share.row(b);
         team_barrier(team);
@@ -295,6 +305,7 @@ class BackwardRecurrence {
   const SequenceInput<S>& inputs_;
   Index H_;
   Activation activation_;
+  bool bfloat16_;
   const S* d_h_last_;
   GradientRows<S> d_pre_;
   S* bias_grad_;
@@ -306,13 +317,14 @@ class BackwardRecurrence {
 // the loop needs them, and after_chunk(t0, t1) is called once their da is complete; hidden holds
 // the hidden states by time.
 template <class S, class FillUpstream, class AfterChunk, class Progress = NoProgress>
-void backward_recurrence(const S* W, const SequenceInput<S>& inputs, Index hidden_size,
+void backward_recurrence(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                          Activation activation, const S* hidden, const S* d_h_last,
                          Index chunk_steps, FillUpstream&& fill_upstream, AfterChunk&& after_chunk,
                          const GradientRows<S>& d_pre, S* bias_grad, Progress&& progress = {}) {
-  const Index B = inputs.batch, H = hidden_size, T = inputs.steps;
+  const Index B = inputs.batch, H = weights.hidden_size, T = inputs.steps;
   const TimeOrder order{T, inputs.reverse};
-  BackwardRecurrence<S> loop(W, inputs, H, activation, d_h_last, d_pre, bias_grad);
+  BackwardRecurrence<S> loop(weights.W, inputs, H, activation, weights.operands, d_h_last, d_pre,
+                             bias_grad);
   auto hidden_at = [&](Index t) { return hidden + t * B * H; };
   for (Index chunk_end = T; chunk_end > 0; chunk_end -= chunk_steps) {
     const Index chunk_begin = std::max<Index>(0, chunk_end - chunk_steps);
@@ -352,8 +364,9 @@ class InputGradientSum {
     if (!scatters_transposed_) dU().setZero();
   }
 
-  // The rows [first, first + da.rows()) of the steps·batch rows.
-  void add(Index first, ConstMatrixView<S> da) {
+  // The rows [first, first + da.rows()) of the steps·batch rows; dense_rows, if given, holds
+  // their dense inputs in place of inputs'.
+  void add(Index first, ConstMatrixView<S> da, const S* dense_rows = nullptr) {
     const Index D = weights_.input_size, rows = da.rows();
     if (scatters_transposed_) {
       for (Index r = 0; r < rows; ++r) {
@@ -366,7 +379,8 @@ class InputGradientSum {
         if (id_in_range(id, D)) dU().col(id) += da.row(r).transpose();
       }
     } else {
-      multiply(dU(), da.transpose(), matrix_view(inputs_.dense + first * D, rows, D, D), true);
+      const S* const x = dense_rows ? dense_rows : inputs_.dense + first * D;
+      multiply(dU(), da.transpose(), matrix_view(x, rows, D, D), true);
     }
   }
 
@@ -490,7 +504,7 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
     input_gradient_rows(weights, grads, t0 * B, da);
     add_initial_state_gradient(weights, inputs, t0, t1, da, grads);
   };
-  backward_recurrence(weights.W, inputs, H, activation, hidden, d_h_last, chunk_steps,
+  backward_recurrence(weights, inputs, activation, hidden, d_h_last, chunk_steps,
                       fill_upstream, chunk_gradients, d_pre, grads.b);
   input_side.finish();
   finish_initial_state_gradient(weights, inputs, d_h_last, grads);

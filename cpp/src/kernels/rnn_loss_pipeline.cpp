@@ -41,12 +41,12 @@ void when_gradients_done(const GradientsDone* done, int thread, int threads,
   done->run(thread, threads, total_loss(part_losses, reduced));
 }
 
-template <class S>
-double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks, S* states,
+template <class S, class State>
+double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks, State* states,
                                S* d_logits, S* d_pre, S* h_last) {
   const Index T = call.inputs.steps, B = call.inputs.batch, H = call.layer.hidden_size;
   const Index O = call.head.output_size, n = chunks.count;
-  ChunkedLoss<S> loss(call, chunks, GradientRows<S>{d_pre, H, B, TimeOrder{T, false}});
+  ChunkedLoss<S, State> loss(call, chunks, GradientRows<S>{d_pre, H, B, TimeOrder{T, false}});
   loss.initial_state(states);
   StepCounter forward_done, head_done, backward_done;
   // The recurrences' thread: the chunks forward (each projected just before its steps, so that
@@ -98,7 +98,7 @@ double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks
     team_barrier(threads);
     if (call.done) call.done->run(thread, threads, total);
   });
-  matrix_view(h_last, B, H, H) = matrix_view(static_cast<const S*>(states) + T * B * H, B, H, H);
+  loss.state_out(states + T * B * H, h_last);
   return total;
 }
 
@@ -135,7 +135,7 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
   const Index upstream_steps = std::min(T, (kUpstreamRows + B - 1) / B);
   auto run_forward = [&] {
     prepare_states(layer, inputs, call.h0, states, T);
-    forward_recurrence(layer.W, inputs, H, activation, states,
+    forward_recurrence(layer, inputs, activation, states,
                        [&](Index done) { forward_done.publish(done); });
   };
   // The head, on the second thread: the logits and loss of each step, two steps behind the
@@ -174,7 +174,7 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
   // loop, then dW, dx and dh0; dU on the other thread, once the loop is through.
   auto run_backward = [&] {
     backward_recurrence(
-        layer.W, inputs, H, activation, hidden, static_cast<const S*>(nullptr), upstream_steps,
+        layer, inputs, activation, hidden, static_cast<const S*>(nullptr), upstream_steps,
         [&](Index t0, Index) { upstream_done.wait_for(T - t0); }, [](Index, Index) {},
         GradientRows<S>{hidden_rows, H, B, TimeOrder{T, false}}, layer_grads.b);
     backward_done.publish(1);
@@ -210,15 +210,15 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
 // dx and dh0. The other thread works ahead of it on each chunk's head (logits, loss, dO, dL/dh
 // in rings of chunks) and dV and dc, and, between heads, computes the next segment's states
 // again into the other segment buffer.
-template <class S>
+template <class S, class State>
 double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan& plan,
-                                        S* checkpoints, S* segment_buffers[2], S* d_pre_ring,
-                                        S* d_logits_ring, S* h_last) {
+                                        State* checkpoints, State* segment_buffers[2],
+                                        S* d_pre_ring, S* d_logits_ring, S* h_last) {
   const LossChunks& chunks = plan.chunks;
   const Index T = call.inputs.steps, B = call.inputs.batch, H = call.layer.hidden_size;
   const Index O = call.head.output_size, n = chunks.count, L = plan.segment_chunks;
   const Index segments = (n + L - 1) / L, ring = kPipelineRingChunks, BH = B * H;
-  ChunkedLoss<S> loss(call, chunks,
+  ChunkedLoss<S, State> loss(call, chunks,
                       GradientRows<S>{d_pre_ring, H, B, TimeOrder{T, false}, chunks.chunk_steps,
                                       ring});
   // Segment k holds the chunks [first_chunk(k), first_chunk(k + 1)), counted from the last.
@@ -228,9 +228,7 @@ double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan&
   auto d_logits = [&](Index j) {
     return d_logits_ring + ((n - 1 - j) % ring) * chunks.chunk_steps * B * O;
   };
-  auto copy_state = [&](const S* from, S* to) {
-    matrix_view(to, B, H, H) = matrix_view(from, B, H, H);
-  };
+  auto copy_state = [&](const State* from, State* to) { std::copy_n(from, BH, to); };
   auto start_segment = [&](Index k) { copy_state(checkpoints + k * BH, buffer(k)); };
   auto forward_chunk = [&](Index k, Index j) { loss.forward(j, buffer(k), first_slot(k)); };
 
@@ -240,8 +238,9 @@ double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan&
     for (Index k = 0; k < segments; ++k) {
       start_segment(k);
       for (Index j = first_chunk(k); j < first_chunk(k + 1); ++j) forward_chunk(k, j);
-      const S* last = buffer(k) + (chunks.end(first_chunk(k + 1) - 1) - first_slot(k)) * BH;
-      copy_state(last, k + 1 < segments ? checkpoints + (k + 1) * BH : h_last);
+      const State* last = buffer(k) + (chunks.end(first_chunk(k + 1) - 1) - first_slot(k)) * BH;
+      if (k + 1 < segments) copy_state(last, checkpoints + (k + 1) * BH);
+      else loss.state_out(last, h_last);
     }
   };
   auto head = [&](Index k, Index j) {
@@ -317,17 +316,15 @@ double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan&
   return total;
 }
 
-#define BPTT_INSTANTIATE(S)                                                                 \
-  template double pipelined_segments_loss_and_grad<S>(const LossCall<S>&, const LossPlan&,  \
-                                                      S*, S* [2], S*, S*, S*);
-BPTT_INSTANTIATE(float)
-BPTT_INSTANTIATE(double)
+#define BPTT_INSTANTIATE(S, State)                                                             \
+  template double pipelined_segments_loss_and_grad<S, State>(                                  \
+      const LossCall<S>&, const LossPlan&, State*, State* [2], S*, S*, S*);                    \
+  template double pipelined_loss_and_grad<S, State>(const LossCall<S>&, const LossChunks&,     \
+                                                    State*, S*, S*, S*);
+BPTT_INSTANTIATE(float, float)
+BPTT_INSTANTIATE(double, double)
+BPTT_INSTANTIATE(float, Bfloat16)  // bfloat16 operands: the states stored as bfloat16
 #undef BPTT_INSTANTIATE
-
-template double pipelined_loss_and_grad<float>(const LossCall<float>&, const LossChunks&, float*,
-                                               float*, float*, float*);
-template double pipelined_loss_and_grad<double>(const LossCall<double>&, const LossChunks&,
-                                                double*, double*, double*, double*);
 template double stepwise_loss_and_grad<float>(const LossCall<float>&, const LossScratch<float>&);
 template double stepwise_loss_and_grad<double>(const LossCall<double>&,
                                                const LossScratch<double>&);

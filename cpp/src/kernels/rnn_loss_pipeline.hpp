@@ -79,11 +79,11 @@ class alignas(64) StepCounter {
 template <class S>
 double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch);
 
-// The chunked schedule on two threads, every state kept: `states` holds every slot, `d_logits`
-// (output_size a row) and `d_pre` (hidden_size a row) every row. Runs the call's `done` on its
-// team and returns L.
-template <class S>
-double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks, S* states,
+// The chunked schedule on two threads, every state kept: `states` holds every slot (stored as
+// State, chunked_loss.hpp), `d_logits` (output_size a row) and `d_pre` (hidden_size a row) every
+// row. Runs the call's `done` on its team and returns L.
+template <class S, class State>
+double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks, State* states,
                                S* d_logits, S* d_pre, S* h_last);
 
 // The chunked schedule on two threads under a memory budget (loss_plan.hpp's pipelined
@@ -91,10 +91,10 @@ double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks
 // segment_chunks·chunk_steps + 1 slots, and rings of kPipelineRingChunks chunks of dL/dh
 // (hidden_size a row) and of logits (output_size a row). Runs the call's `done` on its team and
 // returns L.
-template <class S>
+template <class S, class State>
 double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan& plan,
-                                        S* checkpoints, S* segment_buffers[2], S* d_pre_ring,
-                                        S* d_logits_ring, S* h_last);
+                                        State* checkpoints, State* segment_buffers[2],
+                                        S* d_pre_ring, S* d_logits_ring, S* h_last);
 
 }  // namespace detail
 }  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,6 +1,7 @@
 #include "softmax_head.hpp"
 
 #include "../chunks.hpp"
+#include "bfloat16.hpp"
 #include "entry_points.hpp"
 #include "parallel_product.hpp"
 #include "team.hpp"
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <vector>
 
 namespace bptt::BPTT_ISA_NAMESPACE {
@@ -178,23 +180,55 @@ std::size_t head_loss_and_grad_scratch_bytes(Index rows, Index output_size,
   return Workspace::bytes_for({std::size_t(rows * output_size) * scalar_bytes});
 }
 
+namespace {
+
+// With bfloat16 operands (bfloat16.hpp), V and the hidden states rounded into copies from
+// `workspace`, which then takes O·H + rows·H more floats.
+template <class S>
+struct HeadOperands {
+  HeadWeights<S> weights;
+  const S* hidden;
+
+  HeadOperands(const HeadWeights<S>& given, const S* given_hidden, Index rows,
+               std::optional<Workspace>& workspace)
+      : weights(given), hidden(given_hidden) {
+    if (given.operands != ProductOperands::bfloat16) return;
+    const Index H = given.hidden_size, count = rows * H;
+    workspace.emplace(Workspace::bytes_for(
+        {std::size_t(given.output_size * H) * sizeof(S), std::size_t(count) * sizeof(S)}));
+    weights = rounded_head(given, *workspace);
+    S* const rounded_hidden = workspace->take<S>(std::size_t(count));
+    rounded_copy(given_hidden, count, rounded_hidden);
+    hidden = rounded_hidden;
+  }
+};
+
+}  // namespace
+
 template <class S>
 void head_logits(const HeadWeights<S>& weights, const S* hidden, Index rows, S* logits) {
   const Index H = weights.hidden_size, O = weights.output_size;
-  head_logits(weights, matrix_view(hidden, rows, H, H), matrix_view(logits, rows, O, O));
+  std::optional<Workspace> rounded;
+  const HeadOperands<S> operands(weights, hidden, rows, rounded);
+  head_logits(operands.weights, matrix_view(operands.hidden, rows, H, H),
+              matrix_view(logits, rows, O, O));
 }
 
 template <class S>
-double head_loss_and_grad(const HeadWeights<S>& weights, const S* hidden, Index rows,
+double head_loss_and_grad(const HeadWeights<S>& given_weights, const S* given_hidden, Index rows,
                           const Targets<S>& targets, Reduction reduction,
                           const HeadGradients<S>& grads, S* d_hidden) {
-  const Index H = weights.hidden_size, O = weights.output_size;
-  const ConstMatrixView<S> hidden_states = matrix_view(hidden, rows, H, H);
+  const Index H = given_weights.hidden_size, O = given_weights.output_size;
+  std::optional<Workspace> rounded;
+  const HeadOperands<S> operands(given_weights, given_hidden, rows, rounded);
+  const HeadWeights<S>& weights = operands.weights;
+  const ConstMatrixView<S> hidden_states = matrix_view(operands.hidden, rows, H, H);
   // The logits, then dL/do in place.
   Workspace workspace(head_loss_and_grad_scratch_bytes(rows, O, sizeof(S)));
   const MatrixView<S> logits = matrix_view(workspace.take<S>(std::size_t(rows * O)), rows, O, O);
   head_logits(weights, hidden_states, logits);
   const double loss = softmax_cross_entropy(logits, targets, reduction);
+  if (weights.operands == ProductOperands::bfloat16) round_to_bfloat16(logits);
   const ConstMatrixView<S> d_logits = matrix_view(static_cast<const S*>(logits.data()), rows, O, O);
   head_parameter_gradients(hidden_states, d_logits, grads);
   head_hidden_gradient(weights, d_logits, matrix_view(d_hidden, rows, H, H));

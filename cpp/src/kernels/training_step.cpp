@@ -52,10 +52,12 @@ template <class S>
 StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           const SequenceInput<S>& inputs, const Targets<S>& targets, const S* h0,
                           S* h_last, Activation activation, double max_norm,
-                          const OptimizerUpdate<S>& update, std::size_t memory_budget) {
+                          const OptimizerUpdate<S>& update, std::size_t memory_budget,
+                          ProductOperands operands) {
   const Index D = layout.input_size, H = layout.hidden_size, O = layout.output_size;
-  const LayerWeights<S> layer{params + layout.U(), params + layout.W(), params + layout.b(), D, H};
-  const HeadWeights<S> head{params + layout.V(), params + layout.c(), H, O};
+  const LayerWeights<S> layer{params + layout.U(), params + layout.W(), params + layout.b(), D, H,
+                              operands};
+  const HeadWeights<S> head{params + layout.V(), params + layout.c(), H, O, operands};
   // dh0 is not a parameter's: it goes to a buffer of its own.
   RowMatrix<S> h0_grad(inputs.batch, H);
   const LayerGradients<S> layer_grads{grads + layout.U(), grads + layout.W(), grads + layout.b(),
@@ -109,7 +111,7 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
 #define BPTT_INSTANTIATE(S)                                                                  \
   template StepOutcome training_step<S>(const ParameterLayout&, S*, S*, const SequenceInput<S>&, \
                                         const Targets<S>&, const S*, S*, Activation, double,     \
-                                        const OptimizerUpdate<S>&, std::size_t);
+                                        const OptimizerUpdate<S>&, std::size_t, ProductOperands);
 BPTT_INSTANTIATE(float)
 BPTT_INSTANTIATE(double)
 #undef BPTT_INSTANTIATE

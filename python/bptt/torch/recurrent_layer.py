@@ -39,8 +39,10 @@ class RecurrentLayer(torch.autograd.Function):
         activation: str,
         lengths: np.ndarray | None,
         reverse: bool,
+        compute_dtype: str | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         ctx.activation, ctx.lengths, ctx.reverse = activation, lengths, reverse
+        ctx.compute_dtype = compute_dtype
         states = _forward_states(ctx, inputs, h0, weight_ih, weight_hh, bias)
         # A tensor of its own over the buffer, not an autograd view of one made here: torch
         # forbids changing those in place.
@@ -80,6 +82,7 @@ class RecurrentLayer(torch.autograd.Function):
             reverse=ctx.reverse,
             check_finite=False,
             input_grad=ctx.needs_input_grad[0],
+            compute_dtype=ctx.compute_dtype,
         )
         needs = ctx.needs_input_grad
         return (
@@ -88,6 +91,7 @@ class RecurrentLayer(torch.autograd.Function):
             as_tensor(grads["U"]) if needs[2] else None,
             as_tensor(grads["W"]) if needs[3] else None,
             as_tensor(grads["b"]) if needs[4] else None,
+            None,
             None,
             None,
             None,
@@ -113,6 +117,7 @@ def _forward_states(
         lengths=ctx.lengths,
         reverse=ctx.reverse,
         check_finite=False,
+        compute_dtype=ctx.compute_dtype,
     )
 
 
@@ -126,12 +131,13 @@ def recurrent_layer(
     activation: str,
     lengths: np.ndarray | None = None,
     reverse: bool = False,
+    compute_dtype: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The hidden states by time (T, B, H), on the core's buffer, and h_n (B, H). With
     lengths (B,), the hidden states at padded positions (t >= lengths[b]) are zeros, as in
-    torch's padded outputs."""
+    torch's padded outputs. compute_dtype as bptt.loss_and_grad takes it."""
     hidden, h_last = RecurrentLayer.apply(
-        inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse
+        inputs, h0, weight_ih, weight_hh, bias, activation, lengths, reverse, compute_dtype
     )
     if lengths is None:
         return hidden, h_last

@@ -1,6 +1,6 @@
 """bptt.torch.RNN: torch.nn.RNN with each layer's recurrence computed by bptt's core."""
 
-from typing import cast, overload
+from typing import Any, cast, overload
 
 import numpy as np
 import torch
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from bptt.torch.recurrent_layer import recurrent_layer
-from bptt.torch.tensors import check_float_cpu
+from bptt.torch.tensors import as_compute_input, check_float_cpu, products_dtype
 
 __all__ = ["RNN"]
 
@@ -22,8 +22,18 @@ class RNN(torch.nn.RNN):
     and the same outputs and gradients; each (layer, direction) is one autograd operation on
     bptt's core. float32 or float64 CPU tensors only.
 
+    compute_dtype (a keyword of the constructor, also an attribute): None, or "bfloat16" for
+    products of bfloat16 operands accumulated in float32 (float32 weights; see
+    bptt.loss_and_grad), which None also means inside torch.autocast("cpu",
+    dtype=torch.bfloat16). Then bfloat16 inputs and hx (an autocast operation's outputs) are
+    taken as float32; outputs, h_n and gradients are float32 tensors of bfloat16 values.
+
     batch_first inputs are transposed to time-major with one copy, as the core reads (T, B, D).
     """
+
+    def __init__(self, *args: Any, compute_dtype: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.compute_dtype = compute_dtype
 
     @overload
     def forward(
@@ -39,8 +49,11 @@ class RNN(torch.nn.RNN):
         self, input: torch.Tensor | PackedSequence, hx: torch.Tensor | None = None
     ) -> tuple[torch.Tensor | PackedSequence, torch.Tensor]:
         self._check_weights()
+        compute_dtype = products_dtype(self.compute_dtype, self._weights_dtype())
+        hx = as_compute_input(hx, compute_dtype)
         if isinstance(input, PackedSequence):
-            return self._forward_packed(input, hx)
+            return self._forward_packed(input, hx, compute_dtype)
+        input = as_compute_input(input, compute_dtype)
         check_float_cpu(input, "input")
         if input.dim() not in (2, 3):
             raise ValueError(
@@ -71,7 +84,7 @@ class RNN(torch.nn.RNN):
                 f"{layout if batched else '(T, input_size)'}, got {tuple(shape)}"
             )
         time_major = input.transpose(0, 1).contiguous() if self.batch_first else input
-        output, h_n = self._run_layers(time_major, hx, lengths=None)
+        output, h_n = self._run_layers(time_major, hx, None, compute_dtype)
         if self.batch_first:
             output = output.transpose(0, 1)
         if not batched:
@@ -79,7 +92,7 @@ class RNN(torch.nn.RNN):
         return output, h_n
 
     def _forward_packed(
-        self, packed: PackedSequence, hx: torch.Tensor | None
+        self, packed: PackedSequence, hx: torch.Tensor | None, compute_dtype: str | None
     ) -> tuple[PackedSequence, torch.Tensor]:
         """Padded and per-sequence lengths for the core, in the caller's batch order (that of hx
         and h_n); the output is packed again like the input, as nn.RNN returns it."""
@@ -107,7 +120,7 @@ class RNN(torch.nn.RNN):
         else:
             self.check_input(packed.data, packed.batch_sizes)
         padded, lengths = pad_packed_sequence(packed)
-        output, h_n = self._run_layers(padded, hx, lengths=lengths.numpy())
+        output, h_n = self._run_layers(padded, hx, lengths.numpy(), compute_dtype)
         if packed.sorted_indices is not None:
             output = output.index_select(1, packed.sorted_indices)
             lengths = lengths.index_select(0, packed.sorted_indices)
@@ -120,7 +133,11 @@ class RNN(torch.nn.RNN):
         )
 
     def _run_layers(
-        self, inputs: torch.Tensor, hx: torch.Tensor | None, lengths: np.ndarray | None
+        self,
+        inputs: torch.Tensor,
+        hx: torch.Tensor | None,
+        lengths: np.ndarray | None,
+        compute_dtype: str | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The stack over time-major inputs (T, B, D): output (T, B, directions·H) and h_n
         (layers·directions, B, H), layer-major as nn.RNN orders it."""
@@ -147,6 +164,7 @@ class RNN(torch.nn.RNN):
                     activation=activation,
                     lengths=lengths,
                     reverse=bool(direction),
+                    compute_dtype=compute_dtype,
                 )
                 outputs.append(hidden)
                 last_states.append(h_last)

@@ -14,10 +14,12 @@ from bptt._model import PARAM_NAMES
 from bptt.memory_budget import parse_memory_budget
 from bptt.torch.tensors import (
     as_array,
+    as_compute_input,
     as_tensor,
     check_dense_cpu,
     check_float_cpu,
     first_order_only,
+    products_dtype,
 )
 
 __all__ = ["RNNSoftmaxLoss", "rnn_softmax_loss"]
@@ -40,6 +42,7 @@ class RNNSoftmaxLoss(torch.autograd.Function):
         activation: str,
         reduction: str,
         memory_budget: int | None,
+        compute_dtype: str | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         float_inputs = inputs.is_floating_point()
         loss, grads, last_state = _core.loss_and_grad(
@@ -55,6 +58,7 @@ class RNNSoftmaxLoss(torch.autograd.Function):
             reduction,
             False,  # check_finite: NaNs propagate, as through torch's own operations
             memory_budget=memory_budget,
+            compute_dtype=compute_dtype,
         )
         ctx.grads = [as_tensor(grads[name]) for name in PARAM_NAMES]
         ctx.grads += [as_tensor(grads["x"]) if float_inputs else None, as_tensor(grads["h0"])]
@@ -77,7 +81,7 @@ class RNNSoftmaxLoss(torch.autograd.Function):
                 ctx.grads, (*ctx.needs_input_grad[:6], ctx.needs_input_grad[7]), strict=True
             )
         ]
-        return (*scaled[:6], None, scaled[6], None, None, None)
+        return (*scaled[:6], None, scaled[6], None, None, None, None)
 
 
 @overload
@@ -91,6 +95,7 @@ def rnn_softmax_loss(
     reduction: str = "sum",
     return_h_last: Literal[False] = False,
     memory_budget: int | str | None = None,
+    compute_dtype: str | None = None,
 ) -> torch.Tensor: ...
 
 
@@ -105,6 +110,7 @@ def rnn_softmax_loss(
     reduction: str = "sum",
     return_h_last: Literal[True],
     memory_budget: int | str | None = None,
+    compute_dtype: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
@@ -118,6 +124,7 @@ def rnn_softmax_loss(
     reduction: str = "sum",
     return_h_last: bool = False,
     memory_budget: int | str | None = None,
+    compute_dtype: str | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """bptt.loss_and_grad's loss as a differentiable torch scalar, in one core call.
 
@@ -129,13 +136,19 @@ def rnn_softmax_loss(
     W, b, V, c, float inputs and h0. With return_h_last, returns (loss, h_last), h_last the last
     state without a gradient (for truncated BPTT). memory_budget: the working memory of the core's
     call at most, as bptt.loss_and_grad takes it (bytes, or a string such as "512MiB"); the
-    same loss and gradients, bit for bit, under any budget."""
+    same loss and gradients, bit for bit, under any budget. compute_dtype: as bptt.loss_and_grad
+    takes it ("bfloat16": bfloat16 product operands, float32 accumulation; float32 params), and
+    "bfloat16" for float32 params inside torch.autocast("cpu", dtype=torch.bfloat16) when None;
+    then bfloat16 float inputs and h0 are taken as float32. The loss and gradients are float32."""
     weights = _arguments.model_params(params)
     activation, reduction = _arguments.activation(activation), _arguments.reduction(reduction)
     return_h_last = _arguments.flag(return_h_last, "return_h_last")
     budget = parse_memory_budget(memory_budget)
     U = weights[0]
     check_float_cpu(U, "params['U']")
+    compute_dtype = products_dtype(compute_dtype, U.dtype)
+    inputs = as_compute_input(inputs, compute_dtype)
+    h0 = as_compute_input(h0, compute_dtype)
     for name, weight in zip(PARAM_NAMES[1:], weights[1:], strict=True):
         check_float_cpu(weight, f"params['{name}']", U.dtype)
     _check_data(inputs, "inputs", U.dtype)
@@ -157,7 +170,7 @@ def rnn_softmax_loss(
         inputs, targets = inputs.unsqueeze(1), targets.unsqueeze(1)
         h0 = None if h0 is None else h0.unsqueeze(0)
     loss, h_last = RNNSoftmaxLoss.apply(
-        *weights, inputs, targets, h0, activation, reduction, budget
+        *weights, inputs, targets, h0, activation, reduction, budget, compute_dtype
     )
     if not return_h_last:
         return loss

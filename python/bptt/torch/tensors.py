@@ -3,7 +3,7 @@ backward passes that refuse to be differentiated again."""
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -11,10 +11,12 @@ import torch
 __all__ = [
     "FLOAT_DTYPES",
     "as_array",
+    "as_compute_input",
     "as_tensor",
     "check_dense_cpu",
     "check_float_cpu",
     "first_order_only",
+    "products_dtype",
 ]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -49,6 +51,29 @@ def check_float_cpu(tensor: torch.Tensor, name: str, dtype: torch.dtype | None =
         raise TypeError(
             f"{name}: expected dtype torch.float32 or torch.float64, got {tensor.dtype}"
         )
+
+
+def products_dtype(compute_dtype: str | None, weights_dtype: torch.dtype) -> str | None:
+    """The compute_dtype a call runs (the core checks it): the one asked for, else "bfloat16"
+    for float32 weights inside torch.autocast("cpu", dtype=torch.bfloat16), else None (the
+    weights' own dtype). An autocast to another dtype (float16) leaves the products alone."""
+    if compute_dtype is None and weights_dtype == torch.float32:
+        autocast = torch.is_autocast_enabled("cpu")
+        if autocast and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+            return "bfloat16"
+    return compute_dtype
+
+
+@overload
+def as_compute_input(tensor: torch.Tensor, compute_dtype: str | None) -> torch.Tensor: ...
+@overload
+def as_compute_input(tensor: None, compute_dtype: str | None) -> None: ...
+def as_compute_input(tensor: torch.Tensor | None, compute_dtype: str | None) -> torch.Tensor | None:
+    """A bfloat16 tensor (an autocast operation's output) as float32, exactly, when the products
+    take bfloat16 operands; any other as it is (the checks that follow name its dtype)."""
+    if tensor is None or compute_dtype != "bfloat16" or tensor.dtype != torch.bfloat16:
+        return tensor
+    return tensor.float()
 
 
 def as_array(tensor: torch.Tensor) -> np.ndarray:
