@@ -14,6 +14,7 @@ import numpy as np
 
 from bptt import _api, checkpoint, memory, run_directory, sampling, training
 from bptt.errors import SettingError, UsageError, check_integer, check_number
+from bptt.lr_schedule import LR_SCHEDULES, WARMUP_STEPS
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 from bptt.training_config import ACTIVATIONS, DEFAULT_MINUTES, DTYPES, Budget, TrainConfig
 
@@ -68,7 +69,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR, with its own settings"
     )
-    parser.add_argument("--hidden", type=int, help=f"hidden units (default {defaults.hidden})")
+    parser.add_argument(
+        "--hidden", type=int, help=f"hidden units of each layer (default {defaults.hidden})"
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        help=f"Elman layers, each feeding the next (default {defaults.layers})",
+    )
     parser.add_argument(
         "--seq-len", type=int, help=f"characters per stream and step (default {defaults.seq_len})"
     )
@@ -88,6 +96,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     rates = ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LEARNING_RATES.items())
     parser.add_argument("--lr", type=float, help=f"learning rate (default: {rates})")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help=f"cosine: {WARMUP_STEPS} steps of linear warm-up, then a cosine decay to 0 at the "
+        f"end of --steps or --minutes (default {defaults.lr_schedule})",
+    )
     parser.add_argument(
         "--clip", type=float, help=f"largest global gradient norm (default {defaults.clip:g})"
     )

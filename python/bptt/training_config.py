@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bptt import _model, sampling
 from bptt.corpus import STDLIB
 from bptt.errors import SettingError, check_integer, check_number
+from bptt.lr_schedule import LR_SCHEDULES
 from bptt.memory_budget import parse_memory_budget
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
@@ -27,10 +28,12 @@ class TrainConfig:
 
     text: str = STDLIB  # a UTF-8 file, or STDLIB: the standard library's sources
     hidden: int = 256
+    layers: int = 1  # Elman layers, each feeding the next; the head reads the last
     seq_len: int = 100
     batch: int = 32
     optimizer: str = "adam"
     lr: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
+    lr_schedule: str = "constant"  # or "cosine": warm-up, then decay to 0 (bptt.lr_schedule)
     clip: float = 5.0  # the largest global gradient norm
     activation: str = "tanh"
     dtype: str = "float32"
@@ -50,6 +53,7 @@ class TrainConfig:
             raise SettingError.invalid("text", f"expected a file name, got {self.text!r}")
         positive_ints = (
             "hidden",
+            "layers",
             "seq_len",
             "batch",
             "eval_every",
@@ -65,6 +69,7 @@ class TrainConfig:
         check_number("clip", self.clip)
         for name, allowed in (
             ("optimizer", tuple(OPTIMIZERS)),
+            ("lr_schedule", LR_SCHEDULES),
             ("activation", ACTIVATIONS),
             ("dtype", DTYPES),
         ):
@@ -78,7 +83,17 @@ class TrainConfig:
         except (TypeError, ValueError) as error:
             problem = str(error).removeprefix("memory_budget: ")
             raise SettingError.invalid("memory_budget", problem) from None
+        if self.layers > 1 and self.memory_budget is not None:
+            raise SettingError.invalid(
+                "memory_budget", "a budget bounds a one-layer run's steps only (layers 1)"
+            )
         return self
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """The shape of the state a step starts from: (B, H), or (L, B, H) for a stack."""
+        one_layer = (self.batch, self.hidden)
+        return one_layer if self.layers == 1 else (self.layers, *one_layer)
 
     @property
     def memory_budget_bytes(self) -> int | None:
