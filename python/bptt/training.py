@@ -98,7 +98,9 @@ def _resumed_budget(trainer: Trainer) -> Budget:
     if trainer.config.lr_schedule == "constant" or horizon.minutes is None:
         return trainer.budget
     minutes_left = horizon.minutes - trainer.elapsed_seconds / 60
-    return Budget(minutes=minutes_left) if minutes_left > 0 else Budget(steps=trainer.step_count)
+    if minutes_left > 0:
+        return Budget(minutes=minutes_left)
+    return Budget(steps=max(trainer.step_count, 1))
 
 
 def run(
