@@ -3,6 +3,7 @@ train`, then this program again with --recipe for each PyTorch recipe), then the
 table in --out."""
 
 import argparse
+import os
 import platform
 import shutil
 import subprocess
@@ -38,6 +39,14 @@ def budget_options(args: argparse.Namespace) -> list[str]:
     if args.steps is not None:
         return ["--steps", str(args.steps)]
     return ["--minutes", str(args.minutes)]
+
+
+def child_env() -> dict:
+    """The environment of every run: OpenMP threads that sleep at once when they wait
+    (OMP_WAIT_POLICY=passive, unless set already), for bptt's core and PyTorch alike. On a
+    machine shared with other work, threads that spin for the one that is not running made
+    every run here up to 30 times slower, and by how much varied with the load."""
+    return {"OMP_WAIT_POLICY": "passive"} | dict(os.environ)
 
 
 def child_command(name: str, run_dir: Path, args: argparse.Namespace) -> list[str]:
@@ -99,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_dir, ignore_errors=True)  # this program's own run of before
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         print(f"{label}: {' '.join(child_command(name, run_dir, args)[1:])}", flush=True)
-        subprocess.run(child_command(name, run_dir, args), check=True)
+        subprocess.run(child_command(name, run_dir, args), env=child_env(), check=True)
         results.append(report.read_result(label, run_dir))
     text = report.table(results, conditions(args))
     (args.out / TABLE_NAME).write_text(text)
