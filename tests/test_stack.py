@@ -103,6 +103,24 @@ def test_the_first_layer_and_head_of_a_stack_are_a_one_layer_runs_weights():
     assert not np.array_equal(stacked["W2"], stacked["W"])
 
 
+def test_an_orthogonal_init_draws_every_recurrent_weight_orthogonal_and_keeps_the_rest():
+    uniform = stack.init_params(D, H, D, 2, dtype=np.float64, seed=5)
+    orthogonal = stack.init_params(D, H, D, 2, dtype=np.float64, seed=5, init="orthogonal")
+    for name in ("W", "W2"):
+        # Q^T Q = I to rounding: H-term dot products of unit-size entries
+        closeness.assert_close(
+            orthogonal[name].T @ orthogonal[name], np.eye(H), dtype=np.float64, terms=H
+        )
+    assert not np.array_equal(orthogonal["W"], orthogonal["W2"])
+    for name in ("U", "b", "U2", "b2", "V", "c"):
+        np.testing.assert_array_equal(orthogonal[name], uniform[name])
+
+
+def test_an_unknown_init_is_refused_by_name():
+    with pytest.raises(ValueError, match="init: expected one of uniform, orthogonal, got 'zeros'"):
+        stack.init_params(D, H, D, 1, dtype=np.float64, seed=0, init="zeros")
+
+
 def test_the_stacks_forward_gives_the_logits_of_its_loss():
     params, inputs, targets, h0 = problem(2)
     logits, h_last = stack.forward(params, inputs, h0=h0)

@@ -265,11 +265,16 @@ def test_a_checkpoint_from_before_layers_and_schedules_resumes_as_one_constant_l
     with np.load(path) as archive:
         contents = {name: archive[name] for name in archive.files}
     metadata = json.loads(str(contents.pop(checkpoint.METADATA_KEY)))
-    del metadata["config"]["layers"], metadata["config"]["lr_schedule"]
+    for setting in ("layers", "init", "lr_schedule"):
+        del metadata["config"][setting]
     del metadata["schedule_horizon"]
     np.savez(path, **{checkpoint.METADATA_KEY: np.array(json.dumps(metadata))}, **contents)
     saved = checkpoint.read_run(tmp_path / "run")
-    assert (saved.config.layers, saved.config.lr_schedule) == (1, "constant")
+    assert (saved.config.layers, saved.config.init, saved.config.lr_schedule) == (
+        1,
+        "uniform",
+        "constant",
+    )
     assert saved.horizon == saved.budget
     resumed = training.resume(tmp_path / "run", Budget(steps=3), show_progress=False)
     assert resumed.trainer.step_count == 3

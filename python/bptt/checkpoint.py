@@ -30,7 +30,12 @@ METADATA_KEY = "metadata_json"
 # every Unicode character, each escaped by json.dumps as up to 12 characters (a surrogate pair)
 MAX_METADATA_LENGTH = 4096 + 12 * 0x110000
 # the settings added to the format since its first checkpoints, with the value those had
-ADDED_SETTINGS = {"memory_budget": None, "layers": 1, "lr_schedule": "constant"}
+ADDED_SETTINGS = {
+    "memory_budget": None,
+    "layers": 1,
+    "init": "uniform",
+    "lr_schedule": "constant",
+}
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:

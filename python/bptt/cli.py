@@ -16,6 +16,7 @@ from bptt import _api, checkpoint, memory, run_directory, sampling, training
 from bptt.errors import SettingError, UsageError, check_integer, check_number
 from bptt.lr_schedule import LR_SCHEDULES, WARMUP_STEPS
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+from bptt.stack import INITS
 from bptt.training_config import ACTIVATIONS, DEFAULT_MINUTES, DTYPES, Budget, TrainConfig
 
 # the shell's status for a command ended by a signal: 128 + its number
@@ -96,6 +97,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     rates = ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LEARNING_RATES.items())
     parser.add_argument("--lr", type=float, help=f"learning rate (default: {rates})")
+    parser.add_argument(
+        "--init",
+        choices=INITS,
+        help="of the recurrent weights: uniform in ±1/sqrt(hidden) as torch.nn.RNN, or a random "
+        f"orthogonal matrix (default {defaults.init})",
+    )
     parser.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,

@@ -19,6 +19,9 @@ from bptt import _api, _layer_and_head, _model, _params
 from bptt.results import LossAndGrad
 
 LAYER_NAMES = _model.PARAM_NAMES[:3]  # U, W, b
+# the recurrent weights W: torch.nn.RNN's uniform draw, or a random orthogonal matrix (every
+# singular value 1: h_{t-1}'s signal neither grows nor fades through W at the start)
+INITS = ("uniform", "orthogonal")
 HEAD_NAMES = _model.PARAM_NAMES[3:]  # V, c
 
 
@@ -48,11 +51,19 @@ def parameter_shapes(
 
 
 def init_params(
-    input_size: int, hidden_size: int, output_size: int, layers: int, *, dtype, seed: int
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    layers: int,
+    *,
+    dtype,
+    seed: int,
+    init: str = "uniform",
 ) -> dict[str, np.ndarray]:
     """Layer 1 and the head as `bptt.init_params` draws them from `seed` (a one-layer run's
     weights), and each layer k above it uniform in ±1/sqrt(H) as torch.nn.RNN's, from its own
-    generator seeded (seed, k)."""
+    generator seeded (seed, k); for init "orthogonal", every W then replaced by an orthogonal
+    matrix from the generator seeded (seed, k, 0)."""
     first = _params.init_params(input_size, hidden_size, output_size, dtype=dtype, seed=seed)
     params = {name: first[name] for name in LAYER_NAMES}
     bound = 1.0 / math.sqrt(hidden_size)
@@ -61,6 +72,14 @@ def init_params(
         rng = np.random.default_rng((seed, layer))
         for name in layer_names(layer):
             params[name] = rng.uniform(-bound, bound, shapes[name]).astype(dtype)
+    if init == "orthogonal":
+        for layer in range(1, layers + 1):
+            gaussian = np.random.default_rng((seed, layer, 0)).standard_normal((hidden_size,) * 2)
+            q, r = np.linalg.qr(gaussian)
+            # signs fixed by R's diagonal: Q uniform over the orthogonal matrices (Mezzadri)
+            params[layer_names(layer)[1]] = (q * np.sign(np.diag(r))).astype(dtype)
+    elif init != "uniform":
+        raise ValueError(f"init: expected one of {', '.join(INITS)}, got {init!r}")
     return params | {name: first[name] for name in HEAD_NAMES}
 
 

@@ -118,7 +118,13 @@ class Trainer:
         corpus = corpus_for(config)
         size = len(corpus.vocabulary)
         params = stack.init_params(
-            size, config.hidden, size, config.layers, dtype=np.dtype(config.dtype), seed=config.seed
+            size,
+            config.hidden,
+            size,
+            config.layers,
+            dtype=np.dtype(config.dtype),
+            seed=config.seed,
+            init=config.init,
         )
         config = replace(config, text=recorded_source(config.text))
         return cls(config, corpus, params, **options)

@@ -5,7 +5,7 @@ fields; the command line names them by its options."""
 
 from dataclasses import dataclass
 
-from bptt import _model, sampling
+from bptt import _model, sampling, stack
 from bptt.corpus import STDLIB
 from bptt.errors import SettingError, check_integer, check_number
 from bptt.lr_schedule import LR_SCHEDULES
@@ -29,6 +29,7 @@ class TrainConfig:
     text: str = STDLIB  # a UTF-8 file, or STDLIB: the standard library's sources
     hidden: int = 256
     layers: int = 1  # Elman layers, each feeding the next; the head reads the last
+    init: str = "uniform"  # of the recurrent weights W: bptt.stack.INITS
     seq_len: int = 100
     batch: int = 32
     optimizer: str = "adam"
@@ -70,6 +71,7 @@ class TrainConfig:
         for name, allowed in (
             ("optimizer", tuple(OPTIMIZERS)),
             ("lr_schedule", LR_SCHEDULES),
+            ("init", stack.INITS),
             ("activation", ACTIVATIONS),
             ("dtype", DTYPES),
         ):
