@@ -257,7 +257,7 @@ def test_a_resume_may_change_the_memory_budget_and_trains_as_one_run(tmp_path, l
     assert checkpoint.read_run(tmp_path / "two").config.memory_budget == "100KiB"
 
 
-def test_a_checkpoint_from_before_layers_and_schedules_resumes_as_one_constant_layer(
+def test_a_checkpoint_from_before_layers_and_schedules_resumes_as_one_constant_layer_at_its_rate(
     tmp_path, config
 ):
     training.train(config, tmp_path / "run", Budget(steps=2), show_progress=False)
@@ -267,6 +267,7 @@ def test_a_checkpoint_from_before_layers_and_schedules_resumes_as_one_constant_l
     metadata = json.loads(str(contents.pop(checkpoint.METADATA_KEY)))
     for setting in ("layers", "init", "lr_schedule"):
         del metadata["config"][setting]
+    metadata["config"]["lr"] = None  # the default rate of its time, which it did not record
     del metadata["schedule_horizon"]
     np.savez(path, **{checkpoint.METADATA_KEY: np.array(json.dumps(metadata))}, **contents)
     saved = checkpoint.read_run(tmp_path / "run")
@@ -276,6 +277,7 @@ def test_a_checkpoint_from_before_layers_and_schedules_resumes_as_one_constant_l
         "constant",
     )
     assert saved.horizon == saved.budget
+    assert saved.config.lr == checkpoint.EARLIER_DEFAULT_LEARNING_RATES["adam"] == 0.002
     resumed = training.resume(tmp_path / "run", Budget(steps=3), show_progress=False)
     assert resumed.trainer.step_count == 3
 

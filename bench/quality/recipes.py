@@ -12,9 +12,12 @@ from bptt import corpus, metrics, validation
 from bptt.training_config import TrainConfig
 
 RECIPES = ("lstm", "rnn")
+# the recipe: PyTorch's usual character model, at the sizes of bptt train's first defaults
 HIDDEN = 256
 LR = 2e-3
 CLIP = 5.0
+BATCH = 32  # streams, also of the validation text, as bptt train's --batch
+SEQ_LEN = 100
 
 
 class CharModel(torch.nn.Module):
@@ -40,10 +43,11 @@ def _detached(state):
 
 def train(recipe: str, text: str, out: Path, *, minutes: float | None, steps: int | None) -> None:
     """Train the recipe on `text` until `minutes` of wall time or `steps` steps, validating as
-    `bptt train` does; its rows in out/metrics.csv."""
+    `bptt train` does (how often, on how much text: its defaults); its rows in
+    out/metrics.csv."""
     defaults = TrainConfig()
     text_corpus = corpus.Corpus.of_text(text)
-    streams = corpus.Streams(text_corpus.train_ids, defaults.batch, defaults.seq_len)
+    streams = corpus.Streams(text_corpus.train_ids, BATCH, SEQ_LEN)
     torch.manual_seed(defaults.seed)
     model = CharModel(recipe, len(text_corpus.vocabulary))
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
@@ -83,12 +87,12 @@ def train(recipe: str, text: str, out: Path, *, minutes: float | None, steps: in
             interval_seconds += time.perf_counter() - step_start
             bpc = None
             if step % defaults.eval_every == 0:
-                bpc = validation.bits_per_character(forward, validation_ids, defaults.batch)
+                bpc = validation.bits_per_character(forward, validation_ids, BATCH)
             if step % defaults.log_every == 0 or bpc is not None:
                 train_bpc = interval_nats / interval_steps / np.log(2)
                 elapsed = time.perf_counter() - start
                 log.write(step, elapsed, train_bpc, bpc, interval_chars / interval_seconds)
                 interval_nats, interval_steps, interval_chars, interval_seconds = 0.0, 0, 0, 0.0
         if step % defaults.eval_every or step == 0:
-            bpc = validation.bits_per_character(forward, validation_ids, defaults.batch)
+            bpc = validation.bits_per_character(forward, validation_ids, BATCH)
             log.write(step, time.perf_counter() - start, None, bpc, None)

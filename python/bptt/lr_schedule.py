@@ -12,7 +12,7 @@ import math
 LR_SCHEDULES = ("constant", "cosine")
 # Adam's first steps, while its second moments are still being estimated, are the large ones:
 # a few hundred steps of ramp keep them from throwing the recurrence into saturation
-WARMUP_STEPS = 200
+WARMUP_STEPS = 50
 
 
 def learning_rate(schedule: str, base_lr: float, steps_done: int, progress: float) -> float:

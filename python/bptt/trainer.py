@@ -126,7 +126,8 @@ class Trainer:
             seed=config.seed,
             init=config.init,
         )
-        config = replace(config, text=recorded_source(config.text))
+        # the rate itself, not None: a later default leaves the run's alone
+        config = replace(config, text=recorded_source(config.text), lr=config.learning_rate)
         return cls(config, corpus, params, **options)
 
     @classmethod

@@ -30,17 +30,20 @@ class TrainConfig:
     hidden: int = 256
     layers: int = 1  # Elman layers, each feeding the next; the head reads the last
     init: str = "uniform"  # of the recurrent weights W: bptt.stack.INITS
-    seq_len: int = 100
+    # the defaults of hidden, layers, seq_len, batch, lr, lr_schedule and init: the README's
+    # sweep of validation loss after a run of minutes
+    seq_len: int = 50
     batch: int = 32
     optimizer: str = "adam"
     lr: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
-    lr_schedule: str = "constant"  # or "cosine": warm-up, then decay to 0 (bptt.lr_schedule)
+    lr_schedule: str = "cosine"  # warm-up, then decay to 0 (bptt.lr_schedule); or "constant"
     clip: float = 5.0  # the largest global gradient norm
     activation: str = "tanh"
     dtype: str = "float32"
     seed: int = 0  # draws the initial weights and the printed samples
-    eval_every: int = 200  # steps between validations (with a printed sample)
-    checkpoint_every: int = 200  # steps between checkpoints
+    # a validation takes as long as tens of steps, and counts in a run's minutes
+    eval_every: int = 500  # steps between validations (with a printed sample)
+    checkpoint_every: int = 500  # steps between checkpoints
     log_every: int = 10  # steps between rows of metrics.csv
     validation_chars: int = 100_000  # the first this many held-out characters are scored
     sample_chars: int = 200
