@@ -97,13 +97,7 @@ def memory_plan(
     if not isinstance(tokens, bool | np.bool_):
         raise TypeError(f"tokens: expected True or False, got {tokens!r}")
     plan = _core.memory_plan(
-        int(T),
-        int(B),
-        int(D),
-        int(H),
-        int(O),
-        dtype_name,
-        bool(tokens),
+        int(T), int(B), int(D), int(H), int(O), dtype_name, bool(tokens),
         parse_memory_budget(memory_budget),
     )
     return MemoryPlan(**plan)
