@@ -91,6 +91,7 @@ def test_a_stack_names_its_upper_layers_by_their_number():
         (6, H),
     )
     assert stack.layer_count(shapes) == 3
+    assert stack.param_names(3) == tuple(shapes)
 
 
 def test_the_first_layer_and_head_of_a_stack_are_a_one_layer_runs_weights():

@@ -29,9 +29,9 @@ METADATA_KEY = "metadata_json"
 # the longest metadata: the settings and counts (a few hundred characters) and a vocabulary of
 # every Unicode character, each escaped by json.dumps as up to 12 characters (a surrogate pair)
 MAX_METADATA_LENGTH = 4096 + 12 * 0x110000
-# the settings added to the format since its first checkpoints, with the value those had
 # the rates of the checkpoints that record none (lr None), the defaults they were trained at
 EARLIER_DEFAULT_LEARNING_RATES = {"adam": 2e-3, "adagrad": 5e-2, "sgd": 0.1}
+# the settings added to the format since its first checkpoints, with the value those had
 ADDED_SETTINGS = {
     "memory_budget": None,
     "layers": 1,
@@ -198,10 +198,7 @@ def read_run(run_dir) -> SavedRun:
             )
             for name, shape in shapes.items()
         }
-    params = {
-        name: arrays.pop(f"params.{name}")
-        for name in stack.parameter_shapes(1, 1, 1, config.layers)
-    }
+    params = {name: arrays.pop(f"params.{name}") for name in stack.param_names(config.layers)}
     hidden = arrays.pop("hidden")
     return SavedRun(
         path,
@@ -245,7 +242,7 @@ def _nonnegative_arrays(config: TrainConfig) -> set[str]:
     return {
         optimizer.state_array_name(state, name)
         for state in optimizer.nonnegative_states
-        for name in stack.parameter_shapes(1, 1, 1, config.layers)
+        for name in stack.param_names(config.layers)
     }
 
 

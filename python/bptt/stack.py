@@ -38,6 +38,11 @@ def layer_count(params: Mapping) -> int:
     return layers
 
 
+def param_names(layers: int) -> tuple[str, ...]:
+    """Every parameter's name, layer by layer, then the head's: U W b, U2 W2 b2, ..., V c."""
+    return (*(name for k in range(1, layers + 1) for name in layer_names(k)), *HEAD_NAMES)
+
+
 def parameter_shapes(
     input_size: int, hidden_size: int, output_size: int, layers: int
 ) -> dict[str, tuple[int, ...]]:

@@ -70,9 +70,9 @@ class Trainer:
         self.corpus = corpus
         self.streams = Streams(corpus.train_ids, config.batch, config.seq_len)
         size = len(corpus.vocabulary)
-        names = stack.parameter_shapes(size, config.hidden, size, config.layers)
+        shapes = stack.parameter_shapes(size, config.hidden, size, config.layers)
         # the parameters live in one vector (params.vector), updated in a few calls
-        self.params = ParameterVector({name: params[name] for name in names})
+        self.params = ParameterVector({name: params[name] for name in shapes})
         self.optimizer = make_optimizer(config.optimizer, self.params, config.lr)
         # the gradients land in one vector laid out like the parameters: clipped and stepped whole
         self._gradients = self.params.views(np.zeros_like(self.params.vector))

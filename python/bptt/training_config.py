@@ -27,11 +27,11 @@ class TrainConfig:
     checkpoint keeps it, a resume reuses it."""
 
     text: str = STDLIB  # a UTF-8 file, or STDLIB: the standard library's sources
+    # the defaults of hidden, layers, seq_len, batch, lr, lr_schedule and init: the README's
+    # sweep of the validation loss after runs of minutes
     hidden: int = 256
     layers: int = 1  # Elman layers, each feeding the next; the head reads the last
     init: str = "uniform"  # of the recurrent weights W: bptt.stack.INITS
-    # the defaults of hidden, layers, seq_len, batch, lr, lr_schedule and init: the README's
-    # sweep of validation loss after a run of minutes
     seq_len: int = 50
     batch: int = 32
     optimizer: str = "adam"
