@@ -8,6 +8,8 @@ import pytest
 
 import bptt
 from bptt import reference, stack
+from bptt.errors import SettingError
+from bptt.training_config import TrainConfig
 
 T, B, D, H = 7, 3, 5, 4
 FD_STEP = 1e-6
@@ -131,3 +133,17 @@ def test_the_stacks_forward_gives_the_logits_of_its_loss():
     result = stack.loss_and_grad(params, inputs, targets, h0=h0, reduction="mean", out=out)
     closeness.assert_close(-picked.mean(), result.loss, dtype=np.float64, terms=2 * (T + 1))
     np.testing.assert_array_equal(h_last, result.h_last)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"layers": 0}, "layers: expected an integer >= 1, got 0"),
+        ({"layers": 2, "memory_budget": "1MiB"}, "memory_budget.*one-layer run's steps only"),
+        ({"init": "zeros"}, "init: expected one of uniform, orthogonal, got 'zeros'"),
+        ({"lr_schedule": "step"}, "lr_schedule: expected one of constant, cosine, got 'step'"),
+    ],
+)
+def test_a_run_refuses_bad_layers_init_and_schedule_by_name(settings, message):
+    with pytest.raises(SettingError, match=message):
+        TrainConfig(**settings).check()
