@@ -35,9 +35,16 @@ def one_thread():
 def config(tmp_path):
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
-    # 38 steps an epoch: a run of 60 steps crosses an epoch's end
+    # 38 steps an epoch: a run of 60 steps crosses an epoch's end. A constant rate: a resume
+    # given a budget of its own plans a cosine schedule anew (tested with the schedules below)
     return TrainConfig(
-        text=str(text_file), hidden=16, seq_len=10, batch=3, eval_every=20, checkpoint_every=20
+        text=str(text_file),
+        hidden=16,
+        seq_len=10,
+        batch=3,
+        lr_schedule="constant",
+        eval_every=20,
+        checkpoint_every=20,
     )
 
 
@@ -187,7 +194,13 @@ def long_config(tmp_path):
     text_file = tmp_path / "long.txt"
     text_file.write_text(LONG_TEXT)
     config = TrainConfig(
-        text=str(text_file), hidden=16, seq_len=600, batch=3, eval_every=2, checkpoint_every=2
+        text=str(text_file),
+        hidden=16,
+        seq_len=600,
+        batch=3,
+        lr_schedule="constant",  # resumed to a budget of its own: see `config`
+        eval_every=2,
+        checkpoint_every=2,
     )
     size = len(set(LONG_TEXT))
     sizes = (config.seq_len, config.batch, size, config.hidden, size)
