@@ -46,7 +46,7 @@ class TorchLoop:
             for layer in range(1, layers + 1):
                 suffix = f"_l{layer - 1}"
                 for kind, name in zip(
-                    ("weight_ih", "weight_hh", "bias_ih"), stack.layer_names(layer)
+                    ("weight_ih", "weight_hh", "bias_ih"), stack.layer_names(layer), strict=True
                 ):
                     weight = getattr(self.rnn, kind + suffix)
                     weight.copy_(tensors[name])

@@ -32,7 +32,7 @@ MAX_METADATA_LENGTH = 4096 + 12 * 0x110000
 # the rates of the checkpoints that record none (lr None), the defaults they were trained at
 EARLIER_DEFAULT_LEARNING_RATES = {"adam": 2e-3, "adagrad": 5e-2, "sgd": 0.1}
 # the settings added to the format since its first checkpoints, with the value those had
-ADDED_SETTINGS = {
+ADDED_SETTINGS: dict[str, object] = {
     "memory_budget": None,
     "layers": 1,
     "init": "uniform",
@@ -293,7 +293,7 @@ def _config_of(metadata: dict, path: Path) -> TrainConfig:
     if isinstance(stored, dict):
         stored = ADDED_SETTINGS | stored
         if stored.get("lr") is None:
-            stored["lr"] = EARLIER_DEFAULT_LEARNING_RATES.get(stored.get("optimizer"))
+            stored["lr"] = EARLIER_DEFAULT_LEARNING_RATES.get(str(stored.get("optimizer")))
     if not isinstance(stored, dict) or set(stored) != _field_names(TrainConfig):
         raise corrupt(path, "its settings are missing or unknown")
     return _checked(TrainConfig(**stored), "config", path)

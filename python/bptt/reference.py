@@ -405,6 +405,7 @@ def stack_loss_and_grad(
     (T, B) token ids; h0: (L, B, H) or None (zeros); targets and reduction as loss_and_grad's."""
     _check_reduction(reduction)
     sigma, dsigma = ACTIVATIONS[activation]
+    h0 = None if h0 is None else np.asarray(h0)
     x, first_h0, *_ = _prepare(layers[0], inputs, None if h0 is None else h0[0], activation)
     T, B = x.shape[:2]
     real = _real_steps(None, T, B)

@@ -101,10 +101,10 @@ def forward(
     `bptt.forward`."""
     layers = layer_count(params)
     if layers == 1:
-        result = _api.forward(
+        whole = _api.forward(
             params, inputs, h0=None if h0 is None else h0[0], activation=activation
         )
-        return result.logits, result.h_last[None]
+        return whole.logits, whole.h_last[None]
     below, last_states = inputs, []
     for layer in range(1, layers + 1):
         state = None if h0 is None else h0[layer - 1]
@@ -148,7 +148,8 @@ def loss_and_grad(
     )
     for name in HEAD_NAMES:
         np.copyto(out[name], head.grads[name])
-    d_hidden = head.d_hidden  # dL/dh_t^(k), from above: the head, then layer k + 1
+    # dL/dh_t^(k), from above: the head, then layer k + 1
+    d_hidden: np.ndarray | None = head.d_hidden
     for layer in range(layers, 0, -1):
         grads = _layer_and_head.layer_backward(
             _layer(params, layer),

@@ -86,7 +86,7 @@ def resume(
 
 def _horizon(budget: Budget, elapsed_seconds: float) -> Budget:
     """The end of a run given `budget` after `elapsed_seconds`, in run totals."""
-    if budget.steps is not None:
+    if budget.steps is not None or budget.minutes is None:
         return budget
     return Budget(minutes=elapsed_seconds / 60 + budget.minutes)
 
@@ -130,7 +130,9 @@ def run(
         """The fraction of the schedule's horizon done."""
         if horizon.steps is not None:
             return trainer.step_count / horizon.steps
-        return elapsed() / (60 * horizon.minutes)
+        if horizon.minutes is not None:
+            return elapsed() / (60 * horizon.minutes)
+        return 0.0  # no horizon: the schedule stays at its start
 
     def out_of_budget() -> bool:
         if budget.steps is not None and trainer.step_count >= budget.steps:

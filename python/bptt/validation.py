@@ -5,6 +5,7 @@ PyTorch's with it)."""
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from bptt.corpus import Streams
 VALIDATION_CHUNK = 500  # time steps a forward call takes when scoring the validation text
 
 # (token ids (T, B), state or None for the initial one) -> (logits (T, B, O), the next state)
-Forward = Callable[[np.ndarray, object], tuple[np.ndarray, object]]
+Forward = Callable[[np.ndarray, Any], tuple[np.ndarray, Any]]
 
 
 def bits_per_character(forward: Forward, ids: np.ndarray, batch: int) -> float:
