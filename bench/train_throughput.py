@@ -2,8 +2,9 @@
 clipping, optimizer), against peers measured in the same process, in alternating rounds so that
 a busy machine slows both alike.
 
-- default settings (hidden 256, seq-len 100, batch 32, Adam, float32): bptt against the same
-  loop in PyTorch eager (`tests/torch_loop.py`) with the same number of threads; target >= 2x.
+- hidden 256, seq-len 100, batch 32, Adam, float32 (PyTorch's usual character model): bptt
+  against the same loop in PyTorch eager (`tests/torch_loop.py`) with the same number of
+  threads; target >= 2x.
 - min-char-rnn settings (hidden 100, seq-len 25, batch 1, Adagrad): bptt against the same
   training loop with the NumPy oracle's gradients (min-char-rnn's way); target >= 50x.
 

@@ -15,7 +15,7 @@ import pytest
 from command_line import bptt_command
 
 import bptt
-from bptt import _core, checkpoint, training
+from bptt import _core, checkpoint, lr_schedule, training
 from bptt.trainer import Trainer
 from bptt.training_config import Budget, TrainConfig
 
@@ -35,9 +35,16 @@ def one_thread():
 def config(tmp_path):
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
-    # 38 steps an epoch: a run of 60 steps crosses an epoch's end
+    # 38 steps an epoch: a run of 60 steps crosses an epoch's end. A constant rate: a resume
+    # given a budget of its own plans a cosine schedule anew (tested with the schedules below)
     return TrainConfig(
-        text=str(text_file), hidden=16, seq_len=10, batch=3, eval_every=20, checkpoint_every=20
+        text=str(text_file),
+        hidden=16,
+        seq_len=10,
+        batch=3,
+        lr_schedule="constant",
+        eval_every=20,
+        checkpoint_every=20,
     )
 
 
@@ -62,6 +69,56 @@ def test_n_steps_then_a_resume_to_2n_equal_2n_steps_in_one_go(tmp_path, config, 
     training.train(config, tmp_path / "two", Budget(steps=30), show_progress=False)
     resumed = training.resume(tmp_path / "two", Budget(steps=60), show_progress=False)
     assert_same_state(resumed.trainer, one_go.trainer)
+
+
+@pytest.mark.parametrize(("layers", "schedule"), [(2, "constant"), (1, "cosine"), (3, "cosine")])
+def test_n_steps_then_a_resume_to_2n_equal_2n_steps_in_one_go_for_stacks_and_schedules(
+    tmp_path, config, layers, schedule
+):
+    config = replace(config, layers=layers, lr_schedule=schedule)
+    one_go = training.train(config, tmp_path / "one", Budget(steps=60), show_progress=False)
+    # a run of 60 steps stopped after 30 by Ctrl-C: its schedule's place is 30 of 60
+    stopped = Trainer.start(config)
+    take_step = stopped.step
+
+    def step_then_ctrl_c_at_30():
+        loss = take_step()
+        if stopped.step_count == 30:
+            signal.raise_signal(signal.SIGINT)
+        return loss
+
+    stopped.step = step_then_ctrl_c_at_30
+    (tmp_path / "two").mkdir()
+    outcome = training.run(stopped, tmp_path / "two", Budget(steps=60), show_progress=False)
+    assert (outcome.stopped_by, outcome.trainer.step_count) == (signal.SIGINT, 30)
+    resumed = training.resume(tmp_path / "two", show_progress=False)
+    assert_same_state(resumed.trainer, one_go.trainer)
+    assert resumed.trainer.hidden.shape == ((3, 16) if layers == 1 else (layers, 3, 16))
+
+
+def test_a_resume_given_a_budget_plans_the_schedule_to_end_with_it(tmp_path, config):
+    config = replace(config, lr_schedule="cosine")
+    training.train(config, tmp_path / "run", Budget(steps=30), show_progress=False)
+    assert checkpoint.read_run(tmp_path / "run").horizon == Budget(steps=30)
+    resumed = training.resume(tmp_path / "run", Budget(steps=40), show_progress=False)
+    assert resumed.trainer.horizon == Budget(steps=40)
+    # the last step's rate: 39 steps done of 40
+    assert resumed.trainer.optimizer.lr == lr_schedule.learning_rate(
+        "cosine", config.learning_rate, 39, 39 / 40
+    )
+
+
+def test_a_resume_of_a_cosine_run_over_minutes_takes_the_minutes_left(tmp_path, config):
+    config = replace(config, lr_schedule="cosine")
+    trainer = Trainer.start(config)
+    trainer.budget = trainer.horizon = Budget(minutes=2.0)
+    trainer.elapsed_seconds = 30.0
+    assert training._resumed_budget(trainer) == Budget(minutes=1.5)
+    trainer.elapsed_seconds, trainer.step_count = 150.0, 7  # the horizon passed: no step left
+    assert training._resumed_budget(trainer) == Budget(steps=7)
+    # a constant rate has no horizon to reach: its minutes again
+    trainer.config = replace(config, lr_schedule="constant")
+    assert training._resumed_budget(trainer) == Budget(minutes=2.0)
 
 
 def test_a_resume_without_a_budget_finishes_the_one_the_run_was_given(tmp_path, config):
@@ -137,7 +194,13 @@ def long_config(tmp_path):
     text_file = tmp_path / "long.txt"
     text_file.write_text(LONG_TEXT)
     config = TrainConfig(
-        text=str(text_file), hidden=16, seq_len=600, batch=3, eval_every=2, checkpoint_every=2
+        text=str(text_file),
+        hidden=16,
+        seq_len=600,
+        batch=3,
+        lr_schedule="constant",  # resumed to a budget of its own: see `config`
+        eval_every=2,
+        checkpoint_every=2,
     )
     size = len(set(LONG_TEXT))
     sizes = (config.seq_len, config.batch, size, config.hidden, size)
@@ -205,6 +268,31 @@ def test_a_resume_may_change_the_memory_budget_and_trains_as_one_run(tmp_path, l
     )
     assert_same_state(resumed.trainer, one_go.trainer)
     assert checkpoint.read_run(tmp_path / "two").config.memory_budget == "100KiB"
+
+
+def test_a_checkpoint_from_before_layers_and_schedules_resumes_as_one_constant_layer_at_its_rate(
+    tmp_path, config
+):
+    training.train(config, tmp_path / "run", Budget(steps=2), show_progress=False)
+    path = checkpoint.checkpoint_path(tmp_path / "run")
+    with np.load(path) as archive:
+        contents = {name: archive[name] for name in archive.files}
+    metadata = json.loads(str(contents.pop(checkpoint.METADATA_KEY)))
+    for setting in ("layers", "init", "lr_schedule"):
+        del metadata["config"][setting]
+    metadata["config"]["lr"] = None  # the default rate of its time, which it did not record
+    del metadata["schedule_horizon"]
+    np.savez(path, **{checkpoint.METADATA_KEY: np.array(json.dumps(metadata))}, **contents)
+    saved = checkpoint.read_run(tmp_path / "run")
+    assert (saved.config.layers, saved.config.init, saved.config.lr_schedule) == (
+        1,
+        "uniform",
+        "constant",
+    )
+    assert saved.horizon == saved.budget
+    assert saved.config.lr == checkpoint.EARLIER_DEFAULT_LEARNING_RATES["adam"] == 0.002
+    resumed = training.resume(tmp_path / "run", Budget(steps=3), show_progress=False)
+    assert resumed.trainer.step_count == 3
 
 
 def test_a_checkpoint_from_before_memory_budgets_resumes_without_one(tmp_path, config):

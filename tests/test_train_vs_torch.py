@@ -1,13 +1,14 @@
 """`bptt train` against the same training loop in PyTorch eager (nn.RNN with one-hot inputs +
 nn.Linear + cross-entropy + clip_grad_norm_ + torch.optim), in float64: the same initial
-weights, data order, optimizer and clipping give the same parameters after 50 steps."""
+weights, data order, optimizer, clipping, learning-rate schedule and layers give the same
+parameters after 50 steps."""
 
 import numpy as np
 import pytest
 from torch_loop import TorchLoop
 
 import bptt
-from bptt import optimizers, training
+from bptt import lr_schedule, optimizers, training
 from bptt.trainer import Trainer
 from bptt.training_config import Budget, TrainConfig
 
@@ -34,7 +35,14 @@ def one_thread():
     torch.set_num_threads(torch_threads)
 
 
-def train_both(tmp_path, optimizer: str, clip: float, activation: str = "tanh"):
+def train_both(
+    tmp_path,
+    optimizer: str,
+    clip: float,
+    activation: str = "tanh",
+    layers: int = 1,
+    schedule: str = "constant",
+):
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
     config = TrainConfig(
@@ -45,6 +53,8 @@ def train_both(tmp_path, optimizer: str, clip: float, activation: str = "tanh"):
         optimizer=optimizer,
         clip=clip,
         activation=activation,
+        layers=layers,
+        lr_schedule=schedule,
         dtype="float64",
         seed=3,
         eval_every=20,
@@ -58,6 +68,10 @@ def train_both(tmp_path, optimizer: str, clip: float, activation: str = "tanh"):
         lr=config.learning_rate,
         clip=clip,
         activation=activation,
+        # a run of --steps STEPS: its schedule's horizon
+        lr_at=lambda done: lr_schedule.learning_rate(
+            schedule, config.learning_rate, done, done / STEPS
+        ),
     )
     for _ in range(STEPS):
         peer.step()
@@ -67,7 +81,8 @@ def train_both(tmp_path, optimizer: str, clip: float, activation: str = "tanh"):
 
 
 def assert_same_params(ours, theirs):
-    for name in "UWbVc":
+    assert set(ours) == set(theirs)
+    for name in ours:
         np.testing.assert_allclose(
             ours[name], theirs[name], rtol=0, atol=TOLERANCE, err_msg=f"parameter {name}"
         )
@@ -88,6 +103,18 @@ def test_fifty_steps_match_torch_without_clipping(tmp_path, optimizer):
 
 def test_fifty_steps_match_torch_with_relu(tmp_path):
     ours, theirs = train_both(tmp_path, "adam", clip=0.25, activation="relu")
+    assert_same_params(ours, theirs)
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_fifty_steps_of_a_stack_match_torch(tmp_path, layers):
+    ours, theirs = train_both(tmp_path, "adam", clip=0.25, layers=layers)
+    assert len(ours) == 3 * layers + 2
+    assert_same_params(ours, theirs)
+
+
+def test_fifty_steps_on_a_cosine_schedule_match_torch(tmp_path):
+    ours, theirs = train_both(tmp_path, "adam", clip=0.25, schedule="cosine")
     assert_same_params(ours, theirs)
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from bptt import _model, memory
+from bptt import memory, stack
 from bptt.bounded_npz import ArchiveError, BoundedNpz
 from bptt.corpus import Vocabulary
 from bptt.errors import SettingError, UsageError, check_integer, check_number, writing
@@ -29,8 +29,16 @@ METADATA_KEY = "metadata_json"
 # the longest metadata: the settings and counts (a few hundred characters) and a vocabulary of
 # every Unicode character, each escaped by json.dumps as up to 12 characters (a surrogate pair)
 MAX_METADATA_LENGTH = 4096 + 12 * 0x110000
+# the rates of the checkpoints that record none (lr None), the defaults they were trained at
+EARLIER_DEFAULT_LEARNING_RATES = {"adam": 2e-3, "adagrad": 5e-2, "sgd": 0.1}
 # the settings added to the format since its first checkpoints, with the value those had
-ADDED_SETTINGS = {"memory_budget": None, "compute_dtype": None}
+ADDED_SETTINGS: dict[str, object] = {
+    "memory_budget": None,
+    "compute_dtype": None,
+    "layers": 1,
+    "init": "uniform",
+    "lr_schedule": "constant",
+}
 
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:
@@ -134,6 +142,7 @@ def run_metadata(trainer, elapsed_seconds: float) -> dict:
         "rng_state": trainer.rng.bit_generator.state,
         "elapsed_seconds": elapsed_seconds,
         "budget": asdict(trainer.budget),
+        "schedule_horizon": asdict(trainer.horizon),
     }
 
 
@@ -152,6 +161,7 @@ class SavedRun(NamedTuple):
     rng: np.random.Generator
     elapsed_seconds: float
     budget: Budget
+    horizon: Budget  # the learning-rate schedule's, in run totals
 
 
 def read_run(run_dir) -> SavedRun:
@@ -167,7 +177,11 @@ def read_run(run_dir) -> SavedRun:
         if not isinstance(fingerprint, str):
             raise corrupt(path, "no text fingerprint")
         step, position, elapsed_seconds = _counts_of(metadata, config, path)
-        budget = _budget_of(metadata, path)
+        budget = _budget_of(metadata, path, "budget")
+        # a checkpoint written before schedules: its runs had constant rates, and no horizon
+        horizon = _budget_of(
+            {"schedule_horizon": asdict(budget)} | metadata, path, "schedule_horizon"
+        )
         rng = _rng_of(metadata, path)
         shapes = array_shapes(config, len(characters))
         unexpected = archive.unexpected_members({*shapes, METADATA_KEY})
@@ -185,7 +199,7 @@ def read_run(run_dir) -> SavedRun:
             )
             for name, shape in shapes.items()
         }
-    params = {name: arrays.pop(f"params.{name}") for name in _model.PARAM_NAMES}
+    params = {name: arrays.pop(f"params.{name}") for name in stack.param_names(config.layers)}
     hidden = arrays.pop("hidden")
     return SavedRun(
         path,
@@ -200,6 +214,7 @@ def read_run(run_dir) -> SavedRun:
         rng,
         float(elapsed_seconds),
         budget,
+        horizon,
     )
 
 
@@ -212,13 +227,13 @@ def load_model(run_dir) -> tuple[dict[str, np.ndarray], Vocabulary, str]:
 def array_shapes(config: TrainConfig, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
     """The shape of each array of a checkpoint (`run_arrays`'s names) of a run with these
     settings and vocabulary size."""
-    shapes = _model.parameter_shapes(vocabulary_size, config.hidden, vocabulary_size)
+    shapes = stack.parameter_shapes(vocabulary_size, config.hidden, vocabulary_size, config.layers)
     arrays = {f"params.{name}": shape for name, shape in shapes.items()}
     optimizer = OPTIMIZERS[config.optimizer]
     for state in optimizer.state_names:
         for name, shape in shapes.items():
             arrays[optimizer.state_array_name(state, name)] = shape
-    arrays["hidden"] = (config.batch, config.hidden)
+    arrays["hidden"] = config.state_shape
     return arrays
 
 
@@ -228,7 +243,7 @@ def _nonnegative_arrays(config: TrainConfig) -> set[str]:
     return {
         optimizer.state_array_name(state, name)
         for state in optimizer.nonnegative_states
-        for name in _model.PARAM_NAMES
+        for name in stack.param_names(config.layers)
     }
 
 
@@ -278,16 +293,18 @@ def _config_of(metadata: dict, path: Path) -> TrainConfig:
     stored = metadata.get("config")
     if isinstance(stored, dict):
         stored = ADDED_SETTINGS | stored
+        if stored.get("lr") is None:
+            stored["lr"] = EARLIER_DEFAULT_LEARNING_RATES.get(str(stored.get("optimizer")))
     if not isinstance(stored, dict) or set(stored) != _field_names(TrainConfig):
         raise corrupt(path, "its settings are missing or unknown")
     return _checked(TrainConfig(**stored), "config", path)
 
 
-def _budget_of(metadata: dict, path: Path) -> Budget:
-    stored = metadata.get("budget")
+def _budget_of(metadata: dict, path: Path, key: str) -> Budget:
+    stored = metadata.get(key)
     if not isinstance(stored, dict) or set(stored) != _field_names(Budget):
-        raise corrupt(path, f"budget: expected steps and minutes, got {stored!r}")
-    return _checked(Budget(**stored), "budget", path)
+        raise corrupt(path, f"{key}: expected steps and minutes, got {stored!r}")
+    return _checked(Budget(**stored), key, path)
 
 
 def _field_names(settings: type) -> set[str]:

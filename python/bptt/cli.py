@@ -14,7 +14,9 @@ import numpy as np
 
 from bptt import _api, checkpoint, memory, run_directory, sampling, training
 from bptt.errors import SettingError, UsageError, check_integer, check_number
+from bptt.lr_schedule import LR_SCHEDULES, WARMUP_STEPS
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
+from bptt.stack import INITS
 from bptt.training_config import (
     ACTIVATIONS,
     COMPUTE_DTYPES,
@@ -75,7 +77,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR, with its own settings"
     )
-    parser.add_argument("--hidden", type=int, help=f"hidden units (default {defaults.hidden})")
+    parser.add_argument(
+        "--hidden", type=int, help=f"hidden units of each layer (default {defaults.hidden})"
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        help=f"Elman layers, each feeding the next (default {defaults.layers})",
+    )
     parser.add_argument(
         "--seq-len", type=int, help=f"characters per stream and step (default {defaults.seq_len})"
     )
@@ -95,6 +104,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     rates = ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LEARNING_RATES.items())
     parser.add_argument("--lr", type=float, help=f"learning rate (default: {rates})")
+    parser.add_argument(
+        "--init",
+        choices=INITS,
+        help="of the recurrent weights: uniform in ±1/sqrt(hidden) as torch.nn.RNN, or a random "
+        f"orthogonal matrix (default {defaults.init})",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help=f"cosine: {WARMUP_STEPS} steps of linear warm-up, then a cosine decay to 0 at the "
+        f"end of --steps or --minutes (default {defaults.lr_schedule})",
+    )
     parser.add_argument(
         "--clip", type=float, help=f"largest global gradient norm (default {defaults.clip:g})"
     )

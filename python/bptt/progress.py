@@ -34,9 +34,10 @@ class Progress:
         self.write(
             f"bptt train: {source}: {len(corpus.train_ids):,} characters to train on, "
             f"{len(corpus.validation_ids):,} held out, {len(corpus.vocabulary)} in the vocabulary\n"
-            f"  {config.hidden} hidden units ({config.activation}), --batch {config.batch} x "
-            f"--seq-len {config.seq_len}, {config.optimizer} lr {config.learning_rate:g}, clip "
-            f"{config.clip:g}, {config.dtype}, {_api.get_num_threads()} thread(s)\n"
+            f"  {_layers(config)}{config.hidden} hidden units ({config.activation}), --batch "
+            f"{config.batch} x --seq-len {config.seq_len}, {config.optimizer} lr "
+            f"{config.learning_rate:g} ({config.lr_schedule}), clip {config.clip:g}, "
+            f"{config.dtype}, {_api.get_num_threads()} thread(s)\n"
             + (
                 f"  resuming {run_dir} at step {trainer.step_count}"
                 if resumed
@@ -111,3 +112,8 @@ class Progress:
         )
         if stopped_by is not None:
             self.write(f"continue with: bptt train --resume {run_dir}")
+
+
+def _layers(config) -> str:
+    """'3 layers of ' for a stack; nothing for one layer."""
+    return f"{config.layers} layers of " if config.layers > 1 else ""

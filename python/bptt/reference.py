@@ -36,6 +36,7 @@ __all__ = [
     "layer_backward",
     "layer_forward",
     "loss_and_grad",
+    "stack_loss_and_grad",
 ]
 
 IGNORE = -1  # an integer target equal to this contributes no loss at that step
@@ -381,3 +382,49 @@ def loss_and_grad(
         np.copyto(array, grads[name])
         grads[name] = array
     return LossAndGrad(loss, grads, h_last)
+
+
+# ---------------------------------------------------------------------------------------------
+# A stack of L layers: layer k reads layer k - 1's states, the head reads layer L's.
+
+
+def stack_loss_and_grad(
+    layers: list[Mapping[str, NDArray[np.floating]]],
+    head: Mapping[str, NDArray[np.floating]],
+    inputs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    h0: ArrayLike | None = None,
+    activation: str = "tanh",
+    reduction: str = "sum",
+) -> tuple[float, list[dict[str, NDArray[np.floating]]], dict[str, NDArray[np.floating]]]:
+    """L of the stack h_t^(k) = σ(b^(k) + W^(k) h_{t-1}^(k) + U^(k) h_t^(k-1)), h_t^(0) = x_t,
+    o_t = c + V h_t^(L); its gradients: one dict U, W, b, h0 per layer, and the head's V, c.
+
+    layers: each layer's U, W, b, from the input upwards; head: V, c; inputs (T, B, D) floats or
+    (T, B) token ids; h0: (L, B, H) or None (zeros); targets and reduction as loss_and_grad's."""
+    _check_reduction(reduction)
+    sigma, dsigma = ACTIVATIONS[activation]
+    h0 = None if h0 is None else np.asarray(h0)
+    x, first_h0, *_ = _prepare(layers[0], inputs, None if h0 is None else h0[0], activation)
+    T, B = x.shape[:2]
+    real = _real_steps(None, T, B)
+    h0s = [first_h0] + [
+        np.zeros_like(first_h0) if h0 is None else np.asarray(h0[k], first_h0.dtype)
+        for k in range(1, len(layers))
+    ]
+    below, runs = x, []  # runs[k]: layer k's input, a_t and h_t
+    for params, state in zip(layers, h0s, strict=True):
+        a, hidden, _ = _layer_forward(params, below, state, sigma, real, False)
+        runs.append((below, a, hidden))
+        below = hidden  # h_t^(k) is layer k + 1's x_t
+    loss, head_grads, d_hidden = _head_loss_and_grad(head, below, targets, reduction, False)
+    layer_grads: list[dict] = [{} for _ in layers]
+    for k in reversed(range(len(layers))):  # down the stack: dL/dh^(k-1) = U^(k)ᵀ da^(k)
+        layer_input, a, hidden = runs[k]
+        grads = _layer_backward(
+            layers[k], layer_input, h0s[k], a, hidden, dsigma, real, False, d_hidden, None
+        )
+        d_hidden = grads.pop("x")
+        layer_grads[k] = grads
+    return loss, layer_grads, head_grads

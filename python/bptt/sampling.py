@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bptt import _api
+from bptt import stack
 from bptt.corpus import Vocabulary
 from bptt.errors import SettingError
 
@@ -48,8 +48,8 @@ def generate(
     check_prime(prime, vocabulary)
     if not prime:
         prime = "\n" if "\n" in vocabulary else vocabulary.characters[rng.integers(len(vocabulary))]
-    primed = _api.forward(params, vocabulary.encode(prime), activation=activation)
-    state, logits = primed.h_last, primed.logits[-1]
+    logits, state = stack.forward(params, vocabulary.encode(prime), activation=activation)
+    logits = logits[-1]
     token = np.empty(1, np.int64)
     ids = np.empty(length, np.int64)
     for i in range(length):
@@ -64,6 +64,6 @@ def generate(
             int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")),
             len(vocabulary) - 1,
         )
-        step = _api.forward(params, token, h0=state, activation=activation)
-        state, logits = step.h_last, step.logits[0]
+        logits, state = stack.forward(params, token, h0=state, activation=activation)
+        logits = logits[0]
     return vocabulary.decode(ids)

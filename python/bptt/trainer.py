@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt import _core, _model, _params, checkpoint, memory, run_directory, sampling, validation
+from bptt import _core, checkpoint, lr_schedule, memory, run_directory, sampling, stack, validation
 from bptt.corpus import (
     STDLIB,
     Corpus,
@@ -69,37 +69,48 @@ class Trainer:
         self.config = config
         self.corpus = corpus
         self.streams = Streams(corpus.train_ids, config.batch, config.seq_len)
+        size = len(corpus.vocabulary)
+        shapes = stack.parameter_shapes(size, config.hidden, size, config.layers)
         # the parameters live in one vector (params.vector), updated in a few calls
-        self.params = ParameterVector({name: params[name] for name in _model.PARAM_NAMES})
+        self.params = ParameterVector({name: params[name] for name in shapes})
         self.optimizer = make_optimizer(config.optimizer, self.params, config.lr)
         # the gradients land in one vector laid out like the parameters: clipped and stepped whole
         self._gradients = self.params.views(np.zeros_like(self.params.vector))
         # the state each step starts from; the core's whole step writes the next one into the
         # other of two buffers
-        self._states = tuple(np.zeros((config.batch, config.hidden), config.dtype) for _ in "ab")
+        self._states = tuple(np.zeros(config.state_shape, config.dtype) for _ in "ab")
         self.hidden = self._states[0]
         self.position = 0  # where every stream's next chunk starts
         self.step_count = 0
         self.rng = np.random.default_rng(config.seed)
         self.elapsed_seconds = 0.0  # wall time of the run's earlier invocations
         self.budget = Budget()  # the last invocation's, which a resume without one reuses
+        # the learning-rate schedule's: the run's end, in run totals (steps, or minutes of all
+        # its invocations), and the fraction of it done, which `run` sets before each step
+        self.horizon = Budget()
+        self.progress = 0.0
         self.last_checkpoint: tuple[Path, int] | None = None  # (path, step) on disk
+        if loss_and_grad is None and config.layers > 1:
+            # a stack composes the core's layer ops: the same step, in parts
+            loss_and_grad = stack.loss_and_grad
         self.loss_and_grad = loss_and_grad
-        self._fused_step = None
-        if loss_and_grad is None:
-            size = len(corpus.vocabulary)
-            self._fused_step = _core.TrainingStep(
-                self.params.vector,
-                self._gradients.vector,
-                input_size=size,
-                hidden_size=config.hidden,
-                output_size=size,
-                activation=config.activation,
-                max_norm=config.clip,
-                memory_budget=config.memory_budget_bytes,
-                compute_dtype=config.compute_dtype,
-                **self.optimizer.fused_settings(),
-            )
+        self._fused_step = None if loss_and_grad is not None else self._new_fused_step()
+
+    def _new_fused_step(self) -> "_core.TrainingStep":
+        """The core's whole step, at the optimizer's current learning rate."""
+        size = len(self.corpus.vocabulary)
+        return _core.TrainingStep(
+            self.params.vector,
+            self._gradients.vector,
+            input_size=size,
+            hidden_size=self.config.hidden,
+            output_size=size,
+            activation=self.config.activation,
+            max_norm=self.config.clip,
+            memory_budget=self.config.memory_budget_bytes,
+            compute_dtype=self.config.compute_dtype,
+            **self.optimizer.fused_settings(),
+        )
 
     @classmethod
     def start(cls, config: TrainConfig, **options) -> "Trainer":
@@ -107,10 +118,17 @@ class Trainer:
         config.check()
         corpus = corpus_for(config)
         size = len(corpus.vocabulary)
-        params = _params.init_params(
-            size, config.hidden, size, dtype=np.dtype(config.dtype), seed=config.seed
+        params = stack.init_params(
+            size,
+            config.hidden,
+            size,
+            config.layers,
+            dtype=np.dtype(config.dtype),
+            seed=config.seed,
+            init=config.init,
         )
-        config = replace(config, text=recorded_source(config.text))
+        # the rate itself, not None: a later default leaves the run's alone
+        config = replace(config, text=recorded_source(config.text), lr=config.learning_rate)
         return cls(config, corpus, params, **options)
 
     @classmethod
@@ -150,12 +168,14 @@ class Trainer:
         trainer.rng = saved.rng
         trainer.elapsed_seconds = saved.elapsed_seconds
         trainer.budget = saved.budget
+        trainer.horizon = saved.horizon
         trainer.last_checkpoint = (saved.path, saved.step)
         return trainer
 
     def step(self) -> float:
         """One step of truncated BPTT; returns the chunk's mean cross-entropy in nats."""
         inputs, targets = self.streams.chunk(self.position)
+        self._schedule_learning_rate()
         if self._fused_step is None:
             loss, h_last = self._step_in_parts(inputs, targets)
         else:
@@ -173,6 +193,17 @@ class Trainer:
         self.hidden = h_last if self.position else np.zeros_like(self.hidden)
         self.step_count += 1
         return loss
+
+    def _schedule_learning_rate(self) -> None:
+        """The optimizer's rate for the next step, from the schedule at `progress`."""
+        config = self.config
+        lr = lr_schedule.learning_rate(
+            config.lr_schedule, config.learning_rate, self.step_count, self.progress
+        )
+        if lr != self.optimizer.lr:
+            self.optimizer.lr = lr
+            if self._fused_step is not None:  # its rate is fixed; a new one costs ~10 us
+                self._fused_step = self._new_fused_step()
 
     def _step_in_parts(self, inputs, targets) -> tuple[float, np.ndarray]:
         """loss_and_grad, clip_grad_norm and the optimizer's step; returns (loss, h_last)."""
@@ -201,9 +232,11 @@ class Trainer:
     def validation_bpc(self) -> float:
         """Bits per character on the first `validation_chars` held-out characters."""
         ids = self.corpus.validation_ids[: self.config.validation_chars + 1]
-        return validation.bits_per_character(
-            self.params, ids, self.config.batch, self.config.activation
-        )
+        return validation.bits_per_character(self.forward, ids, self.config.batch)
+
+    def forward(self, inputs: np.ndarray, state: np.ndarray | None):
+        """The model's logits of token ids and its state after them (`stack.forward`)."""
+        return stack.forward(self.params, inputs, h0=state, activation=self.config.activation)
 
     def sample(self, length: int) -> str:
         return sampling.generate(

@@ -70,14 +70,37 @@ def resume(
     show_progress: bool = True,
 ) -> Outcome:
     """Continue the run in run_dir, by default with the budget it was last given (steps: up to
-    the same total; minutes: as many minutes again)."""
+    the same total; minutes: as many minutes again, or, on a cosine schedule, the minutes left
+    to its horizon) and on its learning-rate schedule's place; a budget given re-plans the
+    schedule to end with it."""
     run_dir = run_directory.directory(run_dir, run_directory.RESUMED_RUN)
     budget.check()
     trainer = Trainer.resume(run_dir, text, settings)
     run_directory.prepare(run_dir, run_directory.RESUMED_RUN)
     if budget.steps is None and budget.minutes is None:
-        budget = trainer.budget
+        budget = _resumed_budget(trainer)
+    else:
+        trainer.horizon = _horizon(budget, trainer.elapsed_seconds)
     return run(trainer, run_dir, budget, resumed=True, show_progress=show_progress)
+
+
+def _horizon(budget: Budget, elapsed_seconds: float) -> Budget:
+    """The end of a run given `budget` after `elapsed_seconds`, in run totals."""
+    if budget.steps is not None or budget.minutes is None:
+        return budget
+    return Budget(minutes=elapsed_seconds / 60 + budget.minutes)
+
+
+def _resumed_budget(trainer: Trainer) -> Budget:
+    """The budget of a resume given none: the run's own, but for a cosine schedule over
+    minutes, which ends with the minutes left to its horizon (none left: no step)."""
+    horizon = trainer.horizon
+    if trainer.config.lr_schedule == "constant" or horizon.minutes is None:
+        return trainer.budget
+    minutes_left = horizon.minutes - trainer.elapsed_seconds / 60
+    if minutes_left > 0:
+        return Budget(minutes=minutes_left)
+    return Budget(steps=max(trainer.step_count, 1))
 
 
 def run(
@@ -99,6 +122,18 @@ def run(
     def elapsed() -> float:
         return trainer.elapsed_seconds + time.perf_counter() - start
 
+    if trainer.horizon == Budget():  # a new run's: it ends with this budget
+        trainer.horizon = _horizon(budget, trainer.elapsed_seconds)
+    horizon = trainer.horizon
+
+    def schedule_progress() -> float:
+        """The fraction of the schedule's horizon done."""
+        if horizon.steps is not None:
+            return trainer.step_count / horizon.steps
+        if horizon.minutes is not None:
+            return elapsed() / (60 * horizon.minutes)
+        return 0.0  # no horizon: the schedule stays at its start
+
     def out_of_budget() -> bool:
         if budget.steps is not None and trainer.step_count >= budget.steps:
             return True
@@ -119,6 +154,7 @@ def run(
         with progress.bar(budget, trainer.step_count):
             while not out_of_budget() and stop.requested is None:
                 chars = trainer.streams.chunk(trainer.position)[0].size
+                trainer.progress = schedule_progress()
                 step_start = time.perf_counter()
                 interval_nats += trainer.step()
                 interval_seconds += time.perf_counter() - step_start

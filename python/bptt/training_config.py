@@ -5,9 +5,10 @@ fields; the command line names them by its options."""
 
 from dataclasses import dataclass
 
-from bptt import _arguments, _model, sampling
+from bptt import _arguments, _model, sampling, stack
 from bptt.corpus import STDLIB
 from bptt.errors import SettingError, check_integer, check_number
+from bptt.lr_schedule import LR_SCHEDULES
 from bptt.memory_budget import parse_memory_budget
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
@@ -27,11 +28,16 @@ class TrainConfig:
     checkpoint keeps it, a resume reuses it."""
 
     text: str = STDLIB  # a UTF-8 file, or STDLIB: the standard library's sources
+    # the defaults of hidden, layers, seq_len, batch, lr, lr_schedule and init: the README's
+    # sweep of the validation loss after runs of minutes
     hidden: int = 256
-    seq_len: int = 100
+    layers: int = 1  # Elman layers, each feeding the next; the head reads the last
+    init: str = "uniform"  # of the recurrent weights W: bptt.stack.INITS
+    seq_len: int = 50
     batch: int = 32
     optimizer: str = "adam"
     lr: float | None = None  # None: DEFAULT_LEARNING_RATES[optimizer]
+    lr_schedule: str = "cosine"  # warm-up, then decay to 0 (bptt.lr_schedule); or "constant"
     clip: float = 5.0  # the largest global gradient norm
     activation: str = "tanh"
     dtype: str = "float32"
@@ -39,8 +45,9 @@ class TrainConfig:
     # bfloat16 operands accumulated in float32 (bptt.loss_and_grad's compute_dtype)
     compute_dtype: str | None = None
     seed: int = 0  # draws the initial weights and the printed samples
-    eval_every: int = 200  # steps between validations (with a printed sample)
-    checkpoint_every: int = 200  # steps between checkpoints
+    # a validation takes as long as tens of steps, and counts in a run's minutes
+    eval_every: int = 500  # steps between validations (with a printed sample)
+    checkpoint_every: int = 500  # steps between checkpoints
     log_every: int = 10  # steps between rows of metrics.csv
     validation_chars: int = 100_000  # the first this many held-out characters are scored
     sample_chars: int = 200
@@ -54,6 +61,7 @@ class TrainConfig:
             raise SettingError.invalid("text", f"expected a file name, got {self.text!r}")
         positive_ints = (
             "hidden",
+            "layers",
             "seq_len",
             "batch",
             "eval_every",
@@ -69,6 +77,8 @@ class TrainConfig:
         check_number("clip", self.clip)
         for name, allowed in (
             ("optimizer", tuple(OPTIMIZERS)),
+            ("lr_schedule", LR_SCHEDULES),
+            ("init", stack.INITS),
             ("activation", ACTIVATIONS),
             ("dtype", DTYPES),
         ):
@@ -87,7 +97,21 @@ class TrainConfig:
         except (TypeError, ValueError) as error:
             problem = str(error).removeprefix("memory_budget: ")
             raise SettingError.invalid("memory_budget", problem) from None
+        if self.layers > 1 and self.memory_budget is not None:
+            raise SettingError.invalid(
+                "memory_budget", "a budget bounds a one-layer run's steps only (layers 1)"
+            )
+        if self.layers > 1 and self.compute_dtype not in (None, self.dtype):
+            raise SettingError.invalid(
+                "compute_dtype", "bfloat16 products run in a one-layer run's steps only (layers 1)"
+            )
         return self
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """The shape of the state a step starts from: (B, H), or (L, B, H) for a stack."""
+        one_layer = (self.batch, self.hidden)
+        return one_layer if self.layers == 1 else (self.layers, *one_layer)
 
     @property
     def memory_budget_bytes(self) -> int | None:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from bptt import _model, sampling
+from bptt import sampling, stack
 from bptt.corpus import Corpus
 from bptt.errors import SettingError
 from bptt.memory_budget import memory_plan
@@ -20,11 +20,11 @@ def memory_needed(config: TrainConfig, corpus: Corpus) -> int:
     the core's buffers for one step (`step_memory`) or for one validation chunk (states, logits
     and two temporaries of their size); the streams' table of ids; a sample."""
     hidden, size, itemsize = config.hidden, len(corpus.vocabulary), np.dtype(config.dtype).itemsize
-    shapes = _model.parameter_shapes(size, hidden, size)
+    shapes = stack.parameter_shapes(size, hidden, size, config.layers)
     parameters = sum(math.prod(shape) for shape in shapes.values())
     vectors = 2 + len(OPTIMIZERS[config.optimizer].state_names)
     validation_rows = min(VALIDATION_CHUNK * config.batch, config.validation_chars)
-    validation = itemsize * validation_rows * (hidden + 3 * size)
+    validation = itemsize * validation_rows * (config.layers * hidden + 3 * size)
     streams = corpus.train_ids.itemsize * len(corpus.train_ids)
     sample = sampling.memory_needed(hidden, size, itemsize, config.sample_chars, 1)
     step = step_memory(config, size)
@@ -38,7 +38,9 @@ def step_memory(config: TrainConfig, vocabulary_size: int) -> int:
     memory_budget when it is below the smallest plan's need."""
     hidden, rows, budget = config.hidden, config.seq_len * config.batch, config.memory_budget_bytes
     if budget is None:
-        scalars = (rows + config.batch) * hidden + rows * max(hidden, vocabulary_size)
+        # a stack keeps every layer's states, and its upstream gradients between layers
+        states = (rows + config.batch) * hidden * (2 * config.layers - 1)
+        scalars = states + rows * max(hidden, vocabulary_size)
         return np.dtype(config.dtype).itemsize * scalars
     sizes = (config.seq_len, config.batch, vocabulary_size, hidden, vocabulary_size)
     dtype, compute_dtype = config.dtype, config.compute_dtype
