@@ -178,6 +178,7 @@ def config(tmp_path):
         eval_every=10,
         checkpoint_every=10,
         compute_dtype="bfloat16",
+        lr_schedule="constant",  # a resume to a longer run keeps its rates
     )
 
 
