@@ -737,6 +737,9 @@ def draw_array_call(fdp, function: str) -> Call:
         inject_values(fdp, p, function, verdict, [n for n in names if n != "hidden"])
         p.arrays["hidden"] = layer_hidden(p)
         inject_values(fdp, p, function, verdict, ["hidden"])
+        if p.options["check_finite"] and not np.isfinite(p.arrays["hidden"]).all():
+            # the layer's states overflowed from the values drawn: hidden is the argument refused
+            verdict.invalid("hidden holds the states of a layer that overflowed", ValueError)
     else:
         inject_values(fdp, p, function, verdict, names)
     if p.huge and p.B and function != "head_logits" and function != "head_loss_and_grad":
