@@ -452,7 +452,9 @@ def changed_array(fdp, name: str, value, p: Problem, function: str, verdict: Ver
         if converted.dtype == value.dtype and converted.shape == value.shape:
             verdict.harmless(note)
         elif not unread:
-            ambiguous = rank_decides or params_dtype(name, converted.dtype)
+            # floats listed read as float64: valid if the call's other arrays changed alike
+            other_float = value.dtype.kind == "f" and converted.dtype.kind == "f"
+            ambiguous = rank_decides or params_dtype(name, converted.dtype) or other_float
             flag_change(verdict, note, ambiguous, converted.shape == value.shape)
         return listed
     if change == "dtype":
