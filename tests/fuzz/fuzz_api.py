@@ -477,10 +477,8 @@ def changed_array(fdp, name: str, value, p: Problem, function: str, verdict: Ver
     if change == "shape":
         changed, how = reshaped(fdp, value)
         if not unread:
-            if rank_decides or name.startswith("params"):
-                verdict.ambiguous(f"{note} {how}", ValueError, TypeError)
-            else:
-                verdict.invalid(f"{note} {how}", ValueError)
+            # another shape may be a valid call when the call's other arrays changed alike
+            verdict.ambiguous(f"{note} {how}", ValueError, TypeError)
         return changed
     if change == "0-d":
         changed = np.asarray(value.flat[0] if value.size else value.dtype.type(0))
