@@ -29,7 +29,7 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
     }
     const std::size_t rest = *budget - std::size_t(copies);
     try {
-      rnn_loss_memory_plan(size, scalar_bytes, tokens, rest, operands);
+      rnn_loss_working_bytes(size, scalar_bytes, tokens, rest, operands);
     } catch (const MemoryBudgetTooSmall& error) {
       throw py::value_error("memory_budget: expected at least " +
                             std::to_string(error.minimum + std::size_t(copies)) +
@@ -40,14 +40,15 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
     return rest;
   }
   const double everything =
-      double(rnn_loss_memory_plan(size, scalar_bytes, tokens, 0, operands).bytes);
+      double(rnn_loss_working_bytes(size, scalar_bytes, tokens, 0, operands));
+  if (fits_in_available_memory(everything + outputs + copies)) return 0;
   const double available = double(available_memory_bytes()) - outputs - copies;
-  if (everything + outputs + copies <= double(available_memory_bytes()) || available <= 0) {
+  if (available <= 0) {
     check_allocation(everything + outputs, "loss_and_grad");
     return 0;
   }
   try {  // the states computed again where keeping them all does not fit
-    rnn_loss_memory_plan(size, scalar_bytes, tokens, std::size_t(available), operands);
+    rnn_loss_working_bytes(size, scalar_bytes, tokens, std::size_t(available), operands);
     return std::size_t(available);
   } catch (const MemoryBudgetTooSmall&) {
     check_allocation(everything + outputs, "loss_and_grad");  // raises MemoryError

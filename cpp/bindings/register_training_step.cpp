@@ -140,7 +140,7 @@ class TrainingStep {
                            layout_.hidden_size, layout_.output_size};
     try {
       check_allocation(
-          double(rnn_loss_memory_plan(size, sizeof(S), true, memory_budget_, operands_).bytes),
+          double(rnn_loss_working_bytes(size, sizeof(S), true, memory_budget_, operands_)),
           "the training step");
     } catch (const MemoryBudgetTooSmall& error) {
       throw py::value_error(error.what());

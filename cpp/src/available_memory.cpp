@@ -9,7 +9,6 @@
 namespace bptt {
 namespace {
 
-// Requests below this are never refused, so that a small call does not read /proc.
 constexpr double kAlwaysGranted = double(std::size_t(256) << 20);
 
 // MemAvailable plus SwapFree from /proc/meminfo, in bytes; 0 when unreadable.
@@ -45,10 +44,13 @@ std::size_t available_memory_bytes() {
   return available > 0 ? available : physical_memory_bytes();
 }
 
+bool fits_in_available_memory(double bytes) {
+  return bytes <= kAlwaysGranted || bytes <= double(available_memory_bytes());
+}
+
 void check_allocation(double bytes, const char* what) {
-  if (bytes <= kAlwaysGranted) return;
+  if (fits_in_available_memory(bytes)) return;
   const double available = double(available_memory_bytes());
-  if (bytes <= available) return;
   char message[256];
   std::snprintf(message, sizeof message,
                 "%s needs %.3g GB, more than the %.3g GB of memory this machine has available",

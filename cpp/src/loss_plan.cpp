@@ -343,6 +343,12 @@ LossPlan plan_loss(const LossProblem& problem, std::size_t budget) {
   return plan;
 }
 
+std::size_t rnn_loss_working_bytes(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
+                                   std::size_t memory_budget, ProductOperands operands) {
+  const LossProblem problem{size, scalar_bytes, tokens, false, free_threads(), operands};
+  return plan_loss(problem, memory_budget).scratch_bytes;
+}
+
 LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_bytes,
                                     bool tokens, std::size_t memory_budget,
                                     ProductOperands operands) {

@@ -21,6 +21,10 @@ class AllocationTooLarge : public std::bad_alloc {
 std::size_t physical_memory_bytes();
 std::size_t available_memory_bytes();  // physical memory where the kernel does not say
 
+// Whether `bytes` fit in the available memory; requests below 256 MiB always do, so that a
+// small call does not read /proc.
+bool fits_in_available_memory(double bytes);
+
 // Throws AllocationTooLarge, naming `what`, when `bytes` exceeds the available memory.
 void check_allocation(double bytes, const char* what);
 

@@ -32,6 +32,12 @@ LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_
                                     bool tokens, std::size_t memory_budget,
                                     ProductOperands operands = ProductOperands::native);
 
+// The working memory of that plan alone (LossMemoryPlan::bytes), without searching for the
+// minimum: what a call checks before it runs. Throws MemoryBudgetTooSmall as above.
+std::size_t rnn_loss_working_bytes(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
+                                   std::size_t memory_budget,
+                                   ProductOperands operands = ProductOperands::native);
+
 // Thrown for a memory budget below the smallest plan's need.
 class MemoryBudgetTooSmall : public std::invalid_argument {
  public:
