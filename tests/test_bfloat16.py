@@ -32,13 +32,12 @@ written once in bptt.reference_bfloat16 (and README "bfloat16 products").
 """
 
 import math
-import subprocess
-import sys
 
 import closeness
 import numpy as np
 import pytest
 from random_problems import all_arrays, assert_bitwise_equal, make_problem, run
+from working_memory import PEAK_SIZES, linux_only, working_memory_peak
 
 import bptt
 from bptt import reference, reference_bfloat16
@@ -346,41 +345,10 @@ def test_the_memory_plan_counts_two_bytes_a_stored_state_and_the_rounded_copies(
     assert half_the_states - copies - converted - 4 * 64 <= saved <= half_the_states - copies
 
 
-PEAK_CHILD = """
-import sys
-import numpy as np
-import bptt
-
-def status_bytes(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-
-T, B, D, H, O = 20000, 8, 64, 128, 64
-bptt.set_num_threads(1)
-params = bptt.init_params(D, H, O, seed=0)
-rng = np.random.default_rng(0)
-inputs, targets = rng.integers(0, D, (T, B)), rng.integers(0, O, (T, B))
-bptt.loss_and_grad(params, inputs[:2000], targets[:2000], compute_dtype="bfloat16")
-bptt.release_scratch()
-with open("/proc/self/clear_refs", "w") as clear_refs:
-    clear_refs.write("5")
-before = status_bytes("VmRSS")
-result = bptt.loss_and_grad(params, inputs, targets, compute_dtype="bfloat16")
-returned = result.h_last.nbytes + sum(grad.nbytes for grad in result.grads.values())
-print(status_bytes("VmHWM") - before - returned)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@linux_only
 def test_the_working_memory_of_a_bfloat16_call_holds_its_states_in_two_bytes_each():
-    # tests/test_memory_budget.py's measurement: the peak resident-set growth of a child's call
-    T, B, D, H, O = 20000, 8, 64, 128, 64
-    child = subprocess.run(
-        [sys.executable, "-c", PEAK_CHILD], capture_output=True, text=True, timeout=300, check=True
-    )
-    peak = int(child.stdout)
+    T, B, D, H, O = PEAK_SIZES
+    peak = working_memory_peak(1, **BF16)
     bptt.set_num_threads(1)
     plan = bptt.memory_plan(T, B, D, H, O, tokens=True, **BF16)
     assert 0.99 * (T + 1) * B * H * 2 <= peak <= plan.bytes  # float32's states alone: twice

@@ -3,15 +3,13 @@ the others again, and its results are the unbudgeted call's, bit for bit; its wo
 stays within the budget; a budget below the problem's minimum, or one that is not a size, is
 refused naming memory_budget; `bptt check --memory-budget` reports the same."""
 
-import json
-import subprocess
-import sys
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from command_line import bptt_command
 from random_problems import all_arrays, assert_bitwise_equal, make_problem, run
+from working_memory import PEAK_SIZES, linux_only, working_memory_peak
 
 import bptt
 from bptt._model import ACTIVATIONS, REDUCTIONS
@@ -201,63 +199,14 @@ def test_a_size_with_a_unit_is_read_in_bytes(text, size):
 
 # -- the working memory within the budget ---------------------------------------------------------
 
-# A child process measures the growth of its resident set at its peak across one call: the peak
-# reset (clear_refs 5), the core's kept scratch and result blocks released first (so that they
-# cannot hide the growth), and its code paths run once before on a shorter problem (so that the
-# pages of code and thread stacks they touch are not counted).
-PEAK_CHILD = """
-import json, sys
-import numpy as np
-import bptt
-
-def status_bytes(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-
-T, B, D, H, O = 20000, 8, 64, 128, 64
-budget = json.loads(sys.argv[1])
-bptt.set_num_threads(int(sys.argv[2]))
-params = bptt.init_params(D, H, O, seed=0)
-rng = np.random.default_rng(0)
-inputs, targets = rng.integers(0, D, (T, B)), rng.integers(0, O, (T, B))
-bptt.loss_and_grad(params, inputs[:2000], targets[:2000], memory_budget=budget)
-bptt.release_scratch()
-with open("/proc/self/clear_refs", "w") as clear_refs:
-    clear_refs.write("5")
-before = status_bytes("VmRSS")
-result = bptt.loss_and_grad(params, inputs, targets, memory_budget=budget)
-peak = status_bytes("VmHWM")
-returned = result.h_last.nbytes + sum(grad.nbytes for grad in result.grads.values())
-print(json.dumps({"growth": peak - before, "returned": returned}))
-"""
-PEAK_SIZES = (20000, 8, 64, 128, 64)  # T, B, D, H, O: every state is 80 MB in float32
-
-
-def working_memory_peak(budget, thread_count) -> int:
-    """Peak resident-set growth of the child's call, less the arrays it returns."""
-    result = subprocess.run(
-        [sys.executable, "-c", PEAK_CHILD, json.dumps(budget), str(thread_count)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    measured = json.loads(result.stdout)
-    return measured["growth"] - measured["returned"]
-
-
-linux_only = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="reads /proc/self/status and clear_refs"
-)
+# Measured in a child process (tests/working_memory.py).
 
 
 @linux_only
 def test_the_peak_measurement_sees_every_state_of_an_unbudgeted_call():
     T, B, _, H, _ = PEAK_SIZES
     # all but a few pages of the states: they are touched as they are written
-    assert working_memory_peak(None, 1) >= 0.99 * T * B * H * 4
+    assert working_memory_peak(1, memory_budget=None) >= 0.99 * T * B * H * 4
 
 
 @linux_only
@@ -268,14 +217,14 @@ def test_the_working_memory_stays_within_a_budget_of_segments(thread_count):
         plan = bptt.memory_plan(*PEAK_SIZES, tokens=True, memory_budget=budget)
         assert plan.schedule == "segments"
         assert bptt.memory_plan(*PEAK_SIZES, tokens=True).bytes > 15 * budget
-    assert working_memory_peak(budget, thread_count) <= budget
+    assert working_memory_peak(thread_count, memory_budget=budget) <= budget
 
 
 @linux_only
 def test_the_working_memory_stays_within_a_budget_of_the_binomial_schedule():
     budget = 2**20
     assert bptt.memory_plan(*PEAK_SIZES, tokens=True, memory_budget=budget).schedule == "binomial"
-    assert working_memory_peak(budget, 1) <= budget
+    assert working_memory_peak(1, memory_budget=budget) <= budget
 
 
 # -- bptt check -------------------------------------------------------------------------------------
