@@ -1,20 +1,12 @@
 """Calls that the fuzzer of the public API (tests/fuzz/fuzz_api.py) found to break what the API
-promises, each as the smallest call that shows it; and the fuzzer itself, run for a few seconds
-when atheris is installed. Those that the core still gets wrong are strict xfails naming the
-fault (the fuzzer passes over them, see its KNOWN_CORE_BUGS): fixed, they fail as XPASS, and
-the marker and the fuzzer's entry go."""
-
-import os
-import subprocess
-import sys
-from pathlib import Path
+promises, each as the smallest call that shows it, fixed; and the fuzzer itself, run for a few
+seconds when atheris is installed."""
 
 import numpy as np
 import pytest
+from fuzzing import assert_the_fuzzer_finds_nothing
 
 import bptt
-
-FUZZER = Path(__file__).parent / "fuzz" / "fuzz_api.py"
 
 
 @pytest.fixture(autouse=True)
@@ -151,18 +143,4 @@ def test_an_out_array_sharing_a_memoryview_argument_s_memory_is_refused(name):
 
 
 def test_the_fuzzer_finds_nothing_in_a_few_seconds(tmp_path):
-    pytest.importorskip("atheris")
-    seconds = int(os.environ.get("BPTT_FUZZ_SECONDS", "10"))  # longer: see tests/fuzz
-    result = subprocess.run(
-        [sys.executable, str(FUZZER), f"-max_total_time={seconds}",
-         f"-artifact_prefix={tmp_path}/"],
-        capture_output=True, text=True, timeout=seconds + 120, check=False,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(Path(bptt.__file__).parent.parent),
-            "BPTT_FUZZ_WORK_DIR": str(tmp_path),
-        },
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Done" in result.stderr, result.stderr[-3000:]
-    assert not list(tmp_path.glob("crash-*"))
+    assert_the_fuzzer_finds_nothing("fuzz_api.py", tmp_path)

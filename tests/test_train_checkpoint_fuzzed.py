@@ -3,13 +3,10 @@ loader's one-line error, each rebuilt here from a valid checkpoint by the damage
 the fuzzer itself, run for a few seconds when atheris is installed."""
 
 import io
-import os
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
+from fuzzing import assert_the_fuzzer_finds_nothing
 
 import bptt
 from bptt import checkpoint, training
@@ -17,7 +14,6 @@ from bptt.errors import UsageError
 from bptt.training_config import Budget, TrainConfig
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200))[:1200]
-FUZZER = Path(__file__).parent / "fuzz" / "fuzz_checkpoint.py"
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +54,4 @@ def test_a_npy_header_cut_inside_its_dictionary(tmp_path, members):
 
 
 def test_the_fuzzer_finds_nothing_in_a_few_seconds(tmp_path):
-    pytest.importorskip("atheris")
-    seconds = int(os.environ.get("BPTT_FUZZ_SECONDS", "10"))  # longer: see tests/fuzz
-    result = subprocess.run(
-        [sys.executable, str(FUZZER), f"-max_total_time={seconds}",
-         f"-artifact_prefix={tmp_path}/"],
-        capture_output=True, text=True, timeout=seconds + 120, check=False,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(Path(bptt.__file__).parent.parent),
-            "BPTT_FUZZ_WORK_DIR": str(tmp_path),
-        },
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Done" in result.stderr, result.stderr[-3000:]
-    assert not list(tmp_path.glob("crash-*"))
+    assert_the_fuzzer_finds_nothing("fuzz_checkpoint.py", tmp_path)

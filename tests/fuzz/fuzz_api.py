@@ -86,12 +86,6 @@ OPTIONS = {
     "head_logits": ("check_finite",),
     "head_loss_and_grad": ("reduction", "check_finite"),
 }
-# Bugs of the core this fuzzer found, each pinned by a strict xfail of tests/test_fuzz_findings.py
-# until the core is fixed: passed over here, so that the fuzzer goes on to look for others.
-# Faults the fuzzer has found in the core and that are not fixed yet, by name (see the uses
-# below): the checks they would fail pass over them, and tests/test_fuzz_findings.py holds each
-# as a strict xfail. None at present.
-KNOWN_CORE_BUGS: set[str] = set()
 OPTIONAL_ARRAYS = ("h0", "d_hidden", "d_h_last", "lengths")
 # Unbatched results lack the batch axis: axis 1 of these, axis 0 of the states.
 BY_STEP = ("hidden", "logits", "d_hidden", "grads['x']")
@@ -165,7 +159,6 @@ class Call:
     problem: Problem | None = None
     threads: int = 1
     out_vector: np.ndarray | None = None  # out= views' vector, NaN outside them
-    known_bug: str = ""  # one of KNOWN_CORE_BUGS that the call may meet
     memory_allowed: bool = False  # a result needs more memory than any machine has
 
 
@@ -612,8 +605,6 @@ def draw_out(fdp, call: Call, grads: dict) -> object:
             )
             out[name] = memory[: array.nbytes].view(p.dtype).reshape(array.shape)
             verdict.invalid(f"{note} ({owner}{', a memoryview' if buffer else ''})", ValueError)
-            if buffer:
-                call.known_bug = "out= may share a buffer's memory"
     elif change == "overlaps another":
         others = [n for n in names if n != name and out[n].size and out[n].size <= array.size]
         if others and array.size:
@@ -677,9 +668,7 @@ def draw_budget(fdp, p: Problem, verdict: Verdict) -> object:
                 p.T, p.B, p.D, p.H, p.O, dtype=np.dtype(p.dtype).name, tokens=p.tokens
             ).minimum_bytes
         value = minimum + fdp.ConsumeIntInRange(-2, 4096)
-        if value < minimum and "minimum above a plan" in KNOWN_CORE_BUGS:
-            verdict.allow(f"{note}{value} (the minimum is {minimum}, or less)", ValueError)
-        elif value < 1 or value < minimum:
+        if value < 1 or value < minimum:
             verdict.invalid(f"{note}{value} (the minimum is {minimum})", ValueError)
         else:  # the arguments' copies count too
             verdict.allow(f"{note}{value} (the minimum is {minimum})", ValueError)
@@ -957,8 +946,6 @@ def run_one(call: Call) -> None:
             f"the error names no argument: {error}"
         )
         return
-    if call.known_bug in KNOWN_CORE_BUGS:
-        return  # its results and arguments are known to be wrong
     assert not verdict.must_fail, f"accepted: {'; '.join(verdict.must_fail)}"
     assert_unchanged(copies, include_out=False)
     CHECKS[call.function](call, result)
@@ -1041,14 +1028,8 @@ def check_array_result(call: Call, result) -> None:
     # The same bits at another thread count, with new arrays and no budget.
     copied = {name: array.copy() for name, array in results.items()}
     again = invoke(call, threads=call.threads % 3 + 1, out=_ABSENT, memory_budget=_ABSENT)
-    out = call.kwargs.get("out")
     for name, array in flattened(call.function, again).items():
         array = batched_result(name, np.asarray(array), p.unbatched)
-        if (
-            name in ("grads['h0']", "grads['x']") and isinstance(out, dict | types.MappingProxyType)
-            and name[7:-2] in out and "out= bits depend on the address" in KNOWN_CORE_BUGS
-        ):  # fmt: skip
-            continue
         assert array.tobytes() == copied[name].tobytes(), (
             f"{name}: other bits at {call.threads % 3 + 1} threads without out= and budget"
         )
@@ -1192,13 +1173,10 @@ def check_memory_plan(call: Call, plan) -> None:
     itemsize = np.dtype(kwargs["dtype"]).itemsize
     budget = kwargs.get("memory_budget")
     assert plan.schedule in ("every state kept", "segments", "binomial"), plan.schedule
-    wraps = (T + 1) * B * max(D, H, O) * itemsize >= 2**63
-    if wraps and "plan sizes wrap around" in KNOWN_CORE_BUGS:
-        return
     assert plan.stored_states >= 1, plan
     assert 0 <= plan.checkpoints <= plan.stored_states, plan
     assert 0 <= plan.recomputed_steps <= T, plan
-    assert plan.minimum_bytes <= plan.bytes or "minimum above a plan" in KNOWN_CORE_BUGS, plan
+    assert plan.minimum_bytes <= plan.bytes, plan
     assert plan.bytes >= plan.stored_states * B * H * itemsize, f"the states do not fit: {plan}"
     if budget is None:
         assert plan.schedule == "every state kept", plan

@@ -90,9 +90,30 @@ class ChunkedLoss {
                    states + (begin + 1 - first_slot) * B_ * H_);
       progress(end);
     } else {
-      project_steps(call_.layer, call_.inputs, begin, end, states, first_slot,
-                    rounded_inputs(j, kForward));
-      forward_.run(begin, end, states, first_slot, std::forward<Progress>(progress));
+      project(j, states, first_slot);
+      recur(j, states, first_slot, std::forward<Progress>(progress));
+    }
+  }
+
+  // Whether forward(j) may run as its two parts, project(j) and recur(j), on different threads:
+  // with states stored as S and inputs read as they are, the projection goes straight into the
+  // chunk's own slots, which no other chunk's steps touch.
+  bool projects_apart() const { return !kConverts && rounded_inputs_[0].empty(); }
+
+  // b + U x_t for the chunk's steps, into their slots (states stored as S).
+  void project(Index j, State* states, Index first_slot) {
+    if constexpr (!kConverts) {
+      project_steps(call_.layer, call_.inputs, chunks_.begin(j), chunks_.end(j), states,
+                    first_slot, rounded_inputs(j, kForward));
+    }
+  }
+
+  // The chunk's steps of the recurrence, once project(j) is done (states stored as S).
+  template <class Progress = NoProgress>
+  void recur(Index j, State* states, Index first_slot, Progress&& progress = {}) {
+    if constexpr (!kConverts) {
+      forward_.run(chunks_.begin(j), chunks_.end(j), states, first_slot,
+                   std::forward<Progress>(progress));
     }
   }
 
@@ -131,11 +152,20 @@ class ChunkedLoss {
 
   // The chunk's terms of dW and dU (called for each chunk, from the last).
   void layer_sums(Index j, const State* states, Index first_slot) {
-    const ConstMatrixView<S> da = d_pre_rows(j);
+    recurrent_sums(j, states, first_slot);
+    input_sums(j);
+  }
+
+  // Its term of dW alone, and of dU alone: two sums, each taken chunk after chunk from the
+  // last, which may run on different threads.
+  void recurrent_sums(Index j, const State* states, Index first_slot) {
     const ConstMatrixView<S> previous = matrix_view(
         slots_as_S(states, first_slot, chunks_.begin(j), rows(j), kLayerSums), rows(j), H_, H_);
-    multiply(matrix_view(call_.layer_grads.W, H_, H_, H_), da.transpose(), previous, true);
-    input_side_.add(chunks_.begin(j) * B_, da, rounded_inputs(j, kLayerSums));
+    multiply(matrix_view(call_.layer_grads.W, H_, H_, H_), d_pre_rows(j).transpose(), previous,
+             true);
+  }
+  void input_sums(Index j) {
+    input_side_.add(chunks_.begin(j) * B_, d_pre_rows(j), rounded_inputs(j, kLayerSums));
   }
 
   void sums(Index j, const State* states, Index first_slot, const S* d_logits) {

@@ -49,25 +49,54 @@ double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks
   ChunkedLoss<S, State> loss(call, chunks, GradientRows<S>{d_pre, H, B, TimeOrder{T, false}});
   loss.initial_state(states);
   StepCounter forward_done, head_done, backward_done;
-  // The recurrences' thread: the chunks forward (each projected just before its steps, so that
-  // the other thread starts after one chunk), then backward from the last, once the other has
-  // computed dL/dh of every chunk; then dx and dh0, which the other thread would wait for.
+  // The chunks' projections (b + U x, in chunk order) and their terms of dU (item k: chunk
+  // n - 1 - k), each taken by whichever thread claims it first: the other thread projects the
+  // next chunk while the recurrence runs this one, and the recurrence's thread takes the terms
+  // of dU the other has fallen behind on. Either way the same sums in the same order.
+  OrderedClaims projections, input_sums;
+  const bool projects_apart = loss.projects_apart();
+  auto project = [&](Index j) {
+    loss.project(j, states, 0);
+    projections.finish(j);
+  };
+  auto take_input_sums = [&](Index items) {  // the next of the first `items` while free
+    for (Index k = input_sums.finished(); k < items && input_sums.try_claim(k);
+         k = input_sums.finished()) {
+      loss.input_sums(n - 1 - k);
+      input_sums.finish(k);
+    }
+  };
+  // The recurrences' thread: the chunks forward, then backward from the last, once the other
+  // has computed dL/dh of every chunk; then dx and dh0, which the other thread would wait for.
   auto run_forward = [&] {
-    for (Index j = 0; j < n; ++j)
-      loss.forward(j, states, 0, [&](Index done) { forward_done.publish(done); });
+    for (Index j = 0; j < n; ++j) {
+      auto progress = [&](Index done) { forward_done.publish(done); };
+      if (!projects_apart) {
+        loss.forward(j, states, 0, progress);
+        continue;
+      }
+      if (projections.try_claim(j)) project(j);
+      else projections.wait_finished(j + 1);
+      loss.recur(j, states, 0, progress);
+    }
   };
   auto run_backward = [&] {
     head_done.wait_for(n);
     for (Index j = n - 1; j >= 0; --j) {
       loss.backward(j, states, 0);
       backward_done.publish(n - j);
+      take_input_sums(n - 1 - j);  // chunks after this one the other has not started on
     }
     for (Index j = n - 1; j >= 0; --j) loss.rows_of_input_gradients(j);
+    take_input_sums(n);
   };
-  // The other thread: each chunk's head as soon as its states are done, then each chunk's sums
-  // as soon as its dL/da is.
+  // The other thread: each chunk's head as soon as its states are done (projecting the next
+  // chunk while they run), then each chunk's sums as soon as its dL/da is.
   auto follow_forward = [&] {
     for (Index j = 0; j < n; ++j) {
+      if (projects_apart && j + 1 < n && forward_done.done() < chunks.end(j) &&
+          projections.try_claim(j + 1))
+        project(j + 1);
       forward_done.wait_for(chunks.end(j));
       loss.head(j, states, 0, d_logits + chunks.begin(j) * B * O);
       head_done.publish(j + 1);
@@ -76,8 +105,11 @@ double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks
   auto follow_backward = [&] {
     for (Index j = n - 1; j >= 0; --j) {
       backward_done.wait_for(n - j);
-      loss.sums(j, states, 0, d_logits + chunks.begin(j) * B * O);
+      take_input_sums(n - j);
+      loss.head_sums(j, states, 0, d_logits + chunks.begin(j) * B * O);
+      loss.recurrent_sums(j, states, 0);
     }
+    take_input_sums(n);
   };
   double total = 0.0;
   on_threads(std::min(2, free_threads()), [&](int thread, int threads) {
@@ -93,6 +125,7 @@ double pipelined_loss_and_grad(const LossCall<S>& call, const LossChunks& chunks
       follow_forward();
       follow_backward();
     }
+    input_sums.wait_finished(n);
     team_barrier(threads);
     if (thread == 0) total = loss.finish();
     team_barrier(threads);

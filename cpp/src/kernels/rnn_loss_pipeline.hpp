@@ -2,9 +2,11 @@
 // barrier per step would cost more than it saves):
 // - the pipeline: one thread runs the recurrences step after step; the other follows it, a chunk
 //   of steps at a time, with the work that needs only the steps already done: logits, loss and
-//   dL/dh behind the forward recurrence, the parameter gradients behind the backward one; the
-//   recurrence's thread projects the inputs just ahead of itself and computes dx after. It runs
-//   the chunked schedule's pieces (chunked_loss.hpp), the same as on one thread;
+//   dL/dh behind the forward recurrence, the parameter gradients behind the backward one. The
+//   inputs' projection and dU's terms go to whichever thread is free for them first (the other
+//   projects a chunk ahead of the recurrence; the recurrence's thread takes the terms of dU the
+//   other falls behind on), and the recurrence's thread computes dx after. It runs the chunked
+//   schedule's pieces (chunked_loss.hpp), the same as on one thread;
 // - stepwise, for problems too short for chunks: the other thread follows the forward
 //   recurrence step by step for the logits and the loss, then computes dL/dh a few steps at a
 //   time, from the last, for the backward recurrence to start on at once, then dV, dc and dU;
@@ -49,28 +51,55 @@ struct LossScratch {
   S* hidden_rows;  // rows of dL/dh, then of da, as the schedule uses them
 };
 
-// How far one thread has got, for another to wait on. A wait spins briefly (a chunk takes
-// microseconds), then yields the CPU, which on a busy machine may be needed by the thread
-// being waited for. Each counter has a cache line of its own, which only its writer changes.
+// Spins briefly until ready() (a chunk takes microseconds), then yields the CPU, which on a busy
+// machine may be needed by the thread being waited for.
+template <class Ready>
+void wait_until(Ready&& ready) {
+  constexpr int kSpinsBeforeYield = 4096;
+  for (int spins = 0; !ready(); ++spins) {
+    if (spins < kSpinsBeforeYield) {
+#if defined(__x86_64__) || defined(__i386__)
+      _mm_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+// How far one thread has got, for another to wait on. Each counter has a cache line of its own,
+// which only its writer changes.
 class alignas(64) StepCounter {
  public:
   void publish(Index done) { done_.store(done, std::memory_order_release); }
-
+  Index done() const { return done_.load(std::memory_order_acquire); }
   void wait_for(Index done) const {
-    for (int spins = 0; done_.load(std::memory_order_acquire) < done; ++spins) {
-      if (spins < kSpinsBeforeYield) pause();
-      else std::this_thread::yield();
-    }
+    wait_until([&] { return done_.load(std::memory_order_acquire) >= done; });
   }
 
  private:
-  static constexpr int kSpinsBeforeYield = 4096;
-  static void pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-  }
   std::atomic<Index> done_{0};
+};
+
+// Items of work 0, 1, 2, ... run one at a time in their order, each by whichever thread claims it
+// first: a sum taken item after item is the same bits whichever threads take its terms.
+class alignas(64) OrderedClaims {
+ public:
+  // Claims `item` if every item before it is finished and nobody holds it.
+  bool try_claim(Index item) {
+    Index free = 2 * item;
+    return turn_.compare_exchange_strong(free, free + 1, std::memory_order_acq_rel,
+                                         std::memory_order_acquire);
+  }
+  void finish(Index item) { turn_.store(2 * item + 2, std::memory_order_release); }
+  // The items finished; the next is the one to claim.
+  Index finished() const { return turn_.load(std::memory_order_acquire) / 2; }
+  void wait_finished(Index items) const {
+    wait_until([&] { return finished() >= items; });
+  }
+
+ private:
+  std::atomic<Index> turn_{0};  // 2k: k items finished; 2k + 1: item k claimed
 };
 
 // The stepwise schedule (loss_plan.hpp) on scratch whose logit_rows have max(hidden, output)
