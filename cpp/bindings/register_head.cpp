@@ -37,8 +37,8 @@ py::array head_logits_typed(const Head& head, const py::array& hidden, bool chec
   return std::move(logits);
 }
 
-py::array logits(py::handle V, py::handle c, py::handle hidden, bool check_finite,
-                 py::handle compute_dtype) {
+py::array head_logits_entry(py::handle V, py::handle c, py::handle hidden, bool check_finite,
+                            py::handle compute_dtype) {
   Head head = check_head(V, c);
   head.operands = compute_dtype_argument(compute_dtype, head.dtype);
   const py::array checked_hidden = check_hidden(hidden, head);
@@ -72,8 +72,9 @@ py::tuple head_loss_and_grad_typed(const Head& head, const py::array& hidden,
   return py::make_tuple(loss, py::dict("V"_a = dV, "c"_a = dc), d_hidden);
 }
 
-py::tuple loss_and_grad(py::handle V, py::handle c, py::handle hidden, py::handle targets,
-                        py::handle reduction, bool check_finite, py::handle compute_dtype) {
+py::tuple head_loss_and_grad_entry(py::handle V, py::handle c, py::handle hidden,
+                                   py::handle targets, py::handle reduction, bool check_finite,
+                                   py::handle compute_dtype) {
   const Reduction parsed_reduction = reduction_argument(reduction);
   Head head = check_head(V, c);
   head.operands = compute_dtype_argument(compute_dtype, head.dtype);
@@ -90,10 +91,10 @@ py::tuple loss_and_grad(py::handle V, py::handle c, py::handle hidden, py::handl
 
 void register_head(py::module_& m) {
   const auto none = py::none();
-  m.def("head_logits", &logits, "V"_a, "c"_a, "hidden"_a,
+  m.def("head_logits", &head_logits_entry, "V"_a, "c"_a, "hidden"_a,
         py::arg("check_finite").noconvert() = true, "compute_dtype"_a = none,
         "Logits c + V h_t for hidden states (T, B, H).");
-  m.def("head_loss_and_grad", &loss_and_grad, "V"_a, "c"_a, "hidden"_a, "targets"_a,
+  m.def("head_loss_and_grad", &head_loss_and_grad_entry, "V"_a, "c"_a, "hidden"_a, "targets"_a,
         "reduction"_a = "sum", py::arg("check_finite").noconvert() = true,
         "compute_dtype"_a = none,
         "Softmax cross-entropy of the head: returns (loss, {V, c}, dL/dhidden).");
