@@ -81,6 +81,17 @@ def test_a_peer_that_cannot_get_as_low_as_bptt_gets_its_least_memory_marked():
         matched_configuration(curve((10, None)), 5)
 
 
+def test_a_measurement_below_zero_is_no_match():
+    # memory released during a peer's call hid its need: it measured nothing
+    measured = curve((None, 90), (10, -15), (50, 20))
+    assert matched_configuration(measured, 5) == {
+        "segment": 50,
+        "working_bytes": 20,
+        "within": False,
+    }
+    assert matched_configuration(measured, 25)["segment"] == 50
+
+
 def problem_of(case: Case):
     return case.problem()
 

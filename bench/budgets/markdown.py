@@ -23,7 +23,7 @@ from .cases import (
     Case,
     cell_key,
 )
-from .matching import segment_order
+from .matching import matched_configuration, segment_order
 
 PEER_LABELS = {"torch": "PyTorch", "jax": "JAX"}
 TIMING_METHOD = (
@@ -46,7 +46,8 @@ PEERS_METHOD = (
     "must give the unbudgeted call's bits. Matching: each peer's working memory is measured "
     "unbudgeted and at every segment length that divides T; at each budget's row the peer gets "
     "the longest segments whose measured memory is not above bptt's measured memory there; where "
-    "none gets that low, the configuration of least memory, marked ‡"
+    "none gets that low, the configuration of least memory, marked ‡; a measurement below zero "
+    "(memory released during the call hid its need) is passed over"
 )
 
 
@@ -217,7 +218,7 @@ def peers_table(record: dict, n: int) -> list[str]:
             ratio_text(by_cell, key, "bptt"),
         ]
         for peer in available:
-            match = row["peers"].get(peer)
+            match = current_match(row, peer, record["peers"][peer]["curve"], by_cell)
             if match is None:
                 cells += ["—"] * 4
                 continue
@@ -230,6 +231,16 @@ def peers_table(record: dict, n: int) -> list[str]:
             ]
         lines.append(table_row(cells))
     return lines
+
+
+def current_match(row: dict, peer: str, curve: list[dict], by_cell: dict) -> dict | None:
+    """The peer's configuration at the row as matching.py matches today, where that
+    configuration was timed (a run's record keeps the match made when it ran)."""
+    stored = row["peers"].get(peer)
+    if stored is None:
+        return None
+    match = matched_configuration(curve, row["memory"]["working_bytes"])
+    return match if cell_key(peer, segment=match["segment"]) in by_cell else stored
 
 
 def curve_table(record: dict) -> list[str]:
@@ -253,8 +264,17 @@ def curve_table(record: dict) -> list[str]:
     ]
     for segment in segments:
         label = "none (unbudgeted)" if segment is None else segment_text(segment, T)
-        lines.append(table_row([label, *(fmt_bytes(curves[p].get(segment)) for p in available)]))
+        lines.append(table_row([label, *(curve_cell(curves[p].get(segment)) for p in available)]))
+    if any(n is not None and n < 0 for curve in curves.values() for n in curve.values()):
+        lines += [
+            "",
+            "§ below zero: the call's memory hidden by memory released during it; not matched.",
+        ]
     return lines
+
+
+def curve_cell(working: int | None) -> str:
+    return fmt_bytes(working) + (" §" if working is not None and working < 0 else "")
 
 
 def busy_line(timing: dict) -> str:
