@@ -181,8 +181,8 @@ BENCH_SIZES = {  # bench/problems.py's standard sizes (T, B, D, H, O)
     "large": (100, 64, 256, 1024, 256),
     "long": (1000, 8, 64, 256, 64),
 }
-GRADIENT_ERROR = 3e-2  # about 8 u: see the module docstring
-LOSS_ERROR = 1e-2  # about 2.5 u
+GRADIENT_ERROR = reference_bfloat16.GRADIENT_RELATIVE_ERROR  # about 8 u: see the docstring
+LOSS_ERROR = reference_bfloat16.LOSS_RELATIVE_ERROR  # about 2.5 u
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """`python -m bptt check`: the core's gradients on one problem, judged by the NumPy oracle and by
 central finite differences, compared bitwise at 1 thread and at several, and the time each
 takes; with --memory-budget, the same call under the budget: its plan, its results against the
-unbudgeted call's, bit for bit, and its time."""
+unbudgeted call's, bit for bit, and its time; with --compute-dtype bfloat16, the call with
+bfloat16 products against the float64 oracle, to bfloat16's accuracy, and at 1 thread and at
+several, bit for bit."""
 
 import argparse
 import math
@@ -12,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import DTypeLike
 
-from bptt import _api, _params, memory, reference
+from bptt import _api, _params, memory, reference, reference_bfloat16
 from bptt._core import build_info
 from bptt._model import ACTIVATIONS, PARAM_NAMES, parameter_shapes
 from bptt.errors import UsageError, check_integer
@@ -24,6 +26,7 @@ __all__ = [
     "check_against_finite_differences",
     "check_against_oracle",
     "check_arguments",
+    "check_bfloat16",
     "check_memory_budget",
     "check_same_bits_across_threads",
     "memory_needed",
@@ -50,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run the problem with this much working memory at most (e.g. 4MiB, 2GB or "
         "bytes) and compare it with the unbudgeted call, bit for bit",
     )
+    parser.add_argument(
+        "--compute-dtype",
+        choices=["bfloat16"],
+        help="also run the problem with bfloat16 products (float32 params), against the float64 "
+        "oracle and at 1 thread and at several",
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -66,6 +75,11 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_integer("--seed", args.seed, 0)
     if args.memory_budget is not None:
         _budget_plan(args)
+    if args.compute_dtype is not None and args.dtype != "float32":
+        raise UsageError(
+            f"--compute-dtype {args.compute_dtype}: expected --dtype float32 (bfloat16 products "
+            f"take float32 params), got --dtype {args.dtype}"
+        )
 
 
 def _budget_plan(args: argparse.Namespace) -> MemoryPlan:
@@ -203,7 +217,9 @@ def check_against_finite_differences(
     return ok
 
 
-def check_same_bits_across_threads(args: argparse.Namespace) -> bool:
+def check_same_bits_across_threads(
+    args: argparse.Namespace, compute_dtype: str | None = None
+) -> bool:
     """The core's loss, gradients and h_last at 1 thread and at N, the default thread count (at
     least 2): the core promises the same bits at any thread count."""
     params, inputs, targets, h0 = _problem(args, np.dtype(args.dtype))
@@ -212,7 +228,9 @@ def check_same_bits_across_threads(args: argparse.Namespace) -> bool:
 
     def results_at(thread_count: int) -> dict[str, np.ndarray]:
         _api.set_num_threads(thread_count)
-        result = _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation)
+        result = _api.loss_and_grad(
+            params, inputs, targets, h0=h0, activation=args.activation, compute_dtype=compute_dtype
+        )
         grads = {f"d{name}": result.grads[name] for name in GRADIENT_NAMES}
         return {"loss": np.float64(result.loss), **grads, "h_last": result.h_last}
 
@@ -226,8 +244,50 @@ def check_same_bits_across_threads(args: argparse.Namespace) -> bool:
         if differing
         else "loss, every gradient and h_last the same bits  ok"
     )
-    print(f"core ({args.dtype}) at 1 and {threads} threads: {verdict}")
+    products = "" if compute_dtype is None else f", {compute_dtype} products"
+    print(f"core ({args.dtype}{products}) at 1 and {threads} threads: {verdict}")
     return not differing
+
+
+def check_bfloat16(args: argparse.Namespace) -> bool:
+    """The core with bfloat16 products against the float64 oracle: the loss and every gradient
+    within bfloat16's accuracy (bptt.reference_bfloat16's bounds, relative Frobenius errors)."""
+    params, inputs, targets, h0 = _problem(args, np.float32)
+    core = _api.loss_and_grad(
+        params, inputs, targets, h0=h0, activation=args.activation, compute_dtype="bfloat16"
+    )
+    truth = reference.loss_and_grad(
+        {name: value.astype(np.float64) for name, value in params.items()},
+        inputs.astype(np.float64),
+        targets,
+        h0=h0.astype(np.float64),
+        activation=args.activation,
+    )
+    gradient_bound = reference_bfloat16.GRADIENT_RELATIVE_ERROR
+    loss_bound = reference_bfloat16.LOSS_RELATIVE_ERROR
+    print(
+        f"core (float32, bfloat16 products: {build_info()['bfloat16_products']}) against the "
+        f"NumPy oracle (float64), relative errors within {loss_bound:g} (loss) and "
+        f"{gradient_bound:g} (gradients, Frobenius):"
+    )
+    rows = [("loss", abs(core.loss - truth.loss) / max(abs(truth.loss), 1.0), loss_bound)]
+    rows += [
+        (f"d{name}", _frobenius_error(core.grads[name], truth.grads[name]), gradient_bound)
+        for name in GRADIENT_NAMES
+    ]
+    ok = True
+    for name, error, bound in rows:
+        passed = bool(error <= bound)
+        ok &= passed
+        print(f"  {name:>5}  relative error = {error:.2e}  {'ok' if passed else 'FAILED'}")
+    return ok
+
+
+def _frobenius_error(value: np.ndarray, truth: np.ndarray) -> float:
+    """||value - truth||_F / ||truth||_F (the difference's norm where truth is zero)."""
+    difference = float(np.linalg.norm(np.asarray(value, np.float64) - truth))
+    norm = float(np.linalg.norm(truth))
+    return difference / norm if norm > 0 else difference
 
 
 def report_timings(args: argparse.Namespace) -> None:
@@ -306,6 +366,9 @@ def run(args: argparse.Namespace) -> int:
     report_timings(args)
     if args.memory_budget is not None:
         ok &= check_memory_budget(args)
+    if args.compute_dtype is not None:
+        ok &= check_bfloat16(args)
+        ok &= check_same_bits_across_threads(args, compute_dtype=args.compute_dtype)
     print("check passed" if ok else "check FAILED")
     return 0 if ok else 1
 
