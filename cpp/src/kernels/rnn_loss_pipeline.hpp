@@ -11,7 +11,7 @@
 //   recurrence step by step for the logits and the loss, then computes dL/dh a few steps at a
 //   time, from the last, for the backward recurrence to start on at once, then dV, dc and dU;
 //   the recurrence's thread takes dW, dx and dh0 after its loop.
-// Either way the first thread alone reads W, U and b, and the second V and c.
+// Either way the first thread alone reads W and b, and the second V and c.
 #pragma once
 
 #include "matrix_views.hpp"
