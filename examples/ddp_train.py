@@ -13,7 +13,9 @@ another --init-method (e.g. tcp://<host>:<port> of rank 0).
 
 import argparse
 import datetime
+import os
 import socket
+import sys
 
 import torch
 import torch.distributed as dist
@@ -83,6 +85,12 @@ def train(rank: int, args) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    # gloo's threads can outlive the group, and the interpreter's exit, destroying them, then
+    # aborts the process in std::terminate (pytorch#179291; here, rarely, even
+    # after the barrier): a worker whose work is done and written leaves without that exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def take_steps(rank: int, args) -> None:
