@@ -137,19 +137,29 @@ def _relative_error(value: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
-def check_against_oracle(args: argparse.Namespace) -> bool:
-    """The core in the requested dtype against the oracle in float64 on the same values."""
-    dtype = np.dtype(args.dtype)
-    params, inputs, targets, h0 = _problem(args, dtype)
-    core = _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation)
-    as64 = {name: value.astype(np.float64) for name, value in params.items()}
-    truth = reference.loss_and_grad(
-        as64,
+def _float64_oracle(
+    args: argparse.Namespace,
+    params: dict[str, np.ndarray],
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    h0: np.ndarray,
+) -> LossAndGrad:
+    """The NumPy oracle on the problem's values, in float64."""
+    return reference.loss_and_grad(
+        {name: value.astype(np.float64) for name, value in params.items()},
         inputs.astype(np.float64),
         targets,
         h0=h0.astype(np.float64),
         activation=args.activation,
     )
+
+
+def check_against_oracle(args: argparse.Namespace) -> bool:
+    """The core in the requested dtype against the oracle in float64 on the same values."""
+    dtype = np.dtype(args.dtype)
+    params, inputs, targets, h0 = _problem(args, dtype)
+    core = _api.loss_and_grad(params, inputs, targets, h0=h0, activation=args.activation)
+    truth = _float64_oracle(args, params, inputs, targets, h0)
     # Rounding errors of sums of n terms grow like sqrt(n)·eps; the longest chains here are the
     # T-step recurrence and the (T·B)-row gradient sums.
     eps = np.finfo(dtype).eps
@@ -256,13 +266,7 @@ def check_bfloat16(args: argparse.Namespace) -> bool:
     core = _api.loss_and_grad(
         params, inputs, targets, h0=h0, activation=args.activation, compute_dtype="bfloat16"
     )
-    truth = reference.loss_and_grad(
-        {name: value.astype(np.float64) for name, value in params.items()},
-        inputs.astype(np.float64),
-        targets,
-        h0=h0.astype(np.float64),
-        activation=args.activation,
-    )
+    truth = _float64_oracle(args, params, inputs, targets, h0)
     gradient_bound = reference_bfloat16.GRADIENT_RELATIVE_ERROR
     loss_bound = reference_bfloat16.LOSS_RELATIVE_ERROR
     print(
