@@ -1,6 +1,6 @@
 // The chunked schedule of the whole model (loss_plan.hpp), one chunk's work at a time, for the
 // ways of running it (rnn_loss.cpp on one team of threads, with every state kept or some
-// computed again; rnn_loss_pipeline.cpp on two threads). Each runs the same products on the
+// computed again; rnn_loss_pipeline_*.cpp on two threads). Each runs the same products on the
 // same rows and takes every sum in the same order, so every way gives the same bits:
 // - forward(j): b + U x_t for the chunk's steps, then its steps of the recurrence;
 // - head(j): its logits, its rows' losses (summed in row order, the chunks' sums in chunk order
@@ -178,8 +178,8 @@ class ChunkedLoss {
     const ConstMatrixView<S> da = d_pre_rows(j);
     input_gradient_rows(call_.layer, call_.layer_grads, chunks_.begin(j) * B_, da);
     if (j == 0) {
-      matrix_view(call_.layer_grads.h0, B_, H_, H_).noalias() =
-          da.topRows(B_) * matrix_view(call_.layer.W, H_, H_, H_);
+      assign_product(matrix_view(call_.layer_grads.h0, B_, H_, H_), rows_view(da.topRows(B_)),
+                     matrix_view(call_.layer.W, H_, H_, H_));
     }
   }
 

@@ -1,7 +1,7 @@
 // The recurrent layer's kernels a_t = b + W h_{t-1} + U x_t, h_t = σ(a_t), piece by piece: the
 // input projection, the forward and backward step loops and the gradients taken from chunks of
 // the backward loop's rows, which the layer on its own (recurrent_layer.cpp) and the whole
-// model (rnn_loss.cpp, rnn_loss_pipeline.cpp) compose. The storage of the states is described at
+// model (rnn_loss.cpp, rnn_loss_pipeline_*.cpp) compose. The storage of the states is described at
 // the public bptt/recurrent_layer.hpp.
 #pragma once
 
@@ -443,12 +443,14 @@ void add_initial_state_gradient(const LayerWeights<S>& weights, const SequenceIn
   const ConstMatrixView<S> W = matrix_view(weights.W, H, H, H);
   const Index first_time = inputs.reverse ? T - 1 : 0;
   if ((!inputs.lengths || !inputs.reverse) && t0 <= first_time && first_time < t1) {
-    dh0.noalias() = da.middleRows((first_time - t0) * B, B) * W;
+    assign_product(dh0, rows_view(da.middleRows((first_time - t0) * B, B)), W);
   }
   if (inputs.lengths && inputs.reverse) {
     for (Index b = 0; b < B; ++b) {
       const Index time = inputs.lengths[b] - 1;
-      if (t0 <= time && time < t1) dh0.row(b).noalias() = da.row((time - t0) * B + b) * W;
+      if (t0 <= time && time < t1)
+        assign_product(RowVectorView<S>(grads.h0 + b * H, H),
+                       ConstRowVectorView<S>(da.row((time - t0) * B + b).data(), H), W);
     }
   }
 }

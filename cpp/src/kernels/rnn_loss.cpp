@@ -1,5 +1,5 @@
 // The whole model (bptt/rnn_loss.hpp) as loss_plan.hpp plans it: the stepwise schedule, or the
-// chunked one on two threads (rnn_loss_pipeline.cpp) or on one team, below, keeping every
+// chunked one on two threads (rnn_loss_pipeline_*.cpp) or on one team, below, keeping every
 // hidden state or, under a memory budget, some of them and computing the others again.
 #include "bfloat16.hpp"
 #include "chunked_loss.hpp"

@@ -105,6 +105,10 @@ class alignas(64) OrderedClaims {
 // The stepwise schedule (loss_plan.hpp) on scratch whose logit_rows have max(hidden, output)
 // scalars each and whose hidden_rows hold every row: leaves the hidden states in the scratch's
 // states, runs the call's `done` on its team of threads and returns L.
+// The scalar and stored-state types the chunked schedules are compiled for: with bfloat16
+// operands, the states are stored as bfloat16.
+#define BPTT_FOR_EACH_SCALAR_AND_STATE(X) X(float, float) X(double, double) X(float, Bfloat16)
+
 template <class S>
 double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scratch);
 

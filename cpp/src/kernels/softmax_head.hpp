@@ -1,6 +1,6 @@
 // The softmax head's kernels o_t = c + V h_t, ŷ_t = softmax(o_t), L = −Σ_t y_t · log ŷ_t, over the
 // rows of a (steps·batch) × hidden matrix of hidden states, piece by piece, for the head on its
-// own (softmax_head.cpp) and the whole model (rnn_loss.cpp, rnn_loss_pipeline.cpp).
+// own (softmax_head.cpp) and the whole model (rnn_loss.cpp, rnn_loss_pipeline_*.cpp).
 #pragma once
 
 #include "matrix_views.hpp"

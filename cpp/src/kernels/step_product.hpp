@@ -23,34 +23,7 @@ class StepProduct {
   // for about `products` products; a share of a product `all_cols` wide (which decides the
   // kernel, so that every share of one product takes the same).
   StepProduct(const S* W, Index W_stride, WeightUse use, Index first, Index cols, Index rows,
-              Index depth, Index products, Index all_cols = -1)
-      : rows_(rows), cols_(cols), depth_(depth) {
-    if (rows_ == 0 || cols_ == 0 || depth_ == 0) return;
-    if (rows_ == 1) {  // one sequence: matrix-vector products
-      if (VectorStepProduct<S>::pays(all_cols < 0 ? cols : all_cols, depth, products)) {
-        vector_.emplace(W, W_stride, use, first, cols, depth);
-      } else {
-        vector_weights_ = W + (use == WeightUse::transposed ? first * W_stride : first);
-        vector_weights_stride_ = W_stride;
-        vector_weights_transposed_ = use == WeightUse::transposed;
-      }
-      return;
-    }
-    kc_ = depth_;
-    mc_ = cols_;
-    Index nc = rows_;
-    Eigen::internal::computeProductBlockingSizes<S, S>(kc_, mc_, nc, Index(1));
-    // Every (mc × kc) panel of op(W)ᵀ, packed once, each starting on a vector boundary.
-    for (Index i2 = 0; i2 < cols_; i2 += mc_)
-      for (Index k2 = 0; k2 < depth_; k2 += kc_) {
-        panel_offsets_.push_back(packed_size_);
-        packed_size_ += round_up(std::min(mc_, cols_ - i2) * std::min(kc_, depth_ - k2));
-      }
-    packed_weights_.resize(packed_size_);
-    rhs_block_.resize(round_up(kc_ * std::max<Index>(rows_, Traits::nr)));
-    if (use == WeightUse::transposed) pack<Eigen::RowMajor>(W + first * W_stride, W_stride);
-    else pack<Eigen::ColMajor>(W + first, W_stride);
-  }
+              Index depth, Index products, Index all_cols = -1);
 
   // C (rows × cols, row stride C_stride) += A (rows × depth, row stride A_stride) · op(W).
   void accumulate(const S* A, Index A_stride, S* C, Index C_stride) {
@@ -59,39 +32,7 @@ class StepProduct {
 
   // The same for the first `rows` rows of A and C only, at most the rows the product was made
   // for (one, if it was made for one).
-  void accumulate_rows(const S* A, Index A_stride, S* C, Index C_stride, Index rows) {
-    if (rows == 0 || cols_ == 0 || depth_ == 0) return;
-    if (rows_ == 1) {
-      if (vector_) {
-        vector_->accumulate(A, C);
-        return;
-      }
-      // W read in place, by Eigen's matrix-vector product: c += a·Wᵀ over W's rows [first,
-      // first + cols), or c += a·W over its columns.
-      const ConstRowVectorView<S> a(A, depth_);
-      RowVectorView<S> c(C, cols_);
-      const bool transposed = vector_weights_transposed_;
-      const auto weights = matrix_view(vector_weights_, transposed ? cols_ : depth_,
-                                       transposed ? depth_ : cols_, vector_weights_stride_);
-      if (transposed) c.noalias() += a * weights.transpose();
-      else c.noalias() += a * weights;
-      return;
-    }
-    const RhsMapper A_transposed(A, A_stride);
-    const ResMapper C_transposed(C, C_stride);
-    Eigen::internal::gemm_pack_rhs<S, Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
-    Eigen::internal::gebp_kernel<S, S, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
-    const Index k_panels = (depth_ + kc_ - 1) / kc_;
-    for (Index k2 = 0, k = 0; k2 < depth_; k2 += kc_, ++k) {
-      const Index actual_kc = std::min(kc_, depth_ - k2);
-      pack_rhs(rhs_block_.data(), A_transposed.getSubMapper(k2, 0), actual_kc, rows);
-      for (Index i2 = 0, i = 0; i2 < cols_; i2 += mc_, ++i) {
-        const Index actual_mc = std::min(mc_, cols_ - i2);
-        gebp(C_transposed.getSubMapper(i2, 0), packed_weights_.data() + panel_offsets_[size_t(i * k_panels + k)],
-             rhs_block_.data(), actual_mc, actual_kc, rows, S(1));
-      }
-    }
-  }
+  void accumulate_rows(const S* A, Index A_stride, S* C, Index C_stride, Index rows);
 
  private:
   using Traits = Eigen::internal::gebp_traits<S, S>;
@@ -106,19 +47,7 @@ class StepProduct {
 
   // op(W)ᵀ restricted to this product's columns, read in `Order` from `weights`.
   template <int Order>
-  void pack(const S* weights, Index stride) {
-    using LhsMapper = Eigen::internal::const_blas_data_mapper<S, Index, Order>;
-    Eigen::internal::gemm_pack_lhs<S, Index, LhsMapper, Traits::mr, Traits::LhsProgress,
-                                   typename Traits::LhsPacket4Packing, Order>
-        pack_lhs;
-    const LhsMapper lhs(weights, stride);
-    size_t panel = 0;
-    for (Index i2 = 0; i2 < cols_; i2 += mc_)
-      for (Index k2 = 0; k2 < depth_; k2 += kc_) {
-        pack_lhs(packed_weights_.data() + panel_offsets_[panel++], lhs.getSubMapper(i2, k2),
-                 std::min(kc_, depth_ - k2), std::min(mc_, cols_ - i2));
-      }
-  }
+  void pack(const S* weights, Index stride);
 
   Index rows_, cols_, depth_;
   std::optional<VectorStepProduct<S>> vector_;  // rows_ == 1, when it pays
@@ -131,5 +60,9 @@ class StepProduct {
   Buffer packed_weights_;
   Buffer rhs_block_;
 };
+
+// Compiled in step_product.cpp, for each scalar.
+extern template class StepProduct<float>;
+extern template class StepProduct<double>;
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,0 +1,8 @@
+// The whole-sequence products (parallel_product.hpp) for double.
+#include "parallel_product_definitions.hpp"
+
+namespace bptt::BPTT_ISA_NAMESPACE {
+
+BPTT_DEFINE_PRODUCTS(double)
+
+}  // namespace bptt::BPTT_ISA_NAMESPACE
