@@ -7,6 +7,9 @@ a busy machine slows both alike.
   threads; target >= 2x.
 - min-char-rnn settings (hidden 100, seq-len 25, batch 1, Adagrad): bptt against the same
   training loop with the NumPy oracle's gradients (min-char-rnn's way); target >= 50x.
+- a stack (`--layers 2` of the default settings): the core's fused step against the same step
+  in parts (`bptt.stack.loss_and_grad`, the public layer ops composed in Python, then the clip
+  and the update) and against PyTorch's `nn.RNN(num_layers=2)` loop.
 
 At the min-char-rnn settings a round runs a block of consecutive steps of each loop, as
 training does: a bptt step there takes tens of microseconds, and the first one after the
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import bptt
-from bptt import corpus
+from bptt import corpus, stack
 from bptt.trainer import Trainer
 from bptt.training_config import TrainConfig
 
@@ -35,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 DEFAULT = {"hidden": 256, "seq_len": 100, "batch": 32, "optimizer": "adam"}
 MIN_CHAR_RNN = {"hidden": 100, "seq_len": 25, "batch": 1, "optimizer": "adagrad"}
+STACK = DEFAULT | {"layers": 2}
 MIN_CHAR_RNN_BLOCK = 200  # consecutive steps per round: about 10 ms of bptt, 0.25 s of the oracle
 
 
@@ -59,7 +63,9 @@ def median_seconds_alternating(
 def trainer(text_corpus, settings, **options) -> Trainer:
     config = TrainConfig(**settings)
     size = len(text_corpus.vocabulary)
-    params = bptt.init_params(size, config.hidden, size, seed=config.seed)
+    params = stack.init_params(
+        size, config.hidden, size, config.layers, dtype=np.dtype(config.dtype), seed=config.seed
+    )
     return Trainer(config, text_corpus, params, **options)
 
 
@@ -74,22 +80,39 @@ def report(title: str, settings: dict, medians: dict[str, float], peer: str, tar
     return ratio
 
 
-def default_settings(text_corpus, repeats: int) -> float:
+def torch_loop(ours: Trainer):
+    """PyTorch's loop of the same model, weights, data, optimizer and clip."""
     import torch
     from torch_loop import TorchLoop
 
     torch.set_num_threads(bptt.get_num_threads())
-    ours = trainer(text_corpus, DEFAULT)
     config = ours.config
-    peer = TorchLoop(
+    return TorchLoop(
         ours.params,
-        corpus.Streams(text_corpus.train_ids, config.batch, config.seq_len),
+        corpus.Streams(ours.corpus.train_ids, config.batch, config.seq_len),
         optimizer=config.optimizer,
         lr=config.learning_rate,
         clip=config.clip,
     )
+
+
+def default_settings(text_corpus, repeats: int) -> float:
+    ours = trainer(text_corpus, DEFAULT)
+    peer = torch_loop(ours)
     medians = median_seconds_alternating({"bptt": ours.step, "pytorch": peer.step}, repeats)
     return report("default settings", DEFAULT, medians, "pytorch", 2)
+
+
+def stack_settings(text_corpus, repeats: int) -> float:
+    ours = trainer(text_corpus, STACK)
+    in_parts = trainer(text_corpus, STACK, loss_and_grad=stack.loss_and_grad)
+    peer = torch_loop(ours)
+    steps = {"bptt": ours.step, "bptt, step in parts": in_parts.step, "pytorch": peer.step}
+    medians = median_seconds_alternating(steps, repeats)
+    ratio = report("a stack of 2 layers", STACK, medians, "pytorch", 2)
+    parts_ratio = medians["bptt, step in parts"] / medians["bptt"]
+    print(f"  the step in parts / the fused step: {parts_ratio:.3f}x")
+    return ratio
 
 
 def min_char_rnn_settings(text_corpus, repeats: int) -> float:
@@ -145,6 +168,7 @@ def main() -> None:
     if args.breakdown:
         breakdown(text_corpus, DEFAULT, args.repeats)
     min_char_rnn_settings(text_corpus, args.repeats)
+    stack_settings(text_corpus, args.repeats)
     if args.breakdown:
         breakdown(text_corpus, MIN_CHAR_RNN, args.repeats, MIN_CHAR_RNN_BLOCK)
 

@@ -1,7 +1,8 @@
 """`bptt train`'s step in one call of the core (`_core.TrainingStep`) is the step in parts (the
 loss and gradients, clip_grad_norm, the optimizer's step) in one pass: the same parameters after
-a run of steps, on one thread and two, with the clip active and not; its bad arguments get
-errors naming them."""
+a run of steps, on one thread and two, with the clip active and not, for one layer and for a
+stack (whose loss and gradients are bit for bit those of the layer ops composed,
+`bptt.stack.loss_and_grad`); its bad arguments get errors naming them."""
 
 import re
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import _api, _core, optimizers
+from bptt import _api, _core, optimizers, stack
 from bptt.trainer import Trainer
 from bptt.training_config import TrainConfig
 
@@ -28,7 +29,7 @@ def tolerance(steps):
     return steps * 1000 * np.finfo(np.float64).eps
 
 
-def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=None):
+def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=None, layers=1):
     """A run of `steps` steps, each one call of the core, or, given a loss_and_grad, in parts."""
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
@@ -41,6 +42,7 @@ def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=None):
         clip=clip,
         dtype="float64",
         seed=5,
+        layers=layers,
     )
     config.check()
     trainer = Trainer.start(config, loss_and_grad=loss_and_grad)
@@ -62,8 +64,24 @@ def threads(request):
 def test_the_fused_step_trains_as_the_step_in_parts(
     tmp_path, threads, optimizer, clip, hidden, steps
 ):
-    fused, fused_losses = trained(tmp_path, optimizer, clip, hidden, steps)
-    parts, parts_losses = trained(tmp_path, optimizer, clip, hidden, steps, _api.loss_and_grad)
+    assert_same_training(tmp_path, optimizer, clip, hidden, steps, _api.loss_and_grad, layers=1)
+
+
+@pytest.mark.parametrize("optimizer", list(optimizers.OPTIMIZERS))
+@pytest.mark.parametrize("clip", [0.25, 1e6], ids=["clipped", "unclipped"])
+@pytest.mark.parametrize("layers", [2, 3])
+def test_the_fused_step_of_a_stack_trains_as_the_stack_in_parts(
+    tmp_path, threads, optimizer, clip, layers
+):
+    hidden, steps = RUNS[0]
+    assert_same_training(tmp_path, optimizer, clip, hidden, steps, stack.loss_and_grad, layers)
+
+
+def assert_same_training(tmp_path, optimizer, clip, hidden, steps, loss_and_grad, layers):
+    fused, fused_losses = trained(tmp_path, optimizer, clip, hidden, steps, layers=layers)
+    parts, parts_losses = trained(
+        tmp_path, optimizer, clip, hidden, steps, loss_and_grad, layers=layers
+    )
     assert fused._fused_step is not None
     assert parts._fused_step is None
     atol = tolerance(steps)
@@ -76,6 +94,43 @@ def test_the_fused_step_trains_as_the_step_in_parts(
         )
     np.testing.assert_allclose(fused.hidden, parts.hidden, rtol=0, atol=atol)
     assert fused.optimizer.step_count == parts.optimizer.step_count == steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layers", [2, 3])
+def test_a_stacks_step_takes_the_loss_and_gradients_of_the_layer_ops_composed(
+    threads, layers, dtype
+):
+    T, B, D, H = 9, 4, 6, 20
+    rng = np.random.default_rng(layers)
+    params = stack.init_params(D, H, D, layers, dtype=dtype, seed=3)
+    vector = np.concatenate([value.ravel() for value in params.values()])
+    inputs, targets = rng.integers(0, D, (T, B)), rng.integers(0, D, (T, B))
+    h0 = rng.uniform(-0.5, 0.5, (layers, B, H)).astype(dtype)
+    out = {name: np.empty_like(value) for name, value in params.items()}
+    composed = stack.loss_and_grad(params, inputs, targets, h0=h0, out=out)
+
+    grad, h_last = np.empty_like(vector), np.empty_like(h0)
+    # rate 0 and no clip: the gradients are left as the loss gave them, the params unchanged
+    step = _core.TrainingStep(
+        vector,
+        grad,
+        (np.zeros_like(vector),),
+        input_size=D,
+        hidden_size=H,
+        output_size=D,
+        activation="tanh",
+        max_norm=1e30,
+        optimizer="sgd",
+        lr=0.0,
+        layers=layers,
+    )
+    loss, norm, updated = step(inputs, targets, h0, h_last, 1)
+    assert updated
+    assert loss == composed.loss
+    np.testing.assert_array_equal(grad, np.concatenate([out[name].ravel() for name in params]))
+    np.testing.assert_array_equal(h_last, composed.h_last)
+    assert norm == pytest.approx(np.sqrt(np.dot(grad.astype(np.float64), grad)), rel=1e-12)
 
 
 # -- bad arguments -------------------------------------------------------------------------------
@@ -126,6 +181,50 @@ def make_step(**changes):
 def test_a_bad_vector_or_setting_is_named(changes, error, message):
     with pytest.raises(error, match=re.escape(message)):
         make_step(**changes)
+
+
+STACK_SIZE = SIZE + 2 * H * H + H  # a second layer: U2 (H, H), W2 (H, H), b2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"layers": 0}, "layers: expected >= 1, got 0"),
+        (
+            {"layers": 2},
+            (
+                "param: expected H·D + H·H + H + (layers - 1)·(2·H·H + H) + O·H + O = "
+                f"{STACK_SIZE} values for D = 3, H = 4, O = 3, layers = 2, got {SIZE}"
+            ),
+        ),
+        (
+            {
+                "layers": 2,
+                "memory_budget": 1 << 20,
+                "param": np.zeros(STACK_SIZE),
+                "grad": np.zeros(STACK_SIZE),
+                "states": (np.zeros(STACK_SIZE),),
+            },
+            "memory_budget: a budget bounds a one-layer step only (layers 1), got layers 2",
+        ),
+    ],
+    ids=["no layers", "size of a stack", "budget of a stack"],
+)
+def test_a_bad_stack_is_named(changes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_step(**changes)
+
+
+def test_a_stacks_state_has_a_row_of_states_per_layer():
+    vectors = {name: np.zeros(STACK_SIZE) for name in ("param", "grad")}
+    step = make_step(**vectors, states=(np.zeros(STACK_SIZE),), layers=2)
+    with pytest.raises(ValueError, match="h0: "):
+        step(*chunk(), np.zeros((2, H)), np.zeros((2, 2, H)), 1)
+    with pytest.raises(ValueError, match="h_last: "):
+        step(*chunk(), np.zeros((2, 2, H)), np.zeros((2, H)), 1)
+    loss, _, updated = step(*chunk(), np.zeros((2, 2, H)), np.zeros((2, 2, H)), 1)
+    assert updated
+    assert loss == pytest.approx(np.log(D))  # every weight zero: uniform predictions
 
 
 def test_vectors_that_share_memory_are_refused():

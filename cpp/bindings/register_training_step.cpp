@@ -40,9 +40,10 @@ class TrainingStep {
   TrainingStep(py::handle param, py::handle grad, py::tuple states, py::ssize_t input_size,
                py::ssize_t hidden_size, py::ssize_t output_size, py::handle activation,
                double max_norm, py::handle optimizer, double lr, double eps, double beta1,
-               double beta2, double momentum, py::handle memory_budget, py::handle compute_dtype)
+               double beta2, double momentum, py::handle memory_budget, py::handle compute_dtype,
+               py::ssize_t layers)
       : layout_{positive_size(input_size, "input_size"), positive_size(hidden_size, "hidden_size"),
-                positive_size(output_size, "output_size")},
+                positive_size(output_size, "output_size"), positive_size(layers, "layers")},
         max_norm_(finite_number(max_norm, "max_norm")),
         memory_budget_(budget_argument(memory_budget).value_or(0)),
         lr_(finite_number(lr, "lr")),
@@ -69,13 +70,23 @@ class TrainingStep {
     else
       vectors_.emplace(param, grad, Named{{"state", states[0]}}, true);
     if (vectors_->size != layout_.size()) {
-      throw py::value_error("param: expected H·D + H·H + H + O·H + O = " +
-                            std::to_string(layout_.size()) + " values for D = " +
-                            std::to_string(input_size) + ", H = " + std::to_string(hidden_size) +
-                            ", O = " + std::to_string(output_size) + ", got " +
-                            std::to_string(vectors_->size));
+      throw py::value_error(
+          std::string("param: expected H·D + H·H + H") +
+          (layers > 1 ? " + (layers - 1)·(2·H·H + H)" : "") + " + O·H + O = " +
+          std::to_string(layout_.size()) + " values for D = " + std::to_string(input_size) +
+          ", H = " + std::to_string(hidden_size) + ", O = " + std::to_string(output_size) +
+          (layers > 1 ? ", layers = " + std::to_string(layers) : "") + ", got " +
+          std::to_string(vectors_->size));
     }
     operands_ = compute_dtype_argument(compute_dtype, vectors_->dtype);
+    if (layers > 1 && memory_budget_ != 0) {
+      throw py::value_error("memory_budget: a budget bounds a one-layer step only (layers 1), "
+                            "got layers " + std::to_string(layers));
+    }
+    if (layers > 1 && operands_ != ProductOperands::native) {
+      throw py::value_error("compute_dtype: bfloat16 products run in a one-layer step only "
+                            "(layers 1), got layers " + std::to_string(layers));
+    }
   }
 
   // One step on a chunk: token ids (T, B) and their targets, the state h0 (B, H) the chunk
@@ -94,7 +105,7 @@ class TrainingStep {
     check_shape(target_ids, "targets", {{"T", T}, {"B", B}});
     check_id_range(target_ids, "targets", -1, layout_.output_size, "O");
     py::array initial = float_array(h0, "h0", v.dtype, "like the params");
-    check_shape(initial, "h0", {{"B", B}, {"H", H}});
+    check_state_shape(initial, "h0", B, H);
     py::array last = h_last_argument(h_last, B, H);
     for (const auto& [name, array] :
          std::initializer_list<std::pair<const char*, const py::array*>>{
@@ -113,7 +124,14 @@ class TrainingStep {
   }
 
  private:
-  // h_last, written in place: a writable, C-contiguous (B, H) array of the params' dtype.
+  // A state: (B, H) for one layer, (layers, B, H) for a stack.
+  void check_state_shape(const py::array& array, const char* name, py::ssize_t B,
+                         py::ssize_t H) const {
+    if (layout_.layers == 1) check_shape(array, name, {{"B", B}, {"H", H}});
+    else check_shape(array, name, {{"layers", layout_.layers}, {"B", B}, {"H", H}});
+  }
+
+  // h_last, written in place: a writable, C-contiguous state array of the params' dtype.
   py::array h_last_argument(py::handle object, py::ssize_t B, py::ssize_t H) const {
     if (!py::isinstance<py::array>(object)) throw py::type_error("h_last: expected a NumPy array");
     auto array = py::reinterpret_borrow<py::array>(object);
@@ -121,7 +139,7 @@ class TrainingStep {
       throw py::type_error(std::string("h_last: expected dtype ") + dtype_name(vectors_->dtype) +
                            " like the params, got " + std::string(py::str(array.dtype())));
     }
-    check_shape(array, "h_last", {{"B", B}, {"H", H}});
+    check_state_shape(array, "h_last", B, H);
     if (!is_c_contiguous_and_aligned(array) || !array.writeable()) {
       throw py::value_error("h_last: expected a writable, C-contiguous array, written in place");
     }
@@ -136,12 +154,11 @@ class TrainingStep {
     input_view.tokens = data<TokenId>(inputs);
     Targets<S> target_view;
     target_view.ids = data<TokenId>(targets);
-    const ProblemSize size{input_view.steps, input_view.batch, layout_.input_size,
-                           layout_.hidden_size, layout_.output_size};
     try {
-      check_allocation(
-          double(rnn_loss_working_bytes(size, sizeof(S), true, memory_budget_, operands_)),
-          "the training step");
+      check_allocation(double(training_step_working_bytes(layout_, input_view.steps,
+                                                          input_view.batch, sizeof(S),
+                                                          memory_budget_, operands_)),
+                       "the training step");
     } catch (const MemoryBudgetTooSmall& error) {
       throw py::value_error(error.what());
     }
@@ -183,18 +200,20 @@ void register_training_step(py::module_& m) {
   py::class_<TrainingStep>(m, "TrainingStep",
                            "bptt train's step in one call: loss and gradients of a chunk of "
                            "token streams (mean reduction), clipping by the global norm, and the "
-                           "optimizer's update, on vectors laid out as U, W, b, V, c.")
+                           "optimizer's update, on vectors laid out as U, W, b (each layer's, "
+                           "layer by layer), V, c.")
       .def(py::init<py::handle, py::handle, py::tuple, py::ssize_t, py::ssize_t, py::ssize_t,
                     py::handle, double, py::handle, double, double, double, double, double,
-                    py::handle, py::handle>(),
+                    py::handle, py::handle, py::ssize_t>(),
            "param"_a, "grad"_a, "states"_a, "input_size"_a, "hidden_size"_a, "output_size"_a,
            "activation"_a, "max_norm"_a, "optimizer"_a, "lr"_a, "eps"_a = 0.0,
            "beta1"_a = 0.0, "beta2"_a = 0.0, "momentum"_a = 0.0, "memory_budget"_a = py::none(),
-           "compute_dtype"_a = py::none())
+           "compute_dtype"_a = py::none(), "layers"_a = 1)
       .def("__call__", &TrainingStep::operator(), "inputs"_a, "targets"_a, "h0"_a, "h_last"_a,
            "step"_a,
-           "One step on token ids (T, B) and targets (T, B) from the state h0 (B, H); writes the "
-           "state after it into h_last and returns (loss, grad_norm, updated).");
+           "One step on token ids (T, B) and targets (T, B) from the state h0 (B, H), or "
+           "(layers, B, H) for a stack; writes the state after it into h_last and returns "
+           "(loss, grad_norm, updated).");
 }
 
 }  // namespace bptt::bindings

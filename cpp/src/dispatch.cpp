@@ -9,6 +9,8 @@
 
 #include "kernel_table.hpp"
 
+#include <stdexcept>
+
 namespace bptt {
 namespace {
 
@@ -83,6 +85,10 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           S* h_last, Activation activation, double max_norm,
                           const OptimizerUpdate<S>& update, std::size_t memory_budget,
                           ProductOperands operands) {
+  if (layout.layers < 1 || (layout.layers > 1 && memory_budget != 0)) {
+    throw std::invalid_argument(
+        "training_step: expected layout.layers >= 1, and memory_budget 0 for a stack of layers");
+  }
   return kernels<S>().training_step(layout, params, grads, inputs, targets, h0, h_last,
                                     activation, max_norm, update, memory_budget, operands);
 }

@@ -5,6 +5,7 @@
 #include "workspace.hpp"
 
 #include "bptt/available_memory.hpp"
+#include "bptt/training_step.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -347,6 +348,19 @@ std::size_t rnn_loss_working_bytes(const ProblemSize& size, std::size_t scalar_b
                                    std::size_t memory_budget, ProductOperands operands) {
   const LossProblem problem{size, scalar_bytes, tokens, false, free_threads(), operands};
   return plan_loss(problem, memory_budget).scratch_bytes;
+}
+
+std::size_t training_step_working_bytes(const ParameterLayout& layout, Index steps, Index batch,
+                                        std::size_t scalar_bytes, std::size_t memory_budget,
+                                        ProductOperands operands) {
+  const Index H = layout.hidden_size, O = layout.output_size;
+  if (layout.layers == 1) {
+    const ProblemSize size{steps, batch, layout.input_size, H, O};
+    return rnn_loss_working_bytes(size, scalar_bytes, true, memory_budget, operands);
+  }
+  // stack_loss.cpp's buffers, and the head's logits beside them
+  const std::size_t states = std::size_t((layout.layers * (steps + 1) + 2 * steps + 1) * batch * H);
+  return (states + std::size_t(steps * batch * O)) * scalar_bytes;
 }
 
 LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_bytes,

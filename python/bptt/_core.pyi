@@ -141,7 +141,7 @@ def sgd_momentum_step(
 class TrainingStep:
     """bptt train's step in one call: loss and gradients of a chunk of token streams (mean
     reduction), clipping by the global norm, and the optimizer's update, on vectors laid out
-    as U, W, b, V, c."""
+    as U, W, b (each layer's, layer by layer), V, c."""
 
     def __init__(
         self,
@@ -161,6 +161,7 @@ class TrainingStep:
         momentum: _Number = 0.0,
         memory_budget: int | None = None,
         compute_dtype: object = None,
+        layers: _Count = 1,
     ) -> None: ...
     def __call__(
         self,

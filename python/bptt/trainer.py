@@ -90,9 +90,6 @@ class Trainer:
         self.horizon = Budget()
         self.progress = 0.0
         self.last_checkpoint: tuple[Path, int] | None = None  # (path, step) on disk
-        if loss_and_grad is None and config.layers > 1:
-            # a stack composes the core's layer ops: the same step, in parts
-            loss_and_grad = stack.loss_and_grad
         self.loss_and_grad = loss_and_grad
         self._fused_step = None if loss_and_grad is not None else self._new_fused_step()
 
@@ -109,6 +106,7 @@ class Trainer:
             max_norm=self.config.clip,
             memory_budget=self.config.memory_budget_bytes,
             compute_dtype=self.config.compute_dtype,
+            layers=self.config.layers,
             **self.optimizer.fused_settings(),
         )
 

@@ -43,15 +43,23 @@ struct OptimizerUpdate {
   AdamStep<S> adam{};       // Adam
 };
 
-// Where each parameter starts in a vector holding U, W, b, V and c one after the other,
-// row-major, and its length.
+// Where each parameter starts in a vector holding every layer's U, W and b, layer by layer, then
+// the head's V and c, one after the other, row-major, and its length. Layer 0 reads the inputs
+// (U is hidden × input); each layer above reads the hidden states of the one below (U is
+// hidden × hidden); the head reads the last layer's.
 struct ParameterLayout {
   Index input_size, hidden_size, output_size;
+  Index layers = 1;
 
-  Index U() const { return 0; }
-  Index W() const { return hidden_size * input_size; }
-  Index b() const { return W() + hidden_size * hidden_size; }
-  Index V() const { return b() + hidden_size; }
+  Index layer_input_size(Index layer) const { return layer == 0 ? input_size : hidden_size; }
+  Index U(Index layer = 0) const {
+    const Index first_layer = hidden_size * (input_size + hidden_size + 1);
+    const Index upper_layer = hidden_size * (2 * hidden_size + 1);
+    return layer == 0 ? 0 : first_layer + (layer - 1) * upper_layer;
+  }
+  Index W(Index layer = 0) const { return U(layer) + hidden_size * layer_input_size(layer); }
+  Index b(Index layer = 0) const { return W(layer) + hidden_size * hidden_size; }
+  Index V() const { return U(layers); }
   Index c() const { return V() + output_size * hidden_size; }
   Index size() const { return c() + output_size; }
 };

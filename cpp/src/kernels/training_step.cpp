@@ -1,7 +1,11 @@
 #include "entry_points.hpp"
 #include "matrix_views.hpp"
+#include "stack_loss.hpp"
 #include "team.hpp"
 
+#include "../thread_shares.hpp"
+
+#include <algorithm>
 #include <cmath>
 
 namespace bptt::BPTT_ISA_NAMESPACE {
@@ -54,17 +58,7 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
                           S* h_last, Activation activation, double max_norm,
                           const OptimizerUpdate<S>& update, std::size_t memory_budget,
                           ProductOperands operands) {
-  const Index D = layout.input_size, H = layout.hidden_size, O = layout.output_size;
-  const LayerWeights<S> layer{params + layout.U(), params + layout.W(), params + layout.b(), D, H,
-                              operands};
-  const HeadWeights<S> head{params + layout.V(), params + layout.c(), H, O, operands};
-  // dh0 is not a parameter's: it goes to a buffer of its own.
-  RowMatrix<S> h0_grad(inputs.batch, H);
-  const LayerGradients<S> layer_grads{grads + layout.U(), grads + layout.W(), grads + layout.b(),
-                                      h0_grad.data()};
-  const HeadGradients<S> head_grads{grads + layout.V(), grads + layout.c()};
-
-  // The vector in two parts, each clipped and updated by one thread of two: the layer's U, W
+  // The vector in two parts, each clipped and updated by one thread of two: the layers' U, W
   // and b on the first, the head's V and c on the second, the threads on which the loss's
   // two-thread schedules read those weights (rnn_loss_pipeline.hpp). An update writes the
   // weights: on another thread, each line of them would first have to leave the reader's cache.
@@ -102,6 +96,23 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
     }
     if (thread == 0) outcome.updated = true;
   };
+  if (layout.layers > 1) {
+    outcome.loss = stack_loss_and_grad(layout, params, grads, inputs, targets, h0, h_last,
+                                       activation, operands);
+    on_threads(std::min(clip_and_update.max_threads, free_threads()), [&](int thread, int threads) {
+      clip_and_update.run(thread, threads, outcome.loss);
+    });
+    return outcome;
+  }
+  const Index D = layout.input_size, H = layout.hidden_size, O = layout.output_size;
+  const LayerWeights<S> layer{params + layout.U(), params + layout.W(), params + layout.b(), D, H,
+                              operands};
+  const HeadWeights<S> head{params + layout.V(), params + layout.c(), H, O, operands};
+  // dh0 is not a parameter's: it goes to a buffer of its own.
+  RowMatrix<S> h0_grad(inputs.batch, H);
+  const LayerGradients<S> layer_grads{grads + layout.U(), grads + layout.W(), grads + layout.b(),
+                                      h0_grad.data()};
+  const HeadGradients<S> head_grads{grads + layout.V(), grads + layout.c()};
   outcome.loss = rnn_loss_and_grad(layer, head, inputs, targets, h0, activation, Reduction::mean,
                                    layer_grads, head_grads, h_last, &clip_and_update,
                                    memory_budget);
