@@ -81,12 +81,12 @@ class ChunkedLoss {
   void forward(Index j, State* states, Index first_slot, Progress&& progress = {}) {
     const Index begin = chunks_.begin(j), end = chunks_.end(j);
     if constexpr (kConverts) {
-      S* const chunk = converted_[kForward].data();
-      load_states(states + (begin - first_slot) * B_ * H_, B_ * H_, chunk);
-      project_steps(call_.layer, call_.inputs, begin, end, chunk, begin,
+      S* const chunk_states = converted_[kForward].data();
+      load_states(states + (begin - first_slot) * B_ * H_, B_ * H_, chunk_states);
+      project_steps(call_.layer, call_.inputs, begin, end, chunk_states, begin,
                     rounded_inputs(j, kForward));
-      forward_.run(begin, end, chunk, begin);
-      store_states(static_cast<const S*>(chunk) + B_ * H_, (end - begin) * B_ * H_,
+      forward_.run(begin, end, chunk_states, begin);
+      store_states(static_cast<const S*>(chunk_states) + B_ * H_, (end - begin) * B_ * H_,
                    states + (begin + 1 - first_slot) * B_ * H_);
       progress(end);
     } else {

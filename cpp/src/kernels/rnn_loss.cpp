@@ -104,11 +104,11 @@ class OneTeam {
   }
 
   // Checkpoints at chunk boundaries in `slots` (the first the initial state, then
-  // plan.checkpoint_slots more), chosen by the binomial schedule; `chunk` holds the states of
-  // the chunk being advanced over or taken backward.
-  double run_binomial(State* slots, State* chunk, S* h_last) {
+  // plan.checkpoint_slots more), chosen by the binomial schedule; `chunk_states` holds the
+  // states of the chunk being advanced over or taken backward.
+  double run_binomial(State* slots, State* chunk_states, S* h_last) {
     loss_.initial_state(slots);
-    chunk_buffer_ = chunk;
+    chunk_buffer_ = chunk_states;
     h_last_ = h_last;
     reverse(0, plan_.chunks.count, slots, plan_.checkpoint_slots, slots + B_ * H_);
     return loss_.finish();
@@ -223,8 +223,9 @@ double chunked_loss_and_grad(const LossCall<S>& call, const LossPlan& plan, Work
     }
     case Recomputation::binomial: {
       State* const slots = take_states<State>(workspace, plan.checkpoint_slots + 1, B, H);
-      State* const chunk = take_states<State>(workspace, plan.chunks.chunk_steps + 1, B, H);
-      loss = OneTeam<S, State>(call, plan, workspace).run_binomial(slots, chunk, h_last);
+      State* const chunk_states =
+          take_states<State>(workspace, plan.chunks.chunk_steps + 1, B, H);
+      loss = OneTeam<S, State>(call, plan, workspace).run_binomial(slots, chunk_states, h_last);
       break;
     }
   }
