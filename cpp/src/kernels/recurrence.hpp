@@ -7,6 +7,7 @@
 
 #include "activation.hpp"
 #include "bfloat16.hpp"
+#include "handoff.hpp"
 #include "bptt/state_slots.hpp"
 #include "../chunks.hpp"
 #include "matrix_views.hpp"
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace bptt::BPTT_ISA_NAMESPACE {
@@ -485,12 +487,17 @@ void gradients_without_steps(const LayerWeights<S>& weights, const SequenceInput
 // in the caller's rows d_pre (a ring must be of chunk_steps). dW, dU, dx and dh0 are taken from
 // each chunk's da as soon as it is complete, while its rows (and the states and inputs of its
 // times) are still in cache; db as the loop goes.
+//
+// On two threads, when a step's product stays on one thread (step_stays_on_one_thread), the
+// loop runs on the first and the second takes each chunk's gradients behind it, in the same
+// order and by the same products: the same bits as on one thread. A slot of a ring of chunks is
+// then refilled only once the second thread is done with the chunk it held.
 template <class S, class FillUpstream>
 void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                              Activation activation, const S* h0, const S* hidden,
                              const S* d_h_last, Index chunk_steps, FillUpstream&& fill_upstream,
                              const GradientRows<S>& d_pre, const LayerGradients<S>& grads) {
-  const Index H = weights.hidden_size, B = inputs.batch, N = inputs.steps * B;
+  const Index H = weights.hidden_size, B = inputs.batch, T = inputs.steps, N = T * B;
   if (N == 0) {
     gradients_without_steps(weights, inputs, d_h_last, grads);
     return;
@@ -506,8 +513,42 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
     input_gradient_rows(weights, grads, t0 * B, da);
     add_initial_state_gradient(weights, inputs, t0, t1, da, grads);
   };
-  backward_recurrence(weights, inputs, activation, hidden, d_h_last, chunk_steps,
-                      fill_upstream, chunk_gradients, d_pre, grads.b);
+  auto run_in_turn = [&] {
+    backward_recurrence(weights, inputs, activation, hidden, d_h_last, chunk_steps,
+                        fill_upstream, chunk_gradients, d_pre, grads.b);
+  };
+  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
+  if (chunks < 2 || free_threads() < 2 || !step_stays_on_one_thread(B, H)) {
+    run_in_turn();
+  } else {
+    std::vector<std::pair<Index, Index>> times(static_cast<std::size_t>(chunks));
+    StepCounter looped, summed;  // chunks whose da is complete, whose gradients are taken
+    on_threads(2, [&](int thread, int threads) {
+      if (threads == 1) {  // no second thread to be had
+        run_in_turn();
+      } else if (thread == 0) {
+        Index k = 0;
+        auto fill_when_free = [&](Index t0, Index t1) {
+          // chunk k's slot in a ring, chunk k - ring_chunks's before, is free
+          if (d_pre.ring_chunk_steps) summed.wait_for(k - d_pre.ring_chunks + 1);
+          fill_upstream(t0, t1);
+        };
+        auto hand_over = [&](Index t0, Index t1) {
+          times[static_cast<std::size_t>(k)] = {t0, t1};
+          looped.publish(++k);
+        };
+        backward_recurrence(weights, inputs, activation, hidden, d_h_last, chunk_steps,
+                            fill_when_free, hand_over, d_pre, grads.b);
+      } else {
+        for (Index k = 0; k < chunks; ++k) {
+          looped.wait_for(k + 1);
+          const auto [t0, t1] = times[static_cast<std::size_t>(k)];
+          chunk_gradients(t0, t1);
+          summed.publish(k + 1);
+        }
+      }
+    });
+  }
   input_side.finish();
   finish_initial_state_gradient(weights, inputs, d_h_last, grads);
 }

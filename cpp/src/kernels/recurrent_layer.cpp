@@ -2,11 +2,14 @@
 // pass from the caller's dL/dh_t, copied chunk by chunk into a ring of two chunks of da.
 #include "bfloat16.hpp"
 #include "entry_points.hpp"
+#include "handoff.hpp"
 #include "recurrence.hpp"
 
 #include "../workspace.hpp"
 
+#include <algorithm>
 #include <optional>
+#include <utility>
 
 namespace bptt::BPTT_ISA_NAMESPACE {
 namespace {
@@ -44,15 +47,64 @@ struct LayerOperands {
 
 }  // namespace
 
+// On two threads, when a step's product stays on one thread, the forward pass projects the
+// inputs (b + U x_t) on the second thread a chunk of steps ahead of the step loop on the first.
+// The chunks' projections are the same bits as the whole sequence's when the rows are gathered
+// from U (token inputs), or when every chunk's product takes Eigen's blocked kernel as the whole
+// one does (not its coefficient-wise product, below EIGEN_GEMM_TO_COEFFBASED_THRESHOLD, nor its
+// matrix-vector one) and every chunk's rows are whole register blocks of it
+// (parallel_product.hpp).
+template <class S>
+bool projects_ahead(const SequenceInput<S>& inputs, Index input_size, Index hidden_size,
+                    Index chunk_steps) {
+  const Index T = inputs.steps, B = inputs.batch;
+  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
+  if (chunks < 2 || free_threads() < 2 || !step_stays_on_one_thread(B, hidden_size)) return false;
+  if (inputs.tokens) return true;
+  const Index fewest_rows = std::min(chunk_steps, T - (chunks - 1) * chunk_steps) * B;
+  return chunk_steps * B % kProductRowAlignment<S> == 0 && fewest_rows > 1 && hidden_size > 1 &&
+         fewest_rows + hidden_size + input_size >= EIGEN_GEMM_TO_COEFFBASED_THRESHOLD;
+}
+
 template <class S>
 void recurrent_forward(const LayerWeights<S>& given_weights, const SequenceInput<S>& given_inputs,
                        const S* h0, Activation activation, S* states) {
   const LayerOperands<S> operands(given_weights, given_inputs);
   const LayerWeights<S>& weights = operands.weights;
   const SequenceInput<S>& inputs = operands.inputs;
-  detail::prepare_states(weights, inputs, h0, states, inputs.steps);
-  if (inputs.steps * inputs.batch > 0)
-    detail::forward_recurrence(weights, inputs, activation, states);
+  const Index T = inputs.steps, B = inputs.batch, H = weights.hidden_size;
+  const Index chunk_steps = steps_per_chunk(kChunkRows, B, T);
+  if (T * B == 0 || !projects_ahead(inputs, weights.input_size, H, chunk_steps)) {
+    detail::prepare_states(weights, inputs, h0, states, T);
+    if (T * B > 0) detail::forward_recurrence(weights, inputs, activation, states);
+    return;
+  }
+  detail::prepare_states(weights, inputs, h0, states, 0);
+  detail::ForwardRecurrence<S> loop(weights.W, inputs, H, activation, weights.operands);
+  const TimeOrder order{T, inputs.reverse};
+  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
+  auto run_range = [&](Index j) {  // chunk j's steps run, k in [first, last)
+    return std::pair<Index, Index>{j * chunk_steps, std::min(T, (j + 1) * chunk_steps)};
+  };
+  auto project = [&](Index j) {
+    const auto [first, last] = run_range(j);
+    const Index t0 = std::min(order.time_of(first), order.time_of(last - 1));
+    detail::project_steps(weights, inputs, t0, t0 + (last - first), states);
+  };
+  detail::StepCounter projected;
+  on_threads(2, [&](int thread, int threads) {
+    for (Index j = 0; j < chunks; ++j) {
+      if (threads == 1) project(j);  // no second thread to be had: in turn
+      if (thread == 1) {
+        project(j);
+        projected.publish(j + 1);
+      } else {
+        if (threads > 1) projected.wait_for(j + 1);
+        const auto [first, last] = run_range(j);
+        loop.run(first, last, states, 0);
+      }
+    }
+  });
 }
 
 template <class S>
