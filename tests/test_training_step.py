@@ -29,7 +29,7 @@ def tolerance(steps):
     return steps * 1000 * np.finfo(np.float64).eps
 
 
-def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=None, layers=1):
+def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=None, layers=1, **settings):
     """A run of `steps` steps, each one call of the core, or, given a loss_and_grad, in parts."""
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT)
@@ -40,9 +40,9 @@ def trained(tmp_path, optimizer, clip, hidden, steps, loss_and_grad=None, layers
         batch=3,
         optimizer=optimizer,
         clip=clip,
-        dtype="float64",
         seed=5,
         layers=layers,
+        **({"dtype": "float64"} | settings),
     )
     config.check()
     trainer = Trainer.start(config, loss_and_grad=loss_and_grad)
@@ -77,6 +77,20 @@ def test_the_fused_step_of_a_stack_trains_as_the_stack_in_parts(
     assert_same_training(tmp_path, optimizer, clip, hidden, steps, stack.loss_and_grad, layers)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_bfloat16_products_train_the_same_in_one_call_and_in_parts(tmp_path, threads, layers):
+    # unclipped, the two ways differ only in the norm they report: the same bits throughout
+    settings = {"dtype": "float32", "compute_dtype": "bfloat16"}
+    parts_loss = _api.loss_and_grad if layers == 1 else stack.loss_and_grad
+    fused, fused_losses = trained(tmp_path, "adam", 1e6, 16, 20, layers=layers, **settings)
+    parts, parts_losses = trained(
+        tmp_path, "adam", 1e6, 16, 20, parts_loss, layers=layers, **settings
+    )
+    assert fused_losses == parts_losses
+    np.testing.assert_array_equal(fused.params.vector, parts.params.vector)
+    np.testing.assert_array_equal(fused.hidden, parts.hidden)
+
+
 def assert_same_training(tmp_path, optimizer, clip, hidden, steps, loss_and_grad, layers):
     fused, fused_losses = trained(tmp_path, optimizer, clip, hidden, steps, layers=layers)
     parts, parts_losses = trained(
@@ -96,10 +110,14 @@ def assert_same_training(tmp_path, optimizer, clip, hidden, steps, loss_and_grad
     assert fused.optimizer.step_count == parts.optimizer.step_count == steps
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("dtype", "compute_dtype"),
+    [(np.float32, None), (np.float64, None), (np.float32, "bfloat16")],
+    ids=["float32", "float64", "bfloat16 products"],
+)
 @pytest.mark.parametrize("layers", [2, 3])
 def test_a_stacks_step_takes_the_loss_and_gradients_of_the_layer_ops_composed(
-    threads, layers, dtype
+    threads, layers, dtype, compute_dtype
 ):
     T, B, D, H = 9, 4, 6, 20
     rng = np.random.default_rng(layers)
@@ -108,7 +126,9 @@ def test_a_stacks_step_takes_the_loss_and_gradients_of_the_layer_ops_composed(
     inputs, targets = rng.integers(0, D, (T, B)), rng.integers(0, D, (T, B))
     h0 = rng.uniform(-0.5, 0.5, (layers, B, H)).astype(dtype)
     out = {name: np.empty_like(value) for name, value in params.items()}
-    composed = stack.loss_and_grad(params, inputs, targets, h0=h0, out=out)
+    composed = stack.loss_and_grad(
+        params, inputs, targets, h0=h0, out=out, compute_dtype=compute_dtype
+    )
 
     grad, h_last = np.empty_like(vector), np.empty_like(h0)
     # rate 0 and no clip: the gradients are left as the loss gave them, the params unchanged
@@ -124,6 +144,7 @@ def test_a_stacks_step_takes_the_loss_and_gradients_of_the_layer_ops_composed(
         optimizer="sgd",
         lr=0.0,
         layers=layers,
+        compute_dtype=compute_dtype,
     )
     loss, norm, updated = step(inputs, targets, h0, h_last, 1)
     assert updated

@@ -83,10 +83,6 @@ class TrainingStep {
       throw py::value_error("memory_budget: a budget bounds a one-layer step only (layers 1), "
                             "got layers " + std::to_string(layers));
     }
-    if (layers > 1 && operands_ != ProductOperands::native) {
-      throw py::value_error("compute_dtype: bfloat16 products run in a one-layer step only "
-                            "(layers 1), got layers " + std::to_string(layers));
-    }
   }
 
   // One step on a chunk: token ids (T, B) and their targets, the state h0 (B, H) the chunk

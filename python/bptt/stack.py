@@ -125,11 +125,12 @@ def loss_and_grad(
     activation: str = "tanh",
     reduction: str = "mean",
     out: Mapping[str, np.ndarray],
+    compute_dtype: str | None = None,
 ) -> LossAndGrad:
     """The loss of token ids (T, B) and their targets, every parameter's gradient written into
     `out` (arrays by parameter name, returned as grads), and every layer's last state (L, B, H);
-    h0 (L, B, H). No checks for NaN and infinity inside: the caller judges the loss and the
-    gradient's norm."""
+    h0 (L, B, H); compute_dtype as in the layer ops. No checks for NaN and infinity inside: the
+    caller judges the loss and the gradient's norm."""
     layers = layer_count(params)
     below, hidden, last_states = [inputs], [], []
     for layer in range(1, layers + 1):
@@ -139,12 +140,18 @@ def loss_and_grad(
             h0=h0[layer - 1],
             activation=activation,
             check_finite=False,
+            compute_dtype=compute_dtype,
         )
         hidden.append(result.hidden)
         below.append(result.hidden)
         last_states.append(result.h_last)
     head = _layer_and_head.head_loss_and_grad(
-        params, hidden[-1], targets, reduction=reduction, check_finite=False
+        params,
+        hidden[-1],
+        targets,
+        reduction=reduction,
+        check_finite=False,
+        compute_dtype=compute_dtype,
     )
     for name in HEAD_NAMES:
         np.copyto(out[name], head.grads[name])
@@ -160,6 +167,7 @@ def loss_and_grad(
             activation=activation,
             check_finite=False,
             input_grad=layer > 1,
+            compute_dtype=compute_dtype,
         )
         for name, own_name in zip(LAYER_NAMES, layer_names(layer), strict=True):
             np.copyto(out[own_name], grads[name])

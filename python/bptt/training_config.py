@@ -101,10 +101,6 @@ class TrainConfig:
             raise SettingError.invalid(
                 "memory_budget", "a budget bounds a one-layer run's steps only (layers 1)"
             )
-        if self.layers > 1 and self.compute_dtype not in (None, self.dtype):
-            raise SettingError.invalid(
-                "compute_dtype", "bfloat16 products run in a one-layer run's steps only (layers 1)"
-            )
         return self
 
     @property
