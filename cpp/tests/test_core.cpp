@@ -605,6 +605,76 @@ void check_binomial_cost_is_the_recurrence_minimum() {
     }
 }
 
+// A stack's training step (layout.layers > 1) against the public layer and head functions
+// composed by hand: layer 0 on the token ids, layer 1 on layer 0's states, the head on layer
+// 1's, then back down; the same loss, gradients and last states bit for bit (rate 0 and no clip:
+// the step leaves the gradients as the loss gave them), on one thread and two.
+void check_stacked_training_step_composes_the_layers() {
+  const Index T = 7, B = 3, D = 5, H = 12, O = 5, L = 2;
+  const ParameterLayout layout{D, H, O, L};
+  std::mt19937 rng(23u);
+  std::uniform_real_distribution<double> uniform(-0.6, 0.6);
+  std::vector<double> params(static_cast<size_t>(layout.size())), h0(size_t(L * B * H));
+  for (auto& value : params) value = uniform(rng);
+  for (auto& value : h0) value = uniform(rng);
+  std::vector<TokenId> ids(size_t(T * B)), targets(size_t(T * B));
+  for (auto& id : ids) id = TokenId(rng() % D);
+  for (auto& id : targets) id = TokenId(rng() % O);
+
+  auto weights = [&](Index k) {
+    return LayerWeights<double>{params.data() + layout.U(k), params.data() + layout.W(k),
+                                params.data() + layout.b(k), layout.layer_input_size(k), H};
+  };
+  std::vector<double> expected(params.size()), states0(size_t((T + 1) * B * H)),
+      states1(states0.size()), d_hidden(size_t(T * B * H)), d_below(d_hidden.size()),
+      d_h0(size_t(B * H));
+  SequenceInput<double> tokens{T, B};
+  tokens.tokens = ids.data();
+  SequenceInput<double> dense{T, B};
+  dense.dense = states0.data() + B * H;
+  Targets<double> target_view;
+  target_view.ids = targets.data();
+  set_num_threads(1);
+  recurrent_forward(weights(0), tokens, h0.data(), Activation::tanh, states0.data());
+  recurrent_forward(weights(1), dense, h0.data() + B * H, Activation::tanh, states1.data());
+  const HeadWeights<double> head{params.data() + layout.V(), params.data() + layout.c(), H, O};
+  const double expected_loss = head_loss_and_grad(
+      head, states1.data() + B * H, T * B, target_view, Reduction::mean,
+      HeadGradients<double>{expected.data() + layout.V(), expected.data() + layout.c()},
+      d_hidden.data());
+  const double* no_carried_gradient = nullptr;
+  recurrent_backward(weights(1), dense, Activation::tanh, h0.data() + B * H,
+                     states1.data() + B * H, d_hidden.data(), no_carried_gradient,
+                     LayerGradients<double>{expected.data() + layout.U(1),
+                                            expected.data() + layout.W(1),
+                                            expected.data() + layout.b(1), d_h0.data(),
+                                            d_below.data()});
+  recurrent_backward(weights(0), tokens, Activation::tanh, h0.data(), states0.data() + B * H,
+                     d_below.data(), no_carried_gradient,
+                     LayerGradients<double>{expected.data() + layout.U(0),
+                                            expected.data() + layout.W(0),
+                                            expected.data() + layout.b(0), d_h0.data()});
+
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    std::vector<double> stepped = params, grads(params.size()), h_last(h0.size()),
+                        momentum(params.size());
+    OptimizerUpdate<double> update{OptimizerKind::sgd_momentum, {momentum.data(), nullptr}};
+    update.first_step = true;  // lr 0: nothing moves
+    const StepOutcome outcome =
+        training_step(layout, stepped.data(), grads.data(), tokens, target_view, h0.data(),
+                      h_last.data(), Activation::tanh, 1e30, update);
+    const std::string what = "stacked training step, " + std::to_string(threads) + " thread(s)";
+    expect(outcome.updated && outcome.loss == expected_loss, what + ": loss");
+    expect(grads == expected, what + ": gradients");
+    expect(std::equal(h_last.begin(), h_last.begin() + B * H, states0.end() - B * H) &&
+               std::equal(h_last.begin() + B * H, h_last.end(), states1.end() - B * H),
+           what + ": last states");
+    expect(stepped == params, what + ": parameters unchanged at rate 0");
+  }
+  set_num_threads(1);
+}
+
 }  // namespace
 
 int main() {
@@ -631,6 +701,7 @@ int main() {
   check_optimizer_steps_round_each_operation<float>();
   check_optimizer_steps_round_each_operation<double>();
   check_training_step_composes_its_parts();
+  check_stacked_training_step_composes_the_layers();
   check_bfloat16_operands();
   expect(!available_instruction_sets().empty() && available_instruction_sets()[0] == "baseline",
          "the baseline instruction set is always available");
