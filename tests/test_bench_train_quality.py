@@ -39,3 +39,26 @@ def test_a_few_steps_of_each_run_give_the_plot_and_the_table(tmp_path):
         assert 2 < end_bpc < 6, row
         assert steps == 3, row
     assert "3 steps each" in table[0]
+
+
+def test_the_runs_may_be_bptt_trains_two_compute_dtypes(tmp_path):
+    text_file = tmp_path / "text.txt"
+    text_file.write_text(TEXT)
+    out = tmp_path / "quality"
+    command = [sys.executable, str(BENCH), "--steps", "2", "--threads", "1", "--runs"]
+    command += ["bptt,bptt-bfloat16", "--text", str(text_file), "--out", str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    table = (out / "train_quality.md").read_text()
+    assert "| bptt train (defaults) |" in table
+    assert "| bptt train --compute-dtype bfloat16 |" in table
+    assert "nn.LSTM" not in table
+
+
+def test_an_unknown_run_is_named():
+    command = [sys.executable, str(BENCH), "--steps", "1", "--runs", "bptt,gru"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 2
+    assert "--runs: expected names from bptt, bptt-bfloat16, lstm, rnn, got ['gru']" in (
+        completed.stderr
+    )

@@ -9,7 +9,10 @@ running through validations alike), and the validation bits per character are pl
 the time of each run in one PNG, with a markdown table beside it.
 
     python bench/train_quality.py [--minutes 5 | --steps N] [--threads 2] [--text FILE]
-                                  [--out bench/results/quality]
+                                  [--out bench/results/quality] [--runs bptt,lstm,rnn]
+
+`--runs bptt,bptt-bfloat16` instead compares `bptt train` in float32 with its bfloat16
+products (`--compute-dtype bfloat16`) for the same time.
 
 Modules: `cli` (the command and its children), `recipes` (the PyTorch runs), `report` (the plot
 and the table)."""

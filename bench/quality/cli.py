@@ -17,7 +17,13 @@ ENTRY = Path(__file__).resolve().parents[1] / "train_quality.py"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "results" / "quality"
 PLOT_NAME = "train_quality.png"
 TABLE_NAME = "train_quality.md"
-LABELS = {"bptt": "bptt train (defaults)", "lstm": "PyTorch nn.LSTM", "rnn": "PyTorch nn.RNN"}
+LABELS = {
+    "bptt": "bptt train (defaults)",
+    "bptt-bfloat16": "bptt train --compute-dtype bfloat16",
+    "lstm": "PyTorch nn.LSTM",
+    "rnn": "PyTorch nn.RNN",
+}
+DEFAULT_RUNS = "bptt,lstm,rnn"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -28,8 +34,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="of every run (default 2)")
     parser.add_argument("--text", metavar="FILE", help="(default: bptt train's own corpus)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"(default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--runs",
+        default=DEFAULT_RUNS,
+        help=f"comma-separated, in order, from {', '.join(LABELS)} (default {DEFAULT_RUNS}; "
+        "bptt,bptt-bfloat16 compares bptt train's two compute dtypes)",
+    )
     parser.add_argument("--recipe", help=argparse.SUPPRESS)  # a child: train this recipe
     args = parser.parse_args(argv)
+    args.runs = args.runs.split(",")
+    unknown = [name for name in args.runs if name not in LABELS]
+    if unknown or not args.runs:
+        parser.error(f"--runs: expected names from {', '.join(LABELS)}, got {unknown or 'none'}")
     if args.minutes is None and args.steps is None:
         args.minutes = 5.0
     return args
@@ -52,8 +68,10 @@ def child_env() -> dict:
 def child_command(name: str, run_dir: Path, args: argparse.Namespace) -> list[str]:
     common = ["--threads", str(args.threads), *budget_options(args)]
     common += [] if args.text is None else ["--text", args.text]
-    if name == "bptt":
-        return [sys.executable, "-m", "bptt", "train", "--out", str(run_dir), "--quiet", *common]
+    if name.startswith("bptt"):
+        dtype = ["--compute-dtype", "bfloat16"] if name == "bptt-bfloat16" else []
+        train = [sys.executable, "-m", "bptt", "train", "--out", str(run_dir), "--quiet"]
+        return [*train, *dtype, *common]
     return [sys.executable, str(ENTRY), "--recipe", name, "--out", str(run_dir), *common]
 
 
@@ -103,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_child(args)
     runs_dir = args.out / "runs"
     results = []
-    for name, label in LABELS.items():
-        run_dir = runs_dir / name
+    for name in args.runs:
+        label, run_dir = LABELS[name], runs_dir / name
         shutil.rmtree(run_dir, ignore_errors=True)  # this program's own run of before
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         print(f"{label}: {' '.join(child_command(name, run_dir, args)[1:])}", flush=True)
