@@ -40,4 +40,9 @@ inline Index steps_per_chunk(Index rows, Index batch, Index max_steps) {
   return std::clamp<Index>(by_rows, 1, std::max<Index>(1, max_steps));
 }
 
+// The chunks of chunk_steps that `steps` steps make, the last of them possibly shorter.
+inline Index chunk_count(Index steps, Index chunk_steps) {
+  return (steps + chunk_steps - 1) / chunk_steps;
+}
+
 }  // namespace bptt

@@ -125,7 +125,7 @@ LossPlan base_plan(const LossProblem& problem) {
   const Index c = plan.small_steps
                       ? steps_per_chunk(kPipelineChunkRows, B, T / kMinPipelineChunks)
                       : steps_per_chunk(kChunkRows, B, T);
-  plan.chunks = {T, B, c, T == 0 ? 0 : (T + c - 1) / c};
+  plan.chunks = {T, B, c, chunk_count(T, c)};
   plan.recomputation = Recomputation::none;
   plan.stored_states = T + 1;
   return plan;

@@ -517,7 +517,7 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
     backward_recurrence(weights, inputs, activation, hidden, d_h_last, chunk_steps,
                         fill_upstream, chunk_gradients, d_pre, grads.b);
   };
-  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
+  const Index chunks = chunk_count(T, chunk_steps);
   if (chunks < 2 || free_threads() < 2 || !step_stays_on_one_thread(B, H)) {
     run_in_turn();
   } else {

@@ -58,7 +58,7 @@ template <class S>
 bool projects_ahead(const SequenceInput<S>& inputs, Index input_size, Index hidden_size,
                     Index chunk_steps) {
   const Index T = inputs.steps, B = inputs.batch;
-  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
+  const Index chunks = chunk_count(T, chunk_steps);
   if (chunks < 2 || free_threads() < 2 || !step_stays_on_one_thread(B, hidden_size)) return false;
   if (inputs.tokens) return true;
   const Index fewest_rows = std::min(chunk_steps, T - (chunks - 1) * chunk_steps) * B;
@@ -82,7 +82,7 @@ void recurrent_forward(const LayerWeights<S>& given_weights, const SequenceInput
   detail::prepare_states(weights, inputs, h0, states, 0);
   detail::ForwardRecurrence<S> loop(weights.W, inputs, H, activation, weights.operands);
   const TimeOrder order{T, inputs.reverse};
-  const Index chunks = (T + chunk_steps - 1) / chunk_steps;
+  const Index chunks = chunk_count(T, chunk_steps);
   auto run_range = [&](Index j) {  // chunk j's steps run, k in [first, last)
     return std::pair<Index, Index>{j * chunk_steps, std::min(T, (j + 1) * chunk_steps)};
   };
