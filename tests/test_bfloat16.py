@@ -42,7 +42,7 @@ from working_memory import PEAK_SIZES, linux_only, working_memory_peak
 import bptt
 from bptt import reference, reference_bfloat16
 from bptt._model import ACTIVATIONS, PARAM_NAMES
-from bptt.reference_bfloat16 import UNIT_ROUNDOFF, round_to_bfloat16
+from bptt.reference_bfloat16 import UNIT_ROUNDOFF, relative_error, round_to_bfloat16
 
 BF16 = {"compute_dtype": "bfloat16"}
 U32 = closeness.unit_roundoff(np.float32)
@@ -53,14 +53,6 @@ def restore_threads():
     before = bptt.get_num_threads()
     yield
     bptt.set_num_threads(before)
-
-
-def relative_error(actual, expected) -> float:
-    """||actual - expected||_F / ||expected||_F, in float64 (0 for two zero arrays)."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    norm = np.linalg.norm(expected)
-    difference = np.linalg.norm(actual - expected)
-    return float(difference / norm) if norm > 0 else float(difference)
 
 
 def is_bfloat16(values) -> bool:

@@ -276,7 +276,11 @@ def check_bfloat16(args: argparse.Namespace) -> bool:
     )
     rows = [("loss", abs(core.loss - truth.loss) / max(abs(truth.loss), 1.0), loss_bound)]
     rows += [
-        (f"d{name}", _frobenius_error(core.grads[name], truth.grads[name]), gradient_bound)
+        (
+            f"d{name}",
+            reference_bfloat16.relative_error(core.grads[name], truth.grads[name]),
+            gradient_bound,
+        )
         for name in GRADIENT_NAMES
     ]
     ok = True
@@ -285,13 +289,6 @@ def check_bfloat16(args: argparse.Namespace) -> bool:
         ok &= passed
         print(f"  {name:>5}  relative error = {error:.2e}  {'ok' if passed else 'FAILED'}")
     return ok
-
-
-def _frobenius_error(value: np.ndarray, truth: np.ndarray) -> float:
-    """||value - truth||_F / ||truth||_F (the difference's norm where truth is zero)."""
-    difference = float(np.linalg.norm(np.asarray(value, np.float64) - truth))
-    norm = float(np.linalg.norm(truth))
-    return difference / norm if norm > 0 else difference
 
 
 def report_timings(args: argparse.Namespace) -> None:

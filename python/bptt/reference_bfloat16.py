@@ -31,6 +31,7 @@ __all__ = [
     "LOSS_RELATIVE_ERROR",
     "UNIT_ROUNDOFF",
     "loss_and_grad",
+    "relative_error",
     "round_to_bfloat16",
 ]
 
@@ -40,6 +41,15 @@ UNIT_ROUNDOFF = 2.0**-8  # bfloat16's: 8 significant bits, round-to-nearest
 # error (about 8 u), and the loss's relative error (about 2.5 u).
 GRADIENT_RELATIVE_ERROR = 3e-2
 LOSS_RELATIVE_ERROR = 1e-2
+
+
+def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
+    """||actual - expected||_F / ||expected||_F, in float64 (the difference's norm where expected
+    is zero): the measure the bounds above are stated in."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    norm = np.linalg.norm(expected)
+    difference = np.linalg.norm(actual - expected)
+    return float(difference / norm) if norm > 0 else float(difference)
 
 
 def round_to_bfloat16(values: ArrayLike) -> NDArray[np.float32]:
