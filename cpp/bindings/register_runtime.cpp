@@ -31,6 +31,7 @@ std::size_t release_kept_memory() { return release_scratch() + release_kept_outp
 py::dict information() {
   const BuildInfo info = build_info();
   return py::dict("instruction_set"_a = info.instruction_set,
+                  "float64_instruction_set"_a = info.float64_instruction_set,
                   "available_instruction_sets"_a = available_instruction_sets(),
                   "simd"_a = info.simd, "eigen_version"_a = info.eigen_version,
                   "compiler"_a = info.compiler, "openmp"_a = info.openmp,
@@ -44,9 +45,9 @@ void register_runtime(py::module_& m) {
   m.def("set_num_threads", &set_threads, "n"_a);
   m.def("get_num_threads", &get_num_threads);
   m.def("build_info", &information,
-        "The instruction set the core runs and those available (built and supported by this "
-        "CPU, best last), the vector instructions, Eigen's version, the compiler, OpenMP and "
-        "the thread count.");
+        "The instruction set the core runs, the one its float64 kernels run (AVX-512 leaves them "
+        "to AVX2), those available (built and supported by this CPU, best last), the vector "
+        "instructions, Eigen's version, the compiler, OpenMP and the thread count.");
   m.def("available_memory_bytes", &available_memory_bytes,
         "Free or reclaimable RAM and free swap, the bound of the core's allocation check.");
   m.def("release_scratch", &release_kept_memory,

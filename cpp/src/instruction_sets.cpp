@@ -6,6 +6,7 @@
 #include "kernel_table.hpp"
 
 #include <cstdlib>
+#include <iterator>
 #include <stdexcept>
 
 #define BPTT_DECLARE_KERNEL_TABLE(set) \
@@ -44,40 +45,51 @@ std::string bfloat16_products() {
   return products + " (no AVX512-BF16)";
 }
 
-struct KernelSet {
-  const char* name;
-  const KernelTable& (*table)();
-};
-
 #define BPTT_KERNEL_SET_ENTRY(set) KernelSet{#set, &isa_##set::kernel_table},
 constexpr KernelSet kBuiltSets[] = {BPTT_FOR_EACH_KERNEL_SET(BPTT_KERNEL_SET_ENTRY)};
 
-const KernelTable& choose_kernels() {
-  const char* requested = std::getenv("BPTT_INSTRUCTION_SET");
+}  // namespace
+
+KernelTable choose_kernel_table(const std::vector<KernelSet>& sets, const char* requested,
+                                const std::function<bool(const std::string&)>& supports) {
+  const bool any = !requested || !*requested;
   const KernelSet* chosen = nullptr;
   std::string available;
-  for (const KernelSet& set : kBuiltSets) {
-    if (!cpu_supports(set.name)) continue;
+  for (const KernelSet& set : sets) {
+    if (!supports(set.name)) continue;
     available += (available.empty() ? "" : ", ") + std::string(set.name);
-    if (!requested || !*requested || requested == std::string(set.name)) chosen = &set;
+    if (any || requested == std::string(set.name)) chosen = &set;
   }
-  if (requested && *requested && (!chosen || requested != std::string(chosen->name))) {
+  if (!any && (!chosen || requested != std::string(chosen->name))) {
     throw std::invalid_argument("BPTT_INSTRUCTION_SET: expected one of " + available +
                                 " (supported by this CPU and built), got '" + requested + "'");
   }
   if (!chosen) {  // a development build for another CPU (BPTT_INSTRUCTION_SETS)
     std::string built;
-    for (const KernelSet& set : kBuiltSets) built += (built.empty() ? "" : ", ") + std::string(set.name);
+    for (const KernelSet& set : sets) built += (built.empty() ? "" : ", ") + std::string(set.name);
     throw std::runtime_error("this build has kernels for " + built +
                              " only, none of which this CPU supports");
   }
-  return chosen->table();
+  KernelTable table = chosen->table();
+  for (auto lower = chosen; !table.float64_instruction_set && lower != sets.data();) {
+    --lower;
+    const KernelTable& donor = lower->table();
+    if (donor.float64_instruction_set && supports(lower->name)) {
+      table.f64 = donor.f64;
+      table.float64_instruction_set = donor.float64_instruction_set;
+    }
+  }
+  if (!table.float64_instruction_set) {
+    throw std::logic_error(std::string("the ") + chosen->name +
+                           " kernels have no float64 kernels below them to run with");
+  }
+  return table;
 }
 
-}  // namespace
-
 const KernelTable& active_kernels() {
-  static const KernelTable& table = choose_kernels();
+  static const KernelTable table =
+      choose_kernel_table({std::begin(kBuiltSets), std::end(kBuiltSets)},
+                          std::getenv("BPTT_INSTRUCTION_SET"), cpu_supports);
   return table;
 }
 
@@ -97,7 +109,9 @@ BuildInfo build_info() {
 #else
   const bool openmp = false;
 #endif
-  return {kernels.instruction_set, kernels.simd, kernels.eigen_version, BPTT_COMPILER, openmp,
+  return {kernels.instruction_set,  kernels.float64_instruction_set,
+          kernels.simd,             kernels.eigen_version,
+          BPTT_COMPILER,            openmp,
           bfloat16_products()};
 }
 

@@ -7,6 +7,9 @@
 #include "bptt/types.hpp"
 
 #include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
 
 namespace bptt {
 
@@ -47,6 +50,9 @@ struct KernelTable {
                                                   std::size_t scalar_bytes);
   ScalarKernels<float> f32;
   ScalarKernels<double> f64;
+  // The set whose kernels f64 holds: this one, another (kernels/scalars.hpp) when the active
+  // table is composed, or null in a set compiled without them.
+  const char* float64_instruction_set;
 
   template <class S>
   const ScalarKernels<S>& scalar() const {
@@ -55,7 +61,21 @@ struct KernelTable {
   }
 };
 
-// The table of the set the core runs (instruction_sets.cpp).
+// One instruction set's kernels in the build.
+struct KernelSet {
+  const char* name;
+  const KernelTable& (*table)();
+};
+
+// The table the core runs: that of the set `requested` names (the best one when null or empty)
+// among `sets` (best last) that `supports` accepts, with the float64 kernels of the best such
+// set below it that has them where it has none (kernels/scalars.hpp). Throws
+// std::invalid_argument for a set requested but not available.
+KernelTable choose_kernel_table(const std::vector<KernelSet>& sets, const char* requested,
+                                const std::function<bool(const std::string&)>& supports);
+
+// The table of the set the core runs (instruction_sets.cpp): choose_kernel_table over the
+// build's sets, the CPU's support and the environment's BPTT_INSTRUCTION_SET.
 const KernelTable& active_kernels();
 
 }  // namespace bptt

@@ -5,6 +5,7 @@
 #include "bptt/bptt.hpp"
 
 #include "kernels/bfloat16.hpp"
+#include "kernel_table.hpp"
 #include "kernels/step_product.hpp"
 #include "loss_plan.hpp"
 #include "workspace.hpp"
@@ -21,6 +22,10 @@
 
 using namespace bptt;
 namespace kernels = bptt::BPTT_ISA_NAMESPACE;
+
+namespace bptt::BPTT_ISA_NAMESPACE {
+const KernelTable& kernel_table();
+}
 
 namespace {
 
@@ -675,6 +680,67 @@ void check_stacked_training_step_composes_the_layers() {
   set_num_threads(1);
 }
 
+// Three sets as a build for AVX-512 holds them: the widest without float64 kernels of its own.
+const KernelTable& narrow_table() { return kernels::kernel_table(); }
+const KernelTable& middle_table() {
+  static KernelTable table = [] {
+    KernelTable middle = kernels::kernel_table();
+    middle.instruction_set = middle.float64_instruction_set = "middle";
+    middle.f64.all_finite = [](const double*, Index) { return true; };
+    return middle;
+  }();
+  return table;
+}
+const KernelTable& wide_table() {
+  static KernelTable table = [] {
+    KernelTable wide = kernels::kernel_table();
+    wide.instruction_set = "wide";
+    wide.f32.all_finite = [](const float*, Index) { return false; };
+    wide.f64 = {};
+    wide.float64_instruction_set = nullptr;
+    return wide;
+  }();
+  return table;
+}
+
+void check_the_float64_kernels_come_from_the_best_set_below_that_has_them() {
+  const std::vector<KernelSet> sets = {
+      {"narrow", &narrow_table}, {"middle", &middle_table}, {"wide", &wide_table}};
+  const auto all = [](const std::string&) { return true; };
+  const KernelTable best = choose_kernel_table(sets, nullptr, all);
+  expect(std::string(best.instruction_set) == "wide" &&
+             best.f32.all_finite == wide_table().f32.all_finite,
+         "the widest supported set runs float32");
+  expect(std::string(best.float64_instruction_set) == "middle" &&
+             best.f64.all_finite == middle_table().f64.all_finite &&
+             best.f64.training_step == middle_table().f64.training_step,
+         "float64 runs the best set below it that has float64 kernels");
+  const KernelTable skipping = choose_kernel_table(
+      sets, "", [](const std::string& name) { return name != "middle"; });
+  expect(std::string(skipping.float64_instruction_set) == "baseline" &&
+             skipping.f64.all_finite == narrow_table().f64.all_finite,
+         "an unsupported set lends no float64 kernels");
+  const KernelTable requested = choose_kernel_table(sets, "middle", all);
+  expect(std::string(requested.instruction_set) == "middle" &&
+             std::string(requested.float64_instruction_set) == "middle",
+         "a set with float64 kernels runs its own");
+  bool refused = false;
+  try {
+    choose_kernel_table(sets, "wider", all);
+  } catch (const std::invalid_argument& error) {
+    refused = std::string(error.what()).find("expected one of narrow, middle, wide") !=
+              std::string::npos;
+  }
+  expect(refused, "a set not available is refused, naming those that are");
+  bool none = false;
+  try {
+    choose_kernel_table({{"wide", &wide_table}}, nullptr, all);
+  } catch (const std::logic_error&) {
+    none = true;
+  }
+  expect(none, "a set without float64 kernels and none below is refused");
+}
+
 }  // namespace
 
 int main() {
@@ -707,6 +773,7 @@ int main() {
          "the baseline instruction set is always available");
   expect(instruction_set() == available_instruction_sets().back(),
          "the best available instruction set runs");
+  check_the_float64_kernels_come_from_the_best_set_below_that_has_them();
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 // The core's kernels are compiled once per instruction set (x86-64: "baseline", "avx2" for
 // x86-64-v3, "avx512" for x86-64-v4); every public function runs the best set this CPU
-// supports, or the one the environment variable BPTT_INSTRUCTION_SET names.
+// supports, or the one the environment variable BPTT_INSTRUCTION_SET names (float64's from the
+// best set below it that has them, where that set has none: BuildInfo).
 #pragma once
 
 #include <string>
@@ -18,6 +19,10 @@ std::string instruction_set();
 
 struct BuildInfo {
   std::string instruction_set;  // as instruction_set()
+  // The set whose float64 kernels run: instruction_set(), but for AVX-512, whose builds leave
+  // float64 to the AVX2 kernels (float64 is the accuracy path, and its AVX-512 kernels would
+  // cost every build a seventh of its compile time).
+  std::string float64_instruction_set;
   std::string simd;             // the vector instructions its kernels use, as Eigen names them
   std::string eigen_version;
   std::string compiler;

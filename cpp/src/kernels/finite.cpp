@@ -1,6 +1,7 @@
 // The finiteness check of the bindings' arguments (bptt/finite.hpp), vectorized.
 #include "entry_points.hpp"
 #include "matrix_views.hpp"
+#include "scalars.hpp"
 
 namespace bptt::BPTT_ISA_NAMESPACE {
 
@@ -12,7 +13,8 @@ bool all_finite(const S* values, Index size) {
   return (array * S(0)).sum() == S(0);
 }
 
-template bool all_finite<float>(const float*, Index);
-template bool all_finite<double>(const double*, Index);
+#define BPTT_INSTANTIATE(S) template bool all_finite<S>(const S*, Index);
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
+#undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

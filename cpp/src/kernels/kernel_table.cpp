@@ -3,6 +3,7 @@
 
 #include "entry_points.hpp"
 #include "matrix_views.hpp"
+#include "scalars.hpp"
 
 #define BPTT_STRINGIFY_NAME(name) #name
 #define BPTT_STRINGIFY(name) BPTT_STRINGIFY_NAME(name)
@@ -28,7 +29,13 @@ const KernelTable& kernel_table() {
           EIGEN_MINOR_VERSION),
       &head_loss_and_grad_scratch_bytes,
       scalar_kernels<float>(),
-      scalar_kernels<double>()};
+#if BPTT_FLOAT64_KERNELS
+      scalar_kernels<double>(),
+      BPTT_STRINGIFY(BPTT_INSTRUCTION_SET_NAME)};
+#else
+      ScalarKernels<double>{},  // another set's (instruction_sets.cpp)
+      nullptr};
+#endif
   return table;
 }
 

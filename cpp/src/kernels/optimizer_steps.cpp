@@ -1,4 +1,5 @@
 #include "entry_points.hpp"
+#include "scalars.hpp"
 #include "team.hpp"
 
 #include <algorithm>
@@ -87,8 +88,7 @@ void sgd_momentum_step(S* param, const S* grad, S* buffer, Index size, S lr, S m
   template void adagrad_step<S>(S*, const S*, S*, Index, S, S);                              \
   template void adam_step<S>(S*, const S*, S*, S*, Index, const AdamStep<S>&);                \
   template void sgd_momentum_step<S>(S*, const S*, S*, Index, S, S, bool);
-BPTT_INSTANTIATE(float)
-BPTT_INSTANTIATE(double)
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
 #undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

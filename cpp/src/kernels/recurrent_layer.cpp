@@ -4,6 +4,7 @@
 #include "entry_points.hpp"
 #include "handoff.hpp"
 #include "recurrence.hpp"
+#include "scalars.hpp"
 
 #include "../workspace.hpp"
 
@@ -137,8 +138,7 @@ void recurrent_backward(const LayerWeights<S>& given_weights, const SequenceInpu
   template void recurrent_backward<S>(const LayerWeights<S>&, const SequenceInput<S>&,      \
                                       Activation, const S*, const S*, const S*, const S*,   \
                                       const LayerGradients<S>&);
-BPTT_INSTANTIATE(float)
-BPTT_INSTANTIATE(double)
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
 #undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

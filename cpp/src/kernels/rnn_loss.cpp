@@ -5,6 +5,7 @@
 #include "chunked_loss.hpp"
 #include "entry_points.hpp"
 #include "rnn_loss_pipeline.hpp"
+#include "scalars.hpp"
 
 #include "../workspace.hpp"
 
@@ -353,8 +354,7 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
       const LayerWeights<S>&, const HeadWeights<S>&, const SequenceInput<S>&, const Targets<S>&, \
       const S*, Activation, Reduction, const LayerGradients<S>&, const HeadGradients<S>&, S*,   \
       const GradientsDone*, std::size_t);
-BPTT_INSTANTIATE(float)
-BPTT_INSTANTIATE(double)
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
 #undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

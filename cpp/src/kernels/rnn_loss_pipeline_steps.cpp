@@ -144,9 +144,10 @@ double stepwise_loss_and_grad(const LossCall<S>& call, const LossScratch<S>& scr
   return total_loss(step_losses, reduced);
 }
 
-template double stepwise_loss_and_grad<float>(const LossCall<float>&, const LossScratch<float>&);
-template double stepwise_loss_and_grad<double>(const LossCall<double>&,
-                                               const LossScratch<double>&);
+#define BPTT_INSTANTIATE(S) \
+  template double stepwise_loss_and_grad<S>(const LossCall<S>&, const LossScratch<S>&);
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
+#undef BPTT_INSTANTIATE
 
 }  // namespace detail
 }  // namespace bptt::BPTT_ISA_NAMESPACE

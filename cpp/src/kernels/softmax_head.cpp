@@ -4,6 +4,7 @@
 #include "bfloat16.hpp"
 #include "entry_points.hpp"
 #include "parallel_product.hpp"
+#include "scalars.hpp"
 #include "team.hpp"
 
 #include "../workspace.hpp"
@@ -248,8 +249,7 @@ double head_loss_and_grad(const HeadWeights<S>& given_weights, const S* given_hi
   template double head_loss_and_grad<S>(const HeadWeights<S>&, const S*, Index,                 \
                                         const Targets<S>&, Reduction, const HeadGradients<S>&,  \
                                         S*);
-BPTT_INSTANTIATE(float)
-BPTT_INSTANTIATE(double)
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
 #undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -3,6 +3,7 @@
 #include "stack_loss.hpp"
 
 #include "entry_points.hpp"
+#include "scalars.hpp"
 
 #include "../workspace.hpp"
 
@@ -69,8 +70,7 @@ double stack_loss_and_grad(const ParameterLayout& layout, const S* params, S* gr
   template double stack_loss_and_grad<S>(const ParameterLayout&, const S*, S*,               \
                                          const SequenceInput<S>&, const Targets<S>&, const S*, \
                                          S*, Activation, ProductOperands);
-BPTT_INSTANTIATE(float)
-BPTT_INSTANTIATE(double)
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
 #undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,6 +1,8 @@
 // The per-step products (step_product.hpp), compiled once per instruction set.
 #include "step_product.hpp"
 
+#include "scalars.hpp"
+
 namespace bptt::BPTT_ISA_NAMESPACE {
 
 template <class S>
@@ -88,7 +90,8 @@ void StepProduct<S>::pack(const S* weights, Index stride) {
     }
 }
 
-template class StepProduct<float>;
-template class StepProduct<double>;
+#define BPTT_INSTANTIATE(S) template class StepProduct<S>;
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
+#undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE

@@ -1,5 +1,6 @@
 #include "entry_points.hpp"
 #include "matrix_views.hpp"
+#include "scalars.hpp"
 #include "stack_loss.hpp"
 #include "team.hpp"
 
@@ -123,8 +124,7 @@ StepOutcome training_step(const ParameterLayout& layout, S* params, S* grads,
   template StepOutcome training_step<S>(const ParameterLayout&, S*, S*, const SequenceInput<S>&, \
                                         const Targets<S>&, const S*, S*, Activation, double,     \
                                         const OptimizerUpdate<S>&, std::size_t, ProductOperands);
-BPTT_INSTANTIATE(float)
-BPTT_INSTANTIATE(double)
+BPTT_FOR_EACH_SCALAR(BPTT_INSTANTIATE)
 #undef BPTT_INSTANTIATE
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE
