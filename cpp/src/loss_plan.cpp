@@ -124,7 +124,7 @@ LossPlan base_plan(const LossProblem& problem) {
   plan.schedule = stepwise ? LossSchedule::stepwise : LossSchedule::chunked;
   const Index c = plan.small_steps
                       ? steps_per_chunk(kPipelineChunkRows, B, T / kMinPipelineChunks)
-                      : steps_per_chunk(kChunkRows, B, T);
+                      : steps_per_chunk(chunk_rows(size.hidden_size), B, T);
   plan.chunks = {T, B, c, chunk_count(T, c)};
   plan.recomputation = Recomputation::none;
   plan.stored_states = T + 1;

@@ -74,7 +74,7 @@ void recurrent_forward(const LayerWeights<S>& given_weights, const SequenceInput
   const LayerWeights<S>& weights = operands.weights;
   const SequenceInput<S>& inputs = operands.inputs;
   const Index T = inputs.steps, B = inputs.batch, H = weights.hidden_size;
-  const Index chunk_steps = steps_per_chunk(kChunkRows, B, T);
+  const Index chunk_steps = steps_per_chunk(chunk_rows(H), B, T);
   if (T * B == 0 || !projects_ahead(inputs, weights.input_size, H, chunk_steps)) {
     detail::prepare_states(weights, inputs, h0, states, T);
     if (T * B > 0) detail::forward_recurrence(weights, inputs, activation, states);
@@ -117,7 +117,7 @@ void recurrent_backward(const LayerWeights<S>& given_weights, const SequenceInpu
                                   {{&h0, B * H}, {&hidden, T * B * H}});
   const LayerWeights<S>& weights = operands.weights;
   const SequenceInput<S>& inputs = operands.inputs;
-  const Index chunk_steps = steps_per_chunk(kChunkRows, B, T);
+  const Index chunk_steps = steps_per_chunk(chunk_rows(H), B, T);
   // da lives in a ring of two chunks: dL/dh of a chunk is copied in just before the loop runs it.
   const Index ring_rows = std::min(T, 2 * chunk_steps) * B;
   Workspace workspace(Workspace::bytes_for({std::size_t(ring_rows * H) * sizeof(S)}));
