@@ -17,6 +17,7 @@
 #pragma once
 
 #include "matrix_views.hpp"
+#include "scalars.hpp"
 
 #include <type_traits>
 
@@ -45,8 +46,9 @@ void multiply_views(MatrixView<S> dst, ConstMatrixView<S> lhs, ConstMatrixView<S
 #define BPTT_DECLARE_PRODUCT(S, L, R)                                  \
   extern template void multiply_views<S, L, R>(MatrixView<S>, ConstMatrixView<S>, \
                                                ConstMatrixView<S>, bool);
-BPTT_PRODUCT_FORMS(BPTT_DECLARE_PRODUCT, float)
-BPTT_PRODUCT_FORMS(BPTT_DECLARE_PRODUCT, double)
+#define BPTT_DECLARE_PRODUCTS(S) BPTT_PRODUCT_FORMS(BPTT_DECLARE_PRODUCT, S)
+BPTT_FOR_EACH_SCALAR(BPTT_DECLARE_PRODUCTS)
+#undef BPTT_DECLARE_PRODUCTS
 #undef BPTT_DECLARE_PRODUCT
 
 // dst = lhs·rhs on the calling thread, for the small products of dh0: a block of rows, or a row.
@@ -58,8 +60,7 @@ void assign_product(RowVectorView<S> dst, ConstRowVectorView<S> lhs, ConstMatrix
   extern template void assign_product<S>(MatrixView<S>, ConstMatrixView<S>, ConstMatrixView<S>); \
   extern template void assign_product<S>(RowVectorView<S>, ConstRowVectorView<S>,            \
                                          ConstMatrixView<S>);
-BPTT_DECLARE_ONE_THREAD_PRODUCTS(float)
-BPTT_DECLARE_ONE_THREAD_PRODUCTS(double)
+BPTT_FOR_EACH_SCALAR(BPTT_DECLARE_ONE_THREAD_PRODUCTS)
 #undef BPTT_DECLARE_ONE_THREAD_PRODUCTS
 
 // A row-major expression with direct access (a view, or a block of whole rows of one) as a view

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "matrix_views.hpp"
+#include "scalars.hpp"
 #include "vector_step_product.hpp"
 
 #include <algorithm>
@@ -62,7 +63,8 @@ class StepProduct {
 };
 
 // Compiled in step_product.cpp, for each scalar.
-extern template class StepProduct<float>;
-extern template class StepProduct<double>;
+#define BPTT_DECLARE_STEP_PRODUCT(S) extern template class StepProduct<S>;
+BPTT_FOR_EACH_SCALAR(BPTT_DECLARE_STEP_PRODUCT)
+#undef BPTT_DECLARE_STEP_PRODUCT
 
 }  // namespace bptt::BPTT_ISA_NAMESPACE
