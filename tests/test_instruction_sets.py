@@ -79,9 +79,13 @@ def assert_child_matches_the_oracle(saved) -> None:
                     )
 
 
+AVAILABLE = bptt.build_info()["available_instruction_sets"]
+
+
 def float64_set_of(instruction_set: str) -> str:
-    """AVX-512 leaves float64 to the AVX2 kernels (a build's every set is available with it)."""
-    return "avx2" if instruction_set == "avx512" else instruction_set
+    """AVX-512 leaves float64 to the AVX2 kernels, where the build has them (a development
+    build for AVX-512 alone keeps its own)."""
+    return "avx2" if instruction_set == "avx512" and "avx2" in AVAILABLE else instruction_set
 
 
 def test_the_best_available_instruction_set_is_chosen():
@@ -92,7 +96,7 @@ def test_the_best_available_instruction_set_is_chosen():
     assert info["float64_instruction_set"] == float64_set_of(info["instruction_set"])
 
 
-@pytest.mark.parametrize("instruction_set", bptt.build_info()["available_instruction_sets"])
+@pytest.mark.parametrize("instruction_set", AVAILABLE)
 def test_every_available_instruction_set_matches_the_oracle(instruction_set, tmp_path):
     result, out = run_child(tmp_path, instruction_set=instruction_set)
     assert result.returncode == 0, result.stderr
