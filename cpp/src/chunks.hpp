@@ -9,10 +9,10 @@
 
 namespace bptt {
 
-// The layer's chunks, and the whole model's where a step's product is split across threads:
-// up to hidden size 256, about this many rows (chunk_rows), so that a chunk's da, previous states and inputs stay
-// in cache from the loop to the products that take dW and dU from them (at hidden 256, 1 thread:
-// 64 to 256 rows measured alike, 5-17% faster than one chunk of all rows).
+// The layer's chunks, and the whole model's where a step's product is split across threads: up to
+// hidden size 256, about this many rows (chunk_rows), so that a chunk's da, previous states and
+// inputs stay in cache from the loop to the products that take dW and dU from them (at hidden
+// 256, 1 thread: 64 to 256 rows measured alike, 5-17% faster than one chunk of all rows).
 constexpr Index kChunkRows = 128;
 
 // The rows of such a chunk at hidden size H: kChunkRows, up to kWideChunkRows from H = 256 to
