@@ -355,9 +355,12 @@ def run(args: argparse.Namespace) -> int:
         f"-O {args.output}",
     )
     info = build_info()
+    kernels = info["instruction_set"]
+    if info["float64_instruction_set"] != kernels:
+        kernels += f", float64 {info['float64_instruction_set']}"
     print(
         f"bptt check: T={args.steps} B={args.batch} D={args.input} H={args.hidden} "
-        f"O={args.output}, {args.activation}; kernels {info['instruction_set']} "
+        f"O={args.output}, {args.activation}; kernels {kernels} "
         f"(available: {', '.join(info['available_instruction_sets'])}), "
         f"Eigen {info['eigen_version']}, {info['compiler']}"
     )
