@@ -483,15 +483,22 @@ void gradients_without_steps(const LayerWeights<S>& weights, const SequenceInput
   else dh0.setZero();
 }
 
+// Whether the layer's passes over `chunks` chunks run on two threads, one following the other a
+// chunk apart: when there are two chunks and two threads at least, and a step's product stays on
+// one thread (a barrier per step would cost more than splitting it saves).
+inline bool pipelines_chunks(Index chunks, Index batch, Index hidden_size) {
+  return chunks >= 2 && free_threads() >= 2 && step_stays_on_one_thread(batch, hidden_size);
+}
+
 // The backward pass with the upstream gradient supplied chunk by chunk (see backward_recurrence),
 // in the caller's rows d_pre (a ring must be of chunk_steps). dW, dU, dx and dh0 are taken from
 // each chunk's da as soon as it is complete, while its rows (and the states and inputs of its
 // times) are still in cache; db as the loop goes.
 //
-// On two threads, when a step's product stays on one thread (step_stays_on_one_thread), the
-// loop runs on the first and the second takes each chunk's gradients behind it, in the same
-// order and by the same products: the same bits as on one thread. A slot of a ring of chunks is
-// then refilled only once the second thread is done with the chunk it held.
+// On two threads, when the chunks pipeline (pipelines_chunks), the loop runs on the first and
+// the second takes each chunk's gradients behind it, in the same order and by the same products:
+// the same bits as on one thread. A slot of a ring of chunks is then refilled only once the
+// second thread is done with the chunk it held.
 template <class S, class FillUpstream>
 void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                              Activation activation, const S* h0, const S* hidden,
@@ -518,7 +525,7 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
                         fill_upstream, chunk_gradients, d_pre, grads.b);
   };
   const Index chunks = chunk_count(T, chunk_steps);
-  if (chunks < 2 || free_threads() < 2 || !step_stays_on_one_thread(B, H)) {
+  if (!pipelines_chunks(chunks, B, H)) {
     run_in_turn();
   } else {
     std::vector<std::pair<Index, Index>> times(static_cast<std::size_t>(chunks));

@@ -48,8 +48,9 @@ struct LayerOperands {
 
 }  // namespace
 
-// On two threads, when a step's product stays on one thread, the forward pass projects the
-// inputs (b + U x_t) on the second thread a chunk of steps ahead of the step loop on the first.
+// On two threads, when the chunks pipeline (detail::pipelines_chunks), the forward pass projects
+// the inputs (b + U x_t) on the second thread a chunk of steps ahead of the step loop on the
+// first.
 // The chunks' projections are the same bits as the whole sequence's when the rows are gathered
 // from U (token inputs), or when every chunk's product takes Eigen's blocked kernel as the whole
 // one does (not its coefficient-wise product, below EIGEN_GEMM_TO_COEFFBASED_THRESHOLD, nor its
@@ -60,7 +61,7 @@ bool projects_ahead(const SequenceInput<S>& inputs, Index input_size, Index hidd
                     Index chunk_steps) {
   const Index T = inputs.steps, B = inputs.batch;
   const Index chunks = chunk_count(T, chunk_steps);
-  if (chunks < 2 || free_threads() < 2 || !step_stays_on_one_thread(B, hidden_size)) return false;
+  if (!detail::pipelines_chunks(chunks, B, hidden_size)) return false;
   if (inputs.tokens) return true;
   const Index fewest_rows = std::min(chunk_steps, T - (chunks - 1) * chunk_steps) * B;
   return chunk_steps * B % kProductRowAlignment<S> == 0 && fewest_rows > 1 && hidden_size > 1 &&

@@ -48,11 +48,8 @@ struct LossScratch {
 
 // The scalar and stored-state types the chunked schedules are compiled for: with bfloat16
 // operands, the states are stored as bfloat16.
-#if BPTT_FLOAT64_KERNELS
-#define BPTT_FOR_EACH_SCALAR_AND_STATE(X) X(float, float) X(double, double) X(float, Bfloat16)
-#else
-#define BPTT_FOR_EACH_SCALAR_AND_STATE(X) X(float, float) X(float, Bfloat16)
-#endif
+#define BPTT_FOR_EACH_SCALAR_AND_STATE(X) \
+  X(float, float) BPTT_IF_FLOAT64(X(double, double)) X(float, Bfloat16)
 
 // The stepwise schedule (loss_plan.hpp) on scratch whose logit_rows have max(hidden, output)
 // scalars each and whose hidden_rows hold every row: leaves the hidden states in the scratch's

@@ -9,8 +9,11 @@
 #define BPTT_FLOAT64_KERNELS 1
 #endif
 
+// BPTT_IF_FLOAT64(x): x where the set has double kernels, nothing otherwise.
 #if BPTT_FLOAT64_KERNELS
-#define BPTT_FOR_EACH_SCALAR(X) X(float) X(double)
+#define BPTT_IF_FLOAT64(x) x
 #else
-#define BPTT_FOR_EACH_SCALAR(X) X(float)
+#define BPTT_IF_FLOAT64(x)
 #endif
+
+#define BPTT_FOR_EACH_SCALAR(X) X(float) BPTT_IF_FLOAT64(X(double))
