@@ -54,8 +54,8 @@ struct LayerOperands {
 // The chunks' projections are the same bits as the whole sequence's when the rows are gathered
 // from U (token inputs), or when every chunk's product takes Eigen's blocked kernel as the whole
 // one does (not its coefficient-wise product, below EIGEN_GEMM_TO_COEFFBASED_THRESHOLD, nor its
-// matrix-vector one) and every chunk's rows are whole register blocks of it
-// (parallel_product.hpp).
+// matrix-vector one) and the chunks' rows meet at multiples of its register block
+// (parallel_product.hpp): chunk_steps·batch rows a chunk, counted from time 0 in either order.
 template <class S>
 bool projects_ahead(const SequenceInput<S>& inputs, Index input_size, Index hidden_size,
                     Index chunk_steps) {
@@ -85,8 +85,15 @@ void recurrent_forward(const LayerWeights<S>& given_weights, const SequenceInput
   detail::ForwardRecurrence<S> loop(weights.W, inputs, H, activation, weights.operands);
   const TimeOrder order{T, inputs.reverse};
   const Index chunks = chunk_count(T, chunk_steps);
-  auto run_range = [&](Index j) {  // chunk j's steps run, k in [first, last)
-    return std::pair<Index, Index>{j * chunk_steps, std::min(T, (j + 1) * chunk_steps)};
+  // Chunk j's steps run, k in [first, last). Its times are counted from time 0 in either
+  // order, so that the chunks' rows meet at multiples of chunk_steps·batch, where
+  // projects_ahead checks the product's blocks fall: reversed, the first chunk run is the
+  // short one at the top.
+  auto run_range = [&](Index j) {
+    const Index chunk = inputs.reverse ? chunks - 1 - j : j;
+    const Index t0 = chunk * chunk_steps, t1 = std::min(T, t0 + chunk_steps);
+    if (!inputs.reverse) return std::pair<Index, Index>{t0, t1};
+    return std::pair<Index, Index>{T - t1, T - t0};
   };
   auto project = [&](Index j) {
     const auto [first, last] = run_range(j);
