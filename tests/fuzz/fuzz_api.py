@@ -54,6 +54,7 @@ with atheris.instrument_imports(include=["bptt"]):
     import bptt
     from bptt import _model, reference
 
+import closeness
 import test_core_vs_oracle as oracle_scales
 
 PARAM_NAMES = _model.PARAM_NAMES
@@ -1102,11 +1103,98 @@ def compare_with_oracle(call: Call, results: dict) -> None:
             expected = layer_expectations(p, function)
         else:
             expected = head_expectations(p, function)
+    beyond = {}  # name -> the failure
     for name, (value, scale, chain) in expected.items():
         # The problems are of unit size: a result that cancels to less than its terms, of a
         # few units, is judged at the scale of 1 (closeness.magnitude's floor).
         scale = max(float(np.max(scale, initial=0.0)), 1.0)
-        oracle_scales.assert_close(results[name], value, scale, dtype, chain, name)
+        try:
+            oracle_scales.assert_close(results[name], value, scale, dtype, chain, name)
+        except AssertionError as failure:
+            beyond[name] = failure
+    if beyond:
+        assert_within_rounding_noise(p, function, results, beyond)
+
+
+# What rounding alone does where the recurrence amplifies it: the oracle evaluated in the
+# call's dtype against the oracle in a wider one (long double's 64 bits for float64).
+WIDER = {np.dtype(np.float32): np.float64, np.dtype(np.float64): np.longdouble}
+
+
+def assert_within_rounding_noise(p: Problem, function: str, results: dict, beyond: dict) -> None:
+    """The tolerances above take rounding to grow with the chain's length at the scale of the
+    exact terms. An expanding recurrence (W of spectral radius above 1, as broadcast rows make
+    it) multiplies the rounding of each step by the chain's growth instead, and where the exact
+    gradients cancel (identical rows of V, say), no evaluation in the call's dtype comes near
+    them. Results beyond those tolerances pass if they are no further from the exact values than
+    closeness.GROWTH times the oracle's own evaluation in the same dtype: what rounding alone
+    does on this problem."""
+    same = oracle_results(p, function, p.dtype)
+    exact = oracle_results(p, function, WIDER[np.dtype(p.dtype)])
+    for name, failure in beyond.items():
+        noise = float(np.max(np.abs(same[name] - exact[name]), initial=0.0))
+        error = float(np.max(np.abs(results[name] - exact[name]), initial=0.0))
+        if not error <= closeness.GROWTH * noise:
+            raise AssertionError(
+                f"{failure}; {closeness.GROWTH} times the oracle's own "
+                f"rounding in {np.dtype(p.dtype)}: {closeness.GROWTH * noise:.3g}"
+            )
+
+
+def oracle_results(p: Problem, function: str, dtype) -> dict:
+    """The oracle's results for the problem's (batched) values, computed in `dtype`, by name."""
+
+    def cast(value):
+        if value is None or np.asarray(value).dtype.kind != "f":
+            return value
+        return np.asarray(value).astype(dtype)
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params, arrays, options = {k: cast(v) for k, v in p.params.items()}, p.arrays, p.options
+        inputs, h0, activation = cast(arrays["inputs"]), cast(arrays["h0"]), options["activation"]
+        layer = {
+            "activation": activation,
+            "lengths": arrays["lengths"],
+            "reverse": options["reverse"],
+        }
+        if function == "loss_and_grad":
+            result = reference.loss_and_grad(
+                params,
+                inputs,
+                cast(arrays["targets"]),
+                h0=h0,
+                activation=activation,
+                reduction=options["reduction"],
+            )
+        elif function == "forward":
+            result = reference.forward(params, inputs, h0=h0, activation=activation)
+        elif function == "layer_forward":
+            result = reference.layer_forward(params, inputs, h0=h0, **layer)
+        elif function == "layer_backward":
+            hidden = reference.layer_forward(params, inputs, h0=h0, **layer).hidden
+            result = reference.layer_backward(
+                params,
+                inputs,
+                hidden,
+                h0=h0,
+                d_hidden=cast(arrays["d_hidden"]),
+                d_h_last=cast(arrays["d_h_last"]),
+                **layer,
+            )
+        elif function == "head_logits":
+            result = reference.head_logits(params, cast(arrays["hidden"]))
+        else:
+            result = reference.head_loss_and_grad(
+                params,
+                cast(arrays["hidden"]),
+                cast(arrays["targets"]),
+                reduction=options["reduction"],
+            )
+    return {
+        name: np.asarray(value, np.longdouble)
+        for name, value in flattened(function, result).items()
+    }
 
 
 def layer_expectations(p: Problem, function: str) -> dict:
