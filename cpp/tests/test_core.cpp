@@ -97,21 +97,28 @@ struct Gradients {
   double loss = 0;
 };
 
+// The fused loss and gradients, written `offset` scalars into each output buffer (where it lies
+// in memory must not change a bit).
 template <class S>
 Gradients<S> run(const Problem<S>& p, Activation activation, Reduction reduction = Reduction::sum,
                  std::size_t memory_budget = 0,
-                 ProductOperands operands = ProductOperands::native) {
+                 ProductOperands operands = ProductOperands::native, Index offset = 0) {
   Gradients<S> g;
-  g.U.resize(size_t(p.H * p.D)); g.W.resize(size_t(p.H * p.H)); g.b.resize(size_t(p.H));
-  g.V.resize(size_t(p.O * p.H)); g.c.resize(size_t(p.O)); g.h0.resize(size_t(p.B * p.H));
-  g.x.resize(size_t(p.T * p.B * p.D)); g.h_last.resize(size_t(p.B * p.H));
-  LayerGradients<S> lg{g.U.data(), g.W.data(), g.b.data(), g.h0.data(), p.tokens ? nullptr : g.x.data()};
+  const size_t shift = size_t(offset);
+  g.U.resize(size_t(p.H * p.D) + shift); g.W.resize(size_t(p.H * p.H) + shift);
+  g.b.resize(size_t(p.H) + shift); g.V.resize(size_t(p.O * p.H) + shift);
+  g.c.resize(size_t(p.O) + shift); g.h0.resize(size_t(p.B * p.H) + shift);
+  g.x.resize(size_t(p.T * p.B * p.D) + shift); g.h_last.resize(size_t(p.B * p.H) + shift);
+  LayerGradients<S> lg{g.U.data() + shift, g.W.data() + shift, g.b.data() + shift,
+                       g.h0.data() + shift, p.tokens ? nullptr : g.x.data() + shift};
   LayerWeights<S> layer = p.layer();
   HeadWeights<S> head = p.head();
   layer.operands = head.operands = operands;
   g.loss = rnn_loss_and_grad(layer, head, p.inputs(), p.targets(), p.h0.data(), activation,
-                             reduction, lg, HeadGradients<S>{g.V.data(), g.c.data()}, g.h_last.data(),
-                             nullptr, memory_budget);
+                             reduction, lg, HeadGradients<S>{g.V.data() + shift, g.c.data() + shift},
+                             g.h_last.data() + shift, nullptr, memory_budget);
+  for (std::vector<S>* out : {&g.U, &g.W, &g.b, &g.V, &g.c, &g.h0, &g.x, &g.h_last})
+    out->erase(out->begin(), out->begin() + std::ptrdiff_t(shift));
   return g;
 }
 
@@ -315,6 +322,29 @@ void check_results_are_the_same_bits_for_any_threads_and_budget() {
                      what + ": budget " + std::to_string(budget));
             }
           }
+}
+
+// Where the outputs lie in memory changes no bit, also in products so small that Eigen would
+// take them coefficient by coefficient from the first aligned address (parallel_product.hpp):
+// gradients written at each offset within a SIMD packet give the bits of those at offset 0.
+template <class S>
+void check_results_do_not_depend_on_where_the_outputs_lie() {
+  for (const bool tokens : {false, true}) {
+    Problem<S> p(6, 2, 3, 6, 5, tokens, false, 23u);
+    set_num_threads(1);
+    const Gradients<S> aligned = run(p, Activation::tanh);
+    for (Index offset = 1; offset < Index(64 / sizeof(S)); ++offset) {
+      const Gradients<S> shifted = run(p, Activation::tanh, Reduction::sum, 0,
+                                       ProductOperands::native, offset);
+      expect(aligned.loss == shifted.loss && aligned.U == shifted.U && aligned.W == shifted.W &&
+                 aligned.b == shifted.b && aligned.V == shifted.V && aligned.c == shifted.c &&
+                 aligned.h0 == shifted.h0 && aligned.h_last == shifted.h_last &&
+                 aligned.x == shifted.x,
+             std::string(sizeof(S) == 4 ? "float" : "double") + " outputs " +
+                 std::to_string(offset) + " scalars along, tokens " + std::to_string(tokens) +
+                 ": the bits of those at offset 0");
+    }
+  }
 }
 
 // bfloat16 operands (bptt/types.hpp): rounding to nearest with ties to even, NaN kept; the
@@ -764,6 +794,8 @@ int main() {
   check_step_products_match_plain_loops<float>();
   check_step_products_match_plain_loops<double>();
   check_results_are_the_same_bits_for_any_threads_and_budget();
+  check_results_do_not_depend_on_where_the_outputs_lie<float>();
+  check_results_do_not_depend_on_where_the_outputs_lie<double>();
   check_optimizer_steps_round_each_operation<float>();
   check_optimizer_steps_round_each_operation<double>();
   check_training_step_composes_its_parts();

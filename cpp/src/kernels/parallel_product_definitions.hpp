@@ -15,6 +15,27 @@ auto oriented(const ConstMatrixView<S>& view) {
   else return view;
 }
 
+// Eigen evaluates a product whose rows, columns and depth add up to less than
+// EIGEN_GEMM_TO_COEFFBASED_THRESHOLD coefficient by coefficient, vectorized from the result's
+// first aligned address: the values before it take a scalar path that rounds otherwise (a
+// multiply and an add, not one fused multiply-add), so that their bits would depend on where
+// the result lies in memory. Such small products are taken here instead, each value summed over
+// the depth in order wherever it lies. Returns whether the product was one.
+template <class Dst, class Lhs, class Rhs>
+bool small_product(Dst& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate) {
+  const Index depth = lhs.cols();
+  if (depth == 0 || dst.rows() + dst.cols() + depth >= EIGEN_GEMM_TO_COEFFBASED_THRESHOLD)
+    return false;
+  for (Index i = 0; i < dst.rows(); ++i) {
+    for (Index j = 0; j < dst.cols(); ++j) {
+      auto sum = lhs(i, 0) * rhs(0, j);
+      for (Index k = 1; k < depth; ++k) sum += lhs(i, k) * rhs(k, j);
+      dst(i, j) = accumulate ? dst(i, j) + sum : sum;
+    }
+  }
+  return true;
+}
+
 }  // namespace detail
 
 template <class S, Orientation LhsOrientation, Orientation RhsOrientation>
@@ -24,6 +45,7 @@ void multiply_views(MatrixView<S> dst, ConstMatrixView<S> lhs_view, ConstMatrixV
   const auto rhs = detail::oriented<RhsOrientation>(rhs_view);
   const Index rows = dst.rows();
   const double flops = 2.0 * double(rows) * double(dst.cols()) * double(lhs.cols());
+  if (detail::small_product(dst, lhs, rhs, accumulate)) return;
   const int threads = product_threads(flops, rows);
   if (threads <= 1) {
     if (accumulate) dst.noalias() += lhs * rhs;
@@ -42,7 +64,7 @@ void multiply_views(MatrixView<S> dst, ConstMatrixView<S> lhs_view, ConstMatrixV
 
 template <class S>
 void assign_product(MatrixView<S> dst, ConstMatrixView<S> lhs, ConstMatrixView<S> rhs) {
-  dst.noalias() = lhs * rhs;
+  if (!detail::small_product(dst, lhs, rhs, false)) dst.noalias() = lhs * rhs;
 }
 template <class S>
 void assign_product(RowVectorView<S> dst, ConstRowVectorView<S> lhs, ConstMatrixView<S> rhs) {
