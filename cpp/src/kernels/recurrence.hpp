@@ -495,10 +495,12 @@ inline bool pipelines_chunks(Index chunks, Index batch, Index hidden_size) {
 // each chunk's da as soon as it is complete, while its rows (and the states and inputs of its
 // times) are still in cache; db as the loop goes.
 //
-// On two threads, when the chunks pipeline (pipelines_chunks), the loop runs on the first and
-// the second takes each chunk's gradients behind it, in the same order and by the same products:
-// the same bits as on one thread. A slot of a ring of chunks is then refilled only once the
-// second thread is done with the chunk it held.
+// On two threads, when the chunks pipeline (pipelines_chunks), the loop runs on the first, which
+// takes each chunk's dx after its steps, and the second takes the chunk's dW, dU and dh0 behind
+// it, in the same order and by the same products: the same bits as on one thread. With dense
+// inputs each thread then does (H + D)/H times the work of the steps (dW costs what the steps
+// cost, dx and dU each D/H of it). A slot of a ring of chunks is refilled only once both are
+// done with the chunk it held.
 template <class S, class FillUpstream>
 void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput<S>& inputs,
                              Activation activation, const S* h0, const S* hidden,
@@ -512,15 +514,23 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
   MatrixView<S> dW = matrix_view(grads.W, H, H, H);
   dW.setZero();
   InputGradientSum<S> input_side(weights, inputs, grads);
-  auto chunk_gradients = [&](Index t0, Index t1) {
-    const auto da = matrix_view(static_cast<const S*>(d_pre.at(t0)), (t1 - t0) * B, H,
-                                d_pre.stride);
+  auto chunk_rows_of = [&](Index t0, Index t1) {
+    return matrix_view(static_cast<const S*>(d_pre.at(t0)), (t1 - t0) * B, H, d_pre.stride);
+  };
+  auto chunk_sums = [&](Index t0, Index t1) {  // dW, dU and dh0
+    const auto da = chunk_rows_of(t0, t1);
     add_recurrent_weight_gradient(inputs, H, h0, hidden, t0, t1, da, dW);
     input_side.add(t0 * B, da);
-    input_gradient_rows(weights, grads, t0 * B, da);
     add_initial_state_gradient(weights, inputs, t0, t1, da, grads);
   };
+  auto chunk_input_rows = [&](Index t0, Index t1) {  // dx
+    input_gradient_rows(weights, grads, t0 * B, chunk_rows_of(t0, t1));
+  };
   auto run_in_turn = [&] {
+    auto chunk_gradients = [&](Index t0, Index t1) {
+      chunk_sums(t0, t1);
+      chunk_input_rows(t0, t1);
+    };
     backward_recurrence(weights, inputs, activation, hidden, d_h_last, chunk_steps,
                         fill_upstream, chunk_gradients, d_pre, grads.b);
   };
@@ -543,6 +553,7 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
         auto hand_over = [&](Index t0, Index t1) {
           times[static_cast<std::size_t>(k)] = {t0, t1};
           looped.publish(++k);
+          chunk_input_rows(t0, t1);
         };
         backward_recurrence(weights, inputs, activation, hidden, d_h_last, chunk_steps,
                             fill_when_free, hand_over, d_pre, grads.b);
@@ -550,7 +561,7 @@ void recurrent_backward_into(const LayerWeights<S>& weights, const SequenceInput
         for (Index k = 0; k < chunks; ++k) {
           looped.wait_for(k + 1);
           const auto [t0, t1] = times[static_cast<std::size_t>(k)];
-          chunk_gradients(t0, t1);
+          chunk_sums(t0, t1);
           summed.publish(k + 1);
         }
       }
