@@ -329,8 +329,10 @@ void check_results_are_the_same_bits_for_any_threads_and_budget() {
 // gradients written at each offset within a SIMD packet give the bits of those at offset 0.
 template <class S>
 void check_results_do_not_depend_on_where_the_outputs_lie() {
-  for (const bool tokens : {false, true}) {
-    Problem<S> p(6, 2, 3, 6, 5, tokens, false, 23u);
+  for (const bool tokens : {false, true})
+  for (const bool with_lengths : {false, true}) {
+    Problem<S> p(6, 4, 3, 6, 5, tokens, false, 23u);
+    if (with_lengths) p.use_lengths();
     set_num_threads(1);
     const Gradients<S> aligned = run(p, Activation::tanh);
     for (Index offset = 1; offset < Index(64 / sizeof(S)); ++offset) {
@@ -342,6 +344,7 @@ void check_results_do_not_depend_on_where_the_outputs_lie() {
                  aligned.x == shifted.x,
              std::string(sizeof(S) == 4 ? "float" : "double") + " outputs " +
                  std::to_string(offset) + " scalars along, tokens " + std::to_string(tokens) +
+                 " lengths " + std::to_string(with_lengths) +
                  ": the bits of those at offset 0");
     }
   }

@@ -17,9 +17,8 @@ auto oriented(const ConstMatrixView<S>& view) {
 
 // Eigen evaluates a product whose rows, columns and depth add up to less than
 // EIGEN_GEMM_TO_COEFFBASED_THRESHOLD coefficient by coefficient, vectorized from the result's
-// first aligned address: the values before it take a scalar path that rounds otherwise (a
-// multiply and an add, not one fused multiply-add), so that their bits would depend on where
-// the result lies in memory. Such small products are taken here instead, each value summed over
+// first aligned address: the values before it take a scalar path whose sums round otherwise,
+// so that their bits would depend on where the result lies in memory. Such small products are taken here instead, each value summed over
 // the depth in order wherever it lies. Returns whether the product was one.
 template <class Dst, class Lhs, class Rhs>
 bool small_product(Dst& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate) {
