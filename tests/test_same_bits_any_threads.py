@@ -96,13 +96,13 @@ def test_forward_is_the_same_bits_on_any_thread_count(config):
     at_each_thread_count(lambda: bptt.forward(params, inputs, h0=h0))
 
 
-# Many chunks of steps, each step on one thread, which on two threads the layer
-# pipelines (the inputs projected a chunk ahead of the forward loop, each chunk's dW, dU and dh0
-# taken behind the backward loop, its dx on the loop's thread); at batch 3 the chunks' rows are not whole register blocks,
-# at (67, 4, 3, 3) the last chunk's projection is small enough for Eigen's coefficient-wise
+# Many chunks of steps, each step on one thread, which on two threads the layer pipelines (the
+# inputs projected a chunk ahead of the forward loop, each chunk's dW, dU and dh0 taken behind the
+# backward loop, its dx on the loop's thread); at batch 3 the chunks' rows are not whole register
+# blocks, at (67, 4, 3, 3) the last chunk's projection is small enough for Eigen's coefficient-wise
 # product where the whole sequence's is not (a fuzzer's finding), and at (150, 1, 152, 23) the
-# chunks' rows are whole register blocks but not the sequence's, so that reversed chunks
-# counted from the last step would meet between blocks (a random configuration's finding).
+# chunks' rows are whole register blocks but not the sequence's, so that reversed chunks counted
+# from the last step would meet between blocks (a random configuration's finding).
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_lengths", [False, True])
 @pytest.mark.parametrize("tokens", [False, True], ids=["dense", "tokens"])
