@@ -97,6 +97,13 @@ struct Gradients {
   double loss = 0;
 };
 
+// Every output the same bits (x is left at zeros with token inputs, in both).
+template <class S>
+bool same_bits(const Gradients<S>& a, const Gradients<S>& b) {
+  return a.loss == b.loss && a.U == b.U && a.W == b.W && a.b == b.b && a.V == b.V &&
+         a.c == b.c && a.h0 == b.h0 && a.h_last == b.h_last && a.x == b.x;
+}
+
 // The fused loss and gradients, written `offset` scalars into each output buffer (where it lies
 // in memory must not change a bit).
 template <class S>
@@ -114,9 +121,9 @@ Gradients<S> run(const Problem<S>& p, Activation activation, Reduction reduction
   LayerWeights<S> layer = p.layer();
   HeadWeights<S> head = p.head();
   layer.operands = head.operands = operands;
+  const HeadGradients<S> hg{g.V.data() + shift, g.c.data() + shift};
   g.loss = rnn_loss_and_grad(layer, head, p.inputs(), p.targets(), p.h0.data(), activation,
-                             reduction, lg, HeadGradients<S>{g.V.data() + shift, g.c.data() + shift},
-                             g.h_last.data() + shift, nullptr, memory_budget);
+                             reduction, lg, hg, g.h_last.data() + shift, nullptr, memory_budget);
   for (std::vector<S>* out : {&g.U, &g.W, &g.b, &g.V, &g.c, &g.h0, &g.x, &g.h_last})
     out->erase(out->begin(), out->begin() + std::ptrdiff_t(shift));
   return g;
@@ -301,12 +308,7 @@ void check_results_are_the_same_bits_for_any_threads_and_budget() {
                                      std::to_string(int(activation)) + " tokens " +
                                      std::to_string(tokens) + " soft " + std::to_string(soft) +
                                      " mean " + std::to_string(reduction == Reduction::mean);
-            auto same = [&](const Gradients<double>& other) {
-              return one.loss == other.loss && one.U == other.U && one.W == other.W &&
-                     one.b == other.b && one.V == other.V && one.c == other.c &&
-                     one.h0 == other.h0 && one.h_last == other.h_last &&
-                     (tokens || one.x == other.x);
-            };
+            auto same = [&](const Gradients<double>& other) { return same_bits(one, other); };
             for (int threads : {2, 3, 4}) {
               set_num_threads(threads);
               expect(same(run(p, activation, reduction)),
@@ -338,10 +340,7 @@ void check_results_do_not_depend_on_where_the_outputs_lie() {
     for (Index offset = 1; offset < Index(64 / sizeof(S)); ++offset) {
       const Gradients<S> shifted = run(p, Activation::tanh, Reduction::sum, 0,
                                        ProductOperands::native, offset);
-      expect(aligned.loss == shifted.loss && aligned.U == shifted.U && aligned.W == shifted.W &&
-                 aligned.b == shifted.b && aligned.V == shifted.V && aligned.c == shifted.c &&
-                 aligned.h0 == shifted.h0 && aligned.h_last == shifted.h_last &&
-                 aligned.x == shifted.x,
+      expect(same_bits(aligned, shifted),
              std::string(sizeof(S) == 4 ? "float" : "double") + " outputs " +
                  std::to_string(offset) + " scalars along, tokens " + std::to_string(tokens) +
                  " lengths " + std::to_string(with_lengths) +
@@ -388,11 +387,7 @@ void check_bfloat16_operands() {
     expect(std::sqrt(difference / norm) < 3e-2 && difference > 0,
            "bfloat16 dW within bfloat16's rounding of float's, and not equal to it: " +
                std::to_string(std::sqrt(difference / norm)));
-    auto same = [&](const Gradients<float>& other) {
-      return one.loss == other.loss && one.U == other.U && one.W == other.W && one.b == other.b &&
-             one.V == other.V && one.c == other.c && one.h0 == other.h0 &&
-             one.h_last == other.h_last && (tokens || one.x == other.x);
-    };
+    auto same = [&](const Gradients<float>& other) { return same_bits(one, other); };
     for (int threads : {2, 3}) {
       set_num_threads(threads);
       expect(same(run(p, Activation::tanh, Reduction::mean, 0, bf16)),

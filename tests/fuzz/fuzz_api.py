@@ -303,11 +303,12 @@ def inject_id(fdp, name: str, p: Problem, verdict: Verdict, read: bool) -> int:
         lowest = 0 if name == "inputs" else -1
         value = pick(fdp, [lowest, upper - 1, upper, lowest - 1, 2**63 - 1, -(2**63)])
         valid = lowest <= value < upper
+    note = f"{name} holds id {value}"
     if valid or not read:
-        verdict.harmless(f"{name} holds id {value}")
+        verdict.harmless(note)
     else:
-        verdict.invalid(f"{name} holds id {value}", ValueError)
-        verdict.out_of_range.append(f"{name} holds id {value}")
+        verdict.invalid(note, ValueError)
+        verdict.out_of_range.append(note)
     return value
 
 
@@ -484,7 +485,7 @@ def changed_array(fdp, name: str, value, p: Problem, function: str, verdict: Ver
         if not unread:
             # another shape may be a valid call when the call's other arrays changed alike
             verdict.ambiguous(f"{note} {how}", ValueError, TypeError)
-            verdict.resized.append(f"{note} {how}")
+            verdict.resized.append(note)
         return changed
     if change == "0-d":
         changed = np.asarray(value.flat[0] if value.size else value.dtype.type(0))

@@ -18,8 +18,9 @@ auto oriented(const ConstMatrixView<S>& view) {
 // Eigen evaluates a product whose rows, columns and depth add up to less than
 // EIGEN_GEMM_TO_COEFFBASED_THRESHOLD coefficient by coefficient, vectorized from the result's
 // first aligned address: the values before it take a scalar path whose sums round otherwise,
-// so that their bits would depend on where the result lies in memory. Such small products are taken here instead, each value summed over
-// the depth in order wherever it lies. Returns whether the product was one.
+// so that their bits would depend on where the result lies in memory. Such small products are
+// taken here instead, each value summed over the depth in order wherever it lies. Returns
+// whether the product was one.
 template <class Dst, class Lhs, class Rhs>
 bool small_product(Dst& dst, const Lhs& lhs, const Rhs& rhs, bool accumulate) {
   const Index depth = lhs.cols();
@@ -42,9 +43,9 @@ void multiply_views(MatrixView<S> dst, ConstMatrixView<S> lhs_view, ConstMatrixV
                     bool accumulate) {
   const auto lhs = detail::oriented<LhsOrientation>(lhs_view);
   const auto rhs = detail::oriented<RhsOrientation>(rhs_view);
+  if (detail::small_product(dst, lhs, rhs, accumulate)) return;
   const Index rows = dst.rows();
   const double flops = 2.0 * double(rows) * double(dst.cols()) * double(lhs.cols());
-  if (detail::small_product(dst, lhs, rhs, accumulate)) return;
   const int threads = product_threads(flops, rows);
   if (threads <= 1) {
     if (accumulate) dst.noalias() += lhs * rhs;
