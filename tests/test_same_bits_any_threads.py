@@ -23,7 +23,13 @@ CONFIGS = [
         int(_rng.integers(1, 65)),
     )
     for _ in range(10)
-] + [(300, 8, 64, 256, 64), (30, 64, 256, 512, 256), (25, 1, 65, 100, 65), (7, 40, 3, 130, 5)]
+] + [
+    (300, 8, 64, 256, 64),
+    (30, 64, 256, 512, 256),
+    (25, 1, 65, 100, 65),
+    (7, 40, 3, 130, 5),
+    (20, 45, 16, 200, 32),  # steps shared by rows, the last share ending in a partial block
+]
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +96,7 @@ def test_every_activation_and_the_mean_on_any_thread_count(activation):
     )
 
 
-@pytest.mark.parametrize("config", CONFIGS[-4:], ids=str)
+@pytest.mark.parametrize("config", CONFIGS[-5:], ids=str)
 def test_forward_is_the_same_bits_on_any_thread_count(config):
     params, inputs, _, h0 = problem(config, np.float32, False, seed=5)
     at_each_thread_count(lambda: bptt.forward(params, inputs, h0=h0))
@@ -115,6 +121,8 @@ def test_forward_is_the_same_bits_on_any_thread_count(config):
         (250, 3, 24, 40, 1),
         (67, 4, 3, 3, 1),
         (150, 1, 152, 23, 1),
+        (40, 36, 20, 200, 1),  # steps shared by rows
+        (33, 50, 7, 160, 1),  # by rows, in up to 3 shares, the last ending in a partial block
     ],
     ids=str,
 )

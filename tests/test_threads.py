@@ -32,11 +32,13 @@ def test_set_num_threads_round_trips_through_get_num_threads():
     assert bptt.get_num_threads() == original
 
 
-# How two threads share the work: each step's product split by columns (B·H² >= 1e6, and
-# N·O >= 2^15 splits the softmax too); steps too small to split, as a pipeline (320 rows) or,
-# for a short problem, split by whole products; a few steps of a wide batch fit neither.
+# How two threads share the work: each step's product split (B·H² >= 1e6, and N·O >= 2^15
+# splits the softmax too), by rows for a batch of 32 or more, by columns otherwise; steps too
+# small to split, as a pipeline (320 rows) or, for a short problem, split by whole products; a
+# few steps of a wide batch fit neither.
 TWO_THREAD_SCHEDULES = {
-    "steps split": {"T": 8, "B": 64, "D": 16, "H": 128, "O": 64},
+    "steps split by rows": {"T": 8, "B": 64, "D": 16, "H": 128, "O": 64},
+    "steps split by columns": {"T": 8, "B": 16, "D": 16, "H": 256, "O": 64},
     "pipeline": {"T": 40, "B": 8, "D": 16, "H": 32, "O": 24},
     "split products": {"T": 6, "B": 2, "D": 5, "H": 7, "O": 4},
     "few steps of a wide batch": {"T": 4, "B": 300, "D": 3, "H": 8, "O": 5},
@@ -57,6 +59,12 @@ def test_one_and_two_threads_agree_to_rounding(dtype, schedule):
         bptt.set_num_threads(original)
 
     assert_rounding_close(two, one, dtype, TWO_THREAD_SCHEDULES[schedule]["T"])
+
+
+def test_build_info_says_how_threads_share_each_step():
+    rule = bptt.build_info()["step_shares"]
+    assert rule.startswith("by rows (16 sequences a thread at least) where hidden² scalars")
+    assert rule.endswith("by columns otherwise")
 
 
 def test_concurrent_calls_from_four_threads_equal_serial_calls():

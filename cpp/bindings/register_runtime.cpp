@@ -36,7 +36,8 @@ py::dict information() {
                   "simd"_a = info.simd, "eigen_version"_a = info.eigen_version,
                   "compiler"_a = info.compiler, "openmp"_a = info.openmp,
                   "num_threads"_a = get_num_threads(),
-                  "bfloat16_products"_a = info.bfloat16_products);
+                  "bfloat16_products"_a = info.bfloat16_products,
+                  "step_shares"_a = info.step_shares);
 }
 
 }  // namespace
@@ -47,7 +48,8 @@ void register_runtime(py::module_& m) {
   m.def("build_info", &information,
         "The instruction set the core runs, the one its float64 kernels run (AVX-512 leaves them "
         "to AVX2), those available (built and supported by this CPU, best last), the vector "
-        "instructions, Eigen's version, the compiler, OpenMP and the thread count.");
+        "instructions, Eigen's version, the compiler, OpenMP, the thread count, how products with "
+        "bfloat16 operands run and how threads share each step of a recurrence.");
   m.def("available_memory_bytes", &available_memory_bytes,
         "Free or reclaimable RAM and free swap, the bound of the core's allocation check.");
   m.def("release_scratch", &release_kept_memory,

@@ -2,6 +2,8 @@
 // build compiled, unless BPTT_INSTRUCTION_SET names another available one.
 #include "bptt/instruction_sets.hpp"
 
+#include "thread_shares.hpp"
+
 #include "kernel_sets.hpp"
 #include "kernel_table.hpp"
 
@@ -112,7 +114,7 @@ BuildInfo build_info() {
   return {kernels.instruction_set,  kernels.float64_instruction_set,
           kernels.simd,             kernels.eigen_version,
           BPTT_COMPILER,            openmp,
-          bfloat16_products()};
+          bfloat16_products(),      step_shares_rule()};
 }
 
 }  // namespace bptt

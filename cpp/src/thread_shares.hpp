@@ -5,6 +5,8 @@
 #include "bptt/threads.hpp"
 #include "bptt/types.hpp"
 
+#include <cstddef>
+#include <string>
 #include <utility>
 
 namespace bptt {
@@ -17,8 +19,27 @@ int free_threads();
 // costs a barrier per step. A property of the problem's size alone.
 bool step_stays_on_one_thread(Index batch, Index hidden);
 
-// How many threads one per-step product is worth: 1 for a step that stays on one thread.
-int recurrence_threads(Index batch, Index hidden);
+// How a team shares the per-step products of a recurrence.
+struct StepShares {
+  int threads = 1;  // 1 for a step that stays on one thread
+  // Each thread its own sequences of the batch (rows of every step), which the recurrence
+  // never mixes: the threads need not wait for each other between steps. Otherwise each thread
+  // its own columns of every step, whose next step reads all of them: a barrier after each.
+  bool by_rows = false;
+};
+StepShares recurrence_shares(Index batch, Index hidden, std::size_t scalar_bytes);
+
+// A core's L2 cache (bytes), as the operating system reports it, or 512 KiB where it does not.
+std::size_t l2_cache_bytes();
+
+// The largest W (hidden² scalars, in bytes) whose steps a team shares by rows. Every thread then
+// reads all of W each step: that pays while W stays near a core, in its L2 cache or not far
+// beyond; a larger W is read from the shared L3 cache, where a thread's share of the columns
+// costs it less.
+std::size_t largest_weights_shared_by_rows();
+
+// How the steps of a recurrence are shared here, in words (for bptt.build_info()).
+std::string step_shares_rule();
 
 // How many threads a whole-sequence product of `flops` with `rows` result rows is worth.
 int product_threads(double flops, Index rows);

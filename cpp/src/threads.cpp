@@ -3,7 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <numeric>
+#include <string>
 #include <thread>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -49,6 +54,13 @@ constexpr double kMinStepFlopsToSplit = 2.0e6;
 // A whole-sequence product this small takes tens of microseconds: not worth a fork and join.
 constexpr double kMinProductFlopsToSplit = 4.0e6;
 constexpr Index kMinRowsPerThread = 16;
+// Fewer rows than this make a thread's share of a step by rows read all of packed W for too
+// little arithmetic: such a step is shared by columns.
+constexpr Index kMinStepRowsPerThread = 16;
+// W up to this many times a core's L2 cache: at batch 32 to 128 (AMD Zen 3, 512 KiB of L2),
+// shares by rows took 2-13% less time at hidden 256 and 512 (W 256 KiB and 1 MiB), as much at
+// 384, and up to 10% more at 1024 (4 MiB).
+constexpr std::size_t kRowSharedWeightsPerL2 = 2;
 // Narrower column shares than this make the packed product inefficient.
 constexpr Index kMinColumnsPerThread = 64;
 constexpr Index kColumnAlignment = 16;
@@ -77,10 +89,39 @@ bool step_stays_on_one_thread(Index batch, Index hidden) {
   return 2.0 * double(batch) * double(hidden) * double(hidden) < kMinStepFlopsToSplit;
 }
 
-int recurrence_threads(Index batch, Index hidden) {
-  if (step_stays_on_one_thread(batch, hidden)) return 1;
+std::size_t l2_cache_bytes() {
+  static const std::size_t bytes = [] {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (reported > 0) return std::size_t(reported);
+#endif
+    return std::size_t(512) << 10;
+  }();
+  return bytes;
+}
+
+std::size_t largest_weights_shared_by_rows() {
+  return kRowSharedWeightsPerL2 * l2_cache_bytes();
+}
+
+std::string step_shares_rule() {
+  return "by rows (" + std::to_string(kMinStepRowsPerThread) +
+         " sequences a thread at least) where hidden² scalars take at most " +
+         std::to_string(largest_weights_shared_by_rows()) + " bytes (" +
+         std::to_string(kRowSharedWeightsPerL2) + " × the L2 cache's " +
+         std::to_string(l2_cache_bytes()) + "), by columns otherwise";
+}
+
+StepShares recurrence_shares(Index batch, Index hidden, std::size_t scalar_bytes) {
+  if (step_stays_on_one_thread(batch, hidden)) return {};
+  const int threads = free_threads();
+  const Index by_rows = batch / kMinStepRowsPerThread;
+  const bool weights_near = std::size_t(hidden) * std::size_t(hidden) * scalar_bytes <=
+                            largest_weights_shared_by_rows();
+  if (threads > 1 && by_rows >= 2 && weights_near)
+    return {int(std::min<Index>(threads, by_rows)), true};
   const Index by_width = std::max<Index>(1, hidden / kMinColumnsPerThread);
-  return int(std::min<Index>(free_threads(), by_width));
+  return {int(std::min<Index>(threads, by_width)), false};
 }
 
 int product_threads(double flops, Index rows) {

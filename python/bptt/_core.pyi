@@ -106,8 +106,9 @@ def available_memory_bytes() -> int:
     """Free or reclaimable RAM and free swap, the bound of the core's allocation check."""
 
 def build_info() -> dict[str, Any]:
-    """The chosen instruction set, the available ones, Eigen's version, compiler, threads and
-    how products with bfloat16 operands run (bfloat16_products)."""
+    """The chosen instruction set, the available ones, Eigen's version, compiler, threads, how
+    products with bfloat16 operands run (bfloat16_products) and how threads share each step of
+    a recurrence (step_shares)."""
 
 def adagrad_step(
     param: ArrayLike, grad: ArrayLike, sum: ArrayLike, lr: _Number, eps: _Number

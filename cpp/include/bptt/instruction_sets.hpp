@@ -29,6 +29,8 @@ struct BuildInfo {
   bool openmp;
   // How products with bfloat16 operands (bptt/types.hpp) run here.
   std::string bfloat16_products;
+  // How a team of threads shares each step of a recurrence here: chosen from the L2 cache.
+  std::string step_shares;
 };
 BuildInfo build_info();
 

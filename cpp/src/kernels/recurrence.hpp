@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -119,25 +120,30 @@ struct NoProgress {
   void operator()(Index) const {}
 };
 
-// One per-step product C += A·op(W), shared by the threads of a team by columns, each thread's
-// share packed once and kept for every step loop that follows (a team's size could change
-// between parallel regions, its shares with it). Shares fall at multiples of the product
-// kernel's register block, so that every value is the same bits on any number of threads.
+// One per-step product C += A·op(W), shared by the threads of a team (thread_shares.hpp's
+// StepShares): by rows, every thread reading one W packed once; or by columns, each thread's
+// share of W packed by that thread. Either way the packing is kept for every step loop that
+// follows (a team's size could change between parallel regions, its shares with it). Shares
+// fall at multiples of the product kernel's register block, so that every value is the same
+// bits on any number of threads.
 template <class S>
 class SharedStepProduct {
  public:
   SharedStepProduct(const S* W, Index hidden_size, WeightUse use, Index rows, Index products)
       : W_(W), H_(hidden_size), use_(use), rows_(rows), products_(products) {}
 
-  // Makes room for a team of `threads` (outside the team's region: it allocates), and packs the
-  // one share of a team of one at once.
-  void prepare(int threads) {
-    if (shares_.size() < size_t(threads)) shares_.resize(size_t(threads));
-    if (threads == 1) share(0, 1);
+  // Makes room for a team (outside the team's region: it allocates), packs W for a team that
+  // shares by rows, and packs the one share of a team of one at once.
+  void prepare(const StepShares& shares) {
+    by_rows_ = shares.by_rows;
+    if (shares_.size() < size_t(shares.threads)) shares_.resize(size_t(shares.threads));
+    if (by_rows_ && !whole_) whole_.emplace(W_, H_, use_, 0, H_, rows_, H_, products_, H_);
+    if (shares.threads == 1) share(0, 1);
   }
 
+  // Rows [first_row, last_row) and columns [first, last) of every step.
   struct Share {
-    Index first = -1, last = -1;
+    Index first_row = -1, last_row = -1, first = -1, last = -1;
     std::optional<StepProduct<S>> product;
   };
 
@@ -145,16 +151,23 @@ class SharedStepProduct {
   void release() {
     shares_.clear();
     shares_.shrink_to_fit();
+    whole_.reset();
   }
 
-  // Thread `thread`'s share in a team of `threads`, packed on its first use.
+  // Thread `thread`'s share in a team of `threads`, made on its first use.
   Share& share(int thread, int threads) {
     Share& share = shares_[size_t(thread)];
-    const auto [first, last] = column_share(H_, thread, threads, kProductColumnAlignment<S>);
-    if (share.first != first || share.last != last) {
-      share.product.emplace(W_, H_, use_, first, last - first, rows_, H_, products_, H_);
-      share.first = first;
-      share.last = last;
+    const auto [first_row, last_row] =
+        by_rows_ ? row_share(rows_, thread, threads, kProductRowAlignment<S>)
+                 : std::pair<Index, Index>{0, rows_};
+    const auto [first, last] = by_rows_
+                                   ? std::pair<Index, Index>{0, H_}
+                                   : column_share(H_, thread, threads, kProductColumnAlignment<S>);
+    if (share.first_row != first_row || share.last_row != last_row || share.first != first ||
+        share.last != last) {
+      if (by_rows_) share.product.emplace(whole_->sharing_weights(last_row - first_row));
+      else share.product.emplace(W_, H_, use_, first, last - first, rows_, H_, products_, H_);
+      share = Share{first_row, last_row, first, last, std::move(share.product)};
     }
     return share;
   }
@@ -164,8 +177,17 @@ class SharedStepProduct {
   Index H_;
   WeightUse use_;
   Index rows_, products_;
+  bool by_rows_ = false;
+  std::optional<StepProduct<S>> whole_;  // W packed for every column, when shared by rows
   std::vector<Share> shares_;
 };
+
+// Whether a step loop's threads wait for each other after every step: when they share each
+// step by columns, and when the caller follows the loop's progress.
+template <class Progress>
+bool waits_after_each_step(const StepShares& shares, int team) {
+  return team > 1 && (!shares.by_rows || !std::is_same_v<std::decay_t<Progress>, NoProgress>);
+}
 
 // The step loop of the forward pass: h_t = σ(pre_t + W h_prev), in place in h_t's slot, where
 // the slot holds pre_t = b + U x_t; a padded position keeps the previous state. W is packed
@@ -189,25 +211,27 @@ class ForwardRecurrence {
   void run(Index k0, Index k1, S* states, Index first_slot, Progress&& progress = {}) {
     const Index B = inputs_.batch, H = H_;
     const TimeOrder order{inputs_.steps, inputs_.reverse};
-    const int threads = recurrence_threads(B, H);
-    product_.prepare(threads);
-    on_threads(threads, [&](int thread, int team) {
+    const StepShares shares = recurrence_shares(B, H, sizeof(S));
+    product_.prepare(shares);
+    on_threads(shares.threads, [&](int thread, int team) {
       auto& share = product_.share(thread, team);
       const Index first = share.first, last = share.last;
+      const Index first_row = share.first_row, last_row = share.last_row;
+      const bool waits = waits_after_each_step<Progress>(shares, team);
       for (Index k = k0; k < k1; ++k) {
         const Index t = order.time_of(k);
         const S* h_prev = states + (order.previous_slot(t) - first_slot) * B * H;
         S* h = states + (order.state_slot(t) - first_slot) * B * H;
-        share.product->accumulate(h_prev, H, h + first, H);
-        for (Index b = 0; b < B; ++b) {
+        share.product->accumulate(h_prev + first_row * H, H, h + first_row * H + first, H);
+        for (Index b = first_row; b < last_row; ++b) {
           apply_activation_in_row(activation_, h + b * H + first, last - first);
           if (bfloat16_) round_to_bfloat16(h + b * H + first, last - first);
         }
-        for (Index b = 0; b < B; ++b) {
+        for (Index b = first_row; b < last_row; ++b) {
           if (is_padding(inputs_.lengths, t, b))
             std::copy(h_prev + b * H + first, h_prev + b * H + last, h + b * H + first);
         }
-        team_barrier(team);
+        if (waits) team_barrier(team);
         if (thread == 0) progress(k + 1);
       }
     });
@@ -236,7 +260,8 @@ void forward_recurrence(const LayerWeights<S>& weights, const SequenceInput<S>& 
 // da_t = (upstream_t + Wᵀ da_next) ⊙ σ'(a_t), where upstream_t is dL/dh_t from outside the
 // layer (already in d_pre), plus dL/dh_T at each sequence's last step, and da is zero at padded
 // positions. db = Σ da is summed into bias_grad as the loop goes, while each step's rows are in
-// cache (each thread its own columns, in the same order whatever the thread count). W is packed
+// cache, or after it where threads share the steps by rows (each thread its own columns, in the
+// same order whatever the thread count). W is packed
 // once for every chunk of steps a caller runs, last-run chunk first. With bfloat16 operands each
 // da_t is rounded as it is produced, before db sums it.
 template <class S>
@@ -257,7 +282,7 @@ class BackwardRecurrence {
         product_(W, hidden_size, WeightUse::as_is, inputs.batch, inputs.steps - 1) {
     RowVectorView<S>(bias_grad, hidden_size).setZero();
     // Packed now, before the first upstream gradient, which a caller may wait for.
-    product_.prepare(recurrence_threads(inputs.batch, hidden_size));
+    product_.prepare(recurrence_shares(inputs.batch, hidden_size, sizeof(S)));
   }
 
   // The steps run k from k1 - 1 down to k0; hidden_at(t) is h_t (batch × hidden); progress(n)
@@ -266,36 +291,52 @@ class BackwardRecurrence {
   void run(Index k0, Index k1, StateAt&& hidden_at, Progress&& progress = {}) {
     const Index B = inputs_.batch, H = H_, T = inputs_.steps, ld = d_pre_.stride;
     const TimeOrder order{T, inputs_.reverse};
-    const int threads = recurrence_threads(B, H);
-    product_.prepare(threads);
-    on_threads(threads, [&](int thread, int team) {
+    const StepShares shares = recurrence_shares(B, H, sizeof(S));
+    product_.prepare(shares);
+    on_threads(shares.threads, [&](int thread, int team) {
       auto& share = product_.share(thread, team);
       const Index first = share.first, last = share.last;
+      const Index first_row = share.first_row, rows = share.last_row - first_row;
+      const bool waits = waits_after_each_step<Progress>(shares, team);
+      // db over this thread's columns as the loop goes, or after it, when each thread has only
+      // some of a step's rows: either way summed by step, last run first, then by row.
+      const bool sums_bias_by_step = rows == B;
+      auto add_bias_gradient = [&](Index k, Index first_column, Index last_column) {
+        const S* da = d_pre_.at(order.time_of(k));
+        RowVectorView<S> db_share(bias_grad_ + first_column, last_column - first_column);
+        for (Index b = 0; b < B; ++b)
+          db_share += ConstRowVectorView<S>(da + b * ld + first_column, db_share.size());
+      };
       for (Index k = k1 - 1; k >= k0; --k) {
         const Index t = order.time_of(k);
-        S* da = d_pre_.at(t);
-        auto da_share = matrix_view(da + first, B, last - first, ld);
+        S* da = d_pre_.at(t) + first_row * ld;
+        auto da_share = matrix_view(da + first, rows, last - first, ld);
         if (k + 1 < T) {
-          const S* da_next = d_pre_.at(order.time_of(k + 1));
+          const S* da_next = d_pre_.at(order.time_of(k + 1)) + first_row * ld;
           share.product->accumulate(da_next, ld, da + first, ld);
         }
-        for (Index b = 0; b < B; ++b) {
+        for (Index r = 0; r < rows; ++r) {
+          const Index b = first_row + r;
           const Index length = inputs_.lengths ? inputs_.lengths[b] : T;
           const Index last_time = inputs_.reverse ? 0 : length - 1;
           if (t >= length) {
-            da_share.row(b).setZero();
+            da_share.row(r).setZero();
           } else if (d_h_last_ && t == last_time) {
-            da_share.row(b) += matrix_view(d_h_last_ + b * H + first, 1, last - first, H);
+            da_share.row(r) += matrix_view(d_h_last_ + b * H + first, 1, last - first, H);
           }
         }
-        const S* h = hidden_at(t);
+        const S* h = hidden_at(t) + first_row * H;
         multiply_by_activation_derivative(activation_, da_share,
-                                          matrix_view(h + first, B, last - first, H));
+                                          matrix_view(h + first, rows, last - first, H));
         if (bfloat16_) round_to_bfloat16(da_share);
-        RowVectorView<S> db_share(bias_grad_ + first, last - first);
-        for (Index b = 0; b < B; ++b) db_share += da_share.row(b);
-        team_barrier(team);
+        if (sums_bias_by_step) add_bias_gradient(k, first, last);
+        if (waits) team_barrier(team);
         if (thread == 0) progress(T - k);
+      }
+      if (!sums_bias_by_step) {
+        team_barrier(team);
+        const auto [first_column, last_column] = column_share(H, thread, team, 1);
+        for (Index k = k1 - 1; k >= k0; --k) add_bias_gradient(k, first_column, last_column);
       }
     });
   }

@@ -30,7 +30,7 @@ StepProduct<S>::StepProduct(const S* W, Index W_stride, WeightUse use, Index fir
       panel_offsets_.push_back(packed_size_);
       packed_size_ += round_up(std::min(mc_, cols_ - i2) * std::min(kc_, depth_ - k2));
     }
-  packed_weights_.resize(packed_size_);
+  packed_weights_ = std::make_shared<Buffer>(packed_size_);
   rhs_block_.resize(round_up(kc_ * std::max<Index>(rows_, Traits::nr)));
   if (use == WeightUse::transposed) pack<Eigen::RowMajor>(W + first * W_stride, W_stride);
   else pack<Eigen::ColMajor>(W + first, W_stride);
@@ -67,10 +67,19 @@ void StepProduct<S>::accumulate_rows(const S* A, Index A_stride, S* C, Index C_s
     for (Index i2 = 0, i = 0; i2 < cols_; i2 += mc_, ++i) {
       const Index actual_mc = std::min(mc_, cols_ - i2);
       gebp(C_transposed.getSubMapper(i2, 0),
-           packed_weights_.data() + panel_offsets_[size_t(i * k_panels + k)], rhs_block_.data(),
+           packed_weights_->data() + panel_offsets_[size_t(i * k_panels + k)], rhs_block_.data(),
            actual_mc, actual_kc, rows, S(1));
     }
   }
+}
+
+template <class S>
+StepProduct<S> StepProduct<S>::sharing_weights(Index rows) const {
+  eigen_assert(rows_ > 1 && rows <= rows_);
+  StepProduct shared = *this;
+  shared.rows_ = rows;
+  shared.rhs_block_.resize(round_up(kc_ * std::max<Index>(rows, Traits::nr)));
+  return shared;
 }
 
 // op(W)ᵀ restricted to this product's columns, read in `Order` from `weights`.
@@ -85,7 +94,7 @@ void StepProduct<S>::pack(const S* weights, Index stride) {
   size_t panel = 0;
   for (Index i2 = 0; i2 < cols_; i2 += mc_)
     for (Index k2 = 0; k2 < depth_; k2 += kc_) {
-      pack_lhs(packed_weights_.data() + panel_offsets_[panel++], lhs.getSubMapper(i2, k2),
+      pack_lhs(packed_weights_->data() + panel_offsets_[panel++], lhs.getSubMapper(i2, k2),
                std::min(kc_, depth_ - k2), std::min(mc_, cols_ - i2));
     }
 }

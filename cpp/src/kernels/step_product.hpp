@@ -9,6 +9,7 @@
 #include "vector_step_product.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -35,6 +36,10 @@ class StepProduct {
   // for (one, if it was made for one).
   void accumulate_rows(const S* A, Index A_stride, S* C, Index C_stride, Index rows);
 
+  // A product of the same packed W (not copied) and the same blocking, for `rows` rows at most:
+  // for each thread of a team that shares a step by rows. Not for a product made for one row.
+  StepProduct sharing_weights(Index rows) const;
+
  private:
   using Traits = Eigen::internal::gebp_traits<S, S>;
   using RhsMapper = Eigen::internal::const_blas_data_mapper<S, Index, Eigen::ColMajor>;
@@ -58,7 +63,7 @@ class StepProduct {
   Index kc_ = 0, mc_ = 0;
   Index packed_size_ = 0;
   std::vector<Index> panel_offsets_;
-  Buffer packed_weights_;
+  std::shared_ptr<Buffer> packed_weights_;  // shared by the products sharing_weights makes
   Buffer rhs_block_;
 };
 
