@@ -58,8 +58,8 @@ constexpr Index kMinRowsPerThread = 16;
 // little arithmetic: such a step is shared by columns.
 constexpr Index kMinStepRowsPerThread = 16;
 // W up to this many times a core's L2 cache: at batch 32 to 128 (AMD Zen 3, 512 KiB of L2),
-// shares by rows took 2-13% less time at hidden 256 and 512 (W 256 KiB and 1 MiB), as much at
-// 384, and up to 10% more at 1024 (4 MiB).
+// shares by rows took 2-13% less time at hidden 256 and 512 (W 256 KiB and 1 MiB), the same
+// at 384, and up to 10% more at 1024 (4 MiB).
 constexpr std::size_t kRowSharedWeightsPerL2 = 2;
 // Narrower column shares than this make the packed product inefficient.
 constexpr Index kMinColumnsPerThread = 64;
