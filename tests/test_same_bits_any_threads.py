@@ -123,6 +123,7 @@ def test_forward_is_the_same_bits_on_any_thread_count(config):
         (150, 1, 152, 23, 1),
         (40, 36, 20, 200, 1),  # steps shared by rows
         (33, 50, 7, 160, 1),  # by rows, in up to 3 shares, the last ending in a partial block
+        (30, 8, 10, 500, 1),  # by rows, a block of 4 sequences a thread
     ],
     ids=str,
 )

@@ -54,12 +54,14 @@ constexpr double kMinStepFlopsToSplit = 2.0e6;
 // A whole-sequence product this small takes tens of microseconds: not worth a fork and join.
 constexpr double kMinProductFlopsToSplit = 4.0e6;
 constexpr Index kMinRowsPerThread = 16;
-// Fewer rows than this make a thread's share of a step by rows read all of packed W for too
-// little arithmetic: such a step is shared by columns.
-constexpr Index kMinStepRowsPerThread = 16;
-// W up to this many times a core's L2 cache: at batch 32 to 128 (AMD Zen 3, 512 KiB of L2),
-// shares by rows took 2-13% less time at hidden 256 and 512 (W 256 KiB and 1 MiB), the same
-// at 384, and up to 10% more at 1024 (4 MiB).
+// A step shared by rows gives each thread whole register blocks of the product kernel's rows
+// (Eigen's nr, 4 on x86), at least one; a split whose largest share is more than an eighth
+// above the mean would leave the other threads waiting, and the step is shared by columns.
+constexpr Index kStepRowBlock = 4;
+constexpr Index kMaxStepRowShareEighths = 9;  // of the mean share
+// W up to this many times a core's L2 cache: on 2 threads (AMD Zen 3, 512 KiB of L2), shares
+// by rows took 4-15% less time at batch 8 to 128 and hidden 256 and 512 (W 256 KiB and 1 MiB),
+// the same at 384, and up to 10% more at 1024 (4 MiB).
 constexpr std::size_t kRowSharedWeightsPerL2 = 2;
 // Narrower column shares than this make the packed product inefficient.
 constexpr Index kMinColumnsPerThread = 64;
@@ -105,8 +107,9 @@ std::size_t largest_weights_shared_by_rows() {
 }
 
 std::string step_shares_rule() {
-  return "by rows (" + std::to_string(kMinStepRowsPerThread) +
-         " sequences a thread at least) where hidden² scalars take at most " +
+  return "by rows (whole blocks of " + std::to_string(kStepRowBlock) +
+         " sequences, the largest share at most " + std::to_string(kMaxStepRowShareEighths) +
+         "/8 of the mean) where hidden² scalars take at most " +
          std::to_string(largest_weights_shared_by_rows()) + " bytes (" +
          std::to_string(kRowSharedWeightsPerL2) + " × the L2 cache's " +
          std::to_string(l2_cache_bytes()) + "), by columns otherwise";
@@ -115,11 +118,13 @@ std::string step_shares_rule() {
 StepShares recurrence_shares(Index batch, Index hidden, std::size_t scalar_bytes) {
   if (step_stays_on_one_thread(batch, hidden)) return {};
   const int threads = free_threads();
-  const Index by_rows = batch / kMinStepRowsPerThread;
+  const Index blocks = (batch + kStepRowBlock - 1) / kStepRowBlock;
+  const Index by_rows = std::min<Index>(threads, blocks);
+  const Index largest_share = (blocks + by_rows - 1) / by_rows * kStepRowBlock;
+  const bool balanced = 8 * largest_share * by_rows <= kMaxStepRowShareEighths * batch;
   const bool weights_near = std::size_t(hidden) * std::size_t(hidden) * scalar_bytes <=
                             largest_weights_shared_by_rows();
-  if (threads > 1 && by_rows >= 2 && weights_near)
-    return {int(std::min<Index>(threads, by_rows)), true};
+  if (by_rows > 1 && balanced && weights_near) return {int(by_rows), true};
   const Index by_width = std::max<Index>(1, hidden / kMinColumnsPerThread);
   return {int(std::min<Index>(threads, by_width)), false};
 }
