@@ -121,9 +121,12 @@ def test_forward_is_the_same_bits_on_any_thread_count(config):
         (250, 3, 24, 40, 1),
         (67, 4, 3, 3, 1),
         (150, 1, 152, 23, 1),
-        (40, 36, 20, 200, 1),  # steps shared by rows
-        (33, 50, 7, 160, 1),  # by rows, in up to 3 shares, the last ending in a partial block
-        (30, 8, 10, 500, 1),  # by rows, a block of 4 sequences a thread
+        # Steps shared by rows (at 2 and 3 threads; by columns at 4 and 7, whose shares of
+        # 9 blocks of 4 sequences would be uneven); by rows at 2 and 7 threads, by columns at 3
+        # and 4, the last share ending in a partial block; by rows, a block a thread.
+        (40, 36, 20, 200, 1),
+        (33, 50, 7, 160, 1),
+        (30, 8, 10, 500, 1),
     ],
     ids=str,
 )
