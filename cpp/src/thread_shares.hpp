@@ -29,15 +29,6 @@ struct StepShares {
 };
 StepShares recurrence_shares(Index batch, Index hidden, std::size_t scalar_bytes);
 
-// A core's L2 cache (bytes), as the operating system reports it, or 512 KiB where it does not.
-std::size_t l2_cache_bytes();
-
-// The largest W (hidden² scalars, in bytes) whose steps a team shares by rows. Every thread then
-// reads all of W each step: that pays while W stays near a core, in its L2 cache or not far
-// beyond; a larger W is read from the shared L3 cache, where a thread's share of the columns
-// costs it less.
-std::size_t largest_weights_shared_by_rows();
-
 // How the steps of a recurrence are shared here, in words (for bptt.build_info()).
 std::string step_shares_rule();
 

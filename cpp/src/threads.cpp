@@ -60,12 +60,32 @@ constexpr Index kMinRowsPerThread = 16;
 constexpr Index kStepRowBlock = 4;
 constexpr Index kMaxStepRowShareEighths = 9;  // of the mean share
 // W up to this many times a core's L2 cache: on 2 threads (AMD Zen 3, 512 KiB of L2), shares
-// by rows took 4-15% less time at batch 8 to 128 and hidden 256 and 512 (W 256 KiB and 1 MiB),
-// the same at 384, and up to 10% more at 1024 (4 MiB).
+// by rows took 2-13% less time by medians at batch 8 to 128 and hidden 256 and 512 (W 256 KiB
+// and 1 MiB), the same at 384, and up to 10% more at 1024 (4 MiB).
 constexpr std::size_t kRowSharedWeightsPerL2 = 2;
 // Narrower column shares than this make the packed product inefficient.
 constexpr Index kMinColumnsPerThread = 64;
 constexpr Index kColumnAlignment = 16;
+
+// A core's L2 cache (bytes), as the operating system reports it, or 512 KiB where it does not.
+std::size_t l2_cache_bytes() {
+  static const std::size_t bytes = [] {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (reported > 0) return std::size_t(reported);
+#endif
+    return std::size_t(512) << 10;
+  }();
+  return bytes;
+}
+
+// The largest W (hidden² scalars, in bytes) whose steps a team shares by rows. Every thread then
+// reads all of W each step: that pays while W stays near a core, in its L2 cache or not far
+// beyond; a larger W is read from the shared L3 cache, where a thread's share of the columns
+// costs it less.
+std::size_t largest_weights_shared_by_rows() {
+  return kRowSharedWeightsPerL2 * l2_cache_bytes();
+}
 
 }  // namespace
 
@@ -89,21 +109,6 @@ int free_threads() {
 
 bool step_stays_on_one_thread(Index batch, Index hidden) {
   return 2.0 * double(batch) * double(hidden) * double(hidden) < kMinStepFlopsToSplit;
-}
-
-std::size_t l2_cache_bytes() {
-  static const std::size_t bytes = [] {
-#ifdef _SC_LEVEL2_CACHE_SIZE
-    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (reported > 0) return std::size_t(reported);
-#endif
-    return std::size_t(512) << 10;
-  }();
-  return bytes;
-}
-
-std::size_t largest_weights_shared_by_rows() {
-  return kRowSharedWeightsPerL2 * l2_cache_bytes();
 }
 
 std::string step_shares_rule() {
