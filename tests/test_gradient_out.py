@@ -116,6 +116,33 @@ def test_an_unusable_out_array_is_refused_before_anything_is_written(case):
         np.testing.assert_array_equal(array, copy)
 
 
+class ArrayInterface:
+    """An argument that is neither a NumPy array nor a buffer: a tensor-like object exposing an
+    array's memory through __array_interface__."""
+
+    def __init__(self, array):
+        self.array = array
+        self.__array_interface__ = array.__array_interface__
+
+
+@pytest.mark.parametrize(("argument", "gradient"), [("U", "U"), ("W", "W"), ("x", "x")])
+def test_an_out_array_sharing_memory_with_an_array_like_argument_is_refused(argument, gradient):
+    # The core reads the argument's own memory: writing a gradient there while it runs would
+    # change what it reads.
+    params, inputs, targets, h0 = problem(np.float32, tokens=False)
+    given = params.get(argument, inputs)
+    before = given.copy()
+    if argument in params:
+        params = params | {argument: ArrayInterface(given)}
+    else:
+        inputs = ArrayInterface(given)
+    with pytest.raises(
+        ValueError, match=re.escape(f"out['{gradient}']: expected memory of its own")
+    ):
+        bptt.loss_and_grad(params, inputs, targets, h0=h0, out={gradient: given})
+    np.testing.assert_array_equal(given, before)
+
+
 def test_a_read_only_out_array_is_refused():
     params, inputs, targets, h0 = problem(np.float32, tokens=False)
     U = np.zeros_like(params["U"])

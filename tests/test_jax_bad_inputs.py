@@ -275,3 +275,45 @@ def test_ids_out_of_range_end_the_run_time_error_with_the_cores_message(changes,
     with pytest.raises(jax.errors.JaxRuntimeError) as raised:
         call_loss(jit, **changes)
     assert re.search(f"^ValueError: {re.escape(message)}", str(raised.value), re.MULTILINE)
+
+
+def soft_targets():
+    logits = np.random.default_rng(1).standard_normal((T, B, O)).astype(np.float32)
+    return jax.nn.softmax(jnp.asarray(logits), axis=-1)
+
+
+def test_a_gradient_for_soft_targets_is_refused_not_given_as_zeros(jit):
+    # The core computes no dL/dy; a zero in its place would be a wrong gradient.
+    problem = valid()
+
+    def loss_of_targets(targets):
+        return bptt.jax.loss(problem["params"], problem["inputs"], targets)
+
+    grad = jax.jit(jax.grad(loss_of_targets)) if jit else jax.grad(loss_of_targets)
+    with pytest.raises(ValueError, match=r"^targets: soft targets get no gradient"):
+        grad(soft_targets())
+
+
+def test_soft_targets_computed_from_differentiated_values_are_refused_unless_stopped(jit):
+    problem = valid()
+
+    def loss(params, stop):
+        targets = jax.nn.softmax(soft_targets() * params["c"], axis=-1)
+        targets = jax.lax.stop_gradient(targets) if stop else targets
+        return bptt.jax.loss(params, problem["inputs"], targets)
+
+    def grad(stop):
+        run = jax.grad(lambda params: loss(params, stop))
+        return (jax.jit(run) if jit else run)(problem["params"])
+
+    with pytest.raises(ValueError, match=r"^targets: soft targets get no gradient"):
+        grad(stop=False)
+    # Stopped, they are constants: the gradient of the loss for them as given (the targets'
+    # softmax under jit may round otherwise than eagerly: float32 closeness, not bits).
+    stopped = grad(stop=True)
+    targets = jax.nn.softmax(soft_targets() * problem["params"]["c"], axis=-1)
+    expected = jax.grad(lambda params: bptt.jax.loss(params, problem["inputs"], targets))(
+        problem["params"]
+    )
+    np.testing.assert_allclose(stopped["W"], expected["W"], rtol=1e-5, atol=1e-7)
+    assert np.abs(np.asarray(stopped["W"])).max() > 1e-3

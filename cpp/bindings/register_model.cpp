@@ -133,8 +133,13 @@ py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, 
           ? std::initializer_list<const char*>{"U", "W", "b", "V", "c", "h0", "x"}
           : std::initializer_list<const char*>{"U", "W", "b", "V", "c", "h0"},
       layer.dtype,
+      // The arguments as given, and the arrays the core reads: an argument that is neither an
+      // array nor a buffer (a tensor, an object with __array_interface__) is seen by its array.
       {{"params['U']", U}, {"params['W']", W}, {"params['b']", b}, {"params['V']", V},
-       {"params['c']", c}, {"inputs", inputs}, {"targets", targets}, {"h0", h0}});
+       {"params['c']", c}, {"inputs", inputs}, {"targets", targets}, {"h0", h0},
+       {"params['U']", layer.U}, {"params['W']", layer.W}, {"params['b']", layer.b},
+       {"params['V']", head.V}, {"params['c']", head.c}, {"inputs", checked_inputs.array},
+       {"targets", checked_targets.array}, {"h0", checked_h0}});
   const double copies = copied_bytes({{U, layer.U}, {W, layer.W}, {b, layer.b}, {V, head.V},
                                       {c, head.c}, {inputs, checked_inputs.array},
                                       {targets, checked_targets.array}, {h0, checked_h0}});

@@ -52,7 +52,9 @@ def loss(
 
     params: {U (H, D), W (H, H), b (H,), V (O, H), c (O,)}; inputs: float (T, B, D) or integer
     token ids (T, B); targets: class ids (T, B), -1 meaning no loss at that step, or soft targets
-    (T, B, O); h0: (B, H) or None (zeros). Gradients reach the params, float inputs and h0.
+    (T, B, O); h0: (B, H) or None (zeros). Gradients reach the params, float inputs and h0;
+    soft targets get none, and differentiating with respect to them raises ValueError
+    (jax.lax.stop_gradient(targets) makes them constants).
     memory_budget: the working memory of each core call at most, as bptt.loss_and_grad takes it
     (bytes, or a string such as "512MiB"), for the same value and gradients, bit for bit, as
     bptt.loss_and_grad's; the loss alone, without a gradient, then runs loss_and_grad too (the
@@ -302,6 +304,14 @@ def _loss_forward(
     targets: Any,
     h0: Any,
 ) -> tuple[Any, Any]:
+    # Each argument comes as its value and whether it is differentiated (symbolic_zeros below):
+    # the core gives soft targets no gradient, which must not pass for a zero one.
+    if targets.perturbed:
+        raise ValueError(
+            "targets: soft targets get no gradient; pass jax.lax.stop_gradient(targets)"
+        )
+    layer_and_head = tuple(weight.value for weight in layer_and_head)
+    inputs, targets, h0 = inputs.value, targets.value, h0.value
     U = layer_and_head[0]
     activation, reduction, memory_budget, compute_dtype = options
     float_inputs = jnp.issubdtype(jnp.result_type(inputs), jnp.floating)
@@ -329,13 +339,15 @@ def _loss_forward(
 
 
 def _loss_backward(options: LossOptions, grads: tuple[Any, ...], d_loss: Any) -> tuple[Any, ...]:
+    if isinstance(d_loss, jax.custom_derivatives.SymbolicZero):
+        return (None,) * 5, None, None, None
     scaled = tuple(d_loss * grad for grad in grads)
     d_layer_and_head, d_h0 = scaled[:5], scaled[5]
     d_inputs = scaled[6] if len(scaled) > 6 else None
     return d_layer_and_head, d_inputs, None, d_h0  # no gradient for the targets
 
 
-_loss.defvjp(_loss_forward, _loss_backward)
+_loss.defvjp(_loss_forward, _loss_backward, symbolic_zeros=True)
 
 
 # ---------------------------------------------------------------------------------------------
