@@ -79,6 +79,32 @@ def test_dropout_between_layers_draws_nn_rnns_masks_in_training_and_none_in_eval
     assert not torch.allclose(ours(inputs)[0], got[0]), "eval mode drops nothing"
 
 
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_dropout_on_packed_inputs_draws_nn_rnns_masks_over_the_packed_data(
+    bidirectional, enforce_sorted
+):
+    # nn.RNN drops out a packed sequence's data (one row per step of each sequence), not a
+    # padded tensor: other draws, unless taken over the same rows in the same order.
+    config = {"num_layers": 3, "dropout": 0.5, "bidirectional": bidirectional}
+    reference = torch.nn.RNN(**SHAPES, **config, dtype=torch.float64)
+    ours = bptt.torch.RNN(**SHAPES, **config, dtype=torch.float64)
+    ours.load_state_dict(reference.state_dict())
+    lengths = [3, 6, 1, 4] if not enforce_sorted else [6, 4, 3, 1]
+    sequences = [torch.randn(n, 3, dtype=torch.float64) for n in lengths]
+    packed = pack_sequence(sequences, enforce_sorted=enforce_sorted)
+    outputs, grads = {}, {}
+    for name, model in (("reference", reference), ("ours", ours)):
+        torch.manual_seed(1)
+        output, h_n = model(packed)
+        (output.data.sin().sum() + h_n.sum()).backward()
+        outputs[name] = (output.data, h_n)
+        grads[name] = {key: value.grad for key, value in model.named_parameters()}
+    assert_equal_to_rounding(outputs["ours"], outputs["reference"], steps=6)
+    for key, grad in grads["reference"].items():
+        closeness.assert_close(grads["ours"][key], grad, dtype=torch.float64, terms=6)
+
+
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("config", CONFIGS)
 def test_the_outputs_may_be_changed_in_place_before_backward_as_nn_rnns(config, batch_first):

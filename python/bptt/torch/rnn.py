@@ -120,7 +120,9 @@ class RNN(torch.nn.RNN):
         else:
             self.check_input(packed.data, packed.batch_sizes)
         padded, lengths = pad_packed_sequence(packed)
-        output, h_n = self._run_layers(padded, hx, lengths.numpy(), compute_dtype)
+        output, h_n = self._run_layers(
+            padded, hx, lengths.numpy(), compute_dtype, packed.sorted_indices
+        )
         if packed.sorted_indices is not None:
             output = output.index_select(1, packed.sorted_indices)
             lengths = lengths.index_select(0, packed.sorted_indices)
@@ -138,9 +140,11 @@ class RNN(torch.nn.RNN):
         hx: torch.Tensor | None,
         lengths: np.ndarray | None,
         compute_dtype: str | None,
+        sorted_indices: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The stack over time-major inputs (T, B, D): output (T, B, directions·H) and h_n
-        (layers·directions, B, H), layer-major as nn.RNN orders it."""
+        (layers·directions, B, H), layer-major as nn.RNN orders it. For packed inputs: the
+        sequences' lengths, and the order of the packing (sorted_indices, None if sorted)."""
         directions = 2 if self.bidirectional else 1
         activation = ACTIVATIONS[self.mode]
         layer_input, last_states = inputs, []
@@ -170,7 +174,7 @@ class RNN(torch.nn.RNN):
                 last_states.append(h_last)
             layer_output = outputs[0] if directions == 1 else torch.cat(outputs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_output = F.dropout(layer_output, self.dropout, training=True)
+                layer_output = _dropout(layer_output, self.dropout, lengths, sorted_indices)
             layer_input = layer_output
         return layer_input, torch.stack(last_states)
 
@@ -192,3 +196,27 @@ class RNN(torch.nn.RNN):
             return
         self.check_forward_args(input, hx, batch_sizes)
         check_float_cpu(hx, "hx", self._weights_dtype())
+
+
+def _dropout(
+    output: torch.Tensor,
+    p: float,
+    lengths: np.ndarray | None,
+    sorted_indices: torch.Tensor | None,
+) -> torch.Tensor:
+    """Dropout between layers, drawn as nn.RNN draws it: over the output (T, B, F) in memory
+    order, or, for packed inputs, over the packed data in the packing's order (one row per step
+    of each sequence, the sequences sorted as the input's sorted_indices sort them)."""
+    if lengths is None:
+        return F.dropout(output, p, training=True)
+    order = torch.arange(output.shape[1]) if sorted_indices is None else sorted_indices
+    packed = pack_padded_sequence(
+        output.index_select(1, order), torch.from_numpy(lengths)[order], enforce_sorted=True
+    )
+    dropped = PackedSequence(
+        F.dropout(packed.data, p, training=True),
+        packed.batch_sizes,
+        sorted_indices,
+        None if sorted_indices is None else torch.argsort(sorted_indices),
+    )
+    return pad_packed_sequence(dropped, total_length=output.shape[0])[0]
