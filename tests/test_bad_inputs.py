@@ -492,6 +492,21 @@ def test_forward_needing_more_memory_than_the_machine_is_a_memory_error():
         bptt.forward(params, ids)
 
 
+@pytest.mark.parametrize("function", ["layer_forward", "layer_backward"])
+def test_the_layer_with_a_batch_larger_than_the_memory_is_a_memory_error_naming_the_call(
+    function,
+):
+    # No steps: only the states before them (layer_forward) or dh0 (layer_backward) are large,
+    # and the check counts them too.
+    params = bptt.init_params(5, 6, 7, seed=0)
+    batch = 2**40
+    ids = np.zeros((0, batch), np.int64)
+    hidden = np.zeros((0, batch, 6), np.float32)
+    args = (params, ids) if function == "layer_forward" else (params, ids, hidden)
+    with pytest.raises(MemoryError, match=rf"^{function} needs .* GB, more than the"):
+        getattr(bptt, function)(*args)
+
+
 def test_core_head_needing_more_memory_than_the_machine_is_a_memory_error():
     params, ids = too_large_problem()
     hidden = np.zeros((*ids.shape, 1), np.float32)

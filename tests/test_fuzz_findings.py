@@ -125,12 +125,15 @@ def test_the_minimum_budget_of_a_one_step_problem_is_the_smallest_loss_and_grad_
         bptt.loss_and_grad(params, inputs, targets, memory_budget=plan.minimum_bytes - 1)
 
 
-@pytest.mark.parametrize(("T", "B"), [(2**62, 1), (2**62, 2**40)])
+@pytest.mark.parametrize(
+    ("T", "B"), [(2**62, 1), (2**62, 2**40), (2**63 - 1, 1), (2**63 - 1, 2**63 - 1)]
+)
 def test_a_plan_too_large_to_count_is_refused_or_holds_its_states(T, B):
     try:
         plan = bptt.memory_plan(T, B, 1, 1, 1)
     except (ValueError, MemoryError):
         return
+    assert 1 <= plan.stored_states <= T + 1
     assert plan.bytes >= plan.stored_states * B * 1 * 4  # float32 states (B, H = 1) it holds
 
 

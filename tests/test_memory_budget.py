@@ -191,6 +191,10 @@ def test_a_budget_that_is_not_a_size_is_refused_naming_memory_budget(value, erro
         ("64mib", 64 * 2**20),
         ("4096", 4096),
         ("10 kB", 10_000),
+        ("0.1 kB", 100),  # exactly: 0.1 has no float
+        ("18446744073709551616", 2**63 - 1),  # beyond the core's counts: no limit at all
+        ("9" * 400, 2**63 - 1),  # more digits than a float holds
+        ("1" + "0" * 400 + " EiB", 2**63 - 1),
     ],
 )
 def test_a_size_with_a_unit_is_read_in_bytes(text, size):

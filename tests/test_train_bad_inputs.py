@@ -11,7 +11,7 @@ import pytest
 from command_line import assert_one_line_error, bptt_command
 
 import bptt
-from bptt import __main__, checkpoint, corpus, training
+from bptt import __main__, checkpoint, corpus, stack, training
 from bptt.errors import UsageError
 from bptt.trainer import Trainer, TrainingDiverged, corpus_for
 from bptt.training_config import Budget, TrainConfig
@@ -232,6 +232,19 @@ def test_a_run_larger_than_the_memory_is_refused_before_allocating(files):
     result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "2",
                           "--hidden", "1099511627776")  # fmt: skip
     assert_one_line_error(result, "train", "--hidden 1099511627776", "GB of memory")
+
+
+def test_a_run_of_more_layers_than_the_memory_holds_is_refused_at_once(files):
+    # Counted, not listed: a billion layers' parameter shapes would take minutes and gigabytes.
+    result = bptt_command("train", "--text", str(files / "text.txt"), *SMALL, "--steps", "2",
+                          "--layers", "1000000000")  # fmt: skip
+    assert_one_line_error(result, "train", "--layers 1000000000, --hidden 8", "GB of memory")
+
+
+def test_the_parameter_count_is_that_of_the_stacks_parameter_shapes():
+    for layers in (1, 2, 5):
+        shapes = stack.parameter_shapes(7, 5, 3, layers)
+        assert stack.parameter_count(7, 5, 3, layers) == sum(math.prod(s) for s in shapes.values())
 
 
 def test_the_memory_a_run_needs_is_compared_with_the_memory_available(files, monkeypatch):

@@ -54,7 +54,10 @@ py::dict layer_backward_typed(const Layer& layer, const Inputs& inputs, const py
                               bool check_finite) {
   const py::ssize_t T = inputs.steps, B = inputs.batch, H = layer.hidden_size,
                     D = layer.input_size;
-  check_allocation(bytes_of({double(T) * B * H, double(T) * B * D, double(D) * H}, sizeof(S)),
+  // The core's work rows (T·B·H), then every gradient returned: dx, dU, dW, db, dh0.
+  check_allocation(bytes_of({double(T) * B * H, double(T) * B * D, double(D) * H,
+                             double(H) * H + H, double(B) * H},
+                            sizeof(S)),
                    "layer_backward");
   auto dU = new_array<S>({H, D}), dW = new_array<S>({H, H}), db = new_array<S>({H});
   auto dh0 = new_array<S>({B, H});

@@ -102,7 +102,8 @@ std::size_t states_bytes(const LossProblem& problem, Index states) {
 void check_countable(const LossProblem& problem) {
   const ProblemSize& size = problem.size;
   const double widest = double(std::max({size.input_size, size.hidden_size, size.output_size}));
-  const double bytes = double(size.steps + 1) * double(size.batch) * (widest + 1.0) *
+  // In doubles from the start: T + 1 itself overflows at the largest T.
+  const double bytes = (double(size.steps) + 1.0) * double(size.batch) * (widest + 1.0) *
                        double(problem.scalar_bytes);
   constexpr double kCountable = 0x1p60;  // room for the several such terms a plan adds up
   if (bytes > kCountable) {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import re
+from fractions import Fraction
 from typing import NamedTuple
 
 from bptt import _core
@@ -44,7 +45,7 @@ def parse_memory_budget(value: object) -> int | None:
                 "memory_budget: expected a size such as '512MiB', '2 GB' or '1.5GiB' (units B, "
                 f"kB, MB, GB, TB, KiB, MiB, GiB, TiB), got {value!r}"
             )
-        number = float(match[1]) * _UNITS[unit]
+        number = Fraction(match[1]) * _UNITS[unit]  # exact: a float would overflow to inf
         if number < 1:
             raise ValueError(f"memory_budget: expected at least 1 byte, got {value!r}")
         return min(int(number), _LARGEST)

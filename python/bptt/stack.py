@@ -55,6 +55,18 @@ def parameter_shapes(
     return shapes | {name: one_layer[name] for name in HEAD_NAMES}
 
 
+def parameter_count(input_size: int, hidden_size: int, output_size: int, layers: int) -> int:
+    """How many scalars parameter_shapes' parameters hold, counted without listing them: a run
+    asking for more layers than memory holds is refused at once, not after building the list."""
+    one_layer = _model.parameter_shapes(input_size, hidden_size, output_size)
+    upper = _model.parameter_shapes(hidden_size, hidden_size, output_size)
+
+    def scalars(shapes: Mapping[str, tuple[int, ...]], names: tuple[str, ...]) -> int:
+        return sum(math.prod(shapes[name]) for name in names)
+
+    return scalars(one_layer, LAYER_NAMES + HEAD_NAMES) + (layers - 1) * scalars(upper, LAYER_NAMES)
+
+
 def init_params(
     input_size: int,
     hidden_size: int,

@@ -289,7 +289,9 @@ def corpus_for(config: TrainConfig, text: str | None = None) -> Corpus:
         vocabulary_size = len(corpus.vocabulary)
         raise SettingError(
             lambda name: (
-                f"a run of {name('hidden')} {config.hidden}, {name('seq_len')} "
+                "a run of "
+                + (f"{name('layers')} {config.layers}, " if config.layers > 1 else "")
+                + f"{name('hidden')} {config.hidden}, {name('seq_len')} "
                 f"{config.seq_len}, {name('batch')} {config.batch} and a vocabulary of "
                 f"{vocabulary_size} {shortfall}"
             )

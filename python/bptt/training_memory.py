@@ -1,8 +1,6 @@
 """The memory a `bptt train` run holds at its peak, estimated from its settings and text before
 it allocates any of it, so that a run too large for the machine is refused at once."""
 
-import math
-
 import numpy as np
 
 from bptt import sampling, stack
@@ -20,8 +18,7 @@ def memory_needed(config: TrainConfig, corpus: Corpus) -> int:
     the core's buffers for one step (`step_memory`) or for one validation chunk (states, logits
     and two temporaries of their size); the streams' table of ids; a sample."""
     hidden, size, itemsize = config.hidden, len(corpus.vocabulary), np.dtype(config.dtype).itemsize
-    shapes = stack.parameter_shapes(size, hidden, size, config.layers)
-    parameters = sum(math.prod(shape) for shape in shapes.values())
+    parameters = stack.parameter_count(size, hidden, size, config.layers)
     vectors = 2 + len(OPTIMIZERS[config.optimizer].state_names)
     validation_rows = min(VALIDATION_CHUNK * config.batch, config.validation_chars)
     validation = itemsize * validation_rows * (config.layers * hidden + 3 * size)
