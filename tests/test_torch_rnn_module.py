@@ -257,6 +257,33 @@ def test_sparse_input_is_refused_naming_input_and_asking_for_a_dense_tensor():
         rnn(torch.zeros(5, 2, 3).to_sparse())
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # both kinds are prototypes or deprecated
+def test_nested_and_quantized_inputs_are_refused_naming_input():
+    rnn = bptt.torch.RNN(**SHAPES)
+    with pytest.raises(
+        TypeError, match=r"^input: expected a dense \(strided\) tensor, got a nested"
+    ):
+        rnn(torch.nested.nested_tensor([torch.zeros(5, 3), torch.zeros(2, 3)]))
+    with pytest.raises(TypeError, match=r"^input: .*got a quantized one"):
+        rnn(torch.quantize_per_tensor(torch.zeros(5, 2, 3), 0.1, 0, torch.quint8))
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("weight_ih_l0", (4, 5)), ("weight_hh_l1", (4, 5)), ("bias_ih_l1_reverse", (3,))],
+)
+def test_a_weight_of_another_shape_is_refused_naming_the_weight(name, shape):
+    rnn = bptt.torch.RNN(**SHAPES, num_layers=2, bidirectional=True)
+    setattr(rnn, name, torch.nn.Parameter(torch.zeros(shape)))
+    expected = tuple(
+        torch.nn.RNN(**SHAPES, num_layers=2, bidirectional=True).get_parameter(name).shape
+    )
+    with pytest.raises(
+        RuntimeError, match=re.escape(f"{name}: expected shape {expected}, got {shape}")
+    ):
+        rnn(torch.zeros(5, 2, 3))
+
+
 def test_a_sparse_weight_is_refused_naming_the_weight():
     rnn = bptt.torch.RNN(**SHAPES)
     rnn.weight_hh_l0 = torch.nn.Parameter(rnn.weight_hh_l0.detach().to_sparse())

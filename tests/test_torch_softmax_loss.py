@@ -195,6 +195,33 @@ def test_sparse_tensors_are_refused_naming_the_argument_and_asking_for_a_dense_o
         rnn_softmax_loss(params, arguments["inputs"], arguments["targets"], h0=arguments["h0"])
 
 
+def nested(tensor):
+    return torch.nested.nested_tensor(list(tensor))
+
+
+def quantized(tensor):
+    return torch.quantize_per_tensor(tensor.float(), 0.1, 0, torch.quint8)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # both kinds are prototypes or deprecated
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        (nested, "expected a dense (strided) tensor, got a nested"),
+        (quantized, "expected a float or integer tensor, got a quantized"),
+    ],
+    ids=["nested", "quantized"],
+)
+@pytest.mark.parametrize("name", ["inputs", "targets", "h0", "params['W']"])
+def test_nested_and_quantized_tensors_are_refused_naming_the_argument(name, kind, words):
+    params, inputs, targets, h0 = make_problem(torch.float32, False, False, with_h0=True)
+    arguments = {"inputs": inputs, "targets": targets, "h0": h0, "params['W']": params["W"]}
+    arguments[name] = kind(arguments[name].detach())
+    params = params | {"W": arguments["params['W']"]}
+    with pytest.raises(TypeError, match=rf"^{re.escape(name)}: {re.escape(words)}"):
+        rnn_softmax_loss(params, arguments["inputs"], arguments["targets"], h0=arguments["h0"])
+
+
 def test_params_without_exactly_U_W_b_V_c_are_refused():
     params, inputs, targets, _ = make_problem(torch.float32, True, False, with_h0=False)
     del params["c"]

@@ -185,7 +185,21 @@ class RNN(torch.nn.RNN):
     def _check_weights(self) -> None:
         dtype = self._weights_dtype()
         for name in self._flat_weights_names:
-            check_float_cpu(getattr(self, name), name, dtype)
+            weight = getattr(self, name)
+            check_float_cpu(weight, name, dtype)
+            # A weight replaced by one of another shape: RuntimeError, as nn.RNN's products
+            # raise, but naming the weight rather than the input the core would blame.
+            expected = self._weight_shape(name)
+            if tuple(weight.shape) != expected:
+                raise RuntimeError(f"{name}: expected shape {expected}, got {tuple(weight.shape)}")
+
+    def _weight_shape(self, name: str) -> tuple[int, ...]:
+        """The shape of the parameter `name` (weight_ih_l1_reverse, bias_hh_l0, ...)."""
+        layer = int(name.split("_l")[1].split("_")[0])
+        H = self.hidden_size
+        if name.startswith("weight_ih"):
+            return (H, self.input_size if layer == 0 else H * (2 if self.bidirectional else 1))
+        return (H, H) if name.startswith("weight_hh") else (H,)
 
     def _check_state(
         self, input: torch.Tensor, hx: torch.Tensor | None, batch_sizes: torch.Tensor | None

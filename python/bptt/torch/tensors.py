@@ -29,6 +29,13 @@ def check_dense_cpu(tensor: object, name: str) -> None:
     """A dense (strided) CPU tensor, the memory the core can read; TypeError naming `name` if not."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.is_nested:
+        raise TypeError(f"{name}: expected a dense (strided) tensor, got a nested tensor")
+    if tensor.is_quantized:
+        raise TypeError(
+            f"{name}: expected a float or integer tensor, got a quantized one ({tensor.dtype}; "
+            "convert it with .dequantize())"
+        )
     if tensor.layout != torch.strided:
         raise TypeError(
             f"{name}: expected a dense (strided) tensor, got layout {tensor.layout} "
