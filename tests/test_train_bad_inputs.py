@@ -4,6 +4,7 @@ values, and says which step the checkpoint on disk holds."""
 
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -76,7 +77,8 @@ def test_a_text_too_short_for_one_step(files):
         ("--batch", "-2", "--batch: expected an integer >= 1"),
         ("--lr", "-0.1", "--lr: expected a finite number > 0"),
         ("--clip", "nan", "--clip: expected a finite number > 0"),
-        ("--steps", "0", "--steps: expected an integer >= 1"),
+        ("--steps", "0", f"--steps: expected an integer in [1, {2**62}]"),
+        ("--steps", str(2**63 + 10), f"--steps: expected an integer in [1, {2**62}]"),
         ("--minutes", "-1", "--minutes: expected a number in (0, 525600]"),
         ("--optimizer", "rmsprop", "--optimizer: invalid choice"),
         ("--threads", "0", "--threads: expected an integer in [1, 1024]"),
@@ -409,7 +411,12 @@ def set_field(name, value, within=None):
         ({"metadata": set_field("optimizer_steps", 0)}, "optimizer_steps 0 is not the step count"),
         ({"metadata": set_field("text", 5, within="config")}, "config.text: expected a file name"),
         ({"metadata": set_field("text", None, within="config")}, "config.text: expected a file"),
-        ({"metadata": set_field("step", 2.7)}, "step: expected an integer >= 0, got 2.7"),
+        ({"metadata": set_field("step", 2.7)}, f"step: expected an integer in [0, {2**62}], got"),
+        ({"metadata": set_field("step", 2**63 - 1)}, f"step: expected an integer in [0, {2**62}]"),
+        (
+            {"metadata": set_field("layers", 10**9, within="config")},
+            "config.layers 1000000000: its arrays are those of fewer layers",
+        ),
         ({"metadata": set_field("elapsed_seconds", math.nan)}, "elapsed_seconds: expected"),
         ({"metadata": set_field("budget", {"steps": None, "minutes": 1e308})}, "budget.minutes"),
         (
@@ -457,3 +464,33 @@ def test_a_tiny_temperature_draws_the_most_likely_characters_without_warnings(fi
 
     # far below the smallest normal float: logits / temperature alone would overflow to inf
     assert greedy("1e-320", "1") == greedy("1e-300", "2")
+
+
+# -- run directories holding something other than files ----------------------------------------
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["new run", "resumed run"])
+def test_a_metrics_log_that_is_a_pipe_is_refused_before_the_first_step(run_copy, files, resumed):
+    # Opening a pipe to write blocks until a reader comes: the run would hang.
+    if resumed:
+        (run_copy / "metrics.csv").unlink(missing_ok=True)
+        os.mkfifo(run_copy / "metrics.csv")
+        result = bptt_command("train", "--resume", str(run_copy), "--steps", "5")
+    else:
+        new_run = run_copy.parent / "new"
+        new_run.mkdir()
+        os.mkfifo(new_run / "metrics.csv")
+        result = bptt_command("train", "--out", str(new_run), "--text", str(files / "text.txt"),
+                              *SMALL, "--steps", "2")  # fmt: skip
+    assert_one_line_error(result, "train", "metrics.csv is a pipe, expected a file")
+
+
+def test_a_sample_from_a_model_whose_logits_overflow_is_refused(run_copy):
+    # Finite parameters whose products are not: the sample would be one character repeated.
+    def overflowing(arrays):  # every h_t = tanh(100) = 1, each logit 3e38 · 8
+        arrays["params.b"].fill(100.0)
+        arrays["params.V"].fill(3e38)
+
+    rewrite_checkpoint(run_copy, arrays=overflowing)
+    result = bptt_command("sample", str(run_copy), "--length", "20")
+    assert_one_line_error(result, "sample", "logits are not finite at character 0")

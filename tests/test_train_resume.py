@@ -15,7 +15,7 @@ import pytest
 from command_line import bptt_command
 
 import bptt
-from bptt import _core, checkpoint, lr_schedule, training
+from bptt import _core, checkpoint, lr_schedule, metrics, training
 from bptt.trainer import Trainer
 from bptt.training_config import Budget, TrainConfig
 
@@ -306,3 +306,18 @@ def test_a_checkpoint_from_before_memory_budgets_resumes_without_one(tmp_path, c
     assert checkpoint.read_run(tmp_path / "run").config.memory_budget is None
     resumed = training.resume(tmp_path / "run", Budget(steps=3), show_progress=False)
     assert resumed.trainer.step_count == 3
+
+
+def test_a_resume_keeps_the_logged_rows_up_to_its_step_of_a_long_log(tmp_path, monkeypatch):
+    # A long run's log, read a row at a time; its plot thinned to at most this many points.
+    monkeypatch.setattr(metrics, "MAX_PLOTTED_POINTS", 100)
+    rows = [f"{step},{step / 10:.3f},{2 + 1 / step:.5f},,{1e4:.1f}" for step in range(1, 50_001)]
+    (tmp_path / "metrics.csv").write_text("\n".join([",".join(metrics.COLUMNS), *rows]) + "\n")
+    with metrics.MetricsLog(tmp_path, resume_step=30_000) as log:
+        log.write(30_001, 1.0, 2.5, 2.6, 1e4)
+    with open(tmp_path / "metrics.csv", newline="") as file:
+        kept = list(csv.DictReader(file))
+    assert [int(row["step"]) for row in kept] == list(range(1, 30_002))
+    assert kept[-1]["validation_bpc"] == "2.60000"
+    assert metrics.plot(tmp_path).stat().st_size > 0
+    assert {path.name for path in tmp_path.iterdir()} == {"metrics.csv", "metrics.png"}

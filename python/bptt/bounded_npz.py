@@ -67,6 +67,10 @@ class BoundedNpz:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def member_count(self) -> int:
+        return len(self._members)
+
     def unexpected_members(self, names: set[str]) -> list[str]:
         """The archive's members other than the arrays `names` (each stored as name + .npy)."""
         return [

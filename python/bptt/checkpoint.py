@@ -21,7 +21,7 @@ from bptt.corpus import Vocabulary
 from bptt.errors import SettingError, UsageError, check_integer, check_number, writing
 from bptt.optimizers import OPTIMIZERS
 from bptt.regular_file import NotRegularFile
-from bptt.training_config import Budget, TrainConfig
+from bptt.training_config import MAX_STEPS, Budget, TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT = "bptt-train-checkpoint-1"
@@ -183,6 +183,13 @@ def read_run(run_dir) -> SavedRun:
             {"schedule_horizon": asdict(budget)} | metadata, path, "schedule_horizon"
         )
         rng = _rng_of(metadata, path)
+        # Each layer has its U, W, b and their optimizer state as members: a layer count beyond
+        # the members is refused before the arrays' names are listed for it.
+        per_layer = 3 * (1 + len(OPTIMIZERS[config.optimizer].state_names))
+        if per_layer * config.layers > archive.member_count:
+            raise corrupt(
+                path, f"config.layers {config.layers}: its arrays are those of fewer layers"
+            )
         shapes = array_shapes(config, len(characters))
         unexpected = archive.unexpected_members({*shapes, METADATA_KEY})
         if unexpected:
@@ -265,8 +272,10 @@ def _vocabulary_of(metadata: dict, path: Path) -> str:
 def _counts_of(metadata: dict, config: TrainConfig, path: Path) -> tuple[int, int, float]:
     """The step, the streams' position and the elapsed seconds."""
     try:
-        step = check_integer("step", metadata.get("step"), 0)
-        optimizer_steps = check_integer("optimizer_steps", metadata.get("optimizer_steps"), 0)
+        step = check_integer("step", metadata.get("step"), 0, MAX_STEPS)
+        optimizer_steps = check_integer(
+            "optimizer_steps", metadata.get("optimizer_steps"), 0, MAX_STEPS
+        )
         if optimizer_steps != step:  # every step is one optimizer update
             raise UsageError(f"optimizer_steps {optimizer_steps} is not the step count {step}")
         position = check_integer("position", metadata.get("position"), 0)

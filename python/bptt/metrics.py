@@ -3,7 +3,12 @@ curves in bits per character."""
 
 import csv
 import os
+import tempfile
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from bptt.errors import UsageError, writing
 
@@ -17,14 +22,24 @@ class MetricsLog:
 
     def __init__(self, run_dir: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(run_dir) / METRICS_NAME
-        rows = self.read_checked() if resume_step is not None and self.path.is_file() else []
-        # a resumed run forgets what its predecessor logged after its last checkpoint
-        rows = [row for row in rows if resume_step is not None and int(row["step"]) <= resume_step]
+        kept: Iterator[list[str]] = iter(())
+        if resume_step is not None and self.path.is_file():
+            kept = (row for row in self.checked_rows() if int(row[0]) <= resume_step)
+        # The log starts again in a new file that then replaces it (rather than a truncation
+        # of whatever the name points to): the header, and on a resume the rows up to its step,
+        # streamed, as a long run's log may hold millions; a resumed run forgets what its
+        # predecessor logged after its last checkpoint.
         with writing(self.path):
-            with open(self.path, "w", newline="") as file:
-                writer = csv.DictWriter(file, COLUMNS)
-                writer.writeheader()
-                writer.writerows(rows)
+            descriptor, name = tempfile.mkstemp(prefix=f".{METRICS_NAME}.", dir=Path(run_dir))
+            try:
+                with os.fdopen(descriptor, "w", newline="") as file:
+                    writer = csv.writer(file)
+                    writer.writerow(COLUMNS)
+                    writer.writerows(kept)
+                os.replace(name, self.path)
+            except BaseException:
+                Path(name).unlink(missing_ok=True)
+                raise
             self._file = open(self.path, "a", newline="")  # noqa: SIM115 (closed by close())
         self._writer = csv.writer(self._file)
 
@@ -41,28 +56,13 @@ class MetricsLog:
             )
             self._file.flush()
 
-    def read(self) -> list[dict[str, str]]:
-        with open(self.path, newline="") as file:
-            return list(csv.DictReader(file))
-
-    def read_checked(self) -> list[dict[str, str]]:
-        """The rows, or UsageError naming the first that is not an integer step and numbers."""
+    def checked_rows(self) -> Iterator[list[str]]:
+        """The rows, one at a time, each in COLUMNS' order; UsageError naming the first that is
+        not an integer step and numbers."""
         try:
-            rows = self.read()
+            yield from _checked_rows(self.path)
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise UsageError(f"{self.path}: unreadable metrics log ({error})") from None
-        for line, row in enumerate(rows, start=2):
-            try:
-                int(row["step"])
-                for column in COLUMNS[1:]:
-                    if row[column]:
-                        float(row[column])
-            except (KeyError, TypeError, ValueError):
-                raise UsageError(
-                    f"{self.path}: corrupt metrics log (line {line}: {dict(row)}); expected the "
-                    f"columns {', '.join(COLUMNS)}"
-                ) from None
-        return rows
 
     def close(self) -> None:
         with writing(self.path):
@@ -75,6 +75,38 @@ class MetricsLog:
         self.close()
 
 
+def _checked_rows(path: Path) -> Iterator[list[str]]:
+    with open(path, newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        if any(column not in header for column in COLUMNS):
+            raise UsageError(
+                f"{path}: corrupt metrics log (its header: {header}); expected the columns "
+                f"{', '.join(COLUMNS)}"
+            )
+        where = [header.index(column) for column in COLUMNS]
+        for line, fields in enumerate(reader, start=2):
+            try:
+                if len(fields) != len(header):
+                    raise ValueError
+                row = [fields[index] for index in where]
+                int(row[0])
+                for value in row[1:]:
+                    if value:
+                        float(value)
+            except ValueError:
+                raise UsageError(
+                    f"{path}: corrupt metrics log (line {line}: {fields}); expected the "
+                    f"columns {', '.join(COLUMNS)}"
+                ) from None
+            yield row
+
+
+# The most points a curve of the plot draws: a longer one is thinned evenly (keeping its last),
+# which the eye cannot tell at the figure's width.
+MAX_PLOTTED_POINTS = 20_000
+
+
 def plot(run_dir: str | os.PathLike) -> Path | None:
     """run_dir/metrics.png from run_dir/metrics.csv; None when matplotlib is missing."""
     try:
@@ -85,15 +117,25 @@ def plot(run_dir: str | os.PathLike) -> Path | None:
     except ImportError:
         return None
     run_dir = Path(run_dir)
-    with open(run_dir / METRICS_NAME, newline="") as file:
-        rows = list(csv.DictReader(file))
+    # Each curve's steps and values, read a row at a time into arrays.
+    curves = {column: (array("d"), array("d")) for column in ("train_bpc", "validation_bpc")}
+    for row in _checked_rows(run_dir / METRICS_NAME):
+        for column, (steps, values) in curves.items():
+            value = row[COLUMNS.index(column)]
+            if value:
+                steps.append(int(row[0]))
+                values.append(float(value))
     figure, axes = plt.subplots(figsize=(8, 5))
     for column, label in (("train_bpc", "training"), ("validation_bpc", "validation")):
-        points = [(int(row["step"]), float(row[column])) for row in rows if row[column]]
-        if points:
-            steps, values = zip(*points, strict=True)
+        xs, ys = (np.frombuffer(curve) for curve in curves[column])
+        if xs.size:
+            every = -(-xs.size // MAX_PLOTTED_POINTS)
+            kept = np.union1d(np.arange(0, xs.size, every), [xs.size - 1])
             axes.plot(
-                steps, values, marker="o" if column == "validation_bpc" else None, label=label
+                xs[kept],
+                ys[kept],
+                marker="o" if column == "validation_bpc" else None,
+                label=label,
             )
     axes.set_xlabel("step")
     axes.set_ylabel("bits per character")

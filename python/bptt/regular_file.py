@@ -19,6 +19,20 @@ class NotRegularFile(OSError):
     """The path names something other than a regular file; str() says what it is: "a pipe"."""
 
 
+def _kind(mode: int) -> str:
+    return next((kind for test, kind in _KINDS.items() if test(mode)), "an unknown kind of file")
+
+
+def other_than_regular(path: str | os.PathLike) -> str | None:
+    """What the path names if it exists and is not a regular file ("a pipe"), else None (also
+    when it cannot be looked up: opening it then says why)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
 def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, int]:
     """The file opened for reading in binary and its size in bytes; NotRegularFile, or the
     OSError of opening it (FileNotFoundError, PermissionError...), otherwise."""
@@ -28,10 +42,7 @@ def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, int]:
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
-            kind = next(
-                (kind for test, kind in _KINDS.items() if test(mode)), "an unknown kind of file"
-            )
-            raise NotRegularFile(kind)
+            raise NotRegularFile(_kind(mode))
         file = os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bptt import checkpoint, metrics
 from bptt.errors import SettingError, UsageError, writing
+from bptt.regular_file import other_than_regular
 
 NEW_RUN = "train.run_dir"
 RESUMED_RUN = "resume.run_dir"
@@ -52,8 +53,10 @@ def prepare(run_dir: Path, setting: str) -> None:
             with tempfile.TemporaryFile(dir=run_dir):
                 pass
         for name in (metrics.METRICS_NAME, metrics.PLOT_NAME):
-            if (run_dir / name).is_dir():
-                raise UsageError(f"{run_dir}: its {name} is a directory, expected a file")
+            # a pipe would block the run's first write to it (or its plot, after every step)
+            kind = other_than_regular(run_dir / name)
+            if kind:
+                raise UsageError(f"{run_dir}: its {name} is {kind}, expected a file")
 
 
 @contextmanager

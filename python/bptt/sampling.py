@@ -7,7 +7,7 @@ import numpy as np
 
 from bptt import stack
 from bptt.corpus import Vocabulary
-from bptt.errors import SettingError
+from bptt.errors import SettingError, UsageError
 
 MAX_LENGTH = 10_000_000  # characters of one sample: minutes of steps, a few hundred MB
 # an int64 id, a pointer in the decoding's list and up to 4 bytes of the decoded string
@@ -53,6 +53,11 @@ def generate(
     token = np.empty(1, np.int64)
     ids = np.empty(length, np.int64)
     for i in range(length):
+        if not np.isfinite(logits).all():  # finite parameters whose products overflow
+            raise UsageError(
+                f"the model's logits are not finite at character {i} of the sample: its "
+                "parameters are too large for their dtype"
+            )
         # softmax(o / temperature) in float64, the max subtracted before dividing: then every
         # exponent is <= 0, and a tiny temperature sends all but the top to exp(-inf) = 0
         scaled = logits.astype(np.float64) - logits.max()

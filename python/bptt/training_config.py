@@ -18,6 +18,8 @@ DTYPES = ("float32", "float64")
 COMPUTE_DTYPES = ("bfloat16", *DTYPES)
 DEFAULT_MINUTES = 5.0
 MAX_MINUTES = 365 * 24 * 60.0  # a year; longer is a typo (1e308 overflows a count of seconds)
+# steps of a run in all: the core counts them in 64-bit integers, and no run reaches this many
+MAX_STEPS = 2**62
 # the settings that change no result, which a resumed run may therefore be given anew
 CHANGEABLE_ON_RESUME = ("memory_budget",)
 
@@ -129,7 +131,7 @@ class Budget:
     def check(self) -> "Budget":
         """SettingError naming the first invalid field."""
         if self.steps is not None:
-            check_integer("steps", self.steps, 1)
+            check_integer("steps", self.steps, 1, MAX_STEPS)
         if self.minutes is not None:
             check_number("minutes", self.minutes, maximum=MAX_MINUTES)
         return self
