@@ -494,3 +494,27 @@ def test_a_sample_from_a_model_whose_logits_overflow_is_refused(run_copy):
     rewrite_checkpoint(run_copy, arrays=overflowing)
     result = bptt_command("sample", str(run_copy), "--length", "20")
     assert_one_line_error(result, "sample", "logits are not finite at character 0")
+
+
+def test_an_error_quoting_a_checkpoints_text_name_with_control_characters_stays_one_line(
+    run_copy,
+):
+    rewrite_checkpoint(run_copy, metadata=set_field("text", "a\nb\x1b[2Jc.txt", within="config"))
+    result = bptt_command("train", "--resume", str(run_copy), "--steps", "5")
+    assert_one_line_error(result, "train", "a\\nb\\x1b[2Jc.txt")
+
+
+def test_a_checkpoint_is_written_to_a_new_file_of_its_own_with_the_usual_permissions(run_copy):
+    # A name planted where the temporary file once went (.checkpoint.npz.PID.tmp) is not
+    # followed; the checkpoint has the permissions an open() under this umask gives.
+    victim = run_copy.parent / "victim.txt"
+    victim.write_text("untouched")
+    for pid in range(os.getpid(), os.getpid() + 2000):
+        (run_copy / f".checkpoint.npz.{pid}.tmp").symlink_to(victim)
+    saved = checkpoint.read_run(run_copy)
+    mask = os.umask(0)
+    os.umask(mask)
+    path = checkpoint.save(run_copy, {"x": np.zeros(3)}, {"step": saved.step})
+    assert victim.read_text() == "untouched"
+    assert not path.is_symlink()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -15,6 +15,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def one_line(message: str) -> str:
+    """The message with its control characters escaped: one line, whatever a file or a
+    checkpoint it quotes holds (a newline in a name, a terminal's escape sequence)."""
+    return "".join(
+        character if character.isprintable() else repr(character)[1:-1] for character in message
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(
         prog="bptt", description="Back-propagation through time on a fast core."
@@ -37,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except UsageError as error:
-        print(f"bptt {args.command}: error: {error}", file=sys.stderr)
+        print(f"bptt {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except MemoryError as error:  # what the estimates up front did not foresee
         print(

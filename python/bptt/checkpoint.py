@@ -20,7 +20,7 @@ from bptt.bounded_npz import ArchiveError, BoundedNpz
 from bptt.corpus import Vocabulary
 from bptt.errors import SettingError, UsageError, check_integer, check_number, writing
 from bptt.optimizers import OPTIMIZERS
-from bptt.regular_file import NotRegularFile
+from bptt.regular_file import NotRegularFile, new_file_beside
 from bptt.training_config import MAX_STEPS, Budget, TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -48,12 +48,13 @@ def checkpoint_path(run_dir: str | os.PathLike) -> Path:
 def save(run_dir: str | os.PathLike, arrays: Mapping[str, np.ndarray], metadata: dict) -> Path:
     """Write arrays and metadata to run_dir/checkpoint.npz: temporary file, fsync, rename."""
     path = checkpoint_path(run_dir)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     contents: dict[str, Any] = {METADATA_KEY: np.array(json.dumps({"format": FORMAT, **metadata}))}
     contents.update(arrays)
     with writing(path):
+        # a new file of its own (O_EXCL): never one a name planted beforehand points to
+        descriptor, temporary = new_file_beside(path)
         try:
-            with open(temporary, "wb") as file:
+            with os.fdopen(descriptor, "wb") as file:
                 np.savez(file, **contents)
                 file.flush()
                 os.fsync(file.fileno())

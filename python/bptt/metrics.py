@@ -3,7 +3,6 @@ curves in bits per character."""
 
 import csv
 import os
-import tempfile
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt.errors import UsageError, writing
+from bptt.regular_file import new_file_beside
 
 COLUMNS = ("step", "time", "train_bpc", "validation_bpc", "chars_per_s")
 METRICS_NAME = "metrics.csv"
@@ -30,7 +30,7 @@ class MetricsLog:
         # streamed, as a long run's log may hold millions; a resumed run forgets what its
         # predecessor logged after its last checkpoint.
         with writing(self.path):
-            descriptor, name = tempfile.mkstemp(prefix=f".{METRICS_NAME}.", dir=Path(run_dir))
+            descriptor, name = new_file_beside(self.path)
             try:
                 with os.fdopen(descriptor, "w", newline="") as file:
                     writer = csv.writer(file)
@@ -38,7 +38,7 @@ class MetricsLog:
                     writer.writerows(kept)
                 os.replace(name, self.path)
             except BaseException:
-                Path(name).unlink(missing_ok=True)
+                name.unlink(missing_ok=True)
                 raise
             self._file = open(self.path, "a", newline="")  # noqa: SIM115 (closed by close())
         self._writer = csv.writer(self._file)

@@ -4,6 +4,8 @@ memory available, and may never end (or, a pipe, block the open until a writer c
 
 import os
 import stat
+import tempfile
+from pathlib import Path
 from typing import BinaryIO
 
 _KINDS = {
@@ -48,6 +50,17 @@ def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, int]:
         os.close(descriptor)
         raise
     return file, os.fstat(file.fileno()).st_size
+
+
+def new_file_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty file in path's directory, opened for writing (its descriptor) and named
+    after path, to replace it once written: created by this call (O_EXCL, not a file a planted
+    name points to), with the permissions an open() of path would give it."""
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mask = os.umask(0)  # read by setting it: no call only reads it
+    os.umask(mask)
+    os.fchmod(descriptor, 0o666 & ~mask)
+    return descriptor, Path(name)
 
 
 def read_whole(file: BinaryIO, size: int) -> bytes | None:
