@@ -49,6 +49,34 @@ def test_a_child_forked_after_a_two_thread_call_computes_the_same_bits():
     assert child.stdout.strip() == "0"
 
 
+@pytest.mark.skipif(
+    sys.platform != "linux" or "asan" in os.environ.get("LD_PRELOAD", ""),
+    reason="Linux's RLIMIT_AS, which AddressSanitizer's reserved shadow memory cannot run under",
+)
+def test_the_memory_available_is_within_the_processs_address_space_limit():
+    # A container or a shell may limit a process below the machine's free memory: an allocation
+    # beyond the limit is a MemoryError up front, not a failure while the core runs.
+    child = run_child(
+        """
+        import resource, numpy as np, bptt
+        from bptt import _core
+        limit = 3 * 2**30
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+        print(_core.available_memory_bytes() <= limit)
+        params = bptt.init_params(8, 64, 8, seed=0)
+        try:  # 5 GB of states
+            bptt.layer_forward(params, np.zeros((100_000, 200), np.int64))
+        except MemoryError as error:
+            print(error)
+        """,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    fits, message = child.stdout.splitlines()
+    assert fits == "True"
+    assert message.startswith("layer_forward needs 5.12 GB, more than the ")
+
+
 def test_ids_rewritten_by_another_thread_during_calls_never_crash_the_core():
     child = run_child(
         """

@@ -19,7 +19,9 @@ class AllocationTooLarge : public std::bad_alloc {
 };
 
 std::size_t physical_memory_bytes();
-std::size_t available_memory_bytes();  // physical memory where the kernel does not say
+// Free or reclaimable RAM and free swap (physical memory where the kernel does not say), at most
+// what this process's memory cgroup and its address-space limit (RLIMIT_AS) leave it.
+std::size_t available_memory_bytes();
 
 // Whether `bytes` fit in the available memory; requests below 256 MiB always do, so that a
 // small call does not read /proc.
