@@ -312,6 +312,7 @@ def test_a_resume_keeps_the_logged_rows_up_to_its_step_of_a_long_log(tmp_path, m
     # A long run's log, read a row at a time; its plot thinned to at most this many points.
     monkeypatch.setattr(metrics, "MAX_PLOTTED_POINTS", 100)
     rows = [f"{step},{step / 10:.3f},{2 + 1 / step:.5f},,{1e4:.1f}" for step in range(1, 50_001)]
+    rows[100] += "\n"  # a blank line is skipped
     (tmp_path / "metrics.csv").write_text("\n".join([",".join(metrics.COLUMNS), *rows]) + "\n")
     with metrics.MetricsLog(tmp_path, resume_step=30_000) as log:
         log.write(30_001, 1.0, 2.5, 2.6, 1e4)

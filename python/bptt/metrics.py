@@ -86,6 +86,8 @@ def _checked_rows(path: Path) -> Iterator[list[str]]:
             )
         where = [header.index(column) for column in COLUMNS]
         for line, fields in enumerate(reader, start=2):
+            if not fields:  # a blank line, as csv.DictReader would skip it
+                continue
             try:
                 if len(fields) != len(header):
                     raise ValueError
