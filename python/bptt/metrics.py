@@ -121,9 +121,10 @@ def plot(run_dir: str | os.PathLike) -> Path | None:
     run_dir = Path(run_dir)
     # Each curve's steps and values, read a row at a time into arrays.
     curves = {column: (array("d"), array("d")) for column in ("train_bpc", "validation_bpc")}
+    where = {column: COLUMNS.index(column) for column in curves}
     for row in _checked_rows(run_dir / METRICS_NAME):
         for column, (steps, values) in curves.items():
-            value = row[COLUMNS.index(column)]
+            value = row[where[column]]
             if value:
                 steps.append(int(row[0]))
                 values.append(float(value))

@@ -223,10 +223,11 @@ def _dropout(
     of each sequence, the sequences sorted as the input's sorted_indices sort them)."""
     if lengths is None:
         return F.dropout(output, p, training=True)
-    order = torch.arange(output.shape[1]) if sorted_indices is None else sorted_indices
-    packed = pack_padded_sequence(
-        output.index_select(1, order), torch.from_numpy(lengths)[order], enforce_sorted=True
-    )
+    sequence_lengths = torch.from_numpy(lengths)
+    if sorted_indices is not None:  # packed from sequences not already sorted by length
+        output = output.index_select(1, sorted_indices)
+        sequence_lengths = sequence_lengths[sorted_indices]
+    packed = pack_padded_sequence(output, sequence_lengths, enforce_sorted=True)
     dropped = PackedSequence(
         F.dropout(packed.data, p, training=True),
         packed.batch_sizes,
