@@ -12,7 +12,7 @@ import pytest
 from command_line import assert_one_line_error, bptt_command
 
 import bptt
-from bptt import __main__, checkpoint, corpus, stack, training
+from bptt import __main__, checkpoint, corpus, stack, training, training_config
 from bptt.errors import UsageError
 from bptt.trainer import Trainer, TrainingDiverged, corpus_for
 from bptt.training_config import Budget, TrainConfig
@@ -419,6 +419,12 @@ def set_field(name, value, within=None):
         ),
         ({"metadata": set_field("elapsed_seconds", math.nan)}, "elapsed_seconds: expected"),
         ({"metadata": set_field("budget", {"steps": None, "minutes": 1e308})}, "budget.minutes"),
+        # JSON integers beyond any float, quoted with their middle elided
+        (
+            {"metadata": set_field("clip", 10**400, within="config")},
+            "config.clip: expected a finite number > 0, got 1000",
+        ),
+        ({"metadata": set_field("budget", {"steps": None, "minutes": 10**400})}, "(401 char"),
         (
             {"metadata": set_field("memory_budget", True, within="config")},
             "config.memory_budget: expected None, an integer number of bytes",
@@ -437,6 +443,15 @@ def test_a_checkpoint_with_an_invalid_field_is_corrupt_and_left_as_it_was(
     result = bptt_command(*command.split(), str(run_copy), "--threads", "1")
     assert_one_line_error(result, command.split()[0], "corrupt checkpoint", phrase)
     assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
+
+
+def test_a_schedules_horizon_beyond_a_year_reads_back(run_copy):
+    # a resume given a year's minutes after a run's own time: its horizon counts both
+    horizon = {"steps": None, "minutes": 600.0 + training_config.MAX_MINUTES}
+    rewrite_checkpoint(run_copy, metadata=set_field("schedule_horizon", horizon))
+    assert checkpoint.read_run(run_copy).horizon == Budget(**horizon)
+    result = bptt_command("sample", str(run_copy), "--length", "5", "--threads", "1")
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_huge_seq_len_in_a_checkpoint_is_refused_at_once(run_copy):

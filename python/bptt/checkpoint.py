@@ -21,7 +21,7 @@ from bptt.corpus import Vocabulary
 from bptt.errors import SettingError, UsageError, check_integer, check_number, writing
 from bptt.optimizers import OPTIMIZERS
 from bptt.regular_file import NotRegularFile, new_file_beside
-from bptt.training_config import MAX_STEPS, Budget, TrainConfig
+from bptt.training_config import MAX_MINUTES, MAX_STEPS, Budget, TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT = "bptt-train-checkpoint-1"
@@ -314,16 +314,19 @@ def _budget_of(metadata: dict, path: Path, key: str) -> Budget:
     stored = metadata.get(key)
     if not isinstance(stored, dict) or set(stored) != _field_names(Budget):
         raise corrupt(path, f"{key}: expected steps and minutes, got {stored!r}")
-    return _checked(Budget(**stored), key, path)
+    # The horizon counts the minutes of every invocation: a year's budget after any run's time.
+    max_minutes = None if key == "schedule_horizon" else MAX_MINUTES
+    return _checked(Budget(**stored), key, path, max_minutes=max_minutes)
 
 
 def _field_names(settings: type) -> set[str]:
     return {field.name for field in fields(settings)}
 
 
-def _checked(settings, key: str, path: Path):
-    """settings.check(), an invalid field named by its place in the metadata: "config.text"."""
+def _checked(settings, key: str, path: Path, **options):
+    """settings.check(**options), an invalid field named by its place in the metadata:
+    "config.text"."""
     try:
-        return settings.check()
+        return settings.check(**options)
     except SettingError as error:
         raise corrupt(path, error.describe(lambda setting: f"{key}.{setting}")) from None

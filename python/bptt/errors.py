@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["SettingError", "UsageError", "check_integer", "check_number", "writing"]
+__all__ = ["SettingError", "UsageError", "check_integer", "check_number", "shown", "writing"]
 
 
 class UsageError(Exception):
@@ -40,7 +40,7 @@ def check_integer(name: str, value: object, minimum: int, maximum: int | None = 
         or (maximum is not None and value > maximum)
     ):
         expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise SettingError.invalid(name, f"expected an integer {expected}, got {value!r}")
+        raise SettingError.invalid(name, f"expected an integer {expected}, got {shown(value)}")
     return value
 
 
@@ -52,7 +52,7 @@ def check_number(
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        or not _is_finite(value)
         or value < 0
         or (value == 0 and not zero_allowed)
         or (maximum is not None and value > maximum)
@@ -62,8 +62,25 @@ def check_number(
             if maximum is None
             else f"a number in {'[' if zero_allowed else '('}0, {maximum:g}]"
         )
-        raise SettingError.invalid(name, f"expected {expected}, got {value!r}")
+        raise SettingError.invalid(name, f"expected {expected}, got {shown(value)}")
     return value
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """repr(value) for a message, its middle elided beyond `limit` characters (a JSON integer
+    of 400 digits)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}…{text[-(limit // 2) :]} ({len(text)} characters)"
+
+
+def _is_finite(value: float) -> bool:
+    """Whether value is a finite float or an integer a float can hold (10**400 is neither)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @contextmanager

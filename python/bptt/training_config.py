@@ -128,12 +128,13 @@ class Budget:
     steps: int | None = None
     minutes: float | None = None
 
-    def check(self) -> "Budget":
-        """SettingError naming the first invalid field."""
+    def check(self, max_minutes: float | None = MAX_MINUTES) -> "Budget":
+        """SettingError naming the first invalid field. A schedule's horizon, in run totals
+        (the minutes before a resume and those after it), takes max_minutes=None."""
         if self.steps is not None:
             check_integer("steps", self.steps, 1, MAX_STEPS)
         if self.minutes is not None:
-            check_number("minutes", self.minutes, maximum=MAX_MINUTES)
+            check_number("minutes", self.minutes, maximum=max_minutes)
         return self
 
     def or_default(self) -> "Budget":
