@@ -114,6 +114,24 @@ def test_torch_rnn_refuses_an_unknown_compute_dtype_naming_it(problem):
         rnn(torch.from_numpy(problem.inputs))
 
 
+@pytest.mark.parametrize("argument", ["inputs", "h0"])
+def test_torch_softmax_loss_under_bfloat16_names_an_argument_that_is_no_tensor(problem, argument):
+    torch = pytest.importorskip("torch")
+    from bptt.torch import rnn_softmax_loss
+
+    params = {name: torch.from_numpy(problem.params[name]) for name in PARAM_NAMES}
+    arguments = {"inputs": torch.from_numpy(problem.inputs), "h0": torch.from_numpy(problem.h0)}
+    arguments[argument] = arguments[argument].tolist()
+    targets = torch.from_numpy(problem.targets)
+    with pytest.raises(TypeError, match=f"{argument}: expected a torch.Tensor, got list"):
+        rnn_softmax_loss(params, arguments["inputs"], targets, h0=arguments["h0"], **BF16)
+    with (
+        torch.autocast("cpu", dtype=torch.bfloat16),
+        pytest.raises(TypeError, match=f"{argument}: expected a torch.Tensor, got list"),
+    ):
+        rnn_softmax_loss(params, arguments["inputs"], targets, h0=arguments["h0"])
+
+
 # -- bptt.jax -------------------------------------------------------------------------------------
 
 

@@ -78,7 +78,11 @@ def as_compute_input(tensor: None, compute_dtype: str | None) -> None: ...
 def as_compute_input(tensor: torch.Tensor | None, compute_dtype: str | None) -> torch.Tensor | None:
     """A bfloat16 tensor (an autocast operation's output) as float32, exactly, when the products
     take bfloat16 operands; any other as it is (the checks that follow name its dtype)."""
-    if tensor is None or compute_dtype != "bfloat16" or tensor.dtype != torch.bfloat16:
+    if (
+        not isinstance(tensor, torch.Tensor)  # None, or what the checks that follow refuse
+        or compute_dtype != "bfloat16"
+        or tensor.dtype != torch.bfloat16
+    ):
         return tensor
     return tensor.float()
 
