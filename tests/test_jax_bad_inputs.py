@@ -277,6 +277,26 @@ def test_ids_out_of_range_end_the_run_time_error_with_the_cores_message(changes,
     assert re.search(f"^ValueError: {re.escape(message)}", str(raised.value), re.MULTILINE)
 
 
+@pytest.mark.parametrize(
+    ("argument", "wide_id", "wrapped_id"),
+    [("inputs", 2**32 + 1, 1), ("targets", 2**32 - 1, -1)],  # -1: no loss at that step
+)
+def test_host_ids_that_jax_would_wrap_are_refused_not_computed_wrapped(
+    argument, wide_id, wrapped_id
+):
+    if jax.config.jax_enable_x64:
+        pytest.skip("JAX computes in int64: no id of an int64 array is wrapped")
+    ids = {"inputs": np.zeros((T, B), np.int64), "targets": np.zeros((T, B), np.int64)}
+    ids[argument][1, 0] = wide_id
+    assert jnp.asarray(ids[argument])[1, 0] == wrapped_id  # what JAX alone would compute with
+    message = rf"^{argument}: id {wide_id} at \(t=1, b=0\) is out of range: expected an id that JAX's int32"
+    with pytest.raises(ValueError, match=message):
+        bptt.jax.loss(valid()["params"], ids["inputs"], ids["targets"])
+    if argument == "inputs":
+        with pytest.raises(ValueError, match=message):
+            bptt.jax.rnn(valid()["params"], ids["inputs"])
+
+
 def soft_targets():
     logits = np.random.default_rng(1).standard_normal((T, B, O)).astype(np.float32)
     return jax.nn.softmax(jnp.asarray(logits), axis=-1)

@@ -12,7 +12,9 @@ JAX's own operations. Arrays are float32, or float64 with jax_enable_x64.
 
 Wrong shapes, dtypes and options (a memory budget too small for the problem among them) raise
 TypeError or ValueError naming the argument when traced.
-Ids out of range can only be seen when the core runs: they raise jax.errors.JaxRuntimeError, its
+Integer ids in a NumPy array of a type wider than JAX computes in (int64 without jax_enable_x64)
+that JAX's type cannot hold raise ValueError at once: JAX would wrap them silently.
+Other ids out of range can only be seen when the core runs: they raise jax.errors.JaxRuntimeError, its
 message the host's traceback ending in the core's ValueError ("targets: id 6 at (t=0, b=0) is out
 of range: ...").
 """
@@ -64,6 +66,8 @@ def loss(
     steps, batch = _check_layer_arguments((U, W, b), inputs, h0, activation)
     output_size = _check_head(V, c, U)
     _check_targets(targets, steps, batch, output_size, jnp.result_type(U))
+    _check_ids_fit(inputs, "inputs")
+    _check_ids_fit(targets, "targets")
     _arguments.reduction(reduction)
     compute_dtype = _arguments.compute_dtype(compute_dtype, jnp.result_type(U))
     budget = parse_memory_budget(memory_budget)
@@ -91,6 +95,7 @@ def rnn(
     compute_dtype as in loss."""
     layer = _arguments.layer_params(params)
     _, batch = _check_layer_arguments(layer, inputs, h0, activation)
+    _check_ids_fit(inputs, "inputs")
     reverse = _arguments.flag(reverse, "reverse")
     compute_dtype = _arguments.compute_dtype(compute_dtype, jnp.result_type(layer[0]))
     h0 = _initial_state(h0, batch, layer[0])
@@ -173,6 +178,25 @@ def _check_targets(targets: Any, steps: int, batch: int, output_size: int, dtype
         raise TypeError(
             "targets: expected integer class ids (T, B) or float soft targets (T, B, O), got "
             f"dtype {targets_dtype}"
+        )
+
+
+def _check_ids_fit(ids: Any, name: str) -> None:
+    """Integer ids held on the host in a type wider than JAX computes in (int64 without
+    jax_enable_x64), which JAX would wrap silently, fit that type. Ids already in JAX were
+    converted by the caller."""
+    if isinstance(ids, jax.Array) or not isinstance(ids, np.ndarray) or not _is_integer(ids.dtype):
+        return
+    narrow = jax.dtypes.canonicalize_dtype(ids.dtype)
+    if narrow == ids.dtype:
+        return
+    limits = np.iinfo(narrow)
+    outside = np.flatnonzero((ids < limits.min) | (ids > limits.max))
+    if outside.size:
+        t, b = np.unravel_index(outside[0], ids.shape)
+        raise ValueError(
+            f"{name}: id {ids[t, b]} at (t={t}, b={b}) is out of range: expected an id that "
+            f"JAX's {narrow} holds (jax_enable_x64 is off)"
         )
 
 
