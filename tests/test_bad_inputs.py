@@ -2,6 +2,7 @@
 argument, and never a crash: for the public functions and for the private core pieces."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -406,6 +407,72 @@ def test_ragged_nested_lists_as_inputs_are_a_value_error_naming_inputs():
         call(inputs=ragged)
     with pytest.raises(ValueError, match=r"^inputs: expected an array"):
         call_forward(inputs=ragged)
+
+
+RAGGED = [[0.0], [1.0, 2.0]]
+
+
+def calls_with_a_ragged(argument, batched):
+    """The calls that take `argument`, given RAGGED for it, on a batch or (unbatched) on its
+    first sequence."""
+    problem = valid()
+    one = (lambda array: array) if batched else (lambda array: array[:, 0])
+    params = problem["params"] | ({"V": RAGGED} if argument == "params['V']" else {})
+    inputs, states = one(problem["inputs"]), one(np.zeros((T, B, H), np.float32))
+    targets = RAGGED if argument == "targets" else one(problem["targets"])
+    h0 = RAGGED if argument == "h0" else problem["h0"][0 if not batched else slice(None)]
+    return {
+        "targets": [
+            lambda: bptt.loss_and_grad(params, inputs, targets, h0=h0),
+            lambda: bptt.head_loss_and_grad(params, states, targets),
+        ],
+        "h0": [
+            lambda: bptt.loss_and_grad(params, inputs, targets, h0=h0),
+            lambda: bptt.forward(params, inputs, h0=h0),
+            lambda: bptt.layer_forward(params, inputs, h0=h0),
+        ],
+        "params['V']": [
+            lambda: bptt.loss_and_grad(params, inputs, targets),
+            lambda: bptt.forward(params, inputs),
+        ],
+        "hidden": [lambda: bptt.layer_backward(params, inputs, RAGGED)],
+        "d_h_last": [lambda: bptt.layer_backward(params, inputs, states, d_h_last=RAGGED)],
+    }[argument]
+
+
+@pytest.mark.parametrize("argument", ["targets", "h0", "params['V']", "hidden", "d_h_last"])
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+def test_ragged_nested_lists_as_other_arguments_are_a_value_error_naming_them(argument, batched):
+    for ragged_call in calls_with_a_ragged(argument, batched):
+        with pytest.raises(
+            ValueError, match=rf"^{re.escape(argument)}: expected an array, got list: "
+        ):
+            ragged_call()
+
+
+class RaisesWhenConverted:
+    """An array-like whose conversion fails for reasons of its own, not the argument's shape."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __array__(self, dtype=None, copy=None):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [MemoryError("80 GiB"), KeyboardInterrupt()], ids=repr)
+@pytest.mark.parametrize("argument", ["targets", "h0", "W", "lengths"])
+def test_an_argument_whose_conversion_fails_otherwise_raises_that_error_as_it_is(argument, error):
+    value = RaisesWhenConverted(error)
+    problem = valid()
+    calls = {
+        "targets": lambda: call(targets=value),
+        "h0": lambda: call(h0=value),
+        "W": lambda: call(params=params_with("W", value)),
+        "lengths": lambda: bptt.layer_forward(problem["params"], problem["inputs"], lengths=value),
+    }
+    with pytest.raises(type(error)):
+        calls[argument]()
 
 
 # ---------------------------------------------------------------------------------------------

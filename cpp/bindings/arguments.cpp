@@ -112,9 +112,16 @@ py::array as_array(py::handle object, const char* name) {
   if (py::isinstance<py::array>(object)) return py::reinterpret_borrow<py::array>(object);
   try {
     return py::module_::import("numpy").attr("asarray")(object);
-  } catch (py::error_already_set&) {
-    throw py::type_error(std::string(name) + ": expected an array, got " +
-                         std::string(py::str(py::type::of(object).attr("__name__"))));
+  } catch (py::error_already_set& error) {
+    // What is not the argument's fault (MemoryError, KeyboardInterrupt) goes on as it is; NumPy's
+    // TypeError or ValueError (ragged nested lists) is said again naming the argument.
+    const bool value_error = error.matches(PyExc_ValueError);
+    if (!value_error && !error.matches(PyExc_TypeError)) throw;
+    const std::string message = std::string(name) + ": expected an array, got " +
+                                std::string(py::str(py::type::of(object).attr("__name__"))) +
+                                ": " + std::string(py::str(error.value()));
+    if (value_error) throw py::value_error(message);
+    throw py::type_error(message);
   }
 }
 

@@ -160,6 +160,8 @@ def _logits_of_states(
         return _core.head_logits(V, c, hidden, check_finite, compute_dtype)
     except (TypeError, ValueError) as error:
         refused = str(error)
+        if not refused.startswith(("hidden: ", "params['c']: expected dtype")):
+            raise  # about V itself (not an array, say): the core's words stand
         V_dtype, V_shape = np.asarray(V).dtype, np.shape(V)  # arrays: the core read them as such
         if refused.startswith(("hidden: expected dtype", "params['c']: expected dtype")) and (
             V_dtype.itemsize != hidden.dtype.itemsize

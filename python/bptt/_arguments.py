@@ -164,13 +164,13 @@ def shape_message(shape: tuple[int, ...], name: str, axes: Axes, context: str = 
 
 
 def as_array(value: object, name: str) -> np.ndarray:
-    """value as a NumPy array (no copy of an array); ValueError naming it if it cannot be one."""
+    """value as a NumPy array (no copy of an array); NumPy's ValueError (ragged nested lists) or
+    TypeError if it cannot be one, said again naming it."""
     try:
         return np.asarray(value)
-    except (ValueError, TypeError) as error:  # e.g. ragged nested lists
-        raise ValueError(
-            f"{name}: expected an array, got {type(value).__name__}: {error}"
-        ) from None
+    except (ValueError, TypeError) as error:
+        kind = ValueError if isinstance(error, ValueError) else TypeError
+        raise kind(f"{name}: expected an array, got {type(value).__name__}: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,10 +209,12 @@ def restate_unbatched(
     arrays given by name (inputs, targets, hidden, d_hidden, h0, d_h_last) and that array does
     not fit its unbatched shape, with the extents read from the params U (H, D) and V (O, H),
     raise that in the caller's shapes instead; else return, and the core's own error stands."""
-    name = str(error).partition(":")[0]
+    name, _, problem = str(error).partition(": ")
     array = arrays.get(name)
+    if array is None or problem.startswith("expected an array"):
+        return  # not an array at all (ragged nested lists): the core's error stands
     float_array = np.asarray(array).dtype.kind == "f"
-    if array is None or (name == "inputs" and not float_array):
+    if name == "inputs" and not float_array:
         return  # token ids (T,) have the one shape of a sequence's: the core's error stands
     H, D = matrix_shape(U)
     O, head_H = matrix_shape(V)
