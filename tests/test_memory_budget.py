@@ -4,6 +4,7 @@ stays within the budget; a budget below the problem's minimum, or one that is no
 refused naming memory_budget; `bptt check --memory-budget` reports the same."""
 
 from contextlib import contextmanager
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -182,6 +183,14 @@ def test_a_budget_that_is_not_a_size_is_refused_naming_memory_budget(value, erro
         call(problem, memory_budget=value)
 
 
+def exact_decimal(fraction: Fraction) -> str:
+    """A fraction in [0, 1) whose denominator divides a power of ten, in all its decimals."""
+    decimals = 0
+    while (fraction * 10**decimals).denominator != 1:
+        decimals += 1
+    return "0." + str(int(fraction * 10**decimals)).rjust(decimals, "0")
+
+
 @pytest.mark.parametrize(
     ("text", "size"),
     [
@@ -195,10 +204,26 @@ def test_a_budget_that_is_not_a_size_is_refused_naming_memory_budget(value, erro
         ("18446744073709551616", 2**63 - 1),  # beyond the core's counts: no limit at all
         ("9" * 400, 2**63 - 1),  # more digits than a float holds
         ("1" + "0" * 400 + " EiB", 2**63 - 1),
+        ("9" * 5000, 2**63 - 1),  # more digits than Python reads into an integer
+        ("0" * 5000 + "4096.5" + "0" * 5000, 4096),
+        # a byte as an exact fraction of the largest binary unit (60 decimals), and beyond them
+        (exact_decimal(Fraction(1, 1024**6)) + " EiB", 1),
+        (exact_decimal(Fraction(1, 1024**6)) + "0" * 5000 + "1 EiB", 1),
+        (exact_decimal(Fraction(3, 2 * 1024**6)) + "9" * 5000 + " EiB", 1),
     ],
+    ids=lambda text: text if len(str(text)) < 30 else f"{len(text)} characters",
 )
 def test_a_size_with_a_unit_is_read_in_bytes(text, size):
     assert parse_memory_budget(text) == size
+
+
+def test_a_size_below_a_byte_of_thousands_of_digits_is_refused_quoted_short():
+    tiny = "0." + "0" * 5000 + "1 GiB"
+    with pytest.raises(
+        ValueError,
+        match=rf"^memory_budget: expected at least 1 byte, got '0\.0+…0+1 GiB' \({len(repr(tiny))} characters\)$",
+    ):
+        parse_memory_budget(tiny)
 
 
 # -- the working memory within the budget ---------------------------------------------------------

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import NamedTuple
 
 from bptt import _core
+from bptt.errors import shown
 
 __all__ = ["MemoryPlan", "memory_plan", "parse_memory_budget"]
 
@@ -25,6 +26,8 @@ _UNITS = {
 # The core counts bytes and sizes in signed 64-bit integers: a budget beyond the largest limits
 # nothing more (no machine has that much memory), a size beyond it is refused.
 _LARGEST = 2**63 - 1
+_LARGEST_DIGITS = len(str(_LARGEST))
+_FRACTION_DIGITS = 64
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
 
 
@@ -43,11 +46,18 @@ def parse_memory_budget(value: object) -> int | None:
         if match is None or unit not in _UNITS:
             raise ValueError(
                 "memory_budget: expected a size such as '512MiB', '2 GB' or '1.5GiB' (units B, "
-                f"kB, MB, GB, TB, KiB, MiB, GiB, TiB), got {value!r}"
+                f"kB, MB, GB, TB, KiB, MiB, GiB, TiB), got {shown(value)}"
             )
-        number = Fraction(match[1]) * _UNITS[unit]  # exact: a float would overflow to inf
+        whole, _, fraction = match[1].partition(".")
+        whole = whole.lstrip("0")
+        if len(whole) > _LARGEST_DIGITS:  # more bytes than any unit of _LARGEST's
+            return _LARGEST
+        # Exact (a float would overflow to inf) and within Python's limit on the digits of an
+        # integer's text: a byte count k of any unit is k / unit, at most 60 decimals (1024**6),
+        # which the first _FRACTION_DIGITS decimals never fall below.
+        number = Fraction(f"{whole or 0}.{fraction[:_FRACTION_DIGITS]}") * _UNITS[unit]
         if number < 1:
-            raise ValueError(f"memory_budget: expected at least 1 byte, got {value!r}")
+            raise ValueError(f"memory_budget: expected at least 1 byte, got {shown(value)}")
         return min(int(number), _LARGEST)
     if value < 1:
         raise ValueError(f"memory_budget: expected a positive number of bytes, got {value}")
