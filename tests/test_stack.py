@@ -147,3 +147,97 @@ def test_the_stacks_forward_gives_the_logits_of_its_loss():
 def test_a_run_refuses_bad_layers_init_and_schedule_by_name(settings, message):
     with pytest.raises(SettingError, match=message):
         TrainConfig(**settings).check()
+
+
+# -- bad arguments --------------------------------------------------------------------------------
+
+
+def stack_call(changes=None, out_changes=None):
+    """stack.loss_and_grad on a 2-layer problem with some arguments replaced, and the params'
+    values before the call."""
+    params, inputs, targets, h0 = problem(2)
+    out = {name: np.empty_like(value) for name, value in params.items()}
+    out.update((out_changes or (lambda params, out: {}))(params, out))
+    arguments = {"params": params, "inputs": inputs, "targets": targets, "h0": h0, "out": out}
+    arguments.update(changes or {})
+    return lambda: stack.loss_and_grad(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("changes", "out_changes", "error", "message"),
+    [
+        (
+            {"h0": None},
+            None,
+            ValueError,
+            r"h0: expected every layer's state, \(L, B, H\) or \(L, H\) with L = 2, got None",
+        ),
+        (
+            {"h0": np.zeros((1, B, H))},
+            None,
+            ValueError,
+            r"h0: expected every layer's .* got shape \(1, 3, 4\)",
+        ),
+        (
+            {"out": {}},
+            None,
+            ValueError,
+            "out: expected an array for every parameter, got none for 'U'",
+        ),
+        ({"out": [0]}, None, TypeError, "out: expected a mapping of arrays by name, got list"),
+        (
+            None,
+            lambda params, out: {"W2": np.zeros((H, H), np.float32)},
+            ValueError,
+            r"out\['W2'\]: expected a writable float64 array of shape \(4, 4\), got float32",
+        ),
+        (
+            None,
+            lambda params, out: {"V": params["V"]},
+            ValueError,
+            r"out\['V'\]: expected an array of its own, got one sharing memory with params\['V'\]",
+        ),
+        (
+            None,
+            lambda params, out: {"W2": params["U2"].T},
+            ValueError,
+            r"out\['W2'\]: expected an array of its own, got one sharing memory with params\['U2'\]",
+        ),
+    ],
+    ids=[
+        "h0 None",
+        "h0 of one layer",
+        "out empty",
+        "out a list",
+        "out of another dtype",
+        "out the params",
+        "out a view of another param",
+    ],
+)
+def test_a_stack_refuses_bad_states_and_outs_by_name_and_leaves_the_params(
+    changes, out_changes, error, message
+):
+    params, *_ = problem(2)
+    with pytest.raises(error, match=f"^{message}"):
+        stack_call(changes, out_changes)()
+    after, *_ = problem(2)  # the same draw: what the call read is as it was drawn
+    for name, value in params.items():
+        np.testing.assert_array_equal(value, after[name])
+
+
+def test_a_stack_missing_a_layers_parameter_is_refused_naming_it():
+    params, inputs, *_ = problem(2)
+    del params["W2"]
+    with pytest.raises(ValueError, match=r"^params: expected W2 among a 2-layer stack's, got none"):
+        stack.forward(params, inputs)
+
+
+@pytest.mark.parametrize("layers", [0, -1, 1.5, True])
+def test_a_stack_of_no_layers_is_refused(layers):
+    with pytest.raises(ValueError, match=f"^layers: expected an integer >= 1, got {layers!r}"):
+        stack.init_params(D, H, D, layers, dtype=np.float64, seed=0)
+
+
+def test_a_stack_without_a_seed_draws_a_fresh_one():
+    first, second = (stack.init_params(D, H, D, 2, dtype=np.float64, seed=None) for _ in range(2))
+    assert not np.array_equal(first["U2"], second["U2"])

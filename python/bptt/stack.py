@@ -11,7 +11,9 @@ layer k's are named U{k}, W{k}, b{k} (U2, W2, b2, ...); one state (B, H) per lay
 # ruff: noqa: RUF002, RUF003  (σ is the model's symbol for the activation)
 
 import math
+import numbers
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +33,18 @@ def layer_names(layer: int) -> tuple[str, ...]:
 
 
 def layer_count(params: Mapping) -> int:
-    """How many layers the params hold: 1, then one more for each U{k} present."""
+    """How many layers the params hold: 1, then one more for each U{k} present; ValueError
+    naming the first parameter of those layers or the head that is missing."""
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params: expected a mapping of arrays by name, got {type(params).__name__}"
+        )
     layers = 1
     while f"U{layers + 1}" in params:
         layers += 1
+    for name in param_names(layers):
+        if name not in params:
+            raise ValueError(f"params: expected {name} among a {layers}-layer stack's, got none")
     return layers
 
 
@@ -74,13 +84,17 @@ def init_params(
     layers: int,
     *,
     dtype,
-    seed: int,
+    seed: int | None,
     init: str = "uniform",
 ) -> dict[str, np.ndarray]:
     """Layer 1 and the head as `bptt.init_params` draws them from `seed` (a one-layer run's
     weights), and each layer k above it uniform in ±1/sqrt(H) as torch.nn.RNN's, from its own
     generator seeded (seed, k); for init "orthogonal", every W then replaced by an orthogonal
     matrix from the generator seeded (seed, k, 0)."""
+    if isinstance(layers, bool) or not isinstance(layers, numbers.Integral) or layers < 1:
+        raise ValueError(f"layers: expected an integer >= 1, got {layers!r}")
+    if seed is None:  # a fresh seed, as bptt.init_params draws without one
+        seed = int(np.random.SeedSequence().entropy)
     first = _params.init_params(input_size, hidden_size, output_size, dtype=dtype, seed=seed)
     params = {name: first[name] for name in LAYER_NAMES}
     bound = 1.0 / math.sqrt(hidden_size)
@@ -112,6 +126,7 @@ def forward(
     (L, B, H), or None for zeros. Unbatched (T,) ids take (L, H) states. One layer is
     `bptt.forward`."""
     layers = layer_count(params)
+    _check_states(h0, layers)
     if layers == 1:
         whole = _api.forward(
             params, inputs, h0=None if h0 is None else h0[0], activation=activation
@@ -144,6 +159,8 @@ def loss_and_grad(
     h0 (L, B, H); compute_dtype as in the layer ops. No checks for NaN and infinity inside: the
     caller judges the loss and the gradient's norm."""
     layers = layer_count(params)
+    _check_states(h0, layers, required=True)
+    _check_out(out, params, layers, (inputs, h0))
     below, hidden, last_states = [inputs], [], []
     for layer in range(1, layers + 1):
         result = _layer_and_head.layer_forward(
@@ -185,3 +202,44 @@ def loss_and_grad(
             np.copyto(out[own_name], grads[name])
         d_hidden = grads.get("x")  # dL/dh_t^(k-1) = U^(k)ᵀ da_t^(k)
     return LossAndGrad(head.loss, dict(out), np.stack(last_states))
+
+
+def _check_states(h0: Any, layers: int, *, required: bool = False) -> None:
+    """h0 holds a state per layer, (L, B, H) or (L, H) unbatched; the layer ops check the rest,
+    naming h0."""
+    if h0 is None and not required:
+        return
+    shape = np.shape(h0) if h0 is not None else None
+    if shape is None or len(shape) not in (2, 3) or shape[0] != layers:
+        raise ValueError(
+            f"h0: expected every layer's state, (L, B, H) or (L, H) with L = {layers}, got "
+            + ("None" if shape is None else f"shape {shape}")
+        )
+
+
+def _check_out(out: object, params: Mapping, layers: int, arguments: tuple) -> None:
+    """out holds, for every parameter, a writable array of its shape and dtype, sharing no
+    memory with a parameter or an argument (its gradient would overwrite what the call reads)."""
+    if not isinstance(out, Mapping):
+        raise TypeError(f"out: expected a mapping of arrays by name, got {type(out).__name__}")
+    dtype = np.asarray(params["U"]).dtype
+    read = [(f"params[{name!r}]", params[name]) for name in param_names(layers)]
+    read += [("inputs", arguments[0]), ("h0", arguments[1])]
+    for name in param_names(layers):
+        if name not in out:
+            raise ValueError(f"out: expected an array for every parameter, got none for {name!r}")
+        array, where = out[name], f"out[{name!r}]"
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{where}: expected an array, got {type(array).__name__}")
+        shape = np.shape(params[name])
+        if array.shape != shape or array.dtype != dtype or not array.flags.writeable:
+            raise ValueError(
+                f"{where}: expected a writable {dtype} array of shape {shape}, got "
+                f"{'a read-only ' if not array.flags.writeable else ''}{array.dtype} array of "
+                f"shape {array.shape}"
+            )
+        for other, value in read:
+            if isinstance(value, np.ndarray) and np.may_share_memory(array, value):
+                raise ValueError(
+                    f"{where}: expected an array of its own, got one sharing memory with {other}"
+                )
