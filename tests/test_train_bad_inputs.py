@@ -134,10 +134,15 @@ def test_a_checkpoint_from_another_vocabulary_is_refused_and_left_untouched(run_
     assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
 
 
-def test_a_resume_with_a_damaged_metrics_log_is_refused_and_leaves_the_checkpoint(run_copy):
+@pytest.mark.parametrize(
+    "row",
+    ["2.5,x,,,", "-1,1.0,2.5,,", f"{-(10**400)},1.0,2.5,,", f"{2**62 + 1},1.0,2.5,,"],
+    ids=["not a step", "a negative step", "a step beyond a float", "a step beyond the last"],
+)
+def test_a_resume_with_a_damaged_metrics_log_is_refused_and_leaves_the_checkpoint(run_copy, row):
     before = checkpoint.checkpoint_path(run_copy).read_bytes()
     (run_copy / "metrics.csv").write_text(
-        "step,time,train_bpc,validation_bpc,chars_per_s\n2.5,x,,,\n"
+        f"step,time,train_bpc,validation_bpc,chars_per_s\n{row}\n"
     )
     result = bptt_command("train", "--resume", str(run_copy), "--steps", "5")
     assert_one_line_error(result, "train", "metrics.csv", "corrupt metrics log", "line 2")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.errors import UsageError, writing
+from bptt.errors import UsageError, shown, writing
 from bptt.regular_file import new_file_beside
+from bptt.training_config import MAX_STEPS
 
 COLUMNS = ("step", "time", "train_bpc", "validation_bpc", "chars_per_s")
 METRICS_NAME = "metrics.csv"
@@ -58,7 +59,7 @@ class MetricsLog:
 
     def checked_rows(self) -> Iterator[list[str]]:
         """The rows, one at a time, each in COLUMNS' order; UsageError naming the first that is
-        not an integer step and numbers."""
+        not a step (an integer in [0, MAX_STEPS]) and numbers."""
         try:
             yield from _checked_rows(self.path)
         except (OSError, UnicodeDecodeError, csv.Error) as error:
@@ -92,13 +93,14 @@ def _checked_rows(path: Path) -> Iterator[list[str]]:
                 if len(fields) != len(header):
                     raise ValueError
                 row = [fields[index] for index in where]
-                int(row[0])
+                if not 0 <= int(row[0]) <= MAX_STEPS:
+                    raise ValueError
                 for value in row[1:]:
                     if value:
                         float(value)
             except ValueError:
                 raise UsageError(
-                    f"{path}: corrupt metrics log (line {line}: {fields}); expected the "
+                    f"{path}: corrupt metrics log (line {line}: {shown(fields)}); expected the "
                     f"columns {', '.join(COLUMNS)}"
                 ) from None
             yield row
