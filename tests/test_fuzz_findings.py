@@ -137,6 +137,34 @@ def test_a_plan_too_large_to_count_is_refused_or_holds_its_states(T, B):
     assert plan.bytes >= plan.stored_states * B * 1 * 4  # float32 states (B, H = 1) it holds
 
 
+@pytest.mark.parametrize(
+    "widths",
+    [{"H": 3 * 10**9}, {"H": 2**40}, {"H": 2**20, "D": 2**40}, {"H": 2**20, "O": 2**40}]
+    + [{axis: 2**62} for axis in "DHO"],
+    ids=lambda widths: ",".join(f"{axis}={size}" for axis, size in widths.items()),
+)
+def test_a_width_whose_arrays_no_address_space_holds_is_refused_naming_it(widths):
+    # the blocks of H rows of H or O scalars of H = 3e9 overflowed the plan's 64-bit count
+    sizes = {"T": 1, "B": 1, "D": 1, "H": 1, "O": 1} | widths
+    axis, size = list(widths.items())[-1]
+    with pytest.raises(
+        MemoryError, match=rf"^T=1, B=1, .*{axis}={size}.*: expected a problem whose arrays fit"
+    ):
+        bptt.memory_plan(*sizes.values())
+
+
+def test_a_wide_input_or_output_alone_is_planned():
+    # U (H, D) of 3e9 scalars, which an address space holds: planned, its count not overflowed
+    for widths in ({"D": 3 * 10**9}, {"O": 3 * 10**9}):
+        sizes = {"T": 1, "B": 1, "D": 1, "H": 1, "O": 1} | widths
+        assert 0 < bptt.memory_plan(*sizes.values()).bytes < 2**63
+
+
+def test_build_info_takes_no_arguments_as_any_python_function():
+    with pytest.raises(TypeError, match=r"build_info\(\) takes 0 positional arguments but 1"):
+        bptt.build_info(1)
+
+
 # -- out= ---------------------------------------------------------------------------------------
 
 

@@ -98,18 +98,23 @@ std::size_t states_bytes(const LossProblem& problem, Index states) {
 }
 
 // Refuses a problem whose byte counts could overflow 64 bits: its arrays (T·B rows of D, H or O
-// scalars, a few of them at once) could not exist in any address space.
+// scalars, a few of them at once; the weights and blocks of H rows as wide) could not exist in
+// any address space.
 void check_countable(const LossProblem& problem) {
   const ProblemSize& size = problem.size;
-  const double widest = double(std::max({size.input_size, size.hidden_size, size.output_size}));
+  const double widest =
+      double(std::max({size.input_size, size.hidden_size, size.output_size})) + 16.0;
   // In doubles from the start: T + 1 itself overflows at the largest T.
-  const double bytes = (double(size.steps) + 1.0) * double(size.batch) * (widest + 1.0) *
-                       double(problem.scalar_bytes);
+  const double rows = (double(size.steps) + 1.0) * double(size.batch);
+  const double bytes =
+      std::max(rows, double(size.hidden_size) + 16.0) * widest * double(problem.scalar_bytes);
   constexpr double kCountable = 0x1p60;  // room for the several such terms a plan adds up
   if (bytes > kCountable) {
-    throw AllocationTooLarge("T=" + std::to_string(size.steps) + ", B=" +
-                             std::to_string(size.batch) +
-                             ": expected a problem whose rows fit in a 64-bit address space");
+    throw AllocationTooLarge(
+        "T=" + std::to_string(size.steps) + ", B=" + std::to_string(size.batch) +
+        ", D=" + std::to_string(size.input_size) + ", H=" + std::to_string(size.hidden_size) +
+        ", O=" + std::to_string(size.output_size) +
+        ": expected a problem whose arrays fit in a 64-bit address space");
   }
 }
 

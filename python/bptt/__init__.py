@@ -12,8 +12,14 @@ import importlib.metadata
 from types import ModuleType
 
 from bptt import reference
-from bptt._api import forward, get_num_threads, loss_and_grad, release_scratch, set_num_threads
-from bptt._core import build_info
+from bptt._api import (
+    build_info,
+    forward,
+    get_num_threads,
+    loss_and_grad,
+    release_scratch,
+    set_num_threads,
+)
 from bptt._layer_and_head import head_logits, head_loss_and_grad, layer_backward, layer_forward
 from bptt._params import init_params
 from bptt.memory_budget import MemoryPlan, memory_plan

@@ -194,6 +194,13 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+def build_info() -> dict[str, Any]:
+    """The core as built and as it runs here: its instruction set and the others available,
+    Eigen's version, the compiler, OpenMP, the threads, how products with bfloat16 operands run
+    (bfloat16_products) and how threads share each step of a recurrence (step_shares)."""
+    return _core.build_info()
+
+
 def release_scratch() -> int:
     """Frees the scratch buffers the calling thread keeps for its next call (up to 64 MiB, so
     that repeated calls do not page them in again) and the kept memory of result arrays already
