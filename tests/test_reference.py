@@ -334,6 +334,103 @@ def test_invalid_argument_is_a_value_error_naming_it(argument, change):
         loss_and_grad(problem._replace(**arrays), **options)
 
 
+def params_with(name, value):
+    params = dict(make_problem("bad-param").params)
+    if value is None:
+        del params[name]
+    else:
+        params[name] = value
+    return params
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda p: reference.forward(params_with("W", None), p.inputs),
+            ValueError,
+            "params: .* missing W",
+        ),
+        (
+            lambda p: reference.forward(params_with("U", p.params["U"].astype(int)), p.inputs),
+            TypeError,
+            r"params\['U'\]: expected dtype float32 or float64, got int64",
+        ),
+        (
+            lambda p: reference.forward(params_with("W", p.params["W"][:, :2]), p.inputs),
+            ValueError,
+            r"params\['W'\]: expected shape \(H, H\) = \(5, 5\), got \(5, 2\)",
+        ),
+        (
+            lambda p: reference.head_logits(
+                params_with("c", p.params["c"][:2]), np.zeros((T, B, H))
+            ),
+            ValueError,
+            r"params\['c'\]: expected shape \(O,\) = \(4,\), got \(2,\)",
+        ),
+        (
+            lambda p: reference.forward(p.params, p.inputs.astype(bool)),
+            TypeError,
+            "inputs: expected float vectors or integer token ids, got dtype bool",
+        ),
+        (
+            lambda p: reference.forward(p.params, p.inputs[..., :2]),
+            ValueError,
+            r"inputs: expected shape \(T, B, D\) or \(T, D\) with D = 3",
+        ),
+        (
+            lambda p: reference.forward(p.params, p.inputs, activation=[]),
+            TypeError,
+            "activation: expected a string, got list",
+        ),
+        (
+            lambda p: reference.layer_forward(p.params, p.inputs, lengths=[1.0, 2.0]),
+            TypeError,
+            "lengths: expected integer lengths, got dtype float64",
+        ),
+        (
+            lambda p: reference.layer_forward(p.params, p.inputs[:, 0], lengths=[1]),
+            ValueError,
+            "lengths: per-sequence lengths need a batch",
+        ),
+        (
+            lambda p: reference.head_logits(p.params, np.zeros((T, B, H + 1))),
+            ValueError,
+            r"hidden: expected shape \(T, B, H\) or \(T, H\) with H = 5",
+        ),
+        (
+            lambda p: reference.head_logits(p.params, [[0.0], [1.0, 2.0]]),
+            ValueError,
+            "hidden: expected an array, got list",
+        ),
+    ],
+    ids=[
+        "no W",
+        "int U",
+        "W of another shape",
+        "c of another shape",
+        "bool inputs",
+        "inputs of another D",
+        "activation a list",
+        "float lengths",
+        "lengths unbatched",
+        "hidden of another H",
+        "ragged hidden",
+    ],
+)
+def test_the_oracle_refuses_bad_arguments_naming_them_as_the_api_does(call, error, message):
+    with pytest.raises(error, match=f"^{message}"):
+        call(make_problem("bad-argument"))
+
+
+def test_the_oracle_runs_no_step_of_an_empty_batch_however_many_steps():
+    params = make_problem("empty").params
+    empty = np.broadcast_to(np.int64(0), (2**40, 0))  # no memory, and no step changes anything
+    result = reference.loss_and_grad(params, empty, empty)
+    assert result.loss == 0.0
+    assert result.h_last.shape == (0, H)
+
+
 # ---------------------------------------------------------------------------------------------
 # The layer and the head on their own.
 

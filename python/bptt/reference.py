@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from bptt import _model
+from bptt import _arguments, _model
 from bptt.results import ForwardResult, HeadLossAndGrad, LayerForwardResult, LossAndGrad
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 IGNORE = -1  # an integer target equal to this contributes no loss at that step
+_LAYER_NAMES, _HEAD_NAMES = _model.PARAM_NAMES[:3], _model.PARAM_NAMES[3:]
 
 
 def _sigmoid(a):
@@ -80,17 +81,60 @@ def _batched(array, name, unbatched_shape, batch_axis, dtype):
     return array
 
 
+def _checked_params(params, names):
+    """The params named (the layer's U, W, b, the head's V, c, or all), as arrays of float32 or
+    float64 alike and of the model's shapes; TypeError or ValueError naming the first that is
+    not, as the fast API's."""
+    unpack = {
+        _model.PARAM_NAMES: _arguments.model_params,
+        _model.PARAM_NAMES[:3]: _arguments.layer_params,
+        _model.PARAM_NAMES[3:]: _arguments.head_params,
+    }[names]
+    arrays = {
+        name: _arguments.as_array(value, f"params[{name!r}]")
+        for name, value in zip(names, unpack(params), strict=True)
+    }
+    first = names[0]
+    dtype = arrays[first].dtype
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"params[{first!r}]: expected dtype float32 or float64, got {dtype}")
+    if arrays[first].ndim != 2:
+        raise ValueError(
+            f"params[{first!r}]: expected a 2-d array, got shape {arrays[first].shape}"
+        )
+    # U (H, D) or V (O, H) gives the sizes the others must have
+    sizes = dict(zip("HD" if first == "U" else "OH", arrays[first].shape, strict=True))
+    if "V" in arrays and "H" in sizes:
+        sizes["O"] = arrays["V"].shape[0] if arrays["V"].ndim == 2 else None
+    axes = {"U": "HD", "W": "HH", "b": "H", "V": "OH", "c": "O"}
+    for name, array in arrays.items():
+        if array.dtype != dtype:
+            raise TypeError(
+                f"params[{name!r}]: expected dtype {dtype} like params[{first!r}], got {array.dtype}"
+            )
+        _arguments.check_shape(
+            array.shape, f"params[{name!r}]", *((axis, sizes[axis]) for axis in axes[name])
+        )
+    return arrays
+
+
 # ---------------------------------------------------------------------------------------------
 # The recurrent layer: a_t = b + W h_{t-1} + U x_t, h_t = σ(a_t).
 
 
 def _prepare(params, inputs, h0, activation):
     """Batched one-hot/float x (T, B, D), h_0 (B, H), σ, σ' and whether to drop the B axis."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    _arguments.activation(activation)
     dtype, (H, D) = params["U"].dtype, params["U"].shape
-    inputs = np.asarray(inputs)
+    inputs = _arguments.as_array(inputs, "inputs")
     tokens = np.issubdtype(inputs.dtype, np.integer)
+    if not (tokens or np.issubdtype(inputs.dtype, np.floating)):
+        raise TypeError(
+            f"inputs: expected float vectors or integer token ids, got dtype {inputs.dtype}"
+        )
+    if inputs.ndim not in ((1, 2) if tokens else (2, 3)) or (not tokens and inputs.shape[-1] != D):
+        expected = "token ids (T, B) or (T,)" if tokens else f"(T, B, D) or (T, D) with D = {D}"
+        raise ValueError(f"inputs: expected shape {expected}, got {inputs.shape}")
     unbatched = inputs.ndim == (1 if tokens else 2)
     if unbatched:
         inputs = inputs[:, None]
@@ -103,20 +147,31 @@ def _prepare(params, inputs, h0, activation):
     return x, h0, tokens, unbatched, ACTIVATIONS[activation]
 
 
-def _real_steps(lengths, T, B):
+def _real_steps(lengths, T, B, unbatched=False):
     """real[t, b]: whether step t is one of the lengths[b] real steps of sequence b (all are,
     without lengths); (T, B, 1), to select whole rows of states."""
     if lengths is None:
         return np.ones((T, B, 1), bool)
-    lengths = np.asarray(lengths)
+    if unbatched:
+        raise ValueError(
+            "lengths: per-sequence lengths need a batch (for one sequence, leave lengths None)"
+        )
+    lengths = _arguments.as_array(lengths, "lengths")
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise TypeError(f"lengths: expected integer lengths, got dtype {lengths.dtype}")
     _check_shape(lengths, (B,), "lengths")
+    if B == 0:
+        return np.ones((T, B, 1), bool)
     if lengths.size and (lengths.min() < 0 or lengths.max() > T):
         raise ValueError(f"lengths: must lie in [0, {T}], got [{lengths.min()}, {lengths.max()}]")
     return (np.arange(T)[:, None] < lengths)[..., None]
 
 
-def _steps(T, reverse):
-    """The order the recurrence runs in: t = 1 .. T, or T .. 1 when reversed (0-based here)."""
+def _steps(T, B, reverse=False):
+    """The order the recurrence runs in: t = 1 .. T, or T .. 1 when reversed (0-based here); for
+    an empty batch none, whose steps change nothing (its T may be any number)."""
+    if B == 0:
+        return range(0)
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
@@ -138,7 +193,7 @@ def _layer_forward(params, x, h0, sigma, real, reverse):
     a = np.zeros((T, B, params["W"].shape[0]), h0.dtype)
     hidden = np.zeros_like(a)
     h = h0
-    for t in _steps(T, reverse):
+    for t in _steps(T, B, reverse):
         a[t] = _pre_activation(params, h, x[t])
         hidden[t] = h = np.where(real[t], sigma(a[t]), h)  # h_t = σ(a_t); padding keeps h
     return a, hidden, h
@@ -152,7 +207,8 @@ def _layer_backward(params, x, h0, a, hidden, dsigma, real, reverse, d_hidden, d
     dx = np.zeros_like(x)
     # dL/dh_t from the steps after t: W^T da_{t+1}, and dL/dh_last at the last step
     d_later = np.zeros_like(h0) if d_h_last is None else d_h_last
-    for t in reversed(_steps(len(a), reverse)):
+    T, B = a.shape[:2]
+    for t in reversed(_steps(T, B, reverse)):
         dh = np.where(real[t], d_hidden[t], 0) + d_later  # dh_t = dL/dh_t + W^T da_{t+1}
         da = np.where(real[t], dh * dsigma(a[t]), 0)  # da_t = dh_t ⊙ σ'(a_t)
         h_previous = _previous_state(hidden, h0, t, reverse)
@@ -180,8 +236,9 @@ def layer_forward(
 
     lengths (B,): sequence b has lengths[b] real steps; a padded step keeps the state it reads.
     reverse: from t = T down to 1, h_t = σ(b + W h_{t+1} + U x_t)."""
+    params = _checked_params(params, _LAYER_NAMES)
     x, h0, _, unbatched, (sigma, _) = _prepare(params, inputs, h0, activation)
-    real = _real_steps(lengths, *x.shape[:2])
+    real = _real_steps(lengths, x.shape[0], x.shape[1], unbatched)
     _, hidden, h_last = _layer_forward(params, x, h0, sigma, real, reverse)
     if unbatched:
         return LayerForwardResult(hidden[:, 0], h_last[0])
@@ -204,6 +261,7 @@ def layer_backward(
     upstream gradients d_hidden = dL/dh_t (T, B, H) (ignored at padded steps) and d_h_last =
     dL/dh_last (B, H), None meaning zeros. The pre-activations a_t are computed again from the
     hidden states."""
+    params = _checked_params(params, _LAYER_NAMES)
     x, h0, tokens, unbatched, (_, dsigma) = _prepare(params, inputs, h0, activation)
     T, B = x.shape[:2]
     H = params["W"].shape[0]
@@ -217,9 +275,9 @@ def layer_backward(
     d_h_last = _batched(d_h_last, "d_h_last", (H,) if unbatched else None, 0, x.dtype)
     if d_h_last is not None:
         _check_shape(d_h_last, (B, H), "d_h_last")
-    real = _real_steps(lengths, T, B)
+    real = _real_steps(lengths, T, B, unbatched)
     a = np.zeros_like(hidden)
-    for t in _steps(T, reverse):
+    for t in _steps(T, B, reverse):
         a[t] = _pre_activation(params, _previous_state(hidden, h0, t, reverse), x[t])
 
     grads = _layer_backward(params, x, h0, a, hidden, dsigma, real, reverse, d_hidden, d_h_last)
@@ -243,7 +301,7 @@ def _unbatched_grads(grads):
 def _head_logits(params, hidden):
     V, c = params["V"], params["c"]
     logits = np.zeros((*hidden.shape[:2], V.shape[0]), hidden.dtype)
-    for t in range(len(hidden)):
+    for t in _steps(*hidden.shape[:2]):
         logits[t] = c + hidden[t] @ V.T  # o_t = c + V h_t
     return logits
 
@@ -255,8 +313,7 @@ def _log_softmax(o):
 
 
 def _check_reduction(reduction):
-    if reduction not in _model.REDUCTIONS:
-        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    _arguments.reduction(reduction)
 
 
 def _head_loss_and_grad(params, hidden, targets, reduction, unbatched):
@@ -288,7 +345,7 @@ def _head_loss_and_grad(params, hidden, targets, reduction, unbatched):
 
     grads = {k: np.zeros_like(params[k]) for k in "Vc"}
     d_hidden = np.zeros_like(hidden)
-    for t in reversed(range(T)):  # from the last step, as BPTT meets them
+    for t in reversed(_steps(T, B)):  # from the last step, as BPTT meets them
         dO = d_logits[t]
         grads["V"] += dO.T @ hidden[t]  # dV += dO_t^T h_t
         grads["c"] += dO.sum(axis=0)  # dc += Σ dO_t
@@ -298,7 +355,15 @@ def _head_loss_and_grad(params, hidden, targets, reduction, unbatched):
 
 def _head_hidden(params, hidden):
     """Hidden states (T, B, H) of the params' dtype, and whether they came unbatched (T, H)."""
-    hidden = np.asarray(hidden, params["V"].dtype)
+    hidden = _arguments.as_array(hidden, "hidden")
+    if not np.issubdtype(hidden.dtype, np.floating):
+        raise TypeError(f"hidden: expected float states, got dtype {hidden.dtype}")
+    H = params["V"].shape[1]
+    if hidden.ndim not in (2, 3) or hidden.shape[-1] != H:
+        raise ValueError(
+            f"hidden: expected shape (T, B, H) or (T, H) with H = {H}, got {hidden.shape}"
+        )
+    hidden = hidden.astype(params["V"].dtype, copy=False)
     unbatched = hidden.ndim == 2
     return (hidden[:, None] if unbatched else hidden), unbatched
 
@@ -307,6 +372,7 @@ def head_logits(
     params: Mapping[str, NDArray[np.floating]], hidden: ArrayLike
 ) -> NDArray[np.floating]:
     """o_t = c + V h_t for hidden states (T, B, H) ((T, H) unbatched): logits (T, B, O)."""
+    params = _checked_params(params, _HEAD_NAMES)
     hidden, unbatched = _head_hidden(params, hidden)
     logits = _head_logits(params, hidden)
     return logits[:, 0] if unbatched else logits
@@ -322,6 +388,7 @@ def head_loss_and_grad(
     """L = - Σ_t y_t · log softmax(c + V h_t) (or its mean over counted targets) for hidden
     states (T, B, H), its gradients dL/d(V, c) and dL/dh_t (T, B, H), the layer's upstream
     gradient. targets as in loss_and_grad; (T, H) hidden states take unbatched targets."""
+    params = _checked_params(params, _HEAD_NAMES)
     hidden, unbatched = _head_hidden(params, hidden)
     loss, grads, d_hidden = _head_loss_and_grad(params, hidden, targets, reduction, unbatched)
     return HeadLossAndGrad(loss, grads, d_hidden[:, 0] if unbatched else d_hidden)
@@ -339,6 +406,7 @@ def forward(
     activation: str = "tanh",
 ) -> ForwardResult:
     """Run the RNN over inputs (T, B, D) floats or (T, B) token ids; (T, D) / (T,) unbatched."""
+    params = _checked_params(params, _model.PARAM_NAMES)
     x, h0, _, unbatched, (sigma, _) = _prepare(params, inputs, h0, activation)
     real = _real_steps(None, *x.shape[:2])
     _, hidden, h_last = _layer_forward(params, x, h0, sigma, real, False)
@@ -364,6 +432,7 @@ def loss_and_grad(
     out: arrays, by gradient name, that the gradients are copied into and returned as.
     """
     _check_reduction(reduction)
+    params = _checked_params(params, _model.PARAM_NAMES)
     x, h0, tokens, unbatched, (sigma, dsigma) = _prepare(params, inputs, h0, activation)
     real = _real_steps(None, *x.shape[:2])
     a, hidden, h_last = _layer_forward(params, x, h0, sigma, real, False)
@@ -404,7 +473,9 @@ def stack_loss_and_grad(
     layers: each layer's U, W, b, from the input upwards; head: V, c; inputs (T, B, D) floats or
     (T, B) token ids; h0: (L, B, H) or None (zeros); targets and reduction as loss_and_grad's."""
     _check_reduction(reduction)
-    sigma, dsigma = ACTIVATIONS[activation]
+    layers = [_checked_params(params, _LAYER_NAMES) for params in layers]
+    head = _checked_params(head, _HEAD_NAMES)
+    sigma, dsigma = ACTIVATIONS[_arguments.activation(activation)]
     h0 = None if h0 is None else np.asarray(h0)
     x, first_h0, *_ = _prepare(layers[0], inputs, None if h0 is None else h0[0], activation)
     T, B = x.shape[:2]
