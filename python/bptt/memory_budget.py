@@ -100,8 +100,8 @@ def memory_plan(
             raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
         if value > _LARGEST:
             raise ValueError(f"{name}: expected an integer <= 2**63 - 1, got {value!r}")
-    try:
-        dtype_name = np.dtype(dtype).name
+    try:  # None would be NumPy's default, float64: refused as init_params refuses it
+        dtype_name = np.dtype(dtype).name if dtype is not None else "None"
     except TypeError:
         dtype_name = repr(dtype)
     if dtype_name not in ("float32", "float64"):
