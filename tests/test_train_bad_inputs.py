@@ -114,6 +114,13 @@ def test_a_resume_from_a_directory_without_a_checkpoint(files):
     assert_one_line_error(result, "train", "nowhere", "no such run directory")
 
 
+@pytest.mark.parametrize("command", ["sample", "train --resume"])
+def test_a_run_directory_that_is_a_file_is_said_to_be_one(run_copy, command):
+    run_file = checkpoint.checkpoint_path(run_copy)
+    result = bptt_command(*command.split(), str(run_file))
+    assert_one_line_error(result, command.split()[0], "checkpoint.npz: not a directory")
+
+
 def test_a_corrupt_checkpoint(run_copy):
     checkpoint.checkpoint_path(run_copy).write_bytes(b"not a checkpoint at all" * 10)
     result = bptt_command("train", "--resume", str(run_copy))

@@ -77,7 +77,8 @@ def _opened(run_dir) -> Iterator[BoundedNpz]:
     path = checkpoint_path(run_dir)
     try:
         if not Path(run_dir).is_dir():
-            raise UsageError(f"{run_dir}: no such run directory")
+            what = "not a directory" if Path(run_dir).exists() else "no such run directory"
+            raise UsageError(f"{run_dir}: {what} (expected a bptt train run's directory)")
         if not path.exists():
             raise UsageError(f"{run_dir}: no {CHECKPOINT_NAME} in it (not a bptt train run?)")
         archive = BoundedNpz(path)
