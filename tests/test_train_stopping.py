@@ -188,3 +188,23 @@ def test_ctrl_c_during_start_up_exits_at_once(tmp_path, text_file, monkeypatch, 
     status = __main__.main(["train", "--text", str(text_file), "--out", str(tmp_path / "run")])
     assert status == 128 + signal.SIGINT
     assert capsys.readouterr().err == "bptt train: interrupted\n"
+
+
+@pytest.fixture
+def without_tqdm(monkeypatch):
+    """tqdm as if not installed (the train extra left out): importing it raises ImportError."""
+    for name in ("tqdm", "tqdm.auto"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_a_quiet_run_needs_no_tqdm(tmp_path, config, without_tqdm):
+    outcome = training.train(config, tmp_path / "run", Budget(steps=2), show_progress=False)
+    assert outcome.trainer.step_count == 2
+
+
+def test_a_shown_run_without_tqdm_is_a_usage_error_naming_the_extra(without_tqdm):
+    with pytest.raises(
+        UsageError,
+        match=r"needs tqdm, which is not installed: pip install 'bptt\[train\]', or run with --quiet",
+    ):
+        Progress(show=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from bptt import _api
 from bptt.corpus import STDLIB
+from bptt.errors import UsageError
 from bptt.training_config import Budget
 
 
@@ -20,8 +21,7 @@ class Progress:
         self.show = show
         self._bar: Any = None  # the tqdm bar while bar() runs
         if show:
-            from tqdm.auto import tqdm
-
+            tqdm = _tqdm()
             self._write = lambda text: tqdm.write(text, file=sys.stdout)
 
     def write(self, text: str) -> None:
@@ -49,22 +49,22 @@ class Progress:
     def bar(self, budget: Budget, step_count: int) -> Iterator[None]:
         """The progress bar while the steps run: of steps when they decide the end, of seconds
         when minutes decide it."""
-        from tqdm.auto import tqdm
-
         self._by_steps = budget.steps is not None
         if budget.steps is not None:
             total, initial, unit = budget.steps, min(step_count, budget.steps), "step"
         else:
             assert budget.minutes is not None  # a budget has steps or minutes
             total, initial, unit = round(budget.minutes * 60), 0, "s"
-        self._bar = tqdm(
-            total=total,
-            initial=initial,
-            unit=unit,
-            disable=not self.show,
-            dynamic_ncols=True,
-            bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
-        )
+        if not self.show:
+            self._bar = _Unshown(total, initial)
+        else:
+            self._bar = _tqdm()(
+                total=total,
+                initial=initial,
+                unit=unit,
+                dynamic_ncols=True,
+                bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+            )
         try:
             yield
         finally:
@@ -117,3 +117,32 @@ class Progress:
 def _layers(config) -> str:
     """'3 layers of ' for a stack; nothing for one layer."""
     return f"{config.layers} layers of " if config.layers > 1 else ""
+
+
+def _tqdm() -> Any:
+    """tqdm's bar, which the train extra installs; a UsageError without it."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise UsageError(
+            "the progress bar needs tqdm, which is not installed: pip install 'bptt[train]', or "
+            "run with --quiet"
+        ) from None
+    return tqdm
+
+
+class _Unshown:
+    """The bar's count when no bar is shown (--quiet): the same calls, no output, no tqdm."""
+
+    def __init__(self, total: int, initial: int):
+        self.total = total
+        self.n: float = initial
+
+    def update(self, steps: float) -> None:
+        self.n += steps
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
