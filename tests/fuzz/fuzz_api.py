@@ -800,8 +800,8 @@ def draw_memory_plan(fdp) -> Call:
     sizes = [draw_size(fdp, name, verdict, small) for name in "TBDHO"]
     dtype = pick(fdp, ["float32", "float64", np.float32, "f4", ">f8", None, "float16", "int64",
                        "bogus", object()])  # fmt: skip
-    try:
-        dtype_name = np.dtype(dtype).name
+    try:  # None, NumPy's default (float64), is refused as init_params refuses it
+        dtype_name = np.dtype(dtype).name if dtype is not None else None
     except TypeError:
         dtype_name = None
     if dtype_name not in ("float32", "float64"):
