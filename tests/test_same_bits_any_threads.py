@@ -28,7 +28,7 @@ CONFIGS = [
     (30, 64, 256, 512, 256),
     (25, 1, 65, 100, 65),
     (7, 40, 3, 130, 5),
-    (20, 45, 16, 200, 32),  # steps shared by rows, the last share ending in a partial block
+    (20, 45, 16, 440, 32),  # steps shared by rows, the last share ending in a partial block
 ]
 
 
@@ -123,10 +123,11 @@ def test_forward_is_the_same_bits_on_any_thread_count(config):
         (150, 1, 152, 23, 1),
         # Steps shared by rows (at 2 and 3 threads; by columns at 4 and 7, whose shares of
         # 9 blocks of 4 sequences would be uneven); by rows at 2 and 7 threads, by columns at 3
-        # and 4, the last share ending in a partial block; by rows, a block a thread.
-        (40, 36, 20, 200, 1),
-        (33, 50, 7, 160, 1),
-        (30, 8, 10, 500, 1),
+        # and 4, the last share ending in a partial block; by rows at 2 to 4 threads, by columns
+        # at 7.
+        (40, 36, 20, 480, 1),
+        (33, 50, 7, 410, 1),
+        (30, 32, 10, 512, 1),
     ],
     ids=str,
 )

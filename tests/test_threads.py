@@ -32,13 +32,13 @@ def test_set_num_threads_round_trips_through_get_num_threads():
     assert bptt.get_num_threads() == original
 
 
-# How two threads share the work: each step's product split (B·H² >= 1e6, and N·O >= 2^15
+# How two threads share the work: each step's product split (2·B·H² >= 16e6, and N·O >= 2^15
 # splits the softmax too), by rows where the batch splits evenly into blocks of 4 sequences, by
 # columns otherwise (B 12: 8 and 4); steps too small to split, as a pipeline (320 rows) or, for
 # a short problem, split by whole products; a few steps of a wide batch fit neither.
 TWO_THREAD_SCHEDULES = {
-    "steps split by rows": {"T": 8, "B": 64, "D": 16, "H": 128, "O": 64},
-    "steps split by columns": {"T": 8, "B": 12, "D": 16, "H": 320, "O": 64},
+    "steps split by rows": {"T": 8, "B": 64, "D": 16, "H": 384, "O": 64},
+    "steps split by columns": {"T": 8, "B": 12, "D": 16, "H": 1200, "O": 64},
     "pipeline": {"T": 40, "B": 8, "D": 16, "H": 32, "O": 24},
     "split products": {"T": 6, "B": 2, "D": 5, "H": 7, "O": 4},
     "few steps of a wide batch": {"T": 4, "B": 300, "D": 3, "H": 8, "O": 5},
@@ -63,7 +63,8 @@ def test_one_and_two_threads_agree_to_rounding(dtype, schedule):
 
 def test_build_info_says_how_threads_share_each_step():
     rule = bptt.build_info()["step_shares"]
-    assert rule.startswith("by rows (whole blocks of 4 sequences, the largest share at most 9/8")
+    assert rule.startswith("pipelined below 16 MFLOP a step (2·batch·hidden²): one thread runs")
+    assert "from 2 MFLOP a step, each step shared by rows (whole blocks of 4 sequences" in rule
     assert rule.endswith("by columns otherwise")
 
 

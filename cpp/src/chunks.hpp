@@ -9,7 +9,7 @@
 
 namespace bptt {
 
-// The layer's chunks, and the whole model's where a step's product is split across threads: up to
+// The layer's chunks, and the whole model's where its steps do not pipeline: up to
 // hidden size 256, about this many rows (chunk_rows), so that a chunk's da, previous states and
 // inputs stay in cache from the loop to the products that take dW and dU from them (at hidden
 // 256, 1 thread: 64 to 256 rows measured alike, 5-17% faster than one chunk of all rows).
@@ -25,9 +25,8 @@ inline Index chunk_rows(Index hidden_size) {
   return std::clamp(hidden_size / 2, kChunkRows, kWideChunkRows);
 }
 
-// The whole model's chunks where a step stays on one thread, so that two threads pipeline the
-// chunks (loss_plan.hpp): smaller, and at least kMinPipelineChunks of them, so that the
-// following thread is never far behind.
+// The whole model's chunks where its steps pipeline (steps_pipeline, loss_plan.hpp): smaller,
+// and at least kMinPipelineChunks of them, so that the following thread is never far behind.
 constexpr Index kPipelineChunkRows = 64;
 constexpr Index kMinPipelineChunks = 8;
 

@@ -122,9 +122,10 @@ LossPlan base_plan(const LossProblem& problem) {
   const ProblemSize& size = problem.size;
   const Index T = size.steps, B = size.batch, rows = T * B;
   LossPlan plan{};
-  plan.small_steps = step_stays_on_one_thread(B, size.hidden_size);
+  plan.small_steps = steps_pipeline(B, size.hidden_size);
   // (bfloat16 operands store their states as bfloat16 in the chunked schedule alone)
-  const bool stepwise = plan.small_steps && !problem.lengths && T >= 2 && rows < kMinChunkedRows &&
+  const bool stepwise = step_stays_on_one_thread(B, size.hidden_size) && !problem.lengths &&
+                        T >= 2 && rows < kMinChunkedRows &&
                         B > 0 && size.hidden_size > 0 && size.output_size > 0 &&
                         !bfloat16_operands(problem);
   plan.schedule = stepwise ? LossSchedule::stepwise : LossSchedule::chunked;

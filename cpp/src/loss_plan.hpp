@@ -42,7 +42,7 @@ enum class Recomputation {
 struct LossPlan {
   LossSchedule schedule;
   LossChunks chunks;
-  bool small_steps;  // a step's product stays on one thread: two threads pipeline the chunks
+  bool small_steps;  // steps small enough that two threads pipeline the chunks (steps_pipeline)
   bool pipelined;    // two threads share the chunks' work (the schedule's results are the same)
   Recomputation recomputation;
   Index segment_chunks;    // segments: chunks a segment (counted from the last; the first may

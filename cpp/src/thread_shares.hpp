@@ -19,6 +19,12 @@ int free_threads();
 // costs a barrier per step. A property of the problem's size alone.
 bool step_stays_on_one_thread(Index batch, Index hidden);
 
+// Whether two threads take a recurrence as a pipeline, where they can (two chunks of steps at
+// least): one runs the steps whole, the other follows with the work that needs only the steps
+// done, rather than both sharing each step. A property of the problem's size alone, which sizes
+// the chunks (chunks.hpp), so that every thread count gives the same bits.
+bool steps_pipeline(Index batch, Index hidden);
+
 // How a team shares the per-step products of a recurrence.
 struct StepShares {
   int threads = 1;  // 1 for a step that stays on one thread

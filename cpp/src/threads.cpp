@@ -51,6 +51,13 @@ std::atomic<int>& thread_budget() {
 
 // Below this many flops a step finishes in a few microseconds, the cost of one barrier.
 constexpr double kMinStepFlopsToSplit = 2.0e6;
+// Below this many flops a step's shares run less efficiently than the whole step, and two threads
+// pipeline the chunks. On 2 threads (AMD EPYC Zen 3, family 25 model 1), against the steps shared:
+// the layer 6-14% faster and the whole model 2-15% at batch 32 and hidden 256 (4.2 MFLOP a step),
+// 5% at batch 64 (8.4), the whole model 9-13% at batch 16 and hidden 512 (8.4); from 16.8 MFLOP
+// mixed (the whole model 12-18% slower at batch 128 and hidden 512), and the layer at hidden 1024
+// 20% slower (its forward pass waits for the steps).
+constexpr double kMaxPipelinedStepFlops = 1.6e7;
 // A whole-sequence product this small takes tens of microseconds: not worth a fork and join.
 constexpr double kMinProductFlopsToSplit = 4.0e6;
 constexpr Index kMinRowsPerThread = 16;
@@ -111,8 +118,16 @@ bool step_stays_on_one_thread(Index batch, Index hidden) {
   return 2.0 * double(batch) * double(hidden) * double(hidden) < kMinStepFlopsToSplit;
 }
 
+bool steps_pipeline(Index batch, Index hidden) {
+  return 2.0 * double(batch) * double(hidden) * double(hidden) < kMaxPipelinedStepFlops;
+}
+
 std::string step_shares_rule() {
-  return "by rows (whole blocks of " + std::to_string(kStepRowBlock) +
+  return "pipelined below " + std::to_string(int(kMaxPipelinedStepFlops / 1e6)) +
+         " MFLOP a step (2·batch·hidden²): one thread runs the steps of a recurrence's chunks, "
+         "another follows; otherwise, from " + std::to_string(int(kMinStepFlopsToSplit / 1e6)) +
+         " MFLOP a step, each step shared by rows (whole blocks of " +
+         std::to_string(kStepRowBlock) +
          " sequences, the largest share at most " + std::to_string(kMaxStepRowShareEighths) +
          "/8 of the mean) where hidden² scalars take at most " +
          std::to_string(largest_weights_shared_by_rows()) + " bytes (" +

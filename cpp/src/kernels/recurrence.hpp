@@ -525,10 +525,10 @@ void gradients_without_steps(const LayerWeights<S>& weights, const SequenceInput
 }
 
 // Whether the layer's passes over `chunks` chunks run on two threads, one following the other a
-// chunk apart: when there are two chunks and two threads at least, and a step's product stays on
-// one thread (a barrier per step would cost more than splitting it saves).
+// chunk apart: when there are two chunks and two threads at least, and the steps are small
+// enough to pipeline (steps_pipeline: sharing each would cost more than it saves).
 inline bool pipelines_chunks(Index chunks, Index batch, Index hidden_size) {
-  return chunks >= 2 && free_threads() >= 2 && step_stays_on_one_thread(batch, hidden_size);
+  return chunks >= 2 && free_threads() >= 2 && steps_pipeline(batch, hidden_size);
 }
 
 // The backward pass with the upstream gradient supplied chunk by chunk (see backward_recurrence),
