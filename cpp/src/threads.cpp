@@ -90,6 +90,11 @@ std::size_t l2_cache_bytes() {
 // reads all of W each step: that pays while W stays near a core, in its L2 cache or not far
 // beyond; a larger W is read from the shared L3 cache, where a thread's share of the columns
 // costs it less.
+// The flops of one per-step product (batch × hidden)·(hidden × hidden).
+double step_flops(Index batch, Index hidden) {
+  return 2.0 * double(batch) * double(hidden) * double(hidden);
+}
+
 std::size_t largest_weights_shared_by_rows() {
   return kRowSharedWeightsPerL2 * l2_cache_bytes();
 }
@@ -115,11 +120,11 @@ int free_threads() {
 }
 
 bool step_stays_on_one_thread(Index batch, Index hidden) {
-  return 2.0 * double(batch) * double(hidden) * double(hidden) < kMinStepFlopsToSplit;
+  return step_flops(batch, hidden) < kMinStepFlopsToSplit;
 }
 
 bool steps_pipeline(Index batch, Index hidden) {
-  return 2.0 * double(batch) * double(hidden) * double(hidden) < kMaxPipelinedStepFlops;
+  return step_flops(batch, hidden) < kMaxPipelinedStepFlops;
 }
 
 std::string step_shares_rule() {

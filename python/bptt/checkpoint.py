@@ -180,9 +180,13 @@ def read_run(run_dir) -> SavedRun:
             raise corrupt(path, "no text fingerprint")
         step, position, elapsed_seconds = _counts_of(metadata, config, path)
         budget = _budget_of(metadata, path, "budget")
-        # a checkpoint written before schedules: its runs had constant rates, and no horizon
+        # a checkpoint written before schedules: its runs had constant rates, and no horizon;
+        # a horizon counts the minutes of every invocation, a year's budget after any run's time
         horizon = _budget_of(
-            {"schedule_horizon": asdict(budget)} | metadata, path, "schedule_horizon"
+            {"schedule_horizon": asdict(budget)} | metadata,
+            path,
+            "schedule_horizon",
+            max_minutes=None,
         )
         rng = _rng_of(metadata, path)
         # Each layer has its U, W, b and their optimizer state as members: a layer count beyond
@@ -311,12 +315,12 @@ def _config_of(metadata: dict, path: Path) -> TrainConfig:
     return _checked(TrainConfig(**stored), "config", path)
 
 
-def _budget_of(metadata: dict, path: Path, key: str) -> Budget:
+def _budget_of(
+    metadata: dict, path: Path, key: str, max_minutes: float | None = MAX_MINUTES
+) -> Budget:
     stored = metadata.get(key)
     if not isinstance(stored, dict) or set(stored) != _field_names(Budget):
         raise corrupt(path, f"{key}: expected steps and minutes, got {stored!r}")
-    # The horizon counts the minutes of every invocation: a year's budget after any run's time.
-    max_minutes = None if key == "schedule_horizon" else MAX_MINUTES
     return _checked(Budget(**stored), key, path, max_minutes=max_minutes)
 
 
