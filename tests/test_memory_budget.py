@@ -155,6 +155,26 @@ def test_a_budget_of_the_minimum_works_and_one_byte_less_is_refused_naming_the_m
         plan_of(problem, minimum - 1)
 
 
+@pytest.mark.parametrize(("T", "B"), [(0, 3), (4, 0), (0, 0)])
+@pytest.mark.parametrize("compute_dtype", [None, "bfloat16"])
+def test_a_call_without_steps_or_sequences_is_planned_as_nothing_and_runs_under_a_byte(
+    T, B, compute_dtype
+):
+    problem = make_problem(5, T=T, B=B, D=3, H=4, O=5, dtype=np.float32)
+    for budget in (None, 1):
+        plan = bptt.memory_plan(T, B, 3, 4, 5, memory_budget=budget, compute_dtype=compute_dtype)
+        assert plan == (0, "every state kept", 0, 0, 0.0, 0)
+        result = run(problem, memory_budget=budget, compute_dtype=compute_dtype)
+        assert result.loss == 0.0
+
+
+@pytest.mark.parametrize("name", ["D", "H", "O"])
+def test_memory_plan_refuses_no_features_hidden_units_or_outputs_naming_them(name):
+    sizes = dict.fromkeys("TBDHO", 2) | {name: 0}
+    with pytest.raises(ValueError, match=rf"^{name}: expected an integer >= 1, got 0"):
+        bptt.memory_plan(**sizes)
+
+
 def test_no_budget_below_the_minimum_is_accepted():
     problem = make_problem(5, T=200, B=4, D=10, H=32, O=10, tokens=True)
     minimum = plan_of(problem).minimum_bytes

@@ -9,6 +9,8 @@
 #include "bptt/rnn_loss.hpp"
 
 #include <optional>
+#include <string>
+#include <tuple>
 
 namespace bptt::bindings {
 namespace {
@@ -153,12 +155,14 @@ py::tuple loss_and_grad(py::handle U, py::handle W, py::handle b, py::handle V, 
 py::dict memory_plan(py::ssize_t steps, py::ssize_t batch, py::ssize_t input_size,
                      py::ssize_t hidden_size, py::ssize_t output_size, py::handle dtype,
                      bool tokens, py::handle memory_budget, py::handle compute_dtype) {
-  for (const auto& [name, value] : {std::pair<const char*, py::ssize_t>{"T", steps},
-                                    {"B", batch}, {"D", input_size}, {"H", hidden_size},
-                                    {"O", output_size}}) {
-    if (value < 1) {
-      throw py::value_error(std::string(name) + ": expected an integer >= 1, got " +
-                            std::to_string(value));
+  // No steps or no sequences is a call loss_and_grad takes (it computes nothing); no features,
+  // hidden units or outputs is not.
+  for (const auto& [name, value, least] :
+       {std::tuple<const char*, py::ssize_t, py::ssize_t>{"T", steps, 0}, {"B", batch, 0},
+        {"D", input_size, 1}, {"H", hidden_size, 1}, {"O", output_size, 1}}) {
+    if (value < least) {
+      throw py::value_error(std::string(name) + ": expected an integer >= " +
+                            std::to_string(least) + ", got " + std::to_string(value));
     }
   }
   const std::string name = string_argument(dtype, "dtype");

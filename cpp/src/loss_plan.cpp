@@ -373,6 +373,8 @@ std::size_t training_step_working_bytes(const ParameterLayout& layout, Index ste
 LossMemoryPlan rnn_loss_memory_plan(const ProblemSize& size, std::size_t scalar_bytes,
                                     bool tokens, std::size_t memory_budget,
                                     ProductOperands operands) {
+  // No steps or no sequences: the call computes nothing and keeps nothing.
+  if (size.steps == 0 || size.batch == 0) return {0, "every state kept", 0, 0, 0.0, 0};
   const LossProblem problem{size, scalar_bytes, tokens, false, free_threads(), operands};
   const LossPlan plan = plan_loss(problem, memory_budget);
   LossMemoryPlan summary{plan.scratch_bytes, "every state kept", plan.stored_states,

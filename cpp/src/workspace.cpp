@@ -2,6 +2,7 @@
 
 #include "bptt/scratch.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <new>
@@ -43,23 +44,25 @@ struct KeptBlocks {
     return std::exchange(*best, Block{});
   }
 
-  // Keeps `block` in a free place, or in place of the smallest kept block if that is smaller;
-  // frees whatever is not kept.
+  // Keeps the largest of the kept blocks and `block` that fit in kKeptBlocks places and
+  // kMaxKeptBytes in all; frees the others.
   void give_back(Block block) {
-    Block* smallest = &blocks[0];
-    for (Block& kept : blocks) {
-      if (!kept.data) {
-        smallest = &kept;
-        break;
+    std::array<Block, Workspace::kKeptBlocks + 1> candidates;
+    std::copy(blocks.begin(), blocks.end(), candidates.begin());
+    candidates.back() = block;
+    std::sort(candidates.begin(), candidates.end(),
+              [](const Block& a, const Block& b) { return a.bytes > b.bytes; });
+    blocks = {};
+    std::size_t kept = 0, total = 0;
+    for (Block& candidate : candidates) {
+      if (!candidate.data) continue;
+      if (kept < blocks.size() && total + candidate.bytes <= Workspace::kMaxKeptBytes) {
+        blocks[kept++] = candidate;
+        total += candidate.bytes;
+      } else {
+        std::free(candidate.data);
       }
-      if (kept.bytes < smallest->bytes) smallest = &kept;
     }
-    if (smallest->data && smallest->bytes >= block.bytes) {
-      std::free(block.data);
-      return;
-    }
-    std::free(smallest->data);
-    *smallest = block;
   }
 };
 

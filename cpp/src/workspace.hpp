@@ -2,8 +2,8 @@
 //
 // A fresh buffer of megabytes comes from the kernel one zeroed page at a time, on first touch:
 // at the medium benchmark size those page faults cost about a sixth of a whole call, every call.
-// Blocks up to kMaxKeptBytes are therefore kept per thread after a call (at most kKeptBlocks of
-// them) and handed to the next call that fits; larger problems take long enough per byte that
+// Blocks are therefore kept per thread after a call (at most kKeptBlocks of them, kMaxKeptBytes
+// in all) and handed to the next call that fits; larger problems take long enough per byte that
 // the faults do not matter, and their blocks are freed at once.
 #pragma once
 

@@ -463,6 +463,18 @@ void check_workspace_reuses_blocks() {
   }
 }
 
+void check_workspace_keeps_at_most_its_cap() {
+  Workspace::release_kept();
+  const std::size_t mib = std::size_t(1) << 20;
+  // Each larger than every block kept before it: each a block of its own, given back in turn.
+  for (const std::size_t size : {20, 24, 28, 32}) Workspace workspace(size * mib);
+  const std::size_t kept = Workspace::release_kept();
+  expect(kept <= Workspace::kMaxKeptBytes, "a thread keeps at most kMaxKeptBytes in all, kept " +
+                                               std::to_string(kept));
+  expect(kept == (32 + 28) * mib, "the largest blocks that fit are kept, kept " +
+                                      std::to_string(kept));
+}
+
 // Each step against its formula written one rounding at a time (volatile temporaries), over a
 // length that leaves a scalar tail after the vectorized part.
 template <class S>
@@ -789,6 +801,7 @@ int main() {
   check_empty_sequence_gives_zero();
   check_mean_is_sum_over_count();
   check_workspace_reuses_blocks();
+  check_workspace_keeps_at_most_its_cap();
   check_step_products_match_plain_loops<float>();
   check_step_products_match_plain_loops<double>();
   check_results_are_the_same_bits_for_any_threads_and_budget();

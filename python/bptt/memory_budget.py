@@ -92,12 +92,14 @@ def memory_plan(
     sequences (D features, or token ids below D with tokens=True), hidden size H and O
     outputs, at the current thread count: under `memory_budget` it keeps some hidden states
     and computes the others again, for the same results. ValueError names the minimum budget
-    when it is below it. compute_dtype as loss_and_grad takes it."""
+    when it is below it. compute_dtype as loss_and_grad takes it. T or B of 0: the call computes
+    and keeps nothing (a plan of 0 bytes and 0 stored states)."""
     import numpy as np
 
-    for name, value in (("T", T), ("B", B), ("D", D), ("H", H), ("O", O)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    # No steps or no sequences: a call loss_and_grad takes, which computes nothing.
+    for name, value, least in (("T", T, 0), ("B", B, 0), ("D", D, 1), ("H", H, 1), ("O", O, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
         if value > _LARGEST:
             raise ValueError(f"{name}: expected an integer <= 2**63 - 1, got {value!r}")
     try:  # None would be NumPy's default, float64: refused as init_params refuses it

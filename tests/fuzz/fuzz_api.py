@@ -781,13 +781,14 @@ SIZE_ARGUMENTS = [1, 2, 3, 4, 5, np.int64(3), 64, 300, 0, -1, True, 2.0, "3", No
                   2**62, 2**63]  # fmt: skip
 
 
-def valid_size(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+def valid_size(value, name: str = "") -> bool:
+    least = 0 if name in ("T", "B") else 1  # no steps or no sequences: a call computing nothing
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
 
 
 def draw_size(fdp, name: str, verdict: Verdict, small: bool):
     value = pick(fdp, SIZE_ARGUMENTS[:8] if small else SIZE_ARGUMENTS)
-    if not valid_size(value):
+    if not valid_size(value, name):
         verdict.invalid(f"{name}={value!r}", ValueError, TypeError)
     elif value >= 2**40:
         verdict.allow(f"{name}={value}", ValueError, TypeError, MemoryError, OverflowError)
@@ -812,7 +813,8 @@ def draw_memory_plan(fdp) -> Call:
     kwargs = {"dtype": dtype, "tokens": tokens}
     if fdp.ConsumeBool():
         problem = None
-        if all(valid_size(s) and s < 2**40 for s in sizes) and dtype_name in ("float32", "float64"):
+        valid = all(valid_size(s, n) and s < 2**40 for s, n in zip(sizes, "TBDHO", strict=True))
+        if valid and dtype_name in ("float32", "float64"):
             T, B, D, H, O = (int(s) for s in sizes)
             problem = Problem(T, B, D, H, O, np.dtype(dtype_name).type, bool(tokens), False,
                               False, False, {}, {})  # fmt: skip
@@ -1275,6 +1277,11 @@ def check_memory_plan(call: Call, plan) -> None:
     itemsize = np.dtype(kwargs["dtype"]).itemsize
     budget = kwargs.get("memory_budget")
     assert plan.schedule in ("every state kept", "segments", "binomial"), plan.schedule
+    if T * B == 0:  # nothing to compute, nothing kept
+        assert plan == (0, "every state kept", 0, 0, 0.0, 0), plan
+        if H * (D + H + O) <= 20_000:  # params of a size to draw
+            follow_plan(call, plan, (T, B, D, H, O))
+        return
     assert plan.stored_states >= 1, plan
     assert 0 <= plan.checkpoints <= plan.stored_states, plan
     assert 0 <= plan.recomputed_steps <= T, plan
