@@ -3,6 +3,8 @@ and inside torch.autocast("cpu", dtype=torch.bfloat16)), bptt.jax, and `bptt tra
 --compute-dtype bfloat16`, whose checkpoints record it and whose resumes keep it. Each gives the
 bits of the NumPy API's bfloat16 call (the same core call), and float32 gradients."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from command_line import assert_one_line_error, bptt_command
@@ -107,11 +109,26 @@ def test_torch_rnn_takes_compute_dtype_and_runs_bfloat16_inside_autocast(problem
         np.testing.assert_array_equal(inputs.grad.numpy(), expected_grads["x"])
 
 
-def test_torch_rnn_refuses_an_unknown_compute_dtype_naming_it(problem):
+@pytest.mark.parametrize("value", ["float16", "bf16", 16, b"bfloat16"], ids=repr)
+def test_torch_rnn_refuses_a_compute_dtype_no_weights_take_when_made_naming_it(problem, value):
     torch = pytest.importorskip("torch")
-    rnn = torch_rnn(torch, problem, compute_dtype="float16")
+    with pytest.raises(ValueError, match=r"^compute_dtype: expected None, 'bfloat16' "):
+        torch_rnn(torch, problem, compute_dtype=value)
+
+
+def test_torch_rnn_refuses_a_compute_dtype_its_weights_do_not_take_when_called(problem):
+    torch = pytest.importorskip("torch")
+    rnn = torch_rnn(torch, problem, compute_dtype="float64")  # float32 weights
     with pytest.raises(ValueError, match="compute_dtype: expected"):
         rnn(torch.from_numpy(problem.inputs))
+
+
+def test_torch_rnn_shows_a_compute_dtype_in_its_repr_as_nn_rnn_shows_its_options(problem):
+    torch = pytest.importorskip("torch")
+    from bptt.torch import RNN
+
+    assert repr(RNN(3, 4, compute_dtype="bfloat16")) == "RNN(3, 4, compute_dtype='bfloat16')"
+    assert repr(RNN(3, 4, num_layers=2)) == repr(torch.nn.RNN(3, 4, num_layers=2))
 
 
 @pytest.mark.parametrize("argument", ["inputs", "h0"])
@@ -229,6 +246,25 @@ def test_a_resume_refuses_another_compute_dtype(tmp_path, config):
             show_progress=False,
         )  # fmt: skip
     assert str(refused.value).startswith("compute_dtype float32: the run in")
+
+
+@pytest.mark.parametrize("given", [None, "float32"], ids=["none", "the-params-dtype"])
+def test_a_resume_takes_the_params_dtype_named_as_no_compute_dtype(tmp_path, config, given):
+    plain = replace(config, compute_dtype=given)
+    training.train(plain, tmp_path / "run", Budget(steps=2), show_progress=False)
+    again = "float32" if given is None else None
+    resumed = training.resume(
+        tmp_path / "run", Budget(steps=3), settings={"compute_dtype": again}, show_progress=False
+    )
+    assert resumed.trainer.step_count == 3
+    kept = "none" if given is None else given
+    with pytest.raises(
+        bptt.errors.SettingError, match=rf"^compute_dtype bfloat16: .* has {kept}, "
+    ):
+        training.resume(
+            tmp_path / "run", Budget(steps=4), settings={"compute_dtype": "bfloat16"},
+            show_progress=False,
+        )  # fmt: skip
 
 
 def test_bptt_train_refuses_bfloat16_with_float64(config):

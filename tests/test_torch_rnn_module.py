@@ -128,6 +128,30 @@ def test_the_outputs_may_be_changed_in_place_before_backward_as_nn_rnns(config, 
         assert_equal_to_rounding(grads["ours"][key], expected, steps=5)
 
 
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("form", ["batched", "unbatched", "packed"])
+def test_it_runs_under_inference_mode_as_nn_rnn_does(config, form):
+    models = {
+        name: model(**SHAPES, **config, dtype=torch.float64)
+        for name, model in (("reference", torch.nn.RNN), ("ours", bptt.torch.RNN))
+    }
+    models["ours"].load_state_dict(models["reference"].state_dict())
+    inputs = {
+        "batched": torch.randn(5, 2, 3, dtype=torch.float64),
+        "unbatched": torch.randn(5, 3, dtype=torch.float64),
+        "packed": pack_sequence(
+            [torch.randn(steps, 3, dtype=torch.float64) for steps in (5, 2, 4)],
+            enforce_sorted=False,
+        ),
+    }[form]
+    outputs = {}
+    for name, model in models.items():
+        with torch.inference_mode():
+            output, h_n = model(inputs)
+        outputs[name] = (output.data if form == "packed" else output, h_n)
+    assert_equal_to_rounding(outputs["ours"], outputs["reference"], steps=5)
+
+
 def test_inputs_changed_in_place_before_backward_are_refused_as_by_nn_rnn():
     inputs = torch.randn(5, 2, 3, requires_grad=True)
     for model in (torch.nn.RNN, bptt.torch.RNN):

@@ -378,7 +378,7 @@ def test_a_resume_that_fails_after_its_steps_leaves_the_checkpoint_as_it_was(run
     monkeypatch.setattr(Trainer, "validation_bpc", failing_validation)
     before = checkpoint.checkpoint_path(run_copy).read_bytes()
     with pytest.raises(UsageError, match="the final validation failed"):
-        training.resume(run_copy, show_progress=False)  # the run's 3 steps are spent already
+        training.resume(run_copy, Budget(steps=4), show_progress=False)  # one step, then fails
     assert checkpoint.checkpoint_path(run_copy).read_bytes() == before
 
 

@@ -145,6 +145,33 @@ def test_a_resumed_run_logs_each_step_once_in_order(tmp_path, config):
     assert train_steps == list(range(10, 61, 10))
 
 
+def run_files(run) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(run.iterdir())}
+
+
+def test_a_resume_of_a_run_that_finished_its_budget_takes_no_step_and_leaves_its_files(
+    tmp_path, config
+):
+    training.train(config, tmp_path / "run", Budget(steps=5), show_progress=False)
+    before = run_files(tmp_path / "run")
+    resumed = training.resume(tmp_path / "run", show_progress=False)
+    assert resumed.finished
+    assert resumed.trainer.step_count == 5
+    assert run_files(tmp_path / "run") == before  # no validation row, checkpoint or plot again
+
+
+@pytest.mark.parametrize("steps", [3, 5])
+def test_a_resume_to_no_more_steps_than_the_run_took_is_refused_naming_steps(
+    tmp_path, config, steps
+):
+    training.train(config, tmp_path / "run", Budget(steps=5), show_progress=False)
+    before = run_files(tmp_path / "run")
+    expected = f"^steps: expected more than the 5 steps the run in .* has taken .*, got {steps}$"
+    with pytest.raises(bptt.errors.SettingError, match=expected):
+        training.resume(tmp_path / "run", Budget(steps=steps), show_progress=False)
+    assert run_files(tmp_path / "run") == before
+
+
 def test_a_new_run_refuses_a_directory_with_a_checkpoint_and_leaves_it_as_it_was(tmp_path, config):
     training.train(config, tmp_path / "run", Budget(steps=5), show_progress=False)
     before = checkpoint.checkpoint_path(tmp_path / "run").read_bytes()

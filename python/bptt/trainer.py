@@ -141,7 +141,7 @@ class Trainer:
         for field, value in (settings or {}).items():
             if field in CHANGEABLE_ON_RESUME:
                 config = replace(config, **{field: value}).check()
-            elif getattr(config, field) != value:
+            elif _kept_as(config, field, value) != _kept_as(config, field, getattr(config, field)):
                 raise _setting_kept(field, value, getattr(config, field), run_dir)
         if text is not None:
             config = replace(config, text=text)
@@ -257,7 +257,16 @@ class Trainer:
         return path
 
 
+def _kept_as(config: TrainConfig, field: str, value):
+    """A setting's value as the run keeps it: the params' own dtype named as compute_dtype is
+    none (the same products, bit for bit)."""
+    if field == "compute_dtype" and value == config.dtype:
+        return None
+    return value
+
+
 def _setting_kept(field: str, given, kept, run_dir: Path) -> SettingError:
+    kept = "none" if kept is None else kept
     return SettingError(
         lambda name: (
             f"{name(field)} {given}: the run in {run_dir} has {kept}, and a resumed run "

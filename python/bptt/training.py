@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bptt import metrics, run_directory
+from bptt.errors import SettingError
 from bptt.progress import Progress
 from bptt.trainer import Trainer, TrainingDiverged
 from bptt.training_config import Budget, TrainConfig
@@ -76,11 +77,25 @@ def resume(
     run_dir = run_directory.directory(run_dir, run_directory.RESUMED_RUN)
     budget.check()
     trainer = Trainer.resume(run_dir, text, settings)
-    run_directory.prepare(run_dir, run_directory.RESUMED_RUN)
+    taken = trainer.step_count
+    if budget.steps is not None and budget.steps <= taken:
+        raise SettingError.invalid(
+            "steps",
+            f"expected more than the {taken} steps the run in {run_dir} has taken (a run total), "
+            f"got {budget.steps}",
+        )
     if budget.steps is None and budget.minutes is None:
         budget = _resumed_budget(trainer)
+        if budget.steps is not None and budget.steps <= taken:
+            # Its budget spent: the run is left as it is, not validated and saved again.
+            Progress(show_progress).write(
+                f"the run in {run_dir} has finished its budget, at step {taken}: nothing to do "
+                "(a budget given, --steps or --minutes, trains it further)"
+            )
+            return Outcome(trainer, None)
     else:
         trainer.horizon = _horizon(budget, trainer.elapsed_seconds)
+    run_directory.prepare(run_dir, run_directory.RESUMED_RUN)
     return run(trainer, run_dir, budget, resumed=True, show_progress=show_progress)
 
 

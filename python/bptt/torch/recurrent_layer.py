@@ -52,7 +52,8 @@ class RecurrentLayer(torch.autograd.Function):
         # The buffer is kept outside the saved tensors, where changing the output in place
         # would make backward raise; the detached alias shares the output's version counter.
         ctx.states, ctx.output_alias = states, hidden.detach()
-        ctx.output_version = hidden._version
+        # Under torch.inference_mode no backward follows, and its tensors have no version.
+        ctx.output_version = None if hidden.is_inference() else hidden._version
         # No upstream gradient for hidden or h_n is passed to the core as None, not as zeros.
         ctx.set_materialize_grads(False)
         return hidden, h_last

@@ -7,12 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from bptt.errors import shown
 from bptt.torch.recurrent_layer import recurrent_layer
 from bptt.torch.tensors import as_compute_input, check_float_cpu, products_dtype
 
 __all__ = ["RNN"]
 
 ACTIVATIONS = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
+COMPUTE_DTYPES = ("bfloat16", "float32", "float64")
 
 
 class RNN(torch.nn.RNN):
@@ -33,7 +35,20 @@ class RNN(torch.nn.RNN):
 
     def __init__(self, *args: Any, compute_dtype: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Each call checks it against the weights' dtype then; a value no dtype takes is refused
+        # here already.
+        if compute_dtype is not None and (
+            type(compute_dtype) is not str or compute_dtype not in COMPUTE_DTYPES
+        ):
+            raise ValueError(
+                "compute_dtype: expected None, 'bfloat16' (with float32 weights) or the weights' "
+                f"dtype ('float32' or 'float64'), got {shown(compute_dtype)}"
+            )
         self.compute_dtype = compute_dtype
+
+    def extra_repr(self) -> str:
+        extra = f", compute_dtype={self.compute_dtype!r}" if self.compute_dtype is not None else ""
+        return super().extra_repr() + extra
 
     @overload
     def forward(
