@@ -9,11 +9,11 @@
 namespace bptt::BPTT_ISA_NAMESPACE {
 namespace detail {
 
-// Segments on two threads. The first thread computes the segments forward, keeping the state
-// before each; then, from the last segment, it runs each chunk's backward recurrence, dW, dU,
-// dx and dh0. The other thread works ahead of it on each chunk's head (logits, loss, dO, dL/dh
-// in rings of chunks) and dV and dc, and, between heads, computes the next segment's states
-// again into the other segment buffer.
+// Segments on two threads. First the segments are computed forward, keeping the state before
+// each, on both threads where the steps and products split. Then, from the last segment, one
+// thread runs each chunk's backward recurrence, dW, dU, dx and dh0; the other works ahead of it
+// on each chunk's head (logits, loss, dO, dL/dh in rings of chunks) and dV and dc, and, between
+// heads, computes the next segment's states again into the other segment buffer.
 template <class S, class State>
 double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan& plan,
                                         State* checkpoints, State* segment_buffers[2],
@@ -57,11 +57,10 @@ double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan&
     loss.rows_of_input_gradients(j);
   };
 
-  StepCounter first_pass_done, heads_done, chunks_done;
+  StepCounter heads_done, chunks_done;
   // Counts of chunks from the last: heads_done and chunks_done reach n - j once chunk j's head,
   // or its backward pass and sums, are done.
   auto heads_thread = [&] {
-    first_pass_done.wait_for(1);
     for (Index k = segments - 1; k >= 0; --k) {
       Index recomputed = k > 0 ? first_chunk(k - 1) : 0;  // the next chunk of segment k - 1
       const Index recompute_end = k > 0 ? first_chunk(k) : 0;
@@ -91,10 +90,14 @@ double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan&
       }
   };
 
+  // The first pass runs before the pipeline's team, with nothing to overlap it: there its
+  // steps and projections may take both threads (the same bits as on one).
+  const int team = std::min(2, free_threads());
+  if (team > 1) first_pass();
   double total = 0.0;
-  on_threads(std::min(2, free_threads()), [&](int thread, int threads) {
+  on_threads(team, [&](int thread, int threads) {
     if (threads == 1) {  // no second thread to be had: the same work, one part after another
-      first_pass();
+      if (team == 1) first_pass();
       for (Index k = segments - 1; k >= 0; --k) {
         for (Index j = first_chunk(k + 1) - 1; j >= first_chunk(k); --j) {
           head(k, j);
@@ -106,8 +109,6 @@ double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan&
         }
       }
     } else if (thread == 0) {
-      first_pass();
-      first_pass_done.publish(1);
       backward_thread();
     } else if (thread == 1) {
       heads_thread();
