@@ -1279,7 +1279,7 @@ def check_memory_plan(call: Call, plan) -> None:
     assert plan.schedule in ("every state kept", "segments", "binomial"), plan.schedule
     if T * B == 0:  # nothing to compute, nothing kept
         assert plan == (0, "every state kept", 0, 0, 0.0, 0), plan
-        if H * (D + H + O) <= 20_000:  # params of a size to draw
+        if T + B <= 10_000 and H * (D + H + O) <= 20_000:  # arrays of a size to draw
             follow_plan(call, plan, (T, B, D, H, O))
         return
     assert plan.stored_states >= 1, plan
