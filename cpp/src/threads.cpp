@@ -86,15 +86,15 @@ std::size_t l2_cache_bytes() {
   return bytes;
 }
 
-// The largest W (hidden² scalars, in bytes) whose steps a team shares by rows. Every thread then
-// reads all of W each step: that pays while W stays near a core, in its L2 cache or not far
-// beyond; a larger W is read from the shared L3 cache, where a thread's share of the columns
-// costs it less.
 // The flops of one per-step product (batch × hidden)·(hidden × hidden).
 double step_flops(Index batch, Index hidden) {
   return 2.0 * double(batch) * double(hidden) * double(hidden);
 }
 
+// The largest W (hidden² scalars, in bytes) whose steps a team shares by rows. Every thread then
+// reads all of W each step: that pays while W stays near a core, in its L2 cache or not far
+// beyond; a larger W is read from the shared L3 cache, where a thread's share of the columns
+// costs it less.
 std::size_t largest_weights_shared_by_rows() {
   return kRowSharedWeightsPerL2 * l2_cache_bytes();
 }
