@@ -208,3 +208,27 @@ def test_a_shown_run_without_tqdm_is_a_usage_error_naming_the_extra(without_tqdm
         match=r"needs tqdm, which is not installed: pip install 'bptt\[train\]', or run with --quiet",
     ):
         Progress(show=True)
+
+
+def test_a_signal_during_the_last_step_ends_the_run_as_its_budget_does(tmp_path, config):
+    """The budget is spent when the step ends: the run is finished and validated, as a resume
+    (which finds nothing to do) would not validate it later."""
+    config = TrainConfig(**{**config.__dict__, "eval_every": 1000, "sample_chars": 0})
+    trainer = Trainer.start(config)
+    take_step = trainer.step
+
+    def step_then_ctrl_c_at_the_last():
+        loss = take_step()
+        if trainer.step_count == 5:
+            signal.raise_signal(signal.SIGINT)
+        return loss
+
+    trainer.step = step_then_ctrl_c_at_the_last
+    (tmp_path / "run").mkdir()
+    outcome = training.run(trainer, tmp_path / "run", Budget(steps=5), show_progress=False)
+    assert (outcome.finished, outcome.trainer.step_count) == (True, 5)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    step, *_, validation_bpc, _ = rows[-1].split(",")
+    assert step == "5"
+    assert float(validation_bpc) > 0
+    assert checkpoint.read_run(tmp_path / "run").step == 5

@@ -128,7 +128,8 @@ def run(
 ) -> Outcome:
     """Train until the budget is spent, Ctrl-C or SIGTERM. Checkpoints every `checkpoint_every`
     steps and at the end, validates every `eval_every` steps and at the end (not after a
-    signal); a signal after the steps waits for that end, which writes the checkpoint."""
+    signal that stopped the run short of its budget); a signal after the steps waits for that
+    end, which writes the checkpoint."""
     config = trainer.config
     trainer.budget = budget = budget.or_default()
     progress = Progress(show_progress)
@@ -188,7 +189,9 @@ def run(
                 if step % config.checkpoint_every == 0:
                     trainer.save(run_dir, elapsed())
                 progress.stepped(start)
-        stopped_by = stop.requested
+        # a signal during the last step stops nothing: the budget is spent, and the run ends
+        # as one does (validated), which a resume would not do for it later
+        stopped_by = None if out_of_budget() else stop.requested
         if stopped_by is None and (
             last_validation is None or trainer.step_count % config.eval_every
         ):
