@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from command_line import bptt_command
+from ctrl_c import ctrl_c_during_step
 
 import bptt
 from bptt import _core, checkpoint, lr_schedule, metrics, training
@@ -79,15 +80,7 @@ def test_n_steps_then_a_resume_to_2n_equal_2n_steps_in_one_go_for_stacks_and_sch
     one_go = training.train(config, tmp_path / "one", Budget(steps=60), show_progress=False)
     # a run of 60 steps stopped after 30 by Ctrl-C: its schedule's place is 30 of 60
     stopped = Trainer.start(config)
-    take_step = stopped.step
-
-    def step_then_ctrl_c_at_30():
-        loss = take_step()
-        if stopped.step_count == 30:
-            signal.raise_signal(signal.SIGINT)
-        return loss
-
-    stopped.step = step_then_ctrl_c_at_30
+    ctrl_c_during_step(stopped, 30)
     (tmp_path / "two").mkdir()
     outcome = training.run(stopped, tmp_path / "two", Budget(steps=60), show_progress=False)
     assert (outcome.stopped_by, outcome.trainer.step_count) == (signal.SIGINT, 30)

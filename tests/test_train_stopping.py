@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from ctrl_c import ctrl_c_during_step
 
 import bptt
 from bptt import __main__, checkpoint, training
@@ -215,15 +216,7 @@ def test_a_signal_during_the_last_step_ends_the_run_as_its_budget_does(tmp_path,
     (which finds nothing to do) would not validate it later."""
     config = TrainConfig(**{**config.__dict__, "eval_every": 1000, "sample_chars": 0})
     trainer = Trainer.start(config)
-    take_step = trainer.step
-
-    def step_then_ctrl_c_at_the_last():
-        loss = take_step()
-        if trainer.step_count == 5:
-            signal.raise_signal(signal.SIGINT)
-        return loss
-
-    trainer.step = step_then_ctrl_c_at_the_last
+    ctrl_c_during_step(trainer, 5)
     (tmp_path / "run").mkdir()
     outcome = training.run(trainer, tmp_path / "run", Budget(steps=5), show_progress=False)
     assert (outcome.finished, outcome.trainer.step_count) == (True, 5)
