@@ -152,6 +152,15 @@ def test_a_run_refuses_bad_layers_init_and_schedule_by_name(settings, message):
 # -- bad arguments --------------------------------------------------------------------------------
 
 
+SOFT_TARGETS = np.full((T, B, D), 1.0 / D)
+
+
+def overlapping_views(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two float64 arrays of `size` in one buffer, the second one scalar further on."""
+    buffer = np.zeros(size + 1)
+    return buffer[:size], buffer[1:]
+
+
 def stack_call(changes=None, out_changes=None):
     """stack.loss_and_grad on a 2-layer problem with some arguments replaced, and the params it
     reads."""
@@ -203,6 +212,24 @@ def stack_call(changes=None, out_changes=None):
             ValueError,
             r"out\['W2'\]: expected an array of its own, got one sharing memory with params\['U2'\]",
         ),
+        (
+            None,
+            lambda params, out: {"b2": out["b"]},
+            ValueError,
+            r"out\['b2'\]: expected an array of its own, got one sharing memory with out\['b'\]",
+        ),
+        (
+            None,
+            lambda params, out: dict(zip(["b", "b2"], overlapping_views(H), strict=True)),
+            ValueError,
+            r"out\['b2'\]: expected an array of its own, got one sharing memory with out\['b'\]",
+        ),
+        (
+            {"targets": SOFT_TARGETS},
+            lambda params, out: {"c": SOFT_TARGETS[0, 0]},
+            ValueError,
+            r"out\['c'\]: expected an array of its own, got one sharing memory with targets",
+        ),
     ],
     ids=[
         "h0 None",
@@ -212,6 +239,9 @@ def stack_call(changes=None, out_changes=None):
         "out of another dtype",
         "out the params",
         "out a view of another param",
+        "out the same array for two gradients",
+        "out overlapping views",
+        "out a view of the targets",
     ],
 )
 def test_a_stack_refuses_bad_states_and_outs_by_name_and_leaves_the_params(
@@ -223,6 +253,7 @@ def test_a_stack_refuses_bad_states_and_outs_by_name_and_leaves_the_params(
         call()
     for name, value in params.items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
+    assert (SOFT_TARGETS == 1.0 / D).all()
 
 
 def test_a_stack_missing_a_layers_parameter_is_refused_naming_it():

@@ -160,7 +160,7 @@ def loss_and_grad(
     caller judges the loss and the gradient's norm."""
     layers = layer_count(params)
     _check_states(h0, layers, required=True)
-    _check_out(out, params, layers, (inputs, h0))
+    _check_out(out, params, layers, (inputs, targets, h0))
     below, hidden, last_states = [inputs], [], []
     for layer in range(1, layers + 1):
         result = _layer_and_head.layer_forward(
@@ -219,12 +219,13 @@ def _check_states(h0: Any, layers: int, *, required: bool = False) -> None:
 
 def _check_out(out: object, params: Mapping, layers: int, arguments: tuple) -> None:
     """out holds, for every parameter, a writable array of its shape and dtype, sharing no
-    memory with a parameter or an argument (its gradient would overwrite what the call reads)."""
+    memory with a parameter, an argument (its gradient would overwrite what the call reads) or
+    another of out's arrays (one gradient would overwrite another)."""
     if not isinstance(out, Mapping):
         raise TypeError(f"out: expected a mapping of arrays by name, got {type(out).__name__}")
     dtype = np.asarray(params["U"]).dtype
     read = [(f"params[{name!r}]", params[name]) for name in param_names(layers)]
-    read += [("inputs", arguments[0]), ("h0", arguments[1])]
+    read += [("inputs", arguments[0]), ("targets", arguments[1]), ("h0", arguments[2])]
     for name in param_names(layers):
         if name not in out:
             raise ValueError(f"out: expected an array for every parameter, got none for {name!r}")
@@ -243,3 +244,4 @@ def _check_out(out: object, params: Mapping, layers: int, arguments: tuple) -> N
                 raise ValueError(
                     f"{where}: expected an array of its own, got one sharing memory with {other}"
                 )
+        read.append((where, array))
