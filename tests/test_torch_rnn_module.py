@@ -246,6 +246,31 @@ def test_a_packed_sequence_of_zero_time_steps_raises_nn_rnns_error_type_naming_i
 
 
 @pytest.mark.parametrize(
+    "batch_sizes",
+    [[3, -1, 1], [1, 3], [2, 2], [5], [2, 1, 1, 1]],
+    ids=["negative", "increasing", "summing-to-more", "more-than-data", "summing-past-data"],
+)
+def test_a_packed_sequence_of_invalid_batch_sizes_raises_nn_rnns_error_type_naming_them(
+    batch_sizes,
+):
+    # torch's pad_packed_sequence aborts the process on a negative one: checked before it.
+    packed = PackedSequence(torch.randn(3, 3), torch.tensor(batch_sizes))
+    with pytest.raises(RuntimeError):
+        torch.nn.RNN(**SHAPES)(packed)
+    with pytest.raises(RuntimeError, match=r"^input: expected a PackedSequence whose batch_sizes"):
+        bptt.torch.RNN(**SHAPES)(packed)
+
+
+@pytest.mark.parametrize("batch_sizes", [[0], [0, 0]])
+def test_a_packed_sequence_of_no_sequence_gives_nn_rnns_empty_output(batch_sizes):
+    packed = PackedSequence(torch.zeros(0, 3), torch.tensor(batch_sizes))
+    expected_output, expected_h_n = torch.nn.RNN(**SHAPES)(packed)
+    output, h_n = bptt.torch.RNN(**SHAPES)(packed)
+    assert output.data.shape == expected_output.data.shape
+    assert h_n.shape == expected_h_n.shape
+
+
+@pytest.mark.parametrize(
     "first_order",
     [lambda output: output.sum(), lambda output: output.pow(2).sum()],
     ids=["upstream-of-ones", "upstream-needing-grad"],

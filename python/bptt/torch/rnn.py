@@ -1,5 +1,6 @@
 """bptt.torch.RNN: torch.nn.RNN with each layer's recurrence computed by bptt's core."""
 
+import itertools
 from typing import Any, cast, overload
 
 import numpy as np
@@ -119,6 +120,7 @@ class RNN(torch.nn.RNN):
                 "batch_sizes"
             )
         check_float_cpu(packed.data, "input.data")
+        _check_batch_sizes(packed)
         if hx is not None:
             # Before the permutation below, which would pick a batch of the right size from a
             # wrong hx, or leave its wrong size for the core to report as h0.
@@ -141,7 +143,12 @@ class RNN(torch.nn.RNN):
         if packed.sorted_indices is not None:
             output = output.index_select(1, packed.sorted_indices)
             lengths = lengths.index_select(0, packed.sorted_indices)
-        data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+        # no sequence (a hand-built batch_sizes of zeros): nothing to pack, which torch refuses
+        data = (
+            pack_padded_sequence(output, lengths, enforce_sorted=True).data
+            if len(lengths)
+            else output.flatten(0, 1)
+        )
         return (
             PackedSequence(
                 data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
@@ -250,3 +257,24 @@ def _dropout(
         None if sorted_indices is None else torch.argsort(sorted_indices),
     )
     return pad_packed_sequence(dropped, total_length=output.shape[0])[0]
+
+
+def _check_batch_sizes(packed: PackedSequence) -> None:
+    """A hand-built PackedSequence's batch_sizes as packing makes them: int64, non-increasing,
+    none negative, summing to data's rows. torch's pad_packed_sequence, which reads them next,
+    frees an invalid pointer (the process aborts) on a negative one; nn.RNN raises
+    RuntimeError on these, and so does this check, naming them."""
+    sizes = packed.batch_sizes
+    if sizes.dtype == torch.int64 and sizes.dim() == 1:
+        values = sizes.tolist()
+        if (
+            min(values) >= 0
+            and all(a >= b for a, b in itertools.pairwise(values))
+            and sum(values) == packed.data.shape[0]
+        ):
+            return
+    raise RuntimeError(
+        "input: expected a PackedSequence whose batch_sizes (a 1-D int64 tensor) are "
+        f"non-increasing and not negative, summing to data's {packed.data.shape[0]} rows, got "
+        f"{shown(sizes.tolist())} of dtype {sizes.dtype}"
+    )
