@@ -245,6 +245,38 @@ def test_rnn_refuses_bad_arguments_naming_them_when_traced(case, jit):
         call_rnn(jit, options, **changes)
 
 
+def as_objects(array) -> np.ndarray:
+    """A NumPy array of Python objects holding `array`'s values, which no JAX type holds."""
+    return np.asarray(array).astype(object)
+
+
+OBJECT_CASES = {  # the argument made of objects: (its message, whether rnn takes it too)
+    "inputs": (r"inputs: expected float32 vectors or integer token ids, got dtype object", True),
+    "h0": (r"h0: expected dtype float32 like the params, got object", True),
+    "W": (PARAMS.format("W") + r": expected dtype float32 like params\['U'\], got object", True),
+    "targets": (
+        r"targets: expected integer class ids \(T, B\) or float soft .*, got dtype object",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("argument", OBJECT_CASES)
+def test_arrays_of_python_objects_are_refused_naming_them_not_shown_whole(argument):
+    # only eagerly: jax.jit refuses them as arguments before bptt.jax sees them
+    message, rnn_takes_it = OBJECT_CASES[argument]
+    problem = valid()
+    if argument == "W":
+        changes = {"params": params_with("W", as_objects(problem["params"]["W"]))}
+    else:
+        changes = {argument: as_objects(problem[argument])}
+    with pytest.raises(TypeError, match=f"^{message}$"):
+        call_loss(False, **changes)
+    if rnn_takes_it:
+        with pytest.raises(TypeError, match=f"^{message}$"):
+            call_rnn(False, **changes)
+
+
 def test_the_least_memory_budget_the_trace_accepts_is_the_cores(jit):
     assert call_loss(jit, {"memory_budget": MINIMUM_BUDGET}) == call_loss(jit)
 

@@ -233,7 +233,11 @@ def _dtype(array: Any, name: str) -> np.dtype:
     """The dtype JAX computes in (float64 is float32 without jax_enable_x64)."""
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         raise TypeError(f"{name}: expected an array, got {type(array).__name__}")
-    return jnp.result_type(array)
+    try:
+        return jnp.result_type(array)
+    except TypeError:
+        # one JAX has no type for (object, strings), for each check to refuse by name
+        return np.dtype(array.dtype)
 
 
 def _is_float(dtype: Any) -> bool:
