@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -111,6 +113,35 @@ def test_ids_rewritten_by_another_thread_during_calls_never_crash_the_core():
     )
     assert child.returncode == 0, child.stderr
     assert child.stdout.startswith("done")
+
+
+def test_an_id_refused_while_another_thread_rewrites_it_is_quoted_as_it_was_checked():
+    # Targets flipped between -5 (refused) and 0: a message read from the caller's memory again
+    # quoted "id 0 ... is out of range" within a second here.
+    targets = np.zeros((100, 8), np.int64)
+    params = bptt.init_params(4, 16, 8, seed=1)
+    hidden = np.zeros((100, 8, 16), np.float32)
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            targets[:] = -5
+            targets[:] = 0
+
+    writer = threading.Thread(target=flip)
+    writer.start()
+    quoted = set()
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                bptt.head_loss_and_grad(params, hidden, targets)
+            except ValueError as error:
+                quoted.add(str(error).split(" at ")[0])
+    finally:
+        stop.set()
+        writer.join()
+    assert quoted <= {"targets: id -5"}
 
 
 def test_a_broadcast_parameter_whose_copy_would_not_fit_is_a_memory_error_before_the_copy():

@@ -183,9 +183,11 @@ void check_id_range(const py::array& ids, const char* name, std::int64_t lowest,
   const py::ssize_t count = ids.size();
   const py::ssize_t batch = ids.ndim() >= 2 ? ids.shape(1) : 1;
   for (py::ssize_t i = 0; i < count; ++i) {
-    if (values[i] >= lowest && values[i] < upper) continue;
+    // read once: the message quotes the value checked, which another thread may be changing
+    const std::int64_t id = *static_cast<const volatile std::int64_t*>(values + i);
+    if (id >= lowest && id < upper) continue;
     std::ostringstream message;
-    message << name << ": id " << values[i] << " at (t=" << i / batch << ", b=" << i % batch
+    message << name << ": id " << id << " at (t=" << i / batch << ", b=" << i % batch
             << ") is out of range: expected " << (lowest < 0 ? "-1 or " : "") << "0 <= id < "
             << bound_symbol << " = " << upper;
     throw py::value_error(message.str());
