@@ -6,6 +6,7 @@ import closeness
 import numpy as np
 import pytest
 from fuzzing import assert_the_fuzzer_finds_nothing
+from memory_addresses import aligned_at
 
 import bptt
 
@@ -173,14 +174,6 @@ def test_build_info_takes_no_arguments_as_any_python_function():
 
 
 # -- out= ---------------------------------------------------------------------------------------
-
-
-def aligned_at(shape, dtype, offset: int) -> np.ndarray:
-    """An uninitialized array whose data starts `offset` bytes past a 64-byte boundary."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buffer = np.empty(nbytes + 128, np.uint8)
-    start = (-buffer.ctypes.data) % 64 + offset
-    return buffer[start : start + nbytes].view(dtype).reshape(shape)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

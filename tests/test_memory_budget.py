@@ -9,6 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from command_line import bptt_command
+from memory_addresses import aligned_at
 from random_problems import all_arrays, assert_bitwise_equal, make_problem, run
 from working_memory import PEAK_SIZES, linux_only, working_memory_peak
 
@@ -153,6 +154,20 @@ def test_a_budget_of_the_minimum_works_and_one_byte_less_is_refused_naming_the_m
         run(problem, memory_budget=minimum - 1)
     with pytest.raises(ValueError, match=rf"^memory_budget: expected at least {minimum} bytes"):
         plan_of(problem, minimum - 1)
+
+
+def test_an_out_array_not_64_byte_aligned_counts_its_copy_against_the_budget():
+    # the core writes such an array's gradient into a new, aligned one first (same bits)
+    problem = make_problem(5, **MINIMUM_PROBLEM, dtype=np.float32)
+    minimum = plan_of(problem).minimum_bytes
+    shape = problem.inputs.shape
+    aligned, unaligned = aligned_at(shape, np.float32, 0), aligned_at(shape, np.float32, 4)
+    expected = all_arrays(run(problem, memory_budget=minimum, out={"x": aligned}))
+    with pytest.raises(ValueError, match=rf"^memory_budget: expected at least {minimum + 153600}"):
+        run(problem, memory_budget=minimum, out={"x": unaligned})  # T·B·D floats, 153600 bytes
+    result = run(problem, memory_budget=minimum + unaligned.nbytes, out={"x": unaligned})
+    assert result.grads["x"] is unaligned
+    assert_bitwise_equal(all_arrays(result), expected)
 
 
 @pytest.mark.parametrize(("T", "B"), [(0, 3), (4, 0), (0, 0)])

@@ -76,6 +76,17 @@ bool GradientOutputs::aligned_like_new_arrays(const py::array& array) {
          reinterpret_cast<std::uintptr_t>(array.data()) % kOutputAlignment == 0;
 }
 
+double GradientOutputs::staged_bytes() const {
+  double bytes = 0;
+  if (!has_out_) return bytes;
+  for (const auto& item : out_) {
+    if (!py::isinstance<py::array>(item.second)) continue;  // refused by array()
+    const auto array = py::reinterpret_borrow<py::array>(item.second);
+    if (!aligned_like_new_arrays(array)) bytes += double(array.nbytes());
+  }
+  return bytes;
+}
+
 void GradientOutputs::deliver(py::dict& grads) {
   for (Staged& staged : staged_) {
     std::memcpy(staged.caller.mutable_data(), staged.written.data(),

@@ -40,6 +40,10 @@ class GradientOutputs {
   // arrays in `grads` in their place.
   void deliver(py::dict& grads);
 
+  // The bytes of the new arrays array() makes for the caller's arrays that are not aligned like
+  // them: working memory of the call, which a memory budget counts.
+  double staged_bytes() const;
+
  private:
   struct Staged {
     const char* name;

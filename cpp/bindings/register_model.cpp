@@ -17,8 +17,8 @@ namespace {
 
 using namespace pybind11::literals;
 
-// The working memory the core may take: the budget less the copies of arguments already made
-// (an array of another dtype or layout), or, with no budget, everything that fits in the memory
+// The working memory the core may take: the budget less the copies of arguments made or to be
+// made (an array of another dtype or layout, an unaligned out array), or, with no budget, everything that fits in the memory
 // available (0: every state kept), checked up front.
 std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
                         ProductOperands operands, std::optional<std::size_t> budget,
@@ -72,8 +72,9 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
                     2.0 * double(B) * H,
                 inputs.wants_input_gradient() ? double(T) * B * D : 0.0},
                sizeof(S));
-  const std::size_t memory_budget =
-      core_budget(size, sizeof(S), inputs.tokens, layer.operands, budget, copies, output_bytes);
+  const std::size_t memory_budget = core_budget(size, sizeof(S), inputs.tokens, layer.operands,
+                                                budget, copies + outputs.staged_bytes(),
+                                                output_bytes);
   auto dU = outputs.array<S>("U", {{"H", H}, {"D", D}});
   auto dW = outputs.array<S>("W", {{"H", H}, {"H", H}});
   auto db = outputs.array<S>("b", {{"H", H}});
