@@ -79,6 +79,39 @@ def test_the_memory_available_is_within_the_processs_address_space_limit():
     assert message.startswith("layer_forward needs 5.12 GB, more than the ")
 
 
+@pytest.mark.skipif(
+    sys.platform != "linux" or "asan" in os.environ.get("LD_PRELOAD", ""),
+    reason="Linux's RLIMIT_AS, which AddressSanitizer's reserved shadow memory cannot run under",
+)
+def test_no_budget_in_less_memory_than_every_state_needs_plans_and_runs_what_fits():
+    # Every state kept takes 205 MB; the limit leaves 120 MiB. The plan says what the call
+    # does, and the call gives the bits of the one made before the limit.
+    child = run_child(
+        """
+        import resource, numpy as np, bptt
+        from bptt import _core
+        bptt.set_num_threads(1)
+        T, B, D, H, O = 50_000, 8, 32, 128, 32
+        params = bptt.init_params(D, H, O, seed=0)
+        ids = np.random.default_rng(0).integers(0, D, (T, B))
+        unlimited = bptt.loss_and_grad(params, ids, ids)
+        every_state = bptt.memory_plan(T, B, D, H, O, tokens=True)
+        with open("/proc/self/statm") as statm:
+            used = int(statm.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + 120 * 2**20, resource.RLIM_INFINITY))
+        plan = bptt.memory_plan(T, B, D, H, O, tokens=True)
+        limited = bptt.loss_and_grad(params, ids, ids)
+        print(every_state.schedule, every_state.bytes > 200e6)
+        print(plan.schedule != "every state kept", plan.bytes <= _core.available_memory_bytes())
+        print(limited.loss == unlimited.loss and all(
+            np.array_equal(limited.grads[name], unlimited.grads[name]) for name in unlimited.grads))
+        """,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.splitlines() == ["every state kept True", "True True", "True"]
+
+
 def test_ids_rewritten_by_another_thread_during_calls_never_crash_the_core():
     child = run_child(
         """

@@ -58,6 +58,15 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
   }
 }
 
+// The bytes of the arrays a call returns: the gradients, h_last and, with input_gradient,
+// dL/dx (T, B, D).
+double returned_bytes(const ProblemSize& size, std::size_t scalar_bytes, bool input_gradient) {
+  const double T = double(size.steps), B = double(size.batch), D = double(size.input_size),
+               H = double(size.hidden_size), O = double(size.output_size);
+  return bytes_of({H * D + H * H + H + O * H + O + 2.0 * B * H, input_gradient ? T * B * D : 0.0},
+                  scalar_bytes);
+}
+
 template <class S>
 py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs& inputs,
                               const TargetArray& targets, const py::object& h0,
@@ -67,11 +76,7 @@ py::tuple loss_and_grad_typed(const Layer& layer, const Head& head, const Inputs
   const py::ssize_t T = inputs.steps, B = inputs.batch, H = layer.hidden_size,
                     D = layer.input_size, O = head.output_size;
   const ProblemSize size{T, B, D, H, O};
-  const double output_bytes =
-      bytes_of({double(H) * D + double(H) * H + double(H) + double(O) * H + double(O) +
-                    2.0 * double(B) * H,
-                inputs.wants_input_gradient() ? double(T) * B * D : 0.0},
-               sizeof(S));
+  const double output_bytes = returned_bytes(size, sizeof(S), inputs.wants_input_gradient());
   const std::size_t memory_budget = core_budget(size, sizeof(S), inputs.tokens, layer.operands,
                                                 budget, copies + outputs.staged_bytes(),
                                                 output_bytes);
@@ -176,7 +181,13 @@ py::dict memory_plan(py::ssize_t steps, py::ssize_t batch, py::ssize_t input_siz
   const ProblemSize size{steps, batch, input_size, hidden_size, output_size};
   LossMemoryPlan plan;
   try {
-    plan = rnn_loss_memory_plan(size, scalar_bytes, tokens, budget.value_or(0), operands);
+    // No budget: what a call would take, every state kept if that fits in the memory available
+    // now, else as much as is available (MemoryError if even the least does not fit).
+    const std::size_t planned =
+        budget ? *budget
+               : core_budget(size, scalar_bytes, tokens, operands, std::nullopt, 0,
+                             returned_bytes(size, scalar_bytes, !tokens));
+    plan = rnn_loss_memory_plan(size, scalar_bytes, tokens, planned, operands);
   } catch (const MemoryBudgetTooSmall& error) {
     throw py::value_error(error.what());
   }

@@ -34,7 +34,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from bptt import _arguments, _core
-from bptt.memory_budget import memory_plan, parse_memory_budget
+from bptt.memory_budget import memory_plan, minimum_budget, parse_memory_budget
 
 __all__ = ["loss", "rnn"]
 
@@ -222,7 +222,7 @@ def _check_memory_budget(
             return
         except ValueError:
             pass
-    minimum = memory_plan(*sizes, **options).minimum_bytes + copies
+    minimum = minimum_budget(*sizes, **options) + copies
     raise ValueError(
         f"memory_budget: expected at least {minimum} bytes (the smallest schedule's need for "
         f"this problem, and the arguments' copies), got {budget}"

@@ -92,7 +92,8 @@ def memory_plan(
     sequences (D features, or token ids below D with tokens=True), hidden size H and O
     outputs, at the current thread count: under `memory_budget` it keeps some hidden states
     and computes the others again, for the same results. ValueError names the minimum budget
-    when it is below it. compute_dtype as loss_and_grad takes it. T or B of 0: the call computes
+    when it is below it. None: every state kept when that fits in the memory available now,
+    else the plan that fits (MemoryError when none does), as the call would. compute_dtype as loss_and_grad takes it. T or B of 0: the call computes
     and keeps nothing (a plan of 0 bytes and 0 stored states)."""
     import numpy as np
 
@@ -115,3 +116,9 @@ def memory_plan(
         parse_memory_budget(memory_budget), compute_dtype,
     )  # fmt: skip
     return MemoryPlan(**plan)
+
+
+def minimum_budget(T: int, B: int, D: int, H: int, O: int, **options) -> int:
+    """The least memory_budget a call of this problem takes (memory_plan's options), whatever
+    the memory available: the minimum_bytes of a plan under a budget any plan fits."""
+    return memory_plan(T, B, D, H, O, memory_budget=_LARGEST, **options).minimum_bytes

@@ -6,7 +6,7 @@ import numpy as np
 from bptt import sampling, stack
 from bptt.corpus import Corpus
 from bptt.errors import SettingError
-from bptt.memory_budget import memory_plan
+from bptt.memory_budget import memory_plan, minimum_budget
 from bptt.optimizers import OPTIMIZERS
 from bptt.training_config import TrainConfig
 from bptt.validation import VALIDATION_CHUNK
@@ -46,9 +46,7 @@ def step_memory(config: TrainConfig, vocabulary_size: int) -> int:
             *sizes, dtype=dtype, tokens=True, memory_budget=budget, compute_dtype=compute_dtype
         ).bytes
     except ValueError:
-        minimum = memory_plan(
-            *sizes, dtype=dtype, tokens=True, compute_dtype=compute_dtype
-        ).minimum_bytes
+        minimum = minimum_budget(*sizes, dtype=dtype, tokens=True, compute_dtype=compute_dtype)
     raise SettingError(
         lambda name: (
             f"{name('memory_budget')} {config.memory_budget}: a step of {name('batch')} "

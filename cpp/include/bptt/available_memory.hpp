@@ -23,7 +23,7 @@ std::size_t physical_memory_bytes();
 // what this process's memory cgroup and its address-space limit (RLIMIT_AS) leave it.
 std::size_t available_memory_bytes();
 
-// Whether `bytes` fit in the available memory; requests below 256 MiB always do, so that a
+// Whether `bytes` fit in the available memory; requests below 16 MiB always do, so that a
 // small call does not read /proc.
 bool fits_in_available_memory(double bytes);
 
