@@ -62,6 +62,19 @@ def test_gradients_missing_from_out_come_in_new_arrays():
         np.testing.assert_array_equal(result.grads[name], grad, err_msg=name)
 
 
+@pytest.mark.parametrize("offset", [0, 4], ids=["aligned", "unaligned"])
+def test_an_out_array_of_an_ndarray_subclass_is_returned_as_itself(tmp_path, offset):
+    # np.memmap: a gradient written straight to a file, the returned array the caller's memmap
+    params, inputs, targets, h0 = problem(np.float32, tokens=False)
+    expected = bptt.loss_and_grad(params, inputs, targets, h0=h0)
+    path = tmp_path / "dU.bin"
+    path.write_bytes(bytes(offset + params["U"].nbytes))
+    dU = np.memmap(path, np.float32, "r+", offset=offset, shape=params["U"].shape)
+    result = bptt.loss_and_grad(params, inputs, targets, h0=h0, out={"U": dU})
+    assert result.grads["U"] is dU
+    np.testing.assert_array_equal(dU, expected.grads["U"])
+
+
 @pytest.mark.parametrize("tokens", [False, True])
 def test_the_oracle_takes_out_arrays_too(tokens):
     params, inputs, targets, h0 = problem(np.float64, tokens)

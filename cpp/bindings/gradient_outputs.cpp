@@ -91,8 +91,8 @@ void GradientOutputs::deliver(py::dict& grads) {
   for (Staged& staged : staged_) {
     std::memcpy(staged.caller.mutable_data(), staged.written.data(),
                 std::size_t(staged.written.nbytes()));
-    grads[staged.name] = staged.caller;
   }
+  for (const auto& [name, caller] : given_) grads[name] = caller;
 }
 
 }  // namespace bptt::bindings

@@ -28,6 +28,7 @@ class GradientOutputs {
   template <class S>
   py::array_t<S> array(const char* name, std::initializer_list<Axis> axes) {
     std::optional<py::array> provided = caller_array(name, axes);
+    if (provided) given_.push_back({name, *provided});
     if (provided && aligned_like_new_arrays(*provided)) return *provided;
     std::vector<py::ssize_t> shape;
     for (const Axis& axis : axes) shape.push_back(axis.extent);
@@ -37,7 +38,8 @@ class GradientOutputs {
   }
 
   // Copies what the core wrote for unaligned caller's arrays into them, and puts the caller's
-  // arrays in `grads` in their place.
+  // arrays themselves in `grads` (a subclass such as np.memmap, not the ndarray py::array_t
+  // made of it).
   void deliver(py::dict& grads);
 
   // The bytes of the new arrays array() makes for the caller's arrays that are not aligned like
@@ -58,6 +60,7 @@ class GradientOutputs {
   DType dtype_;
   std::vector<std::pair<std::string, py::array>> taken_;  // read by the call, or out arrays
   std::vector<Staged> staged_;
+  std::vector<std::pair<const char*, py::array>> given_;  // the caller's, by gradient name
 };
 
 }  // namespace bptt::bindings
