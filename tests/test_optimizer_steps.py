@@ -1,12 +1,14 @@
 """The core's optimizer steps are torch.optim's formulas evaluated one operation at a time in the
 parameters' precision, as NumPy evaluates them: bitwise the same updates, in one pass."""
 
+import math
+
 import numpy as np
 import pytest
 
 import bptt
 from bptt import _core
-from bptt.optimizers import Adam
+from bptt.optimizers import SGD, Adagrad, Adam
 from bptt.parameter_vector import ParameterVector
 
 DTYPES = [np.float32, np.float64]
@@ -197,10 +199,30 @@ def test_a_read_only_vector_to_update_is_refused_and_left_unchanged():
     [
         ({"betas": (0.9, 1.0)}, r"betas: expected two numbers in \[0, 1\)"),
         ({"betas": (-0.1, 0.999)}, r"betas: expected two numbers in \[0, 1\)"),
-        ({"eps": -1e-8}, r"eps: expected a number >= 0"),
+        ({"eps": -1e-8}, r"eps: expected a finite number >= 0, got -1e-08"),
+        ({"lr": -1.0}, r"lr: expected a finite number >= 0, got -1.0"),
+        ({"lr": math.nan}, r"lr: expected a finite number >= 0, got nan"),
     ],
 )
 def test_adam_refuses_settings_torch_refuses(settings, message):
     params = ParameterVector({"W": np.zeros((2, 2), np.float32)})
-    with pytest.raises(ValueError, match=message):
-        Adam(params, lr=1e-3, **settings)
+    with pytest.raises(ValueError, match=f"^{message}"):
+        Adam(params, **({"lr": 1e-3} | settings))
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "settings", "error", "message"),
+    [
+        (Adagrad, {"lr": math.inf}, ValueError, r"lr: expected a finite number >= 0, got inf"),
+        (Adagrad, {"eps": -1.0}, ValueError, r"eps: expected a finite number >= 0, got -1.0"),
+        (SGD, {"momentum": -0.5}, ValueError, r"momentum: expected a finite number >= 0"),
+        (SGD, {"lr": "0.1"}, TypeError, r"lr: expected a number >= 0, got '0.1'"),
+        (SGD, {"lr": True}, TypeError, r"lr: expected a number >= 0, got True"),
+    ],
+)
+def test_adagrad_and_sgd_refuse_settings_torch_refuses_naming_them(
+    optimizer, settings, error, message
+):
+    params = ParameterVector({"W": np.zeros((2, 2), np.float32)})
+    with pytest.raises(error, match=f"^{message}"):
+        optimizer(params, **({"lr": 1e-3} | settings))

@@ -8,6 +8,7 @@ Hyperparameters are torch's defaults, but for the learning rates (`DEFAULT_LEARN
 SGD's momentum (0.9 instead of 0: the command offers "SGD with momentum")."""
 
 import math
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,7 +30,7 @@ class Optimizer:
 
     def __init__(self, params: ParameterVector, lr: float):
         self.params = params
-        self.lr = lr
+        self.lr = _nonnegative("lr", lr)
         self.step_count = 0
         self.state = {state: np.zeros_like(params.vector) for state in self.state_names}
 
@@ -86,10 +87,8 @@ class Adam(Optimizer):
             raise ValueError(
                 f"betas: expected two numbers in [0, 1), as torch.optim.Adam, got {betas!r}"
             )
-        if not eps >= 0.0:
-            raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
         self.beta1, self.beta2 = betas
-        self.eps = eps
+        self.eps = _nonnegative("eps", eps)
 
     def _hyperparameters(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -119,7 +118,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr, eps=1e-10):
         super().__init__(params, lr)
-        self.eps = eps
+        self.eps = _nonnegative("eps", eps)
 
     def _hyperparameters(self):
         return {"eps": self.eps}
@@ -138,7 +137,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=default_momentum):
         super().__init__(params, lr)
-        self.momentum = momentum
+        self.momentum = _nonnegative("momentum", momentum)
 
     def _hyperparameters(self):
         return {"momentum": self.momentum}
@@ -152,6 +151,15 @@ class SGD(Optimizer):
             momentum=self.momentum,
             first_step=self.step_count == 1,
         )
+
+
+def _nonnegative(name: str, value: float) -> float:
+    """A finite hyperparameter >= 0, as torch.optim requires of lr, eps and momentum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number >= 0, got {value!r}")
+    if not 0.0 <= value < math.inf:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 OPTIMIZERS = {optimizer.name: optimizer for optimizer in (Adam, Adagrad, SGD)}
