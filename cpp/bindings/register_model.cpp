@@ -18,8 +18,8 @@ namespace {
 using namespace pybind11::literals;
 
 // The working memory the core may take: the budget less the copies of arguments made or to be
-// made (an array of another dtype or layout, an unaligned out array), or, with no budget, everything that fits in the memory
-// available (0: every state kept), checked up front.
+// made (an array of another dtype or layout, an unaligned out array), or, with no budget,
+// everything that fits in the memory available (0: every state kept), checked up front.
 std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool tokens,
                         ProductOperands operands, std::optional<std::size_t> budget,
                         double copies, double outputs) {

@@ -93,8 +93,9 @@ def memory_plan(
     outputs, at the current thread count: under `memory_budget` it keeps some hidden states
     and computes the others again, for the same results. ValueError names the minimum budget
     when it is below it. None: every state kept when that fits in the memory available now,
-    else the plan that fits (MemoryError when none does), as the call would. compute_dtype as loss_and_grad takes it. T or B of 0: the call computes
-    and keeps nothing (a plan of 0 bytes and 0 stored states)."""
+    else the plan that fits (MemoryError when none does), as the call would. compute_dtype as
+    loss_and_grad takes it. T or B of 0: the call computes and keeps nothing (a plan of 0 bytes
+    and 0 stored states)."""
     import numpy as np
 
     # No steps or no sequences: a call loss_and_grad takes, which computes nothing.
