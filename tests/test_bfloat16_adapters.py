@@ -109,6 +109,24 @@ def test_torch_rnn_takes_compute_dtype_and_runs_bfloat16_inside_autocast(problem
         np.testing.assert_array_equal(inputs.grad.numpy(), expected_grads["x"])
 
 
+@pytest.mark.parametrize("inside_autocast", [False, True], ids=["keyword", "autocast"])
+def test_torch_rnn_takes_a_packed_sequence_of_bfloat16_data_as_float32(problem, inside_autocast):
+    # as it takes a padded bfloat16 tensor (an autocast operation's output): the same bits
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    rnn = torch_rnn(torch, problem, **({} if inside_autocast else BF16))
+    inputs = torch.tensor(problem.inputs).bfloat16().requires_grad_()
+    lengths = torch.full((inputs.shape[1],), inputs.shape[0])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=inside_autocast):
+        padded, _ = rnn(inputs)
+        packed, _ = rnn(pack_padded_sequence(inputs, lengths))
+    assert packed.data.dtype == torch.float32
+    torch.testing.assert_close(packed.data, padded.flatten(0, 1), rtol=0, atol=0)
+    packed.data.sum().backward()
+    assert inputs.grad.dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("value", ["float16", "bf16", 16, b"bfloat16"], ids=repr)
 def test_torch_rnn_refuses_a_compute_dtype_no_weights_take_when_made_naming_it(problem, value):
     torch = pytest.importorskip("torch")
@@ -171,6 +189,22 @@ def test_jax_loss_and_rnn_take_compute_dtype(problem):
     layer = bptt.layer_forward(params, inputs, h0=h0, **BF16)
     np.testing.assert_array_equal(np.asarray(hidden), layer.hidden)
     np.testing.assert_array_equal(np.asarray(h_last), layer.h_last)
+
+
+def test_a_numpy_string_names_the_compute_dtype_as_a_str_does_in_every_adapter(problem):
+    # the NumPy API's core takes str subclasses (np.str_, as read from an array of names)
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    import bptt.jax
+
+    spelled = {"compute_dtype": np.str_("bfloat16")}
+    expected = bptt.layer_forward(problem.params, problem.inputs, h0=problem.h0, **BF16).hidden
+    hidden, _ = bptt.jax.rnn(problem.params, problem.inputs, h0=problem.h0, **spelled)
+    np.testing.assert_array_equal(np.asarray(hidden), expected)
+    rnn = torch_rnn(torch, problem, **spelled)
+    output, _ = rnn(torch.from_numpy(problem.inputs), torch.from_numpy(problem.h0)[None])
+    np.testing.assert_array_equal(output.detach().numpy(), expected)
+    assert type(rnn.compute_dtype) is str
 
 
 def test_jax_loss_is_the_same_bits_under_a_budget(problem):

@@ -104,11 +104,13 @@ def compute_dtype(value: object, params_dtype: DTypeLike) -> str | None:
     float32 params, or the params' own dtype; ValueError naming compute_dtype otherwise, in the
     core's words (for the adapters, which check before the core runs)."""
     own = np.dtype(params_dtype).name
-    if value is None or (type(value) is str and value == own):
+    if value is None:
         return value
-    if type(value) is str and value == "bfloat16":
+    if isinstance(value, str) and value == own:  # a subclass too (np.str_), as the core takes
+        return own
+    if isinstance(value, str) and value == "bfloat16":
         if own == "float32":
-            return value
+            return "bfloat16"
         raise ValueError(f"compute_dtype: 'bfloat16' takes float32 parameters, got {own}")
     raise ValueError(
         f"compute_dtype: expected None, 'bfloat16' (with float32 parameters) or '{own}' (the "

@@ -39,13 +39,13 @@ class RNN(torch.nn.RNN):
         # Each call checks it against the weights' dtype then; a value no dtype takes is refused
         # here already.
         if compute_dtype is not None and (
-            type(compute_dtype) is not str or compute_dtype not in COMPUTE_DTYPES
+            not isinstance(compute_dtype, str) or compute_dtype not in COMPUTE_DTYPES
         ):
             raise ValueError(
                 "compute_dtype: expected None, 'bfloat16' (with float32 weights) or the weights' "
                 f"dtype ('float32' or 'float64'), got {shown(compute_dtype)}"
             )
-        self.compute_dtype = compute_dtype
+        self.compute_dtype = None if compute_dtype is None else str(compute_dtype)
 
     def extra_repr(self) -> str:
         extra = f", compute_dtype={self.compute_dtype!r}" if self.compute_dtype is not None else ""
@@ -68,7 +68,8 @@ class RNN(torch.nn.RNN):
         compute_dtype = products_dtype(self.compute_dtype, self._weights_dtype())
         hx = as_compute_input(hx, compute_dtype)
         if isinstance(input, PackedSequence):
-            return self._forward_packed(input, hx, compute_dtype)
+            data = as_compute_input(input.data, compute_dtype)
+            return self._forward_packed(input._replace(data=data), hx, compute_dtype)
         input = as_compute_input(input, compute_dtype)
         check_float_cpu(input, "input")
         if input.dim() not in (2, 3):
