@@ -128,6 +128,27 @@ def test_the_outputs_may_be_changed_in_place_before_backward_as_nn_rnns(config, 
         assert_equal_to_rounding(grads["ours"][key], expected, steps=5)
 
 
+# torch.compile's own warnings: its import's deprecations, and graph breaks (at nn.RNN's kernel)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_a_compiled_model_s_output_may_be_changed_in_place_before_backward_as_nn_rnns():
+    # Traced by torch.compile, the output would be a view of the core's buffer, which torch
+    # refuses to change in place: the layer runs as it is, outside the compiled graph.
+    models = {
+        name: model(**SHAPES, dtype=torch.float64)
+        for name, model in (("reference", torch.nn.RNN), ("ours", bptt.torch.RNN))
+    }
+    models["ours"].load_state_dict(models["reference"].state_dict())
+    inputs = torch.randn(5, 2, 3, dtype=torch.float64)
+    grads = {}
+    for name, model in models.items():
+        output, h_n = torch.compile(model)(inputs)
+        output.mul_(2)
+        (output.sum() + h_n.sum()).backward()
+        grads[name] = {key: value.grad for key, value in model.named_parameters()}
+    for key, expected in grads["reference"].items():
+        assert_equal_to_rounding(grads["ours"][key], expected, steps=5)
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("form", ["batched", "unbatched", "packed"])
 def test_it_runs_under_inference_mode_as_nn_rnn_does(config, form):

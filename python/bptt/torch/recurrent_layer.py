@@ -122,6 +122,9 @@ def _forward_states(
     )
 
 
+# Run as it is under torch.compile, which cannot trace the core anyway: traced, NumPy's slice of
+# the buffer becomes a torch view of it, and the output one that torch forbids changing in place.
+@torch.compiler.disable
 def recurrent_layer(
     inputs: torch.Tensor,
     h0: torch.Tensor | None,
