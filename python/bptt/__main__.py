@@ -2,10 +2,11 @@
 character-level language model on the core, and `bptt check`, the core against the oracle."""
 
 import argparse
+import os
 import sys
 
 from bptt import check, cli
-from bptt.errors import UsageError
+from bptt.errors import OutputLost, UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -57,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bptt {args.command}: interrupted", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
+    except OutputLost as error:
+        # what stdout still holds would fail again, with a traceback, when Python flushes it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"bptt {args.command}: error: {one_line(str(error))}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

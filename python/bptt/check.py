@@ -17,7 +17,7 @@ from numpy.typing import DTypeLike
 from bptt import _api, _params, memory, reference, reference_bfloat16
 from bptt._core import build_info
 from bptt._model import ACTIVATIONS, PARAM_NAMES, parameter_shapes
-from bptt.errors import UsageError, check_integer
+from bptt.errors import OutputLost, UsageError, check_integer
 from bptt.memory_budget import MemoryPlan, memory_plan, parse_memory_budget
 from bptt.results import LossAndGrad
 
@@ -348,6 +348,16 @@ def check_memory_budget(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The check's exit status: 0 when it passed, 1 when it failed; OutputLost when standard
+    output took no more of its report (the check reads and writes no file: an OSError is
+    that)."""
+    try:
+        return _run(args)
+    except OSError as error:
+        raise OutputLost(error) from None
+
+
+def _run(args: argparse.Namespace) -> int:
     check_arguments(args)
     memory.check_available(
         memory_needed(args),
@@ -373,7 +383,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compute_dtype is not None:
         ok &= check_bfloat16(args)
         ok &= check_same_bits_across_threads(args, compute_dtype=args.compute_dtype)
-    print("check passed" if ok else "check FAILED")
+    print("check passed" if ok else "check FAILED", flush=True)  # a failed write fails here
     return 0 if ok else 1
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt import _api, checkpoint, memory, run_directory, sampling, training
-from bptt.errors import SettingError, UsageError, check_integer, check_number
+from bptt.errors import OutputLost, SettingError, UsageError, check_integer, check_number
 from bptt.lr_schedule import LR_SCHEDULES, WARMUP_STEPS
 from bptt.optimizers import DEFAULT_LEARNING_RATES, OPTIMIZERS
 from bptt.stack import INITS
@@ -180,13 +180,22 @@ def _set_threads(threads: int | None) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """The run's exit status: 0 when it spent its budget, 128 + the signal's number when Ctrl-C
-    or SIGTERM stopped it (after a step, with a checkpoint) or SIGTERM ended its start-up."""
+    or SIGTERM stopped it (after a step, with a checkpoint) or SIGTERM ended its start-up, 1
+    when standard output took no more text (after a step, with a checkpoint)."""
     try:
         with training.sigterm_terminates():
             outcome = _train(args)
     except training.Terminated:
         print("bptt train: terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    if outcome.output_lost is not None:
+        trainer = outcome.trainer
+        assert trainer.last_checkpoint is not None  # a run ends with its checkpoint
+        raise OutputLost(
+            outcome.output_lost,
+            f"stopped at step {trainer.step_count} with a checkpoint; continue with: bptt train "
+            f"--resume {trainer.last_checkpoint[0].parent}",
+        )
     return 128 + outcome.stopped_by if outcome.stopped_by is not None else 0
 
 
@@ -253,5 +262,8 @@ def run_sample(args: argparse.Namespace) -> int:
             prime=args.prime,
             activation=activation,
         )
-    print(args.prime + text)
+    try:
+        print(args.prime + text, flush=True)
+    except OSError as error:
+        raise OutputLost(error) from None
     return 0

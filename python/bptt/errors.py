@@ -6,12 +6,31 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["SettingError", "UsageError", "check_integer", "check_number", "shown", "writing"]
+__all__ = [
+    "OutputLost",
+    "SettingError",
+    "UsageError",
+    "check_integer",
+    "check_number",
+    "shown",
+    "writing",
+]
 
 
 class UsageError(Exception):
     """A bad file, text, checkpoint or option; the command line prints its message on one line
     and exits with status 2, without a traceback."""
+
+
+class OutputLost(Exception):
+    """Standard output took no more text (a closed pipe, as `| head` leaves it; a full disk):
+    the command line says so on stderr, in one line with what was done about it, and exits with
+    status 1."""
+
+    def __init__(self, error: OSError, what_then: str = ""):
+        super().__init__(
+            f"standard output: {error.strerror or error}" + (f"; {what_then}" if what_then else "")
+        )
 
 
 class SettingError(UsageError):

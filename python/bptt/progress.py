@@ -20,13 +20,21 @@ class Progress:
     def __init__(self, show: bool):
         self.show = show
         self._bar: Any = None  # the tqdm bar while bar() runs
+        # Why stdout took no more text (a closed pipe, `| head`; a full disk), after which
+        # nothing more is written to it: a run stops after its step, with its checkpoint.
+        self.output_lost: OSError | None = None
         if show:
             tqdm = _tqdm()
             self._write = lambda text: tqdm.write(text, file=sys.stdout)
 
     def write(self, text: str) -> None:
-        if self.show:
+        if not self.show or self.output_lost is not None:
+            return
+        try:
             self._write(text)
+            sys.stdout.flush()  # a write that fails fails here, not at exit
+        except OSError as error:
+            self.output_lost = error
 
     def started(self, trainer, run_dir: Path, resumed: bool) -> None:
         config, corpus = trainer.config, trainer.corpus

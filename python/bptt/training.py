@@ -25,10 +25,12 @@ NO_BUDGET = Budget()  # neither steps nor minutes: the default budget, or a resu
 class Outcome(NamedTuple):
     trainer: Trainer
     stopped_by: signal.Signals | None  # SIGINT (Ctrl-C) or SIGTERM; None: the budget was spent
+    # what stopped the run short of its budget when standard output took no more text
+    output_lost: OSError | None = None
 
     @property
     def finished(self) -> bool:
-        return self.stopped_by is None
+        return self.stopped_by is None and self.output_lost is None
 
 
 class Terminated(BaseException):
@@ -126,10 +128,10 @@ def run(
     resumed: bool = False,
     show_progress: bool = True,
 ) -> Outcome:
-    """Train until the budget is spent, Ctrl-C or SIGTERM. Checkpoints every `checkpoint_every`
-    steps and at the end, validates every `eval_every` steps and at the end (not after a
-    signal that stopped the run short of its budget); a signal after the steps waits for that
-    end, which writes the checkpoint."""
+    """Train until the budget is spent, Ctrl-C, SIGTERM or standard output takes no more text
+    (a closed pipe, a full disk). Checkpoints every `checkpoint_every` steps and at the end,
+    validates every `eval_every` steps and at the end (not after a stop short of the budget); a
+    signal after the steps waits for that end, which writes the checkpoint."""
     config = trainer.config
     trainer.budget = budget = budget.or_default()
     progress = Progress(show_progress)
@@ -168,7 +170,7 @@ def run(
         _stop_if_diverged(trainer),
     ):
         with progress.bar(budget, trainer.step_count):
-            while not out_of_budget() and stop.requested is None:
+            while not out_of_budget() and stop.requested is None and not progress.output_lost:
                 chars = trainer.streams.chunk(trainer.position)[0].size
                 trainer.progress = schedule_progress()
                 step_start = time.perf_counter()
@@ -191,9 +193,13 @@ def run(
                 progress.stepped(start)
         # a signal during the last step stops nothing: the budget is spent, and the run ends
         # as one does (validated), which a resume would not do for it later
-        stopped_by = None if out_of_budget() else stop.requested
-        if stopped_by is None and (
-            last_validation is None or trainer.step_count % config.eval_every
+        spent = out_of_budget()
+        stopped_by = None if spent else stop.requested
+        output_lost = None if spent else progress.output_lost
+        if (
+            stopped_by is None
+            and output_lost is None
+            and (last_validation is None or trainer.step_count % config.eval_every)
         ):
             # the final sample must not advance the saved RNG: a resume samples what one run would
             rng_state = trainer.rng.bit_generator.state
@@ -204,7 +210,7 @@ def run(
         # the checkpoint last: a run that fails before it leaves the previous one as it was
         path = trainer.save(run_dir, elapsed())
     progress.ended(trainer.step_count, stopped_by, last_validation, (path, log.path, plot), run_dir)
-    return Outcome(trainer, stopped_by)
+    return Outcome(trainer, stopped_by, output_lost)
 
 
 def _validate(trainer: Trainer, progress: Progress) -> float:
