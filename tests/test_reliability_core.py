@@ -9,6 +9,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -148,33 +150,65 @@ def test_ids_rewritten_by_another_thread_during_calls_never_crash_the_core():
     assert child.stdout.startswith("done")
 
 
+@contextmanager
+def flipped_by_another_thread(array: np.ndarray, first, second) -> Iterator[None]:
+    """Within it, another thread fills `array` with `first`, then `second`, over and over."""
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            array[:] = first
+            array[:] = second
+
+    writer = threading.Thread(target=flip)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
+
+
+def calls_for_seconds(seconds: float, call) -> Iterator[object]:
+    """call()'s results, or the ValueErrors it raised, for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            yield call()
+        except ValueError as error:
+            yield error
+
+
 def test_an_id_refused_while_another_thread_rewrites_it_is_quoted_as_it_was_checked():
     # Targets flipped between -5 (refused) and 0: a message read from the caller's memory again
     # quoted "id 0 ... is out of range" within a second here.
     targets = np.zeros((100, 8), np.int64)
     params = bptt.init_params(4, 16, 8, seed=1)
     hidden = np.zeros((100, 8, 16), np.float32)
-    stop = threading.Event()
-
-    def flip():
-        while not stop.is_set():
-            targets[:] = -5
-            targets[:] = 0
-
-    writer = threading.Thread(target=flip)
-    writer.start()
-    quoted = set()
-    try:
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            try:
-                bptt.head_loss_and_grad(params, hidden, targets)
-            except ValueError as error:
-                quoted.add(str(error).split(" at ")[0])
-    finally:
-        stop.set()
-        writer.join()
+    with flipped_by_another_thread(targets, -5, 0):
+        outcomes = list(
+            calls_for_seconds(3, lambda: bptt.head_loss_and_grad(params, hidden, targets))
+        )
+    quoted = {str(error).split(" at ")[0] for error in outcomes if isinstance(error, ValueError)}
     assert quoted <= {"targets: id -5"}
+
+
+def test_an_unsigned_id_too_large_while_another_thread_rewrites_it_is_never_taken_as_minus_1():
+    # Checked in the caller's array, then converted from it, 2**64 - 1 could become the id -1
+    # ("no target") unseen: the call computed a loss without those targets.
+    targets = np.zeros((100, 8), np.uint64)
+    params = bptt.init_params(4, 16, 8, seed=1)
+    hidden = np.full((100, 8, 16), 0.5, np.float32)
+    every_target_zero = bptt.head_loss_and_grad(params, hidden, targets).loss
+    with flipped_by_another_thread(targets, 2**64 - 1, 0):
+        outcomes = list(
+            calls_for_seconds(3, lambda: bptt.head_loss_and_grad(params, hidden, targets))
+        )
+    losses = {outcome.loss for outcome in outcomes if not isinstance(outcome, ValueError)}
+    refused = {str(error).split(" at ")[0] for error in outcomes if isinstance(error, ValueError)}
+    # a call reads the targets once: all zeros, or some refused, never some taken as -1
+    assert losses <= {every_target_zero}
+    assert refused <= {"targets: id 18446744073709551615"}
 
 
 def test_a_broadcast_parameter_whose_copy_would_not_fit_is_a_memory_error_before_the_copy():

@@ -153,20 +153,25 @@ py::array id_array(const py::array& array, const char* name, const char* what,
   }
   if (array.dtype().is(py::dtype::of<std::int64_t>())) return contiguous(array, name);
   const py::module_ numpy = py::module_::import("numpy");
+  check_copy(double(array.size()), sizeof(std::int64_t), name);
+  py::array converted = numpy.attr("ascontiguousarray")(array, "dtype"_a = "int64");
   if (array.dtype().kind() == 'u' && array.dtype().itemsize() >= 8) {
-    // Converting to int64 would wrap these around, 2**64 - 1 becoming the "no target" id -1.
-    const py::object too_large = array.attr("__gt__")(numpy.attr("uint64")(INT64_MAX));
-    if (too_large.attr("any")().cast<bool>()) {
-      const py::tuple at = numpy.attr("unravel_index")(numpy.attr("argmax")(too_large), array.attr("shape"));
+    // The conversion wraps values above 2**63 - 1 around to negative ones, 2**64 - 1 to the
+    // "no target" id -1: found in the copy, which is what the call reads (the caller's array
+    // may be changing), and quoted as the caller's unsigned value.
+    const py::object wrapped = converted.attr("__lt__")(0);
+    if (wrapped.attr("any")().cast<bool>()) {
+      const py::tuple at =
+          numpy.attr("unravel_index")(numpy.attr("argmax")(wrapped), converted.attr("shape"));
+      const py::object value = converted[at].attr("astype")("uint64");
       std::ostringstream message;
-      message << name << ": " << noun << " " << std::string(py::str(array[at])) << " at index (";
+      message << name << ": " << noun << " " << std::string(py::str(value)) << " at index (";
       for (size_t i = 0; i < at.size(); ++i) message << (i ? ", " : "") << at[i].cast<long long>();
       message << ") is out of range: larger than 2**63 - 1";
       throw py::value_error(message.str());
     }
   }
-  check_copy(double(array.size()), sizeof(std::int64_t), name);
-  return numpy.attr("ascontiguousarray")(array, "dtype"_a = "int64");
+  return converted;
 }
 
 py::array private_ids(py::handle argument, const py::array& ids, const char* name) {
