@@ -92,12 +92,10 @@ double pipelined_segments_loss_and_grad(const LossCall<S>& call, const LossPlan&
 
   // The first pass runs before the pipeline's team, with nothing to overlap it: there its
   // steps and projections may take both threads (the same bits as on one).
-  const int team = std::min(2, free_threads());
-  if (team > 1) first_pass();
+  first_pass();
   double total = 0.0;
-  on_threads(team, [&](int thread, int threads) {
+  on_threads(std::min(2, free_threads()), [&](int thread, int threads) {
     if (threads == 1) {  // no second thread to be had: the same work, one part after another
-      if (team == 1) first_pass();
       for (Index k = segments - 1; k >= 0; --k) {
         for (Index j = first_chunk(k + 1) - 1; j >= first_chunk(k); --j) {
           head(k, j);
