@@ -207,6 +207,10 @@ def test_no_budget_below_the_minimum_is_accepted():
         ("abc", ValueError),
         ("12 parsecs", ValueError),
         ("", ValueError),
+        ("\u0664 MiB", ValueError),  # ARABIC-INDIC DIGIT FOUR: int() reads it, a size does not
+        ("4\nMiB", ValueError),
+        ("4MiB\n", ValueError),
+        ("\t4MiB", ValueError),
     ],
     ids=repr,
 )

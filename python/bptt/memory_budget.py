@@ -28,7 +28,9 @@ _UNITS = {
 _LARGEST = 2**63 - 1
 _LARGEST_DIGITS = len(str(_LARGEST))
 _FRACTION_DIGITS = 64
-_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", re.IGNORECASE)
+# ASCII digits and spaces only: Python's int() would also read other scripts' digits, and \s
+# takes line breaks, which a size written on one line never has.
+_SIZE = re.compile(r" *([0-9]+(?:\.[0-9]*)?|\.[0-9]+) *([a-z]*) *", re.IGNORECASE | re.ASCII)
 
 
 def parse_memory_budget(value: object) -> int | None:
