@@ -105,13 +105,6 @@ def test_memory_plan_sizes_beyond_the_core_s_integers_are_a_value_error_naming_t
         bptt.memory_plan(**sizes)
 
 
-@pytest.mark.parametrize("dtype", [None, "float16", "int32", "f8x"], ids=repr)
-def test_memory_plan_takes_a_float32_or_float64_dtype_by_name_only(dtype):
-    # None would be NumPy's default dtype, float64: refused, as init_params refuses it
-    with pytest.raises(ValueError, match=r"^dtype: expected float32 or float64, got "):
-        bptt.memory_plan(2, 2, 2, 2, 2, dtype=dtype)
-
-
 @pytest.mark.parametrize("budget", [2**63, 2**64, 10**30, "16 EiB"])
 def test_a_budget_beyond_the_core_s_integers_limits_nothing(budget):
     params, inputs, targets = small_problem()

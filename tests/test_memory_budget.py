@@ -190,6 +190,30 @@ def test_memory_plan_refuses_no_features_hidden_units_or_outputs_naming_them(nam
         bptt.memory_plan(**sizes)
 
 
+@pytest.mark.parametrize("value", ["2", 2.0, True, None], ids=repr)
+def test_memory_plan_refuses_a_size_that_is_no_integer_as_a_type_error(value):
+    sizes = dict.fromkeys("TBDHO", 2) | {"T": value}
+    with pytest.raises(TypeError, match=r"^T: expected an integer >= 0"):
+        bptt.memory_plan(**sizes)
+
+
+# None would be NumPy's default dtype, float64: refused, as init_params refuses it
+@pytest.mark.parametrize("dtype", [None, "float16", "int32", np.int32, "f8x"], ids=repr)
+def test_memory_plan_refuses_a_dtype_as_init_params_does(dtype):
+    for call in (
+        lambda: bptt.memory_plan(2, 2, 2, 2, 2, dtype=dtype),
+        lambda: bptt.init_params(2, 2, 2, dtype=dtype),
+    ):
+        with pytest.raises(TypeError, match=r"^dtype: expected float32 or float64, got "):
+            call()
+
+
+def test_memory_plan_takes_a_numpy_dtype():
+    assert bptt.memory_plan(2, 2, 2, 2, 2, dtype=np.float64) == bptt.memory_plan(
+        2, 2, 2, 2, 2, dtype="float64"
+    )
+
+
 def test_no_budget_below_the_minimum_is_accepted():
     problem = make_problem(5, T=200, B=4, D=10, H=32, O=10, tokens=True)
     minimum = plan_of(problem).minimum_bytes

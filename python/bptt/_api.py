@@ -184,9 +184,7 @@ MAX_THREADS = 1024  # the core's bound: OpenMP can fail, uncatchably, to start m
 
 def set_num_threads(n: int) -> None:
     """Threads for the core's products (default: the OpenMP default, usually every core)."""
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_THREADS:
-        raise ValueError(f"n: expected an integer in [1, {MAX_THREADS}], got {n!r}")
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(_arguments.integer(n, "n", 1, MAX_THREADS))
 
 
 def get_num_threads() -> int:

@@ -8,6 +8,8 @@ checks before the core runs its own.
 - `layer_params(params)`, `head_params(params)`: U, W, b or V, c from a mapping holding them
   (other entries, such as the other part's parameters, are left alone).
 - `flag(value, name)`: a bool argument.
+- `integer(value, name, least, most)`: an integer argument within bounds.
+- `float_dtype(value)`: a params dtype, float32 or float64.
 - `activation(value)`, `reduction(value)`: one of `bptt._model`'s names.
 - `check_shape(shape, name, *axes)`: a shape, described by its axes' symbols and extents.
 - `as_array(value, name)`: a NumPy argument.
@@ -16,6 +18,7 @@ checks before the core runs its own.
   the caller's shapes.
 """
 
+import numbers
 from collections.abc import Callable, Mapping
 from operator import itemgetter
 from typing import Any
@@ -90,6 +93,31 @@ def flag(value: object, name: str) -> bool:
     if not isinstance(value, np.bool_):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
+
+
+def integer(value: object, name: str, least: int, most: int | None = None) -> int:
+    """An integer argument in [least, most]: TypeError if it is no integer (a bool, a float, a
+    string), ValueError if it is out of bounds."""
+    bounds = f">= {least}" if most is None else f"in [{least}, {most}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer {bounds}, got {value!r}")
+    number = int(value)
+    if number < least or (most is not None and number > most):
+        raise ValueError(f"{name}: expected an integer {bounds}, got {value!r}")
+    return number
+
+
+def float_dtype(value: object) -> np.dtype:
+    """float32 or float64 from anything NumPy reads as a dtype; TypeError naming dtype otherwise
+    (None too, which NumPy would read as float64)."""
+    try:
+        dtype = np.dtype(value) if value is not None else None  # type: ignore[call-overload]
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in (np.float32, np.float64):
+        shown = repr(value) if dtype is None else dtype.name
+        raise TypeError(f"dtype: expected float32 or float64, got {shown}")
+    return dtype
 
 
 def activation(value: object) -> str:

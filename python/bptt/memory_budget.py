@@ -10,10 +10,13 @@ from __future__ import annotations
 import numbers
 import re
 from fractions import Fraction
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from bptt import _core
+from bptt import _arguments, _core
 from bptt.errors import shown
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 __all__ = ["MemoryPlan", "memory_plan", "parse_memory_budget"]
 
@@ -85,7 +88,7 @@ def memory_plan(
     H: int,
     O: int,
     *,
-    dtype: str = "float32",
+    dtype: DTypeLike = "float32",
     tokens: bool = False,
     memory_budget: int | str | None = None,
     compute_dtype: str | None = None,
@@ -98,24 +101,17 @@ def memory_plan(
     else the plan that fits (MemoryError when none does), as the call would. compute_dtype as
     loss_and_grad takes it. T or B of 0: the call computes and keeps nothing (a plan of 0 bytes
     and 0 stored states)."""
-    import numpy as np
-
     # No steps or no sequences: a call loss_and_grad takes, which computes nothing.
-    for name, value, least in (("T", T, 0), ("B", B, 0), ("D", D, 1), ("H", H, 1), ("O", O, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
-        if value > _LARGEST:
-            raise ValueError(f"{name}: expected an integer <= 2**63 - 1, got {value!r}")
-    try:  # None would be NumPy's default, float64: refused as init_params refuses it
-        dtype_name = np.dtype(dtype).name if dtype is not None else "None"
-    except TypeError:
-        dtype_name = repr(dtype)
-    if dtype_name not in ("float32", "float64"):
-        raise ValueError(f"dtype: expected float32 or float64, got {dtype_name}")
-    if not isinstance(tokens, bool | np.bool_):
-        raise TypeError(f"tokens: expected True or False, got {tokens!r}")
+    T, B, D, H, O = (
+        _arguments.integer(value, name, least)
+        for name, value, least in (("T", T, 0), ("B", B, 0), ("D", D, 1), ("H", H, 1), ("O", O, 1))
+    )
+    for name, size in zip("TBDHO", (T, B, D, H, O), strict=True):
+        if size > _LARGEST:
+            raise ValueError(f"{name}: expected an integer <= 2**63 - 1, got {size!r}")
+    dtype_name = _arguments.float_dtype(dtype).name
     plan = _core.memory_plan(
-        int(T), int(B), int(D), int(H), int(O), dtype_name, bool(tokens),
+        T, B, D, H, O, dtype_name, _arguments.flag(tokens, "tokens"),
         parse_memory_budget(memory_budget), compute_dtype,
     )  # fmt: skip
     return MemoryPlan(**plan)

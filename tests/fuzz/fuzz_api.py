@@ -786,10 +786,24 @@ def valid_size(value, name: str = "") -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
 
 
+def size_error(value) -> type[Exception]:
+    """What an invalid size raises: TypeError if it is no integer, ValueError if too small."""
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return ValueError if integer else TypeError
+
+
+def valid_float_dtype(dtype) -> bool:
+    """float32 or float64, native byte order (None, NumPy's float64, is refused)."""
+    try:
+        return dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
+    except TypeError:
+        return False
+
+
 def draw_size(fdp, name: str, verdict: Verdict, small: bool):
     value = pick(fdp, SIZE_ARGUMENTS[:8] if small else SIZE_ARGUMENTS)
     if not valid_size(value, name):
-        verdict.invalid(f"{name}={value!r}", ValueError, TypeError)
+        verdict.invalid(f"{name}={value!r}", size_error(value))
     elif value >= 2**40:
         verdict.allow(f"{name}={value}", ValueError, TypeError, MemoryError, OverflowError)
     return value
@@ -801,12 +815,9 @@ def draw_memory_plan(fdp) -> Call:
     sizes = [draw_size(fdp, name, verdict, small) for name in "TBDHO"]
     dtype = pick(fdp, ["float32", "float64", np.float32, "f4", ">f8", None, "float16", "int64",
                        "bogus", object()])  # fmt: skip
-    try:  # None, NumPy's default (float64), is refused as init_params refuses it
-        dtype_name = np.dtype(dtype).name if dtype is not None else None
-    except TypeError:
-        dtype_name = None
-    if dtype_name not in ("float32", "float64"):
-        verdict.invalid(f"dtype={dtype!r}", ValueError, TypeError)
+    dtype_name = np.dtype(dtype).name if valid_float_dtype(dtype) else None
+    if dtype_name is None:
+        verdict.invalid(f"dtype={dtype!r}", TypeError)
     tokens = pick(fdp, [False, True, np.True_, 0, None])
     if not isinstance(tokens, bool | np.bool_):
         verdict.invalid(f"tokens={tokens!r}", TypeError)
@@ -837,23 +848,17 @@ def draw_init_params(fdp) -> Call:
     for name in ("input_size", "hidden_size", "output_size"):
         value = pick(fdp, [1, 2, 3, 4, np.int64(3), 0, -1, True, 2.0, "3", None, 2**40, 2**64])
         if not valid_size(value):
-            verdict.invalid(f"{name}={value!r}", ValueError)
+            verdict.invalid(f"{name}={value!r}", size_error(value))
         elif value >= 2**40:
             verdict.invalid(f"{name}={value}", MemoryError)
         sizes[name] = value
     dtype = pick(fdp, [np.float32, np.float64, "float32", "f8", float, ">f4", None, np.float16,
                        "int32", "bogus", np.complex64, "f4,f4"])  # fmt: skip
-    try:
-        valid_dtype = dtype is not None and np.dtype(dtype) in (np.float32, np.float64)
-    except TypeError:
-        valid_dtype = False
-    if not valid_dtype:
+    if not valid_float_dtype(dtype):
         verdict.invalid(f"dtype={dtype!r}", TypeError)
     seed = pick(fdp, [None, 0, 1, 2**64 + 1, np.int64(5), np.uint64(3), -1, 1.5, "1", [1, 2]])
-    if isinstance(seed, list):
-        verdict.allow(f"seed={seed!r}", ValueError)
-    elif seed is not None and not (isinstance(seed, numbers.Integral) and seed >= 0):
-        verdict.invalid(f"seed={seed!r}", ValueError)
+    if seed is not None and not valid_size(seed, "T"):  # an integer >= 0
+        verdict.invalid(f"seed={seed!r}", size_error(seed))
     return Call("init_params", {**sizes, "dtype": dtype, "seed": seed}, verdict)
 
 
