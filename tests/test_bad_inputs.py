@@ -193,9 +193,17 @@ def test_float_inputs_with_the_wrong_input_size_are_a_value_error_naming_inputs(
         call(inputs=np.zeros((T, B, D + 1), np.float32))
 
 
-def test_float_inputs_with_the_wrong_input_size_say_which_size_was_expected():
-    with pytest.raises(ValueError, match=rf"inputs.*D = {D}"):
+def test_float_inputs_with_the_wrong_input_size_say_which_size_was_expected_and_whence():
+    # either inputs or U may be the one in error: the message names both
+    expected = rf"^inputs: expected shape \(T, B, D\) with D = {D} \(params\['U'\] is \(H, D\) = \({H}, {D}\)\)"
+    with pytest.raises(ValueError, match=expected):
         call(inputs=np.zeros((T, B, D + 1), np.float32))
+
+
+@pytest.mark.parametrize("inputs", [np.zeros((T, B), bool), np.zeros((T, B, D), np.complex64)])
+def test_inputs_neither_float_nor_ids_are_refused_naming_the_params_dtype(inputs):
+    with pytest.raises(TypeError, match=r"^inputs: expected float32 vectors or integer token ids"):
+        call(inputs=inputs)
 
 
 @pytest.mark.parametrize(
@@ -914,7 +922,10 @@ UNBATCHED_CASES = {
     ),
     "layer_forward-inputs": (
         lambda p, x, hidden, y: bptt.layer_forward(p, np.zeros((T, D + 1), np.float32)),
-        r"^inputs: expected shape \(T, D\) with D = 4 for unbatched inputs, got \(3, 5\)",
+        (
+            r"^inputs: expected shape \(T, D\) with D = 4 \(params\['U'\] is \(H, D\) = "
+            r"\(5, 4\)\) for unbatched inputs, got \(3, 5\)"
+        ),
     ),
     "layer_forward-lengths": (
         lambda p, x, hidden, y: bptt.layer_forward(p, x, lengths=np.array([T])),

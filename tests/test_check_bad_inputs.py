@@ -10,7 +10,7 @@ import bptt
 
 NOT_A_SIZE = (
     "--memory-budget: expected a size such as '512MiB', '2 GB' or '1.5GiB' (units B, kB, MB, "
-    "GB, TB, KiB, MiB, GiB, TiB)"
+    "GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB)"
 )
 # the default problem's: -T 100 -B 32 -D 128 -H 256 -O 128, float32
 BELOW_THE_MINIMUM = (

@@ -66,17 +66,19 @@ Inputs check_inputs(py::handle object, const Layer& layer) {
     return {array, true, array.shape(0), array.shape(1)};
   }
   if (!is_float_array(array)) {
-    throw py::type_error(std::string("inputs: expected float ") + dtype_name(layer.dtype) +
+    throw py::type_error(std::string("inputs: expected ") + dtype_name(layer.dtype) +
                          " vectors or integer token ids, got dtype " +
                          std::string(py::str(array.dtype())));
   }
   array = float_array(array, "inputs", layer.dtype, "like the params (or integer token ids)");
-  if (array.ndim() != 3) {
-    throw py::value_error("inputs: expected shape (T, B, D) with D = " +
-                          std::to_string(layer.input_size) + " or integer ids (T, B), got " +
-                          shape_string(array));
+  // D is params['U']'s: either may be the one in error, so the message names both.
+  const std::string features = "with D = " + std::to_string(layer.input_size) +
+                               " (params['U'] is (H, D) = (" + std::to_string(layer.hidden_size) +
+                               ", " + std::to_string(layer.input_size) + "))";
+  if (array.ndim() != 3 || array.shape(2) != layer.input_size) {
+    throw py::value_error("inputs: expected shape (T, B, D) " + features +
+                          " or integer ids (T, B), got " + shape_string(array));
   }
-  check_shape(array, "inputs", {{"T", -1}, {"B", -1}, {"D", layer.input_size}});
   return {array, false, array.shape(0), array.shape(1)};
 }
 

@@ -259,7 +259,9 @@ def restate_unbatched(
     }[name]
     shape = np.shape(array)
     if not fits(shape, axes):
-        raise ValueError(shape_message(shape, name, axes, UNBATCHED)) from None
+        # D is params['U']'s: either may be the one in error, so the message names both.
+        source = f" (params['U'] is (H, D) = ({H}, {D}))" if name == "inputs" else ""
+        raise ValueError(shape_message(shape, name, axes, source + UNBATCHED)) from None
 
 
 def matrix_shape(matrix: Any) -> tuple[int, int] | tuple[None, None]:

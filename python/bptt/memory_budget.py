@@ -51,7 +51,8 @@ def parse_memory_budget(value: object) -> int | None:
         if match is None or unit not in _UNITS:
             raise ValueError(
                 "memory_budget: expected a size such as '512MiB', '2 GB' or '1.5GiB' (units B, "
-                f"kB, MB, GB, TB, KiB, MiB, GiB, TiB), got {shown(value)}"
+                "kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB, EiB), got "
+                f"{shown(value)}"
             )
         whole, _, fraction = match[1].partition(".")
         whole = whole.lstrip("0")
