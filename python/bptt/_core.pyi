@@ -172,5 +172,6 @@ class TrainingStep:
         h_last: ArrayLike,
         step: _Count,
     ) -> tuple[float, float, bool]:
-        """One step on token ids (T, B) and targets (T, B) from the state h0 (B, H); writes the
-        state after it into h_last and returns (loss, grad_norm, updated)."""
+        """One step on token ids (T, B) and targets (T, B) from the state h0 (B, H), or
+        (layers, B, H) for a stack; writes the state after it into h_last and returns (loss,
+        grad_norm, updated)."""

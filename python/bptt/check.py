@@ -38,15 +38,17 @@ GRADIENT_NAMES = (*PARAM_NAMES, "h0", "x")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", "-T", type=int, default=100, help="sequence length T")
-    parser.add_argument("--batch", "-B", type=int, default=32, help="batch size B")
-    parser.add_argument("--input", "-D", type=int, default=128, help="input size D")
-    parser.add_argument("--hidden", "-H", type=int, default=256, help="hidden size H")
-    parser.add_argument("--output", "-O", type=int, default=128, help="output size O")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--activation", default="tanh", choices=ACTIVATIONS)
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls of the core")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", "-T", type=int, default=100, help="sequence length T (100)")
+    parser.add_argument("--batch", "-B", type=int, default=32, help="batch size B (32)")
+    parser.add_argument("--input", "-D", type=int, default=128, help="input size D (128)")
+    parser.add_argument("--hidden", "-H", type=int, default=256, help="hidden size H (256)")
+    parser.add_argument("--output", "-O", type=int, default=128, help="output size O (128)")
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64"], default="float32", help="(float32)"
+    )
+    parser.add_argument("--activation", default="tanh", choices=ACTIVATIONS, help="(tanh)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls of the core (10)")
+    parser.add_argument("--seed", type=int, default=0, help="of the random problem (0)")
     parser.add_argument(
         "--memory-budget",
         metavar="SIZE",
@@ -306,7 +308,9 @@ def report_timings(args: argparse.Namespace) -> None:
         "median:"
     )
     print(f"  core    {core_ms:9.2f} ms")
-    print(f"  oracle  {oracle_ms:9.2f} ms   (core is {oracle_ms / core_ms:.1f}x faster)")
+    speedup = oracle_ms / core_ms
+    comparison = f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
+    print(f"  oracle  {oracle_ms:9.2f} ms   (core is {comparison})")
 
 
 def _result_arrays(result: LossAndGrad) -> dict[str, np.ndarray]:

@@ -170,7 +170,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"length of the printed samples (default {defaults.sample_chars})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no samples")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors: no header, progress bar, samples or summary",
+    )
 
 
 def _set_threads(threads: int | None) -> None:

@@ -91,8 +91,9 @@ def rnn(
 
     params: a mapping holding U (H, D), W (H, H) and b (H,) (any other entries, such as the
     head's V and c, are left alone); inputs: float (T, B, D) or integer token ids (T, B); h0: (B,
-    H) or None (zeros); reverse: run from t = T - 1 down to 0 (the last state is then h_0's);
-    compute_dtype as in loss."""
+    H) or None (zeros); reverse: run from the last step down to the first, as
+    bptt.layer_forward(reverse=True) does (the last state is then the first step's,
+    hidden[0]); compute_dtype as in loss."""
     layer = _arguments.layer_params(params)
     _, batch = _check_layer_arguments(layer, inputs, h0, activation)
     _check_ids_fit(inputs, "inputs")
