@@ -21,8 +21,9 @@ double stack_loss_and_grad(const ParameterLayout& layout, const S* params, S* gr
   const Index T = inputs.steps, B = inputs.batch, H = layout.hidden_size;
   const Index L = layout.layers, state = B * H;
   const std::size_t slots = std::size_t((T + 1) * state), rows = std::size_t(T * state);
-  Workspace workspace(Workspace::bytes_for({std::size_t(L) * slots * sizeof(S),
-                                            rows * sizeof(S), rows * sizeof(S),
+  // Each layer's states are a piece of their own, aligned on its own.
+  Workspace workspace(std::size_t(L) * Workspace::bytes_for({slots * sizeof(S)}) +
+                      Workspace::bytes_for({rows * sizeof(S), rows * sizeof(S),
                                             std::size_t(state) * sizeof(S)}));
   // Layer k's states, (T + 1) slots of (B, H) with h0 in slot 0 (bptt/recurrent_layer.hpp).
   std::vector<S*> states(static_cast<std::size_t>(L));
