@@ -54,6 +54,50 @@ def test_a_child_forked_after_a_two_thread_call_computes_the_same_bits():
 
 
 @pytest.mark.skipif(
+    not hasattr(os, "fork") or "asan" in os.environ.get("LD_PRELOAD", ""),
+    reason="needs os.fork, and PyTorch, which is not built for AddressSanitizer",
+)
+def test_a_child_forked_after_another_librarys_openmp_team_computes_on_one_thread():
+    # PyTorch shares the core's libgomp: its team leaves the pool a child cannot use, though
+    # the core itself never ran one. The child is killed if it hangs, rather than left spinning.
+    pytest.importorskip("torch")
+    child = run_child(
+        """
+        import os, time, numpy as np, torch, bptt
+        torch.set_num_threads(2)
+        a = torch.randn(512, 512)
+        for _ in range(10):
+            torch.tanh(a @ a)
+        params = bptt.init_params(65, 128, 65, seed=0)
+        ids = np.random.default_rng(0).integers(0, 65, (50, 16))
+        bptt.set_num_threads(1)
+        before = bptt.loss_and_grad(params, ids, ids)
+        bptt.set_num_threads(2)
+        pid = os.fork()
+        if pid == 0:
+            after = bptt.loss_and_grad(params, ids, ids)
+            same = after.loss == before.loss and all(
+                np.array_equal(after.grads[k], before.grads[k]) for k in before.grads)
+            os._exit(0 if same and bptt.get_num_threads() == 1 else 3)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                print(os.waitstatus_to_exitcode(status))
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            print("hung")
+        """,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "0"
+
+
+@pytest.mark.skipif(
     sys.platform != "linux" or "asan" in os.environ.get("LD_PRELOAD", ""),
     reason="Linux's RLIMIT_AS, which AddressSanitizer's reserved shadow memory cannot run under",
 )

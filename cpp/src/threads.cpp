@@ -10,6 +10,12 @@
 #include <unistd.h>
 #endif
 
+#if defined(__linux__)
+#include <fcntl.h>
+
+#include <cstring>
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -29,17 +35,44 @@ int default_threads() {
 #endif
 }
 
-// A process forked after the core ran a team of threads computes on one thread: the OpenMP
-// runtime's pool of threads does not survive fork(), and its next team would wait for them for
-// ever. The results are the same bits on one thread.
+// A process forked after a team of OpenMP threads ran computes on one thread: the runtime's pool
+// of threads does not survive fork(), and its next team would wait for them for ever. The team
+// may be another library's (PyTorch's, sharing the one libgomp): a process of more than one
+// thread at the fork may hold such a pool. The results are the same bits on one thread.
 std::atomic<bool> teams_started{false};
 std::atomic<bool> forked_after_teams{false};
+std::atomic<bool> threads_at_fork{false};  // more than the forking thread
+
+#if defined(__linux__)
+// Whether the process runs more than one thread, from /proc/self/status's "Threads:" line, by
+// open and read alone (a fork handler may run in a signal handler); true when it cannot tell.
+bool other_threads_run() {
+  const int file = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (file < 0) return true;
+  char text[4096];
+  std::size_t length = 0;
+  for (ssize_t got; length < sizeof(text) - 1 &&
+                    (got = read(file, text + length, sizeof(text) - 1 - length)) > 0;)
+    length += std::size_t(got);
+  close(file);
+  text[length] = '\0';
+  const char* line = std::strstr(text, "\nThreads:");
+  if (!line) return true;
+  line += std::strlen("\nThreads:");
+  while (*line == ' ' || *line == '\t') ++line;
+  return !(line[0] == '1' && (line[1] == '\n' || line[1] == '\0'));
+}
+#else
+bool other_threads_run() { return true; }
+#endif
 
 #if defined(__unix__) || defined(__APPLE__)
-[[maybe_unused]] const int fork_handler = pthread_atfork(nullptr, nullptr, [] {
-  if (teams_started.load(std::memory_order_relaxed))
-    forked_after_teams.store(true, std::memory_order_relaxed);
-});
+[[maybe_unused]] const int fork_handler = pthread_atfork(
+    [] { threads_at_fork.store(other_threads_run(), std::memory_order_relaxed); }, nullptr, [] {
+      if (teams_started.load(std::memory_order_relaxed) ||
+          threads_at_fork.load(std::memory_order_relaxed))
+        forked_after_teams.store(true, std::memory_order_relaxed);
+    });
 #endif
 
 std::atomic<int>& thread_budget() {
