@@ -29,24 +29,44 @@ def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
+# The end of a child program that has computed `before` on `params` and `ids`: it forks, and the
+# forked process computes again, on one thread, the same bits; killed if it hangs, rather than
+# left spinning. Prints the forked process's exit status ("0": the same bits) or "hung".
+FORK_AND_COMPUTE_AGAIN = """
+import os, time
+pid = os.fork()
+if pid == 0:
+    after = bptt.loss_and_grad(params, ids, ids)
+    same = after.loss == before.loss and all(
+        np.array_equal(after.grads[k], before.grads[k]) for k in before.grads)
+    os._exit(0 if same and bptt.get_num_threads() == 1 else 3)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print(os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.05)
+else:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    print("hung")
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_after_a_two_thread_call_computes_the_same_bits():
     child = run_child(
-        """
-        import os, numpy as np, bptt
+        textwrap.dedent(
+            """
+        import numpy as np, bptt
         bptt.set_num_threads(2)
         params = bptt.init_params(64, 256, 64, seed=0)
         ids = np.random.default_rng(0).integers(0, 64, (200, 16))
         before = bptt.loss_and_grad(params, ids, ids)
-        pid = os.fork()
-        if pid == 0:
-            after = bptt.loss_and_grad(params, ids, ids)
-            same = after.loss == before.loss and all(
-                np.array_equal(after.grads[k], before.grads[k]) for k in before.grads)
-            os._exit(0 if same and bptt.get_num_threads() == 1 else 3)
-        _, status = os.waitpid(pid, 0)
-        print(os.waitstatus_to_exitcode(status))
-        """,
+        """
+        )
+        + FORK_AND_COMPUTE_AGAIN,
         timeout=120,
     )
     assert child.returncode == 0, child.stderr
@@ -62,8 +82,9 @@ def test_a_child_forked_after_another_librarys_openmp_team_computes_on_one_threa
     # the core itself never ran one. The child is killed if it hangs, rather than left spinning.
     pytest.importorskip("torch")
     child = run_child(
-        """
-        import os, time, numpy as np, torch, bptt
+        textwrap.dedent(
+            """
+        import numpy as np, torch, bptt
         torch.set_num_threads(2)
         a = torch.randn(512, 512)
         for _ in range(10):
@@ -73,24 +94,9 @@ def test_a_child_forked_after_another_librarys_openmp_team_computes_on_one_threa
         bptt.set_num_threads(1)
         before = bptt.loss_and_grad(params, ids, ids)
         bptt.set_num_threads(2)
-        pid = os.fork()
-        if pid == 0:
-            after = bptt.loss_and_grad(params, ids, ids)
-            same = after.loss == before.loss and all(
-                np.array_equal(after.grads[k], before.grads[k]) for k in before.grads)
-            os._exit(0 if same and bptt.get_num_threads() == 1 else 3)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                print(os.waitstatus_to_exitcode(status))
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            print("hung")
-        """,
+        """
+        )
+        + FORK_AND_COMPUTE_AGAIN,
         timeout=120,
     )
     assert child.returncode == 0, child.stderr
