@@ -170,6 +170,21 @@ def test_an_out_array_not_64_byte_aligned_counts_its_copy_against_the_budget():
     assert_bitwise_equal(all_arrays(result), expected)
 
 
+@pytest.mark.parametrize("budget", [1, 76800, 76801], ids=["a byte", "the copies", "a byte more"])
+def test_a_budget_the_copies_fill_is_refused_naming_the_least_budget_that_works(budget):
+    # int32 ids are copied to int64: T·B ids of inputs and of targets, 2·4800·8 = 76800 bytes
+    problem = make_problem(5, **MINIMUM_PROBLEM, dtype=np.float32, tokens=True)
+    problem = problem._replace(
+        inputs=problem.inputs.astype(np.int32), targets=problem.targets.astype(np.int32)
+    )
+    least = plan_of(problem).minimum_bytes + 2 * 300 * 16 * 8
+    with pytest.raises(ValueError, match=rf"^memory_budget: expected at least {least} bytes"):
+        run(problem, memory_budget=budget)
+    with pytest.raises(ValueError, match=rf"^memory_budget: expected at least {least} bytes"):
+        run(problem, memory_budget=least - 1)
+    assert_bitwise_equal(all_arrays(run(problem, memory_budget=least)), all_arrays(run(problem)))
+
+
 @pytest.mark.parametrize(("T", "B"), [(0, 3), (4, 0), (0, 0)])
 @pytest.mark.parametrize("compute_dtype", [None, "bfloat16"])
 def test_a_call_without_steps_or_sequences_is_planned_as_nothing_and_runs_under_a_byte(

@@ -24,22 +24,23 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
                         ProductOperands operands, std::optional<std::size_t> budget,
                         double copies, double outputs) {
   if (budget) {
-    if (double(*budget) <= copies) {
-      throw py::value_error("memory_budget: expected more than the " +
-                            std::to_string(std::size_t(copies)) +
-                            " bytes of the arguments' copies, got " + std::to_string(*budget));
-    }
-    const std::size_t rest = *budget - std::size_t(copies);
+    const auto copy_bytes = std::size_t(copies);
+    // A budget the copies alone fill is refused naming the same least budget as one a little
+    // larger, found as the smallest schedule's need under a budget of one byte.
+    const std::size_t rest = *budget > copy_bytes ? *budget - copy_bytes : 1;
     try {
       rnn_loss_working_bytes(size, scalar_bytes, tokens, rest, operands);
+      if (*budget > copy_bytes) return rest;
     } catch (const MemoryBudgetTooSmall& error) {
       throw py::value_error("memory_budget: expected at least " +
-                            std::to_string(error.minimum + std::size_t(copies)) +
+                            std::to_string(error.minimum + copy_bytes) +
                             " bytes (the smallest schedule's need for this problem" +
                             (copies > 0 ? ", and the arguments' copies" : "") + "), got " +
                             std::to_string(*budget));
     }
-    return rest;
+    throw py::value_error("memory_budget: expected more than the " +
+                          std::to_string(copy_bytes) + " bytes of the arguments' copies, got " +
+                          std::to_string(*budget));
   }
   const double everything =
       double(rnn_loss_working_bytes(size, scalar_bytes, tokens, 0, operands));
