@@ -191,6 +191,40 @@ def test_ctrl_c_during_start_up_exits_at_once(tmp_path, text_file, monkeypatch, 
     assert capsys.readouterr().err == "bptt train: interrupted\n"
 
 
+def test_a_second_ctrl_c_during_a_long_step_stops_at_once(tmp_path):
+    # A step of 200,000 characters at the least memory budget computes its states again about
+    # 1,500 times: tens of seconds in the core, which the second Ctrl-C does not wait for.
+    rng = np.random.default_rng(0)
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("".join(rng.choice(list("abcdefghij \n"), 250_000)))
+    T, vocabulary = 200_000, 12
+    budget = bptt.memory_plan(T, 1, vocabulary, 64, vocabulary, tokens=True).minimum_bytes
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "bptt", "train", "--text", str(text_file), "--out", str(run_dir),
+        "--hidden", "64", "--seq-len", str(T), "--batch", "1", "--threads", "1",
+        "--memory-budget", str(budget), "--quiet",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.csv"  # opened, its header written, as the steps begin
+    deadline = time.monotonic() + 30
+    while not (metrics.exists() and metrics.read_text()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no start within 30 s"
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the first step
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    assert stderr == "bptt train: interrupted\n"
+    assert len(metrics.read_text().splitlines()) == 1  # no step ended: the header alone
+
+
 @pytest.fixture
 def without_tqdm(monkeypatch):
     """tqdm as if not installed (the train extra left out): importing it raises ImportError."""

@@ -16,6 +16,7 @@ import numpy as np
 from bptt import metrics, run_directory
 from bptt.errors import SettingError
 from bptt.progress import Progress
+from bptt.step_thread import StepThread
 from bptt.trainer import Trainer, TrainingDiverged
 from bptt.training_config import Budget, TrainConfig
 
@@ -166,6 +167,7 @@ def run(
     with (
         log,
         _StopOnSignals() as stop,
+        StepThread() as step_thread,
         np.errstate(over="ignore", invalid="ignore"),
         _stop_if_diverged(trainer),
     ):
@@ -174,14 +176,14 @@ def run(
                 chars = trainer.streams.chunk(trainer.position)[0].size
                 trainer.progress = schedule_progress()
                 step_start = time.perf_counter()
-                interval_nats += trainer.step()
+                interval_nats += step_thread.run(trainer.step)
                 interval_seconds += time.perf_counter() - step_start
                 interval_steps += 1
                 interval_chars += chars
                 step = trainer.step_count
                 validation = None
                 if step % config.eval_every == 0:
-                    validation = last_validation = _validate(trainer, progress)
+                    validation = last_validation = _validate(trainer, progress, step_thread)
                 if step % config.log_every == 0 or validation is not None:
                     train_bpc = interval_nats / interval_steps / math.log(2)
                     chars_per_s = interval_chars / interval_seconds
@@ -203,7 +205,7 @@ def run(
         ):
             # the final sample must not advance the saved RNG: a resume samples what one run would
             rng_state = trainer.rng.bit_generator.state
-            last_validation = _validate(trainer, progress)
+            last_validation = _validate(trainer, progress, step_thread)
             trainer.rng.bit_generator.state = rng_state
             log.write(trainer.step_count, elapsed(), None, last_validation, None)
         plot = metrics.plot(run_dir)  # from every row: each is flushed as it is written
@@ -213,10 +215,10 @@ def run(
     return Outcome(trainer, stopped_by, output_lost)
 
 
-def _validate(trainer: Trainer, progress: Progress) -> float:
+def _validate(trainer: Trainer, progress: Progress, step_thread: StepThread) -> float:
     """The validation loss, shown with a sample (drawn, shown or not, so that the RNG advances
     alike in a quiet run)."""
-    validation_bpc = trainer.validation_bpc()
+    validation_bpc = step_thread.run(trainer.validation_bpc)
     sample_chars = trainer.config.sample_chars
     sample = trainer.sample(sample_chars) if sample_chars else None
     progress.validated(trainer.step_count, validation_bpc, sample)
