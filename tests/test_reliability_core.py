@@ -4,6 +4,7 @@ large for the memory available is a MemoryError before it is made, and the error
 argument that is wrong."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +103,41 @@ def test_a_child_forked_after_another_librarys_openmp_team_computes_on_one_threa
     )
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "0"
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or "asan" in os.environ.get("LD_PRELOAD", ""),
+    reason="a library preloaded on Linux, where AddressSanitizer's runtime must come first",
+)
+def test_threads_that_cannot_start_leave_the_call_on_one_thread_with_the_same_bits(tmp_path):
+    # The OpenMP runtime ends the process when a thread of a team cannot start (at a limit on
+    # threads or on address space); the core tries first, and computes on one thread.
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler for the preloaded library")
+    library = tmp_path / "thread_start_fails.so"
+    source = Path(__file__).with_name("thread_start_fails.c")
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", library, source, "-ldl"], check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(
+            """
+            import os, numpy as np, bptt
+            params = bptt.init_params(65, 128, 65, seed=0)
+            ids = np.random.default_rng(0).integers(0, 65, (200, 16))
+            bptt.set_num_threads(1)
+            before = bptt.loss_and_grad(params, ids, ids)
+            bptt.set_num_threads(2)
+            os.environ["BPTT_TEST_THREADS_FAIL"] = "1"
+            after = bptt.loss_and_grad(params, ids, ids)
+            print(after.loss == before.loss and all(
+                np.array_equal(after.grads[k], before.grads[k]) for k in before.grads))
+            """
+        )],
+        env={**os.environ, "LD_PRELOAD": str(library), "OPENBLAS_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "True"
 
 
 @pytest.mark.skipif(

@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -74,6 +79,67 @@ bool other_threads_run() { return true; }
         forked_after_teams.store(true, std::memory_order_relaxed);
     });
 #endif
+
+#if defined(__unix__) || defined(__APPLE__)
+// The stack size OpenMP's threads start with when OMP_STACKSIZE (or GNU's GOMP_STACKSIZE) sets
+// one: a number with an optional unit B, K, M or G (K without one); 0 for the default.
+std::size_t openmp_stack_bytes() {
+  for (const char* name : {"OMP_STACKSIZE", "GOMP_STACKSIZE"}) {
+    const char* text = std::getenv(name);
+    if (!text || !*text) continue;
+    char* end = nullptr;
+    const unsigned long long number = std::strtoull(text, &end, 10);
+    while (*end == ' ') ++end;
+    const int shift = *end == 'B' || *end == 'b'   ? 0
+                      : *end == 'M' || *end == 'm' ? 20
+                      : *end == 'G' || *end == 'g' ? 30
+                                                   : 10;
+    return std::size_t(number) << shift;
+  }
+  return 0;
+}
+
+void* wait_for_release(void* gate) {
+  auto& [mutex, released, open] =
+      *static_cast<std::tuple<std::mutex, std::condition_variable, bool>*>(gate);
+  std::unique_lock lock(mutex);
+  released.wait(lock, [&] { return open; });
+  return nullptr;
+}
+
+// Whether `count` more threads can run at once now. The OpenMP runtime ends the process when it
+// cannot start a thread of a team (libgomp: "Thread creation failed", at a limit on threads or
+// on address space, RLIMIT_NPROC or RLIMIT_AS): the core starts as many itself first, with the
+// stacks the runtime's would take, and runs on one thread where they do not start. Stopped
+// threads' stacks stay in the C library's cache, for the runtime's threads to take.
+bool threads_can_start(int count) {
+  pthread_attr_t attributes;
+  if (pthread_attr_init(&attributes) != 0) return false;
+  if (const std::size_t stack = openmp_stack_bytes()) pthread_attr_setstacksize(&attributes, stack);
+  std::tuple<std::mutex, std::condition_variable, bool> gate{};
+  std::vector<pthread_t> started;
+  started.reserve(std::size_t(count));
+  for (int i = 0; i < count; ++i) {
+    pthread_t thread;
+    if (pthread_create(&thread, &attributes, wait_for_release, &gate) != 0) break;
+    started.push_back(thread);
+  }
+  {
+    std::lock_guard lock(std::get<0>(gate));
+    std::get<2>(gate) = true;
+  }
+  std::get<1>(gate).notify_all();
+  for (pthread_t thread : started) pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attributes);
+  return started.size() == std::size_t(count);
+}
+#else
+bool threads_can_start(int) { return true; }
+#endif
+
+// The largest team the calling thread has started (the OpenMP runtime keeps a pool of threads
+// for each thread that starts teams, ready for any team as large again).
+thread_local int largest_team_started = 1;
 
 std::atomic<int>& thread_budget() {
   // Eigen never forks threads of its own (EIGEN_DONT_PARALLELIZE): the core splits its
@@ -146,6 +212,10 @@ int free_threads() {
 #endif
   if (forked_after_teams.load(std::memory_order_relaxed)) return 1;
   const int threads = get_num_threads();
+  if (threads > largest_team_started) {
+    if (!threads_can_start(threads - 1)) return 1;  // the same bits, on the calling thread
+    largest_team_started = threads;
+  }
   // Every team the core starts asks this first: a team may start from here on.
   if (threads > 1 && !teams_started.load(std::memory_order_relaxed))
     teams_started.store(true, std::memory_order_relaxed);
