@@ -329,6 +329,15 @@ def test_host_ids_that_jax_would_wrap_are_refused_not_computed_wrapped(
             bptt.jax.rnn(valid()["params"], ids["inputs"])
 
 
+def test_rnn_refuses_hidden_states_beyond_the_memory_available_when_traced():
+    # 2**20 steps of 2**12 sequences of 1024 float32 units: 17 TB, which JAX would otherwise
+    # try to allocate, and, without jax.jit, wait for for ever where it cannot
+    params = bptt.init_params(8, 1024, 8, seed=0)
+    ids = jax.ShapeDtypeStruct((2**20, 2**12), jnp.int32)
+    with pytest.raises(MemoryError, match=r"^rnn with hidden states \(1048576, 4096, 1024\) needs"):
+        jax.eval_shape(lambda ids: bptt.jax.rnn(params, ids), ids)
+
+
 def soft_targets():
     logits = np.random.default_rng(1).standard_normal((T, B, O)).astype(np.float32)
     return jax.nn.softmax(jnp.asarray(logits), axis=-1)

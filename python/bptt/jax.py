@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from bptt import _arguments, _core
+from bptt import _arguments, _core, memory
 from bptt.memory_budget import memory_plan, minimum_budget, parse_memory_budget
 
 __all__ = ["loss", "rnn"]
@@ -95,8 +95,15 @@ def rnn(
     bptt.layer_forward(reverse=True) does (the last state is then the first step's,
     hidden[0]); compute_dtype as in loss."""
     layer = _arguments.layer_params(params)
-    _, batch = _check_layer_arguments(layer, inputs, h0, activation)
+    steps, batch = _check_layer_arguments(layer, inputs, h0, activation)
     _check_ids_fit(inputs, "inputs")
+    # JAX allocates the states before the callback runs, and without jax.jit a failure to
+    # allocate them waits for ever: too many are refused here, as bptt.layer_forward does.
+    hidden_size = jnp.shape(layer[0])[0]
+    states_bytes = (steps + 1) * batch * hidden_size * jnp.result_type(layer[0]).itemsize
+    memory.check_available(
+        states_bytes, f"rnn with hidden states ({steps}, {batch}, {hidden_size})", MemoryError
+    )
     reverse = _arguments.flag(reverse, "reverse")
     compute_dtype = _arguments.compute_dtype(compute_dtype, jnp.result_type(layer[0]))
     h0 = _initial_state(h0, batch, layer[0])
