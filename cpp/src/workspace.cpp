@@ -8,6 +8,10 @@
 #include <new>
 #include <utility>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace bptt {
 namespace {
 
@@ -68,10 +72,30 @@ struct KeptBlocks {
 
 thread_local KeptBlocks kept_blocks;
 
+#if defined(__linux__)
+// A block of its own pages, which no huge page backs; null where the mapping fails.
+std::byte* map_exact_pages(std::size_t bytes) {
+  void* block = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (block == MAP_FAILED) return nullptr;
+  madvise(block, bytes, MADV_NOHUGEPAGE);  // where huge pages are the system's default
+  return static_cast<std::byte*>(block);
+}
+#endif
+
 }  // namespace
 
-Workspace::Workspace(std::size_t bytes) : capacity_(round_up(bytes)) {
+Workspace::Workspace(std::size_t bytes, Pages pages) : capacity_(round_up(bytes)) {
   if (capacity_ == 0) return;
+#if defined(__linux__)
+  if (pages == Pages::exact) {
+    data_ = map_exact_pages(capacity_);
+    if (!data_) throw std::bad_alloc();
+    mapped_bytes_ = capacity_;
+    return;
+  }
+#else
+  (void)pages;
+#endif
   if (capacity_ <= kMaxKeptBytes) {
     const Block kept = kept_blocks.take(capacity_);
     if (kept.data) {
@@ -86,6 +110,12 @@ Workspace::Workspace(std::size_t bytes) : capacity_(round_up(bytes)) {
 
 Workspace::~Workspace() {
   if (!data_) return;
+#if defined(__linux__)
+  if (mapped_bytes_) {
+    munmap(data_, mapped_bytes_);
+    return;
+  }
+#endif
   if (capacity_ <= kMaxKeptBytes) kept_blocks.give_back({data_, capacity_});
   else std::free(data_);
 }

@@ -18,7 +18,13 @@ class Workspace {
   static constexpr std::size_t kKeptBlocks = 4;
   static constexpr std::size_t kAlignment = 64;
 
-  explicit Workspace(std::size_t bytes);
+  // How a new block's memory is paged. `exact`: in pages of the base size only, never a huge
+  // page: the memory a call touches is then the memory it takes from the machine, as a memory
+  // budget counts it (a heap that NumPy advised for transparent huge pages would otherwise
+  // serve a small block from a 2 MiB page). Not kept for later calls.
+  enum class Pages { any, exact };
+
+  explicit Workspace(std::size_t bytes, Pages pages = Pages::any);
   ~Workspace();
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
@@ -41,6 +47,7 @@ class Workspace {
   std::byte* data_ = nullptr;
   std::size_t capacity_ = 0;
   std::size_t used_ = 0;
+  std::size_t mapped_bytes_ = 0;  // of a block mapped for Pages::exact, else 0
 };
 
 }  // namespace bptt

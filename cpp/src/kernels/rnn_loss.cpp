@@ -325,7 +325,9 @@ double rnn_loss_and_grad(const LayerWeights<S>& layer, const HeadWeights<S>& hea
   }
   const LossPlan plan = loss_plan(size, sizeof(S), inputs.tokens != nullptr,
                                   inputs.lengths != nullptr, layer.operands, memory_budget);
-  Workspace workspace(plan.scratch_bytes);
+  // Under a budget, the memory the call touches is the memory it takes.
+  Workspace workspace(plan.scratch_bytes,
+                      memory_budget ? Workspace::Pages::exact : Workspace::Pages::any);
   // bfloat16 operands: the products read rounded copies of the weights (bfloat16.hpp), in this
   // order, and of a chunk's dense inputs at a time (chunked_loss.hpp).
   const bool bfloat16 = layer.operands == ProductOperands::bfloat16;
