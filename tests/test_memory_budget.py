@@ -13,7 +13,7 @@ import pytest
 from command_line import bptt_command
 from memory_addresses import aligned_at
 from random_problems import all_arrays, assert_bitwise_equal, make_problem, run
-from working_memory import PEAK_SIZES, linux_only, working_memory_peak
+from working_memory import PEAK_SIZES, STATUS_BYTES, linux_only, working_memory_peak
 
 import bptt
 from bptt._model import ACTIVATIONS, REDUCTIONS
@@ -340,17 +340,14 @@ def test_the_working_memory_stays_within_a_budget_of_the_binomial_schedule():
 # library may serve the core's next blocks from memory so advised, where a block of 1 MB takes a
 # 2 MiB page. Under a budget the core's scratch is paged exactly: here it was 2 to 2.5 times the
 # budget, with huge pages on "madvise" (not "never").
-HUGE_PAGES_CHILD = """
+HUGE_PAGES_CHILD = (
+    """
 import ctypes, gc, sys
 import numpy as np
 import bptt
-
-def status_bytes(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-
+"""
+    + STATUS_BYTES
+    + """
 T, B, D, H, O = 1_000_000, 1, 16, 8, 16
 params = bptt.init_params(D, H, O, seed=0)
 rng = np.random.default_rng(1)
@@ -367,6 +364,7 @@ result = bptt.loss_and_grad(params, inputs, targets, memory_budget=int(sys.argv[
 returned = result.h_last.nbytes + sum(grad.nbytes for grad in result.grads.values())
 print(status_bytes("VmHWM") - before - returned)
 """
+)
 
 
 @linux_only

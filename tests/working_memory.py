@@ -15,17 +15,23 @@ import pytest
 
 PEAK_SIZES = (20000, 8, 64, 128, 64)  # T, B, D, H, O: the states take 82 MB in float32
 
-PEAK_CHILD = """
-import json, sys
-import numpy as np
-import bptt
-
+# A child program's function: a field of its /proc/self/status, in bytes.
+STATUS_BYTES = """
 def status_bytes(field):
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
+"""
 
+PEAK_CHILD = (
+    """
+import json, sys
+import numpy as np
+import bptt
+"""
+    + STATUS_BYTES
+    + """
 T, B, D, H, O = json.loads(sys.argv[1])
 options = json.loads(sys.argv[2])
 bptt.set_num_threads(int(sys.argv[3]))
@@ -42,6 +48,7 @@ peak = status_bytes("VmHWM")
 returned = result.h_last.nbytes + sum(grad.nbytes for grad in result.grads.values())
 print(peak - before - returned)
 """
+)
 
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc/self/status and clear_refs"
