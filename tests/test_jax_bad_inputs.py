@@ -338,6 +338,27 @@ def test_rnn_refuses_hidden_states_beyond_the_memory_available_when_traced():
         jax.eval_shape(lambda ids: bptt.jax.rnn(params, ids), ids)
 
 
+@pytest.mark.parametrize("function", ["loss", "rnn"])
+def test_second_derivatives_are_refused_as_such(function):
+    arguments = valid()
+    if function == "loss":
+
+        def value(W):
+            params = arguments["params"] | {"W": W}
+            return bptt.jax.loss(params, arguments["inputs"], arguments["targets"])
+    else:
+
+        def value(W):
+            return bptt.jax.rnn(arguments["params"] | {"W": W}, arguments["inputs"])[0].sum()
+
+    W = arguments["params"]["W"]
+    jax.grad(value)(W)  # first derivatives: computed
+    with pytest.raises(ValueError, match=r"^bptt.jax computes first derivatives only"):
+        jax.hessian(value)(W)
+    with pytest.raises(ValueError, match=r"^bptt.jax computes first derivatives only"):
+        jax.grad(lambda W: jax.grad(value)(W).sum())(W)
+
+
 def soft_targets():
     logits = np.random.default_rng(1).standard_normal((T, B, O)).astype(np.float32)
     return jax.nn.softmax(jnp.asarray(logits), axis=-1)

@@ -288,9 +288,22 @@ def _host_arrays(arrays: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(array) for array in arrays)
 
 
+# A host call with no derivative of its own: JAX reaches for one only to differentiate bptt's
+# gradients again (jax.hessian, a grad of a grad), which the core does not compute.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def _callback(host_function: Callable[..., Any], result_shapes: Any, *args: Any) -> Any:
     # sequential: under vmap, one host call per example
     return jax.pure_callback(host_function, result_shapes, *args, vmap_method="sequential")
+
+
+@_callback.defjvp
+def _no_second_derivatives(
+    host_function: Callable[..., Any], result_shapes: Any, primals: Any, tangents: Any
+) -> Any:
+    raise ValueError(
+        "bptt.jax computes first derivatives only: a derivative of its gradients (jax.hessian, "
+        "jax.grad of jax.grad) is not supported"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
