@@ -78,9 +78,7 @@ bool other_threads_run() { return true; }
           threads_at_fork.load(std::memory_order_relaxed))
         forked_after_teams.store(true, std::memory_order_relaxed);
     });
-#endif
 
-#if defined(__unix__) || defined(__APPLE__)
 // The stack size OpenMP's threads start with when OMP_STACKSIZE (or GNU's GOMP_STACKSIZE) sets
 // one: a number with an optional unit B, K, M or G (K without one); 0 for the default.
 std::size_t openmp_stack_bytes() {
