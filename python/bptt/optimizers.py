@@ -180,6 +180,8 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
     # C++ twin: training_step in cpp/src/kernels/training_step.cpp, the core's whole step
     total_norm = math.sqrt(float(np.dot(grad, grad)))
     clip_coef = max_norm / (total_norm + 1e-6)
-    if clip_coef < 1.0:  # torch multiplies by min(coef, 1); a factor of 1 changes nothing
-        grad *= clip_coef
+    # torch multiplies by min(coef, 1), which a NaN norm makes NaN; a factor of 1 changes nothing
+    if not clip_coef >= 1.0:
+        with np.errstate(invalid="ignore"):  # an infinity times 0: NaN, as torch gives, unwarned
+            grad *= clip_coef
     return total_norm
