@@ -24,6 +24,9 @@ from comparison import layer, records, timing_child
 from comparison.agreement import (
     GRAD_TOLERANCE,
     LOSS_TOLERANCE,
+    array_errors,
+    layer_mismatch_note,
+    layer_tolerance,
     mismatch_note,
     relative_errors,
 )
@@ -488,6 +491,17 @@ def test_a_peer_within_the_tolerances_is_timed_and_one_beyond_them_is_not():
     assert "worst gradient dW" in mismatch_note(*relative_errors(100.0, far, 100.0, ref_grads))
     off_loss = 100.0 * (1 + 2 * LOSS_TOLERANCE)
     assert "loss relative error" in mismatch_note(*relative_errors(off_loss, close, 100, ref_grads))
+
+
+def test_a_peer_with_a_nan_in_its_loss_or_a_gradient_is_not_timed():
+    ref_grads = {"W": np.ones((2, 2), np.float32), "b": np.ones(2, np.float32)}
+    nan_grads = {**ref_grads, "b": np.array([1.0, np.nan], np.float32)}
+    assert "worst gradient db" in mismatch_note(*relative_errors(1.0, nan_grads, 1.0, ref_grads))
+    assert "loss relative error" in mismatch_note(
+        *relative_errors(np.nan, ref_grads, 1.0, ref_grads)
+    )
+    errors = array_errors({"h": np.full(3, np.nan)}, {"h": np.ones(3)})
+    assert layer_mismatch_note(errors, layer_tolerance(5, 2, 3, 4)) is not None
 
 
 def test_a_gradient_missing_or_of_another_shape_is_a_mismatch():

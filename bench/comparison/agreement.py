@@ -23,13 +23,19 @@ def array_errors(arrays: dict, ref_arrays: dict) -> dict:
             errors[name] = math.inf
             continue
         scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-30)
-        errors[name] = float(np.max(np.abs(arrays[name] - ref), initial=0.0)) / scale
+        errors[name] = _nan_as_inf(float(np.max(np.abs(arrays[name] - ref), initial=0.0)) / scale)
     return errors
 
 
 def relative_errors(loss, grads, ref_loss, ref_grads) -> tuple[float, dict]:
-    loss_error = abs(loss - ref_loss) / max(abs(ref_loss), 1e-30)
+    loss_error = _nan_as_inf(abs(loss - ref_loss) / max(abs(ref_loss), 1e-30))
     return loss_error, array_errors(grads, ref_grads)
+
+
+def _nan_as_inf(error: float) -> float:
+    """A NaN in a peer's result (or bptt's) is as far from agreeing as can be: never within a
+    tolerance, as a NaN compared with one would be."""
+    return math.inf if math.isnan(error) else error
 
 
 def mismatch_note(loss_error: float, grad_errors: dict) -> str | None:
