@@ -65,6 +65,18 @@ def shared_state(size: str, layers: int) -> dict:
     }
 
 
+def check_same_results(reference: TrainingStep, ours: TrainingStep, row: str) -> None:
+    """RuntimeError unless the two steps' losses and every parameter's gradient agree, in
+    float32, as bench/compare.py holds its peers to (comparison/agreement.py), before any is
+    timed; NaN never agrees."""
+    if not abs(ours.loss.item() - reference.loss.item()) <= 1e-4 * abs(reference.loss.item()):
+        raise RuntimeError(f"{row}: the two models' losses differ")
+    for parameter, theirs in zip(ours.parameters, reference.parameters, strict=True):
+        scale = max(theirs.grad.abs().max().item(), 1e-30)
+        if not (parameter.grad - theirs.grad).abs().max().item() <= 1e-3 * scale:
+            raise RuntimeError(f"{row}: the two models' gradients differ")
+
+
 def seconds(step) -> float:
     start = time.perf_counter()
     step()
@@ -79,8 +91,7 @@ def measure(size: str, layers: int, repeats: int, budget: float) -> dict:
     first = seconds(reference) + seconds(ours)
     seconds(reference), seconds(ours)
     rounds = max(5, min(repeats, int(budget / max(first, 1e-9))))
-    if abs(ours.loss.item() - reference.loss.item()) > 1e-4 * abs(reference.loss.item()):
-        raise RuntimeError(f"{size}, {layers} layer(s): the two models' losses differ")
+    check_same_results(reference, ours, f"{size}, {layers} layer(s)")
     times = np.empty((rounds, 2))
     for index in range(rounds):
         order = (0, 1) if index % 2 == 0 else (1, 0)
