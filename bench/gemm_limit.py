@@ -1,5 +1,8 @@
-"""The matrix products the bptt kernel performs, their analytic FLOP count, and the machine's own
-float32 GEMM throughput on exactly those shapes (NumPy's BLAS): the physical limit here.
+"""The matrix products the bptt kernel performs, their analytic FLOP count, and NumPy's BLAS on
+exactly those shapes, float32, one call each: the GEMM baseline (the tables' "GEMM limit"). It is
+no bound: the kernel packs W once for all T per-step products, where the baseline makes T calls
+that each pack it, so at every size the kernel can pass it; where the products are large it
+says how the kernel's products compare with the BLAS's on the same work.
 
 Every product (m × k)·(k × n) counts 2·m·n·k FLOPs; elementwise work (tanh, its derivative, the
 softmax, bias additions and sums) is not counted. With N = T·B rows:
@@ -13,10 +16,12 @@ softmax, bias additions and sums) is not counted. With N = T·B rows:
 so a dense problem costs 6·T·B·H·(D + H + O) FLOPs and a token problem 6·T·B·H·(H + O); the
 recurrent layer alone (without the output, dV and Vᵀ·dO products of the head) 6·T·B·H·(D + H).
 
-Two more limits of the machine, measured in the same run: the peak sgemm rate of NumPy's BLAS on
-a large square product (GFLOP/s), which no kernel passes; and the sequential chain, the 2·T
-per-step products (B×H)(H×H) done one after the other, each reading the last one's result, as
-the recurrence must: a bound on the time no number of threads shortens.
+Two more measures of the machine, taken in the same run: the peak sgemm rate of NumPy's BLAS on
+a large square product (GFLOP/s), the machine's limit, which no kernel passes; and the
+sequential chain, the 2·T per-step products (B×H)(H×H) done one after the other by NumPy's BLAS
+at the same thread count, each reading the last one's result, as the recurrence must: the time
+the recurrence's order alone takes at the BLAS's speed on those products (which split across
+the threads as the kernel's do); no bound either.
 """
 
 # ruff: noqa: RUF001, RUF002, RUF003  (× is the shapes' symbol)

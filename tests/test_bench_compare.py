@@ -35,7 +35,7 @@ from comparison.diff import ratio_changes
 from comparison.machine import cpu_info
 from comparison.markdown import bptt_bound_bytes, fmt_bytes, output_bytes, report_markdown
 from comparison.problem import Problem, problem_flops
-from comparison.ratios import derive
+from comparison.ratios import derive, target_text
 
 
 def test_flop_count_of_the_small_size_matches_a_hand_count():
@@ -391,6 +391,18 @@ def test_threads_table_holds_two_threads_against_the_size_target(oracle_ms, targ
     markdown = report_markdown(recorded_report(recorded_run(threads=2, oracle_ms=oracle_ms)))
     (row,) = table(markdown, "### 2 threads")
     assert row["target"] == target
+
+
+@pytest.mark.parametrize(
+    ("fastest", "met"), [(0.96, "met"), (0.94, "MISSED"), (None, None)], ids=str
+)
+def test_two_threads_at_large_are_held_to_95_percent_of_peak_sgemm_by_the_fastest_call(
+    fastest, met
+):
+    cell = {"ratio": 2.0, "peak_fraction": 0.5, "peak_fraction_of_fastest": fastest}
+    peak_target = f", ≥ 95% of peak sgemm {met}" if met else ""
+    assert target_text("large", 2, cell) == f"≥ 1.25× met{peak_target}"
+    assert target_text("large", 1, cell) == "≥ 1× every peer met"  # 1 thread: the peers only
 
 
 def test_report_notes_the_peers_skipped_and_mismatched():

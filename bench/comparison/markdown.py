@@ -89,7 +89,7 @@ def threads_table(run: dict, labels: dict) -> list[str]:
         "",
         (
             "Each cell: median ms · GFLOP/s (the analytic count above); * marks an interquartile "
-            "range wider than half the median. Minima: the best peer's fastest call ÷ bptt's "
+            "range wider than half the median. Minima: the fastest call of any peer ÷ bptt's "
             "fastest, less sensitive to other processes than the medians' ratio. CPUs busy "
             "elsewhere: other processes' CPU use while the row was measured (the noise of a "
             "shared machine)."
@@ -363,15 +363,18 @@ def header_lines(report: dict) -> list[str]:
             "count."
         ),
         (
-            f"FLOP count: {gemm_limit.FLOP_RULE}. GEMM limit: the sum of the medians of those "
-            "products timed alone with NumPy's BLAS at the same thread count (per-step products "
-            "times T); limit ÷ bptt is the fraction of it bptt reaches. Sequential chain: the 2·T "
-            "per-step products (B×H)(H×H) timed with NumPy one after the other, each on the last "
-            "one's result, as the recurrence orders them; sequential chain ÷ bptt is the share "
-            "of bptt's time that no thread count can shorten (where the products are small, "
+            f"FLOP count: {gemm_limit.FLOP_RULE}. GEMM limit: a baseline, not a bound: the sum "
+            "of the medians of those products timed alone with NumPy's BLAS at the same thread "
+            "count, one call each (per-step products times T, each call packing W, which the "
+            "kernel packs once); limit ÷ bptt above 100%: bptt is faster than the BLAS on its "
+            "products. Sequential chain: the 2·T per-step products (B×H)(H×H) timed with NumPy "
+            "one after the other at the same thread count, each on the last one's result, as "
+            "the recurrence orders them; sequential chain ÷ bptt is the share of bptt's time "
+            "that order takes at the BLAS's speed on those products (where they are small, "
             "NumPy's per-call overhead dominates it, and bptt can pass it). bptt ÷ peak sgemm: "
             "bptt's GFLOP/s ÷ NumPy's on the large square product (its fastest call, measured "
-            "before and after the sizes), same thread count. Ratio: the "
+            "before and after the sizes), same thread count; the targets at 2 threads hold "
+            "bptt's fastest call to it. Ratio: the "
             f"best peer's median ÷ bptt's median (above 1: bptt faster). {TOKENS_NOTE}. JAX's "
             "thread count: XLA's pool is created while the process may run on n CPUs only (XLA "
             f'sizes it from them), and XLA_FLAGS="{XLA_ONE_THREAD}" at 1 thread, which alone '
