@@ -450,6 +450,17 @@ def test_ratio_changes_compare_each_peer_with_itself():
     assert row["JAX jit"] == "—"  # mismatched in both: no ratio to compare
 
 
+def test_ratio_changes_say_when_the_runs_cpus_differ():
+    previous = recorded_report(recorded_run())
+    assert "CPUs differ" not in ratio_changes(recorded_report(recorded_run()), previous, "p")
+    now = recorded_report(recorded_run())
+    now["machine"]["cpu"]["model"] = "17"
+    text = ratio_changes(now, previous, "p")
+    assert text.endswith(
+        "Note: the runs' CPUs differ (a CPU family 23 model 1 before, a CPU family 23 model 17 now)."
+    )
+
+
 def test_ratio_changes_compare_the_layer_peers_too():
     previous = recorded_report(with_layer(recorded_run(), {"status": "ok", **timing(2.0)}))
     now = recorded_report(with_layer(recorded_run(), {"status": "ok", **timing(1.5)}))
@@ -461,16 +472,40 @@ def test_ratio_changes_compare_the_layer_peers_too():
 def test_a_saved_run_has_a_dated_folder_and_latest_copies(tmp_path):
     report = recorded_report(recorded_run())
     markdown = report_markdown(report)
-    folder, note = records.save(report, markdown, tmp_path, chart=False)
+    folder, note = records.save(report, markdown, tmp_path, chart=False, latest=True)
     assert (folder, note) == (tmp_path / "20260101-120000-quick", None)
     assert sorted(path.name for path in folder.iterdir()) == ["results.json", "results.md"]
     assert (tmp_path / "latest.md").read_text() == markdown + "\n"
     assert records.load(tmp_path / "latest.json") == records.load(folder)
 
 
+def test_a_part_of_a_run_leaves_latest_as_it_was(tmp_path):
+    report = recorded_report(recorded_run())
+    folder, _ = records.save(report, report_markdown(report), tmp_path, chart=False, latest=False)
+    assert (folder / "results.json").is_file()
+    assert not (tmp_path / "latest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "whole"),
+    [
+        ([], True),
+        (["--quick"], False),
+        (["--sizes", "large"], False),
+        (["--peers", "onednn,limit"], False),
+        (["--no-memory"], False),
+        (["--threads", "2"], False),
+        (["--threads", "1,2,4", "--rounds", "5"], True),
+    ],
+    ids=str,
+)
+def test_only_a_run_of_every_size_peer_and_measure_is_a_whole_one(argv, whole):
+    assert parse_args(argv).whole_run is whole
+
+
 def test_render_of_latest_rewrites_the_markdown_the_run_wrote(tmp_path):
     report = recorded_report(recorded_run())
-    records.save(report, report_markdown(report), tmp_path, chart=False)
+    records.save(report, report_markdown(report), tmp_path, chart=False, latest=True)
     written = (tmp_path / "latest.md").read_text()
     (tmp_path / "latest.md").unlink()
     markdown, _ = records.render(tmp_path / "latest.json", chart=False)

@@ -137,6 +137,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.thread_list = [0]
     if any(t < 1 for t in args.thread_list):
         options.error(f"--threads: expected integers >= 1, got {args.threads}")
+    # Only a whole run (every size, peer, measure and thread count 1 and 2, and the memory) becomes latest.*, the
+    # reference of --compare and the results git keeps: a smoke run or a part writes its folder.
+    args.whole_run = (
+        not args.quick
+        and set(args.problem_list) == set(PROBLEMS)
+        and set(args.peer_list) == set(PEER_NAMES)
+        and {1, 2} <= set(args.thread_list)
+        and not args.no_memory
+    )
     for option, path in (("--render", args.render), ("--compare", args.compare)):
         if path is not None and not records.record_path(path).is_file():
             options.error(

@@ -50,4 +50,14 @@ def ratio_changes(report: dict, previous: dict, source: str) -> str:
                 else:
                     row.append("—")
             lines.append(table_row(row))
+    cpus = [cpu_name(record.get("machine", {})) for record in (previous, report)]
+    if cpus[0] != cpus[1]:
+        lines += ["", f"Note: the runs' CPUs differ ({cpus[0]} before, {cpus[1]} now)."]
     return "\n".join(lines)
+
+
+def cpu_name(machine: dict) -> str:
+    """The CPU as a record names it: model name, family and model where it says them."""
+    cpu = machine.get("cpu", {})
+    name = machine.get("cpu_model", "an unnamed CPU")
+    return f"{name} family {cpu['family']} model {cpu['model']}" if "model" in cpu else name

@@ -1,6 +1,6 @@
 """The recorded runs: each in a dated folder under the results folder (results.json, results.md,
-ratios.png), the last one also copied to latest.json and latest.md beside them (the reference
-for --compare); reading a record back, and re-writing a record's Markdown and chart."""
+ratios.png), the last whole one also copied to latest.json and latest.md beside them (the
+reference for --compare); reading a record back, and re-writing a record's Markdown and chart."""
 
 import json
 import shutil
@@ -40,17 +40,20 @@ def load(path: Path) -> dict:
     return json.loads(record_path(path).read_text())
 
 
-def save(report: dict, markdown: str, out: Path, *, chart: bool) -> tuple[Path, str | None]:
-    """Records the run in its dated folder and copies it to latest.*: the folder, and a note when
-    the chart could not be drawn."""
+def save(
+    report: dict, markdown: str, out: Path, *, chart: bool, latest: bool
+) -> tuple[Path, str | None]:
+    """Records the run in its dated folder and, with `latest`, copies it to latest.*: the folder,
+    and a note when the chart could not be drawn."""
     folder = run_folder(out, report)
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / f"{RESULTS}.json"
     json_path.write_text(json.dumps(report, indent=1) + "\n")
     markdown_path(json_path).write_text(markdown + "\n")
     note = plot(report, chart_path(json_path)) if chart else None
-    for suffix in (".md", ".json"):
-        shutil.copyfile(folder / f"{RESULTS}{suffix}", out / f"{LATEST}{suffix}")
+    if latest:
+        for suffix in (".md", ".json"):
+            shutil.copyfile(folder / f"{RESULTS}{suffix}", out / f"{LATEST}{suffix}")
     return folder, note
 
 

@@ -107,9 +107,12 @@ def run(args, argv: list[str]) -> int:
         previous = records.record_path(args.compare)
         print(ratio_changes(report, records.load(previous), str(previous)))
     if not args.no_save:
-        folder, note = records.save(report, markdown, args.out, chart=not args.no_plot)
+        folder, note = records.save(
+            report, markdown, args.out, chart=not args.no_plot, latest=args.whole_run
+        )
         if note:
             print(f"note: {note}", file=sys.stderr)
         latest = args.out / f"{records.LATEST}.md"
-        print(f"\nwritten: {folder} (and {latest})", file=sys.stderr)
+        also = f" (and {latest})" if args.whole_run else " (a part of a run: not latest.*)"
+        print(f"\nwritten: {folder}{also}", file=sys.stderr)
     return 0
