@@ -21,7 +21,9 @@ MEMORY_METHOD = (
     "that the call allocates them): VmHWM after the call, reset through /proc/self/clear_refs "
     "before it, minus VmRSS before it (glibc malloc told to return freed blocks: "
     + ", ".join(f"{name}={value}" for name, value in MALLOC_ENV.items())
-    + "); the outputs (gradients) are included; the NumPy oracle also by tracemalloc's peak "
+    + "); the outputs (gradients) are included, as far as they grow the resident set (below "
+    "about a MiB, allocations served from heap pages already resident do not: lower bounds "
+    "there); the NumPy oracle also by tracemalloc's peak "
     "(NumPy arrays only). Besides the states, bptt holds, none of it growing with T: with one "
     "thread for the recurrence, logits and dO in (T·B)×O and dL/da in a ring of two chunks of "
     "about 128 rows; in the two-thread pipeline, the (T·B)×max(H, O) work buffer and 16 rows "
