@@ -71,13 +71,12 @@ Inputs check_inputs(py::handle object, const Layer& layer) {
                          std::string(py::str(array.dtype())));
   }
   array = float_array(array, "inputs", layer.dtype, "like the params (or integer token ids)");
-  // D is params['U']'s: either may be the one in error, so the message names both.
-  const std::string features = "with D = " + std::to_string(layer.input_size) +
-                               " (params['U'] is (H, D) = (" + std::to_string(layer.hidden_size) +
-                               ", " + std::to_string(layer.input_size) + "))";
   if (array.ndim() != 3 || array.shape(2) != layer.input_size) {
-    throw py::value_error("inputs: expected shape (T, B, D) " + features +
-                          " or integer ids (T, B), got " + shape_string(array));
+    // D is params['U']'s: either may be the one in error, so the message names both.
+    const std::string D = std::to_string(layer.input_size);
+    throw py::value_error("inputs: expected shape (T, B, D) with D = " + D +
+                          " (params['U'] is (H, D) = (" + std::to_string(layer.hidden_size) +
+                          ", " + D + ")) or integer ids (T, B), got " + shape_string(array));
   }
   return {array, false, array.shape(0), array.shape(1)};
 }

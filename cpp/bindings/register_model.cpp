@@ -27,10 +27,10 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
     const auto copy_bytes = std::size_t(copies);
     // A budget the copies alone fill is refused naming the same least budget as one a little
     // larger, found as the smallest schedule's need under a budget of one byte.
-    const std::size_t rest = *budget > copy_bytes ? *budget - copy_bytes : 1;
+    const bool room_beyond_copies = *budget > copy_bytes;
+    const std::size_t rest = room_beyond_copies ? *budget - copy_bytes : 1;
     try {
       rnn_loss_working_bytes(size, scalar_bytes, tokens, rest, operands);
-      if (*budget > copy_bytes) return rest;
     } catch (const MemoryBudgetTooSmall& error) {
       throw py::value_error("memory_budget: expected at least " +
                             std::to_string(error.minimum + copy_bytes) +
@@ -38,9 +38,12 @@ std::size_t core_budget(const ProblemSize& size, std::size_t scalar_bytes, bool 
                             (copies > 0 ? ", and the arguments' copies" : "") + "), got " +
                             std::to_string(*budget));
     }
-    throw py::value_error("memory_budget: expected more than the " +
-                          std::to_string(copy_bytes) + " bytes of the arguments' copies, got " +
-                          std::to_string(*budget));
+    if (!room_beyond_copies) {  // a problem whose schedules need at most a byte
+      throw py::value_error("memory_budget: expected more than the " +
+                            std::to_string(copy_bytes) + " bytes of the arguments' copies, got " +
+                            std::to_string(*budget));
+    }
+    return rest;
   }
   const double everything =
       double(rnn_loss_working_bytes(size, scalar_bytes, tokens, 0, operands));
